@@ -1,0 +1,38 @@
+# chute: `make demo` and `make test` work on a fresh machine (they install what they need).
+VENV   ?= .venv
+PYTHON ?= python3
+BIN     = $(VENV)/bin
+DEMO   ?= demo
+
+.PHONY: install postgres demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# PostgreSQL server binaries for the embedded cluster (Debian/Ubuntu: apt-get).
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+# Create the stocks example (first time), load it into the embedded PostgreSQL, show the ledger.
+demo: install postgres
+	@test -f $(DEMO)/chute.toml || $(BIN)/chute init $(DEMO) --example stocks --files 300
+	$(BIN)/chute run --project $(DEMO)
+	$(BIN)/chute status --project $(DEMO)
+	@echo
+	@echo "Rows are in PostgreSQL: psql \"\$$($(BIN)/chute db url -p $(DEMO))\" -c 'select count(*) from historical_stocks_data'"
+
+test: install postgres
+	$(BIN)/pytest
+
+bench: install postgres
+	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_stocks.py
+
+clean:
+	-test -d $(DEMO) && $(BIN)/chute db stop --project $(DEMO)
+	rm -rf $(DEMO) bench-data .pytest_cache

@@ -1,0 +1,278 @@
+"""The `chute` command: parse, call the API, render. Every reporting command takes --json.
+
+Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
+configuration, the database or the command line is wrong (nothing was loaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from . import __version__
+from .errors import ChuteError
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FILES_FAILED = 1
+EXIT_ERROR = 2
+
+
+class ChuteGroup(click.Group):
+    """Turn every ChuteError into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChuteError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            sys.exit(EXIT_ERROR)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+project_option = click.option(
+    "--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+    show_default=True, help="The project folder (holding chute.toml).")
+db_option = click.option(
+    "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
+    "else the embedded cluster in PROJECT/.chute/pg.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
+
+
+@click.group(cls=ChuteGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chute")
+def main() -> None:
+    """chute: files land, a pipeline of Python nodes shapes them, PostgreSQL gets them exactly once.
+
+    \b
+    Start here:
+      chute init mystocks --example stocks   a project with generated data
+      chute run -p mystocks                  load everything new in its landing zone
+      chute status -p mystocks               the ledger: files and runs
+      chute load data.csv --into my_table    one file straight into a table
+    """
+
+
+# -- init -------------------------------------------------------------------------------------
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--example", type=click.Choice(["stocks"]), default="stocks", show_default=True,
+              help="Which example project to start from.")
+@click.option("--files", type=click.IntRange(0), default=300, show_default=True,
+              help="How many example files to generate into landing/ (0 for none).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
+@json_option
+def init(folder: Path, example: str, files: int, seed: int, as_json: bool) -> None:
+    """Create a project FOLDER from an example, with generated data to load."""
+    from .scaffold import create_project
+
+    info = create_project(folder, example, files=files, seed=seed)
+    if as_json:
+        _emit_json(info)
+        return
+    out.print(f"Created [bold]{folder}[/] from the {example} example: {', '.join(info['created'])}")
+    if files:
+        out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing")
+    out.print(f"Next: [bold]chute run --project {folder}[/]")
+
+
+# -- run --------------------------------------------------------------------------------------
+@main.command()
+@project_option
+@db_option
+@click.option("--retry-failed", is_flag=True, help="Also retry files that failed before with unchanged content.")
+@json_option
+def run(project_dir: Path, db_url: str | None, retry_failed: bool, as_json: bool) -> None:
+    """Load everything new in the project's landing zone, exactly once."""
+    from .project import load_project
+    from .runner import Runner, resolve_database
+
+    project = load_project(project_dir)
+    url = resolve_database(project, db_url, project_dir)
+    summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
+                                                     progress=progress).run(), quiet=as_json)
+    _report_run(summary, as_json)
+
+
+def _with_progress(work, quiet: bool):
+    if quiet or not err.is_terminal:
+        return work(None)
+    columns = (TextColumn("[bold]loading"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+               TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("run", total=None, rows=0)
+
+        def progress(done: int, total: int, rows: int) -> None:
+            bar.update(task, completed=done, total=total, rows=rows)
+
+        return work(progress)
+
+
+def _report_run(summary, as_json: bool) -> None:
+    if as_json:
+        _emit_json(summary.to_dict())
+    else:
+        loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
+        colour = "green" if summary.ok else "red"
+        out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
+                  f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged; "
+                  f"{summary.rows_loaded:,} rows loaded", highlight=False)
+        problems = [f for f in summary.files if f.status in ("failed", "skipped")]
+        if problems:
+            table = RichTable("file", "status", "reason", show_lines=False)
+            for f in problems[:50]:
+                table.add_row(f.name, f.status, f.error or "")
+            if len(problems) > 50:
+                table.add_row(f"... {len(problems) - 50} more", "", "")
+            out.print(table)
+        if summary.still_failed:
+            out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
+                      "fix them or run with --retry-failed.")
+        for path in summary.exports:
+            out.print(f"exported {path}")
+        if summary.error:
+            err.print(f"[bold red]error:[/] {summary.error}", highlight=False)
+    if summary.error and not summary.files:
+        sys.exit(EXIT_ERROR)
+    if not summary.ok:
+        sys.exit(EXIT_FILES_FAILED)
+
+
+# -- status -----------------------------------------------------------------------------------
+@main.command()
+@project_option
+@db_option
+@click.option("--runs", "limit", type=click.IntRange(1), default=10, show_default=True, help="How many runs to show.")
+@json_option
+def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> None:
+    """Show the ledger: files by state, the last runs, and files that failed."""
+    from . import ledger
+    from .db.postgres import connect
+    from .project import load_project
+    from .runner import resolve_database
+
+    project = load_project(project_dir)
+    conn = connect(resolve_database(project, db_url, project_dir))
+    with conn:
+        if not ledger.schema_exists(conn):
+            counts, runs, failed = {}, [], []
+        else:
+            counts = ledger.file_counts(conn, project.name)
+            runs = ledger.recent_runs(conn, project.name, limit)
+            failed = ledger.failed_files(conn, project.name)
+    if as_json:
+        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed})
+        return
+    out.print(f"[bold]{project.name}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                                    or "none yet (chute run)"))
+    if runs:
+        table = RichTable("run", "status", "trigger", "started", "seconds", "loaded", "failed", "skipped", "rows")
+        for r in runs:
+            seconds = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
+            table.add_row(str(r["run_id"]), r["status"], r["trigger"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                          f"{seconds:.2f}" if seconds is not None else "-", str(r["files_loaded"]),
+                          str(r["files_failed"]), str(r["files_skipped"]), f"{r['rows_loaded']:,}")
+        out.print(table)
+    if failed:
+        table = RichTable("failed file", "run", "error")
+        for f in failed:
+            table.add_row(f["name"], str(f["run_id"]), f["error"] or "")
+        out.print(table)
+
+
+# -- load -------------------------------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--into", "table", required=True, metavar="[SCHEMA.]TABLE", help="Target table; created if missing.")
+@click.option("--mode", type=click.Choice(["append", "replace", "merge"]), default="append", show_default=True)
+@click.option("--primary-key", "primary_key", metavar="COL[,COL]", help="Key columns (needed for --mode merge).")
+@click.option("--type", "types", multiple=True, metavar="COL=TYPE", help="Override an inferred column type; repeatable.")
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@project_option
+@db_option
+@json_option
+def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
+         encoding: str, no_header: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
+    """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
+
+    Loading the same content again (under any name) does nothing.
+    """
+    from .oneshot import load_file
+
+    summary = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
+                        types=types, delimiter=delimiter, encoding=encoding, header=not no_header,
+                        folder=project_dir, db_url=db_url)
+    _report_run(summary, as_json)
+
+
+# -- db ---------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The embedded PostgreSQL cluster (PROJECT/.chute/pg), used when no database is configured."""
+
+
+def _embedded(project_dir: Path):
+    from .db.embedded import EmbeddedPostgres
+
+    return EmbeddedPostgres(project_dir / ".chute" / "pg")
+
+
+@db.command("start")
+@project_option
+@json_option
+def db_start(project_dir: Path, as_json: bool) -> None:
+    """Initialise (first time) and start the embedded cluster."""
+    pg = _embedded(project_dir)
+    pg.start()
+    _emit_json(pg.status()) if as_json else out.print(f"embedded PostgreSQL running on 127.0.0.1:{pg.port}")
+
+
+@db.command("stop")
+@project_option
+@json_option
+def db_stop(project_dir: Path, as_json: bool) -> None:
+    """Stop the embedded cluster (its data stays)."""
+    pg = _embedded(project_dir)
+    stopped = pg.stop()
+    _emit_json({"stopped": stopped}) if as_json else out.print("stopped" if stopped else "not running")
+
+
+@db.command("status")
+@project_option
+@json_option
+def db_status(project_dir: Path, as_json: bool) -> None:
+    """Whether the embedded cluster exists and runs."""
+    info = _embedded(project_dir).status()
+    if as_json:
+        _emit_json(info)
+    else:
+        state = "running" if info["running"] else ("stopped" if info["initialised"] else "not created")
+        out.print(f"embedded PostgreSQL in {info['folder']}: {state}"
+                  + (f" on 127.0.0.1:{info['port']}" if info.get("port") and info["running"] else ""))
+    if not info["running"]:
+        sys.exit(EXIT_FILES_FAILED)
+
+
+@db.command("url")
+@project_option
+def db_url_cmd(project_dir: Path) -> None:
+    """Print the embedded cluster's URL (with its password), starting it if needed; e.g. psql "$(chute db url)"."""
+    click.echo(_embedded(project_dir).start())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Column types a user can declare, and what each means in PostgreSQL and in Arrow/polars.
+
+One table keeps the two sides consistent: ADBC's binary COPY needs the Arrow type of each
+column to match the PostgreSQL column it lands in, so chute creates tables from the same
+declaration it casts frames to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    name: str  # as the user wrote it, normalised
+    sql: str  # DDL type
+    polars: pl.DataType
+
+
+_SIMPLE: dict[str, tuple[str, pl.DataType]] = {
+    "text": ("text", pl.String()),
+    "smallint": ("smallint", pl.Int16()),
+    "integer": ("integer", pl.Int32()),
+    "bigint": ("bigint", pl.Int64()),
+    "real": ("real", pl.Float32()),
+    "double": ("double precision", pl.Float64()),
+    "boolean": ("boolean", pl.Boolean()),
+    "date": ("date", pl.Date()),
+    "timestamp": ("timestamp", pl.Datetime("us")),
+    "timestamptz": ("timestamptz", pl.Datetime("us", "UTC")),
+}
+
+_ALIASES = {
+    "string": "text", "str": "text",
+    "int2": "smallint", "int16": "smallint",
+    "int": "integer", "int4": "integer", "int32": "integer",
+    "int8": "bigint", "int64": "bigint",
+    "float4": "real", "float32": "real",
+    "float": "double", "float8": "double", "float64": "double", "double precision": "double",
+    "bool": "boolean",
+    "datetime": "timestamp",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "character varying": "text",
+}
+
+_VARCHAR = re.compile(r"^(?:varchar|character varying)\s*\(\s*(\d+)\s*\)$")
+_NUMERIC = re.compile(r"^(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
+
+SUPPORTED = sorted(_SIMPLE) + ["varchar(n)", "numeric(p,s)"]
+
+
+def parse_type(text: str) -> ColumnType:
+    """'double', 'varchar(56)', 'numeric(12,4)' ... -> ColumnType; ConfigError otherwise."""
+    key = " ".join(text.strip().lower().split())
+    key = _ALIASES.get(key, key)
+    if key in _SIMPLE:
+        sql, dtype = _SIMPLE[key]
+        return ColumnType(key, sql, dtype)
+    if m := _VARCHAR.match(key):
+        return ColumnType(key, f"varchar({int(m[1])})", pl.String())
+    if m := _NUMERIC.match(key):
+        precision, scale = int(m[1]), int(m[2] or 0)
+        if not 0 < precision <= 38 or scale > precision:
+            raise ConfigError(f"numeric({precision},{scale}): precision must be 1..38 and scale <= precision")
+        return ColumnType(key, f"numeric({precision},{scale})", pl.Decimal(precision, scale))
+    raise ConfigError(f"unknown column type {text!r}; use one of: {', '.join(SUPPORTED)}")
+
+
+def from_polars(dtype: pl.DataType) -> ColumnType:
+    """The declared type chute infers for a polars column (used by `chute load`)."""
+    if dtype == pl.Boolean:
+        return parse_type("boolean")
+    if dtype.is_integer():
+        return parse_type("bigint")
+    if dtype.is_float():
+        return parse_type("double")
+    if dtype == pl.Date:
+        return parse_type("date")
+    if isinstance(dtype, pl.Datetime):
+        return parse_type("timestamptz" if dtype.time_zone else "timestamp")
+    if isinstance(dtype, pl.Decimal):
+        return parse_type(f"numeric({dtype.precision},{dtype.scale})")
+    return parse_type("text")

@@ -1,0 +1,166 @@
+"""A PostgreSQL cluster that chute runs itself, inside the project (`.chute/pg`).
+
+It uses the PostgreSQL server binaries installed on the machine. initdb refuses to run as
+root, so as root every server command runs as the `postgres` user and the cluster folder
+belongs to it. The server listens on 127.0.0.1 only, with a password generated at init
+and kept in a file only the owner can read.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import EmbeddedDatabaseError
+
+USER = "chute"
+DATABASE = "chute"
+
+
+def find_bindir() -> Path:
+    """The folder with initdb and pg_ctl: $CHUTE_PG_BIN, else the newest Debian-style install."""
+    if env := os.environ.get("CHUTE_PG_BIN"):
+        return Path(env)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    candidates += [str(Path(p).parent) for p in filter(None, [shutil.which("initdb")])]
+    for folder in reversed(candidates):
+        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
+            return Path(folder)
+    raise EmbeddedDatabaseError(
+        "no PostgreSQL server binaries found (initdb, pg_ctl). Install them "
+        "(`apt-get install postgresql`, or run `make demo`), set CHUTE_PG_BIN to their folder, "
+        "or point chute at a database with --db / CHUTE_DATABASE_URL."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedPostgres:
+    def __init__(self, folder: Path, *, fast: bool = False):
+        self.folder = Path(folder).absolute()  # .chute/pg
+        self.data = self.folder / "data"
+        self.fast = fast  # fsync off: for throwaway test clusters only
+
+    # -- state kept beside the cluster --------------------------------------------------
+    @property
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def _read(self, name: str) -> str:
+        return (self.folder / name).read_text().strip()
+
+    @property
+    def port(self) -> int:
+        return int(self._read("port"))
+
+    def url(self, database: str = DATABASE) -> str:
+        return f"postgresql://{USER}:{self._read('password')}@127.0.0.1:{self.port}/{database}"
+
+    # -- commands ------------------------------------------------------------------------
+    def _as_owner(self) -> list[str]:
+        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [*self._as_owner(), str(find_bindir() / args[0]), *args[1:]]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise EmbeddedDatabaseError(
+                f"{args[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
+                f"\nserver log: {self.folder / 'server.log'}"
+            )
+        return done
+
+    def running(self) -> bool:
+        if not self.initialised:
+            return False
+        return self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
+
+    def init(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        password = secrets.token_urlsafe(24)
+        (self.folder / "password").write_text(password + "\n")
+        os.chmod(self.folder / "password", 0o600)
+        (self.folder / "port").write_text(f"{_free_port()}\n")
+        with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False) as pw:
+            pw.write(password + "\n")
+        if os.geteuid() == 0:
+            self._give_to_postgres()
+        try:
+            self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=scram-sha-256",
+                      f"--pwfile={pw.name}", "-E", "UTF8", "--locale=C.UTF-8")
+        finally:
+            os.unlink(pw.name)
+
+    def _give_to_postgres(self) -> None:
+        owner = pwd.getpwnam("postgres")
+        for path in [self.folder, *self.folder.rglob("*")]:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        # The server must reach its folder through every parent.
+        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.folder)])
+        if probe.returncode != 0:
+            raise EmbeddedDatabaseError(
+                f"as root, chute runs PostgreSQL as the 'postgres' user, which cannot reach {self.folder}: "
+                "make its parent folders traversable (chmod o+x) or use --db / CHUTE_DATABASE_URL"
+            )
+
+    def start(self) -> str:
+        """Initialise if needed, start if stopped; return the URL. Safe to call repeatedly."""
+        if not self.initialised:
+            self.init()
+        if not self.running():
+            port = self.port
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                port = _free_port()  # someone else took our port since last time
+                (self.folder / "port").write_text(f"{port}\n")
+            except OSError:
+                pass
+            options = [f"-p {port}", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''",
+                       "-c max_wal_size=4GB", "-c shared_buffers=256MB"]
+            if self.fast:
+                options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            log = self.folder / "server.log"
+            self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(log),
+                      "-o", " ".join(options))
+            self._ensure_database()
+        return self.url()
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        for attempt in range(50):
+            try:
+                with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
+                    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+                        conn.execute(f"CREATE DATABASE {DATABASE}")
+                    return
+            except psycopg.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
+        return True
+
+    def status(self) -> dict[str, object]:
+        info: dict[str, object] = {"folder": str(self.folder), "initialised": self.initialised,
+                                   "running": self.running()}
+        if self.initialised:
+            info["port"] = self.port
+        return info

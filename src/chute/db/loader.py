@@ -1,0 +1,163 @@
+"""One load unit: the rows of some files into their target tables, with the files' ledger
+rows and the run's counters, in ONE transaction on the ADBC connection.
+
+Rows reach PostgreSQL by binary COPY from Arrow. `append` and `replace` copy straight into
+the target; `merge` copies into an index-free temporary table, then upserts by primary key.
+Nothing is visible to anyone until commit, so a crash at any point leaves no partial load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
+import pyarrow as pa
+from psycopg import sql
+
+from .. import ledger
+from ..coltypes import ColumnType
+from ..errors import DatabaseError
+from .postgres import qualified, redact
+
+SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
+
+
+@dataclass
+class Target:
+    schema: str
+    table: str
+    mode: str
+    columns: dict[str, ColumnType]
+    primary_key: list[str]
+    truncated: bool = False  # replace mode empties the table once per run
+
+
+class LoadUnit:
+    def __init__(self, conn: adbc.Connection, render: "Renderer", pipeline: str, run_id: int):
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.render = render
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.staged: dict[str, Target] = {}
+        self.seq = 0
+        self.rows_written = 0
+
+    def write(self, target: Target, frame: pl.DataFrame) -> None:
+        """Send rows (already cast to the target's types) into the open transaction."""
+        if frame.is_empty():
+            return
+        try:
+            if target.mode == "merge":
+                frame = frame.with_columns(pl.int_range(self.seq, self.seq + frame.height, dtype=pl.Int64).alias(SEQ))
+                self.seq += frame.height
+                self.cur.adbc_ingest(self._stage_name(target), _arrow(frame), mode="create_append", temporary=True)
+                self.staged[target.table] = target
+            else:
+                if target.mode == "replace" and not target.truncated:
+                    self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
+                    target.truncated = True  # reset by the runner if this unit rolls back
+                self.cur.adbc_ingest(target.table, _arrow(frame), mode="append", db_schema_name=target.schema)
+        except Exception as exc:
+            raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+        self.rows_written += frame.height
+
+    def commit(self, files: list[dict]) -> None:
+        """Merge staged rows, write the files' ledger rows and the run counters, commit."""
+        try:
+            for target in self.staged.values():
+                self._merge(target)
+            self.cur.adbc_ingest("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA),
+                                 mode="replace", temporary=True)
+            self.cur.execute(ledger.COMMIT_FILES_SQL)
+            self.cur.execute(ledger.COMMIT_RUN_SQL, (
+                sum(f["status"] in ledger.LOADED_STATES for f in files),
+                sum(f["rows_read"] or 0 for f in files),
+                sum(f["rows_loaded"] or 0 for f in files),
+                sum(f["rows_rejected"] for f in files),
+                self.run_id,
+            ))
+        except Exception as exc:
+            raise DatabaseError(f"committing the load failed: {_db_message(exc)}") from exc
+        _crash_point("before_commit")
+        self.conn.commit()
+        self._drop_stages()
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # the connection may be gone; the server rolls back on its own
+            pass
+
+    def _merge(self, target: Target) -> None:
+        stage = sql.Identifier(self._stage_name(target))
+        cols = sql.SQL(", ").join(map(sql.Identifier, target.columns))
+        key = sql.SQL(", ").join(map(sql.Identifier, target.primary_key))
+        others = [c for c in target.columns if c not in target.primary_key]
+        action = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)) if others \
+            else sql.SQL("DO NOTHING")
+        into = qualified(target.schema, target.table)
+        fast = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+            into, cols, cols, stage, key, action)
+        self._exec(sql.SQL("SAVEPOINT chute_merge"))
+        try:
+            self._exec(fast)
+        except Exception as exc:
+            if "cannot affect row a second time" not in str(exc):
+                raise
+            # The unit itself holds a key twice: keep the last row of each key.
+            self._exec(sql.SQL("ROLLBACK TO SAVEPOINT chute_merge"))
+            self._exec(sql.SQL(
+                "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC ON CONFLICT ({}) {}"
+            ).format(into, cols, key, cols, stage, key, sql.Identifier(SEQ), key, action))
+
+    def _drop_stages(self) -> None:
+        for target in self.staged.values():
+            self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self._stage_name(target))))
+        self.conn.commit()
+        self.staged.clear()
+
+    @staticmethod
+    def _stage_name(target: Target) -> str:
+        return f"chute_stage_{target.schema}_{target.table}"[:63]
+
+    def _exec(self, statement: sql.Composable) -> None:
+        self.cur.execute(self.render(statement))
+
+
+class Renderer:
+    """psycopg.sql composes statements safely; ADBC runs the text."""
+
+    def __init__(self, psycopg_conn):
+        self.conn = psycopg_conn
+
+    def __call__(self, statement: sql.Composable) -> str:
+        return statement.as_string(self.conn)
+
+
+_FILES_SCHEMA = pa.schema([
+    ("pipeline", pa.string()), ("name", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
+    ("mtime_ns", pa.int64()), ("sha256", pa.string()), ("status", pa.string()), ("run_id", pa.int64()),
+    ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()),
+])
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    return frame.to_arrow()
+
+
+def _db_message(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("ERROR:  ", "ERROR: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return redact(" ".join(text.split()))[:500]
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: CHUTE_CRASH_AT=before_commit kills the process here."""
+    if os.environ.get("CHUTE_CRASH_AT") == name:
+        os._exit(86)

@@ -1,0 +1,85 @@
+"""Connections, target-table DDL and introspection.
+
+Identifiers always go through psycopg.sql.Identifier and values through parameters.
+"""
+
+from __future__ import annotations
+
+import re
+
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg
+from psycopg import sql
+
+from ..coltypes import ColumnType
+from ..errors import ConfigError, DatabaseError
+
+
+def redact(text: str) -> str:
+    """Hide passwords in anything that may show a connection string."""
+    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.I)
+
+
+def connect(url: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+
+
+def connect_adbc(url: str) -> adbc.Connection:
+    """The connection that writes data: binary COPY from Arrow plus the ledger, one transaction."""
+    try:
+        return adbc.connect(url)
+    except Exception as exc:
+        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str] | None:
+    """Column name -> SQL type of an existing table, in order; None when it does not exist."""
+    rows = conn.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum""",
+        (schema, table),
+    ).fetchall()
+    return {name: type_ for name, type_ in rows} or None
+
+
+def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dict[str, ColumnType],
+                 primary_key: list[str]) -> None:
+    """Create the target table if needed; check an existing one has the declared columns."""
+    existing = existing_columns(conn, schema, table)
+    if existing is None:
+        parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in columns.items()]
+        if primary_key:
+            parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, primary_key))))
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                qualified(schema, table), sql.SQL(", ").join(parts)))
+        return
+    missing = [n for n in columns if n not in existing]
+    if missing:
+        raise ConfigError(
+            f"table {schema}.{table} exists without column(s) {', '.join(missing)} that chute.toml declares; "
+            "add them to the table or change the declaration"
+        )
+    for name, type_ in columns.items():
+        if _normal(existing[name]) != _normal(type_.sql):
+            raise ConfigError(
+                f"table {schema}.{table} column {name} is {existing[name]} in the database "
+                f"but {type_.sql} in chute.toml"
+            )
+
+
+def _normal(sql_type: str) -> str:
+    return sql_type.replace("character varying", "varchar").replace("timestamp without time zone", "timestamp") \
+        .replace("timestamp with time zone", "timestamptz").replace(" ", "")

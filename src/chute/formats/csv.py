@@ -1,0 +1,88 @@
+"""CSV -> polars frames, in bounded blocks, with errors a person can act on.
+
+pyarrow's streaming reader does the work: it transcodes any Python encoding, reads gzip
+streams and yields record batches of about `block_bytes`, so memory stays bounded however
+large the file is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..errors import ReadError
+from ..project import Source
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _arrow_type(dtype: pl.DataType) -> pa.DataType:
+    return pl.Series([], dtype=dtype).to_arrow().type
+
+
+def open_stream(data: pa.Buffer | str, source: Source) -> pa.NativeFile:
+    """A byte stream over a buffer or a path, decompressed when needed."""
+    raw = pa.BufferReader(data) if isinstance(data, pa.Buffer) else pa.OSFile(data)
+    head = raw.read(2)
+    raw.seek(0)
+    gzip = source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC)
+    return pa.CompressedInputStream(raw, "gzip") if gzip else raw
+
+
+def read_csv(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
+    """Yield frames of the file's rows. Raises ReadError with a clear message on bad input."""
+    with open_stream(data, source) as sniff:
+        first = sniff.read(8192)
+    if not first:
+        raise ReadError("the file is empty")
+    _reject_binary(first, source.encoding)
+
+    types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    read_options = pacsv.ReadOptions(
+        block_size=max(1 << 20, min(block_bytes, 1 << 30)),
+        encoding=source.encoding,
+        column_names=list(source.columns) if not source.header and source.columns else None,
+        autogenerate_column_names=not source.header and not source.columns,
+        use_threads=True,
+    )
+    parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote)
+    convert_options = pacsv.ConvertOptions(
+        column_types=types, null_values=source.null_values, strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    rows = 0
+    try:
+        reader = pacsv.open_csv(open_stream(data, source), read_options, parse_options, convert_options)
+        for batch in reader:
+            if batch.num_rows:
+                rows += batch.num_rows
+                yield pl.from_arrow(batch)  # type: ignore[misc]
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        raise ReadError(explain(str(exc), source)) from None
+    if rows == 0:
+        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+
+
+def _reject_binary(head: bytes, encoding: str) -> None:
+    if b"\x00" in head and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        raise ReadError("binary data (NUL bytes): this is not a CSV text file")
+
+
+def explain(message: str, source: Source) -> str:
+    """Turn pyarrow's error text into one line that says what is wrong and what to do."""
+    message = message.strip().splitlines()[0]
+    if "invalid UTF8" in message or "codec can't decode" in message:
+        return (f"the file is not valid {source.encoding} text ({message}); "
+                "set [source] encoding to the file's encoding, e.g. 'latin-1'")
+    if m := re.search(r"Expected (\d+) columns, got (\d+): (.*)", message):
+        return (f"ragged row: expected {m[1]} columns, got {m[2]}: {m[3][:200]!r} "
+                f"(delimiter is {source.delimiter!r})")
+    if "Empty CSV file" in message:
+        return "the file is empty"
+    if m := re.search(r"In CSV column #(\d+): (.*)", message):
+        return f"column #{int(m[1]) + 1}: {m[2][:300]}"
+    return f"cannot parse as CSV: {message[:300]}"

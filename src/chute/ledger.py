@@ -1,0 +1,208 @@
+"""The ledger: schema `chute` in the target database.
+
+    chute.runs   one row per run: trigger, times, status, counters, per-node timings
+    chute.files  one row per file version (pipeline, name, sha256): its state, counts, error
+
+Every file version ends in one state: loaded, loaded_with_rejects, failed (kept for retry,
+with the error) or skipped (its content was already loaded under another name). A partial
+unique index makes PostgreSQL itself refuse to load the same content twice for a pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import dict_row
+
+from . import __version__
+
+LOADED_STATES = ("loaded", "loaded_with_rejects")
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS chute;
+CREATE TABLE IF NOT EXISTS chute.runs (
+    run_id         bigserial PRIMARY KEY,
+    pipeline       text NOT NULL,
+    trigger        text NOT NULL DEFAULT 'manual',
+    status         text NOT NULL DEFAULT 'running'
+                   CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned')),
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    ended_at       timestamptz,
+    files_seen     integer NOT NULL DEFAULT 0,
+    files_loaded   integer NOT NULL DEFAULT 0,
+    files_failed   integer NOT NULL DEFAULT 0,
+    files_skipped  integer NOT NULL DEFAULT 0,
+    rows_read      bigint NOT NULL DEFAULT 0,
+    rows_loaded    bigint NOT NULL DEFAULT 0,
+    rows_rejected  bigint NOT NULL DEFAULT 0,
+    error          text,
+    host           text,
+    pid            integer,
+    chute_version  text,
+    details        jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_pipeline ON chute.runs (pipeline, run_id DESC);
+CREATE TABLE IF NOT EXISTS chute.files (
+    file_id        bigserial PRIMARY KEY,
+    pipeline       text NOT NULL,
+    name           text NOT NULL,
+    uri            text NOT NULL,
+    size           bigint NOT NULL,
+    mtime_ns       bigint,
+    sha256         text NOT NULL,
+    status         text NOT NULL
+                   CHECK (status IN ('loaded', 'loaded_with_rejects', 'failed', 'skipped')),
+    run_id         bigint REFERENCES chute.runs,
+    rows_read      bigint,
+    rows_loaded    bigint,
+    rows_rejected  bigint NOT NULL DEFAULT 0,
+    error          text,
+    duplicate_of   bigint REFERENCES chute.files,
+    attempts       integer NOT NULL DEFAULT 1,
+    first_seen_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (pipeline, name, sha256)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
+    ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects');
+"""
+
+# Held for the whole run: one run per pipeline at a time (workers that share a zone will
+# claim files instead).
+_LOCK_NAMESPACE = 0x63687574  # 'chut'
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NAMESPACE,))  # concurrent first runs
+        conn.execute(SCHEMA_SQL)
+
+
+def try_lock(conn: psycopg.Connection, pipeline: str) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, pipeline)).fetchone()
+    return bool(row and row[0])
+
+
+def unlock(conn: psycopg.Connection, pipeline: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, pipeline))
+
+
+def start_run(conn: psycopg.Connection, pipeline: str, trigger: str) -> int:
+    # We hold the pipeline lock, so any run still marked running died without finishing.
+    conn.execute(
+        "UPDATE chute.runs SET status = 'abandoned', ended_at = now(), error = 'the process ended before the run did'"
+        " WHERE pipeline = %s AND status = 'running'", (pipeline,))
+    row = conn.execute(
+        "INSERT INTO chute.runs (pipeline, trigger, host, pid, chute_version) VALUES (%s, %s, %s, %s, %s)"
+        " RETURNING run_id",
+        (pipeline, trigger, socket.gethostname(), os.getpid(), __version__),
+    ).fetchone()
+    assert row
+    return int(row[0])
+
+
+def finish_run(conn: psycopg.Connection, run_id: int, status: str, files_seen: int, error: str | None,
+               details: dict) -> None:
+    conn.execute(
+        "UPDATE chute.runs SET status = %s, ended_at = now(), files_seen = %s, error = %s, details = %s"
+        " WHERE run_id = %s",
+        (status, files_seen, error, json.dumps(details), run_id),
+    )
+
+
+@dataclass(frozen=True)
+class Known:
+    file_id: int
+    size: int
+    mtime_ns: int | None
+    sha256: str
+    status: str
+
+
+def known_files(conn: psycopg.Connection, pipeline: str) -> dict[str, list[Known]]:
+    """Every recorded version of every file name of the pipeline."""
+    out: dict[str, list[Known]] = {}
+    cur = conn.execute(
+        "SELECT name, file_id, size, mtime_ns, sha256, status FROM chute.files WHERE pipeline = %s", (pipeline,))
+    for name, *rest in cur:
+        out.setdefault(name, []).append(Known(*rest))
+    return out
+
+
+def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, tuple[int, str]]:
+    """sha256 -> (file_id, name) of content already loaded."""
+    cur = conn.execute(
+        "SELECT sha256, file_id, name FROM chute.files WHERE pipeline = %s AND status IN ('loaded', 'loaded_with_rejects')",
+        (pipeline,))
+    return {sha: (fid, name) for sha, fid, name in cur}
+
+
+def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, sha256: str, status: str, *,
+                   rows_read: int | None = None, error: str | None = None, duplicate_of: int | None = None) -> None:
+    """A file that did not load (failed or skipped), outside any load transaction."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO chute.files AS f (pipeline, name, uri, size, mtime_ns, sha256, status, run_id,
+                                            rows_read, error, duplicate_of)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
+                   status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
+                   error = EXCLUDED.error, duplicate_of = EXCLUDED.duplicate_of, mtime_ns = EXCLUDED.mtime_ns,
+                   attempts = f.attempts + 1, updated_at = now()""",
+            (pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id, rows_read,
+             error, duplicate_of),
+        )
+        column = "files_failed" if status == "failed" else "files_skipped"
+        conn.execute(f"UPDATE chute.runs SET {column} = {column} + 1, rows_read = rows_read + %s"  # noqa: S608 - fixed names
+                     " WHERE run_id = %s", (rows_read or 0, run_id))
+
+
+# Written on the load connection (ADBC, $n placeholders) inside the load transaction, so a
+# file's ledger row commits together with its rows. The rows come from a staged Arrow table.
+COMMIT_FILES_SQL = """
+INSERT INTO chute.files AS f (pipeline, name, uri, size, mtime_ns, sha256, status, run_id,
+                              rows_read, rows_loaded, rows_rejected)
+SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, rows_loaded, rows_rejected
+  FROM chute_stage_files
+ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
+    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
+    rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, error = NULL,
+    mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now()
+"""
+
+COMMIT_RUN_SQL = """
+UPDATE chute.runs SET files_loaded = files_loaded + $1, rows_read = rows_read + $2,
+                      rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4
+ WHERE run_id = $5
+"""
+
+
+def recent_runs(conn: psycopg.Connection, pipeline: str, limit: int = 10) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT run_id, trigger, status, started_at, ended_at, files_seen, files_loaded, files_failed,"
+            " files_skipped, rows_read, rows_loaded, rows_rejected, error FROM chute.runs"
+            " WHERE pipeline = %s ORDER BY run_id DESC LIMIT %s", (pipeline, limit)).fetchall()
+
+
+def file_counts(conn: psycopg.Connection, pipeline: str) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM chute.files WHERE pipeline = %s GROUP BY status",
+                        (pipeline,)).fetchall()
+    return {status: n for status, n in rows}
+
+
+def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> list[dict]:
+    """Files whose latest version failed."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at FROM chute.files"
+            " WHERE pipeline = %s ORDER BY name, updated_at DESC) latest WHERE status = 'failed'"
+            " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
+
+
+def schema_exists(conn: psycopg.Connection) -> bool:
+    return bool(conn.execute("SELECT to_regclass('chute.files') IS NOT NULL").fetchone()[0])

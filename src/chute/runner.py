@@ -1,0 +1,374 @@
+"""One run: list the landing zone -> skip what the ledger knows -> read and hash -> nodes ->
+load each unit (rows + ledger rows, one transaction) -> record the run -> export.
+
+Small files are grouped into one unit (one transaction) up to [source] batch_mb of input;
+if a grouped unit fails, each of its files is retried alone so one bad file cannot sink
+the others. A file bigger than that is streamed in blocks into one transaction of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from . import ledger
+from .db.loader import LoadUnit, Renderer, Target
+from .db.postgres import connect, connect_adbc, ensure_table, qualified
+from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
+from .formats.csv import read_csv
+from .pipeline import Pipeline, Plan, load_pipeline
+from .project import Project
+from .sources.base import FileEntry, LandingZone
+from .sources.local import LocalZone
+
+Progress = Callable[[int, int, int], None]  # files done, files to do, rows loaded
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    status: str  # loaded | failed | skipped
+    rows_read: int | None = None
+    rows_loaded: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    pipeline: str
+    status: str  # succeeded | failed
+    seconds: float = 0.0
+    files: list[FileOutcome] = field(default_factory=list)
+    unchanged: int = 0  # already in the ledger, not looked at again
+    still_failed: list[str] = field(default_factory=list)  # failed before, same content, not retried
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    exports: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded or 0 for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(files_loaded=self.count("loaded"), files_failed=self.count("failed"),
+                    files_skipped=self.count("skipped"), rows_loaded=self.rows_loaded)
+        return data
+
+
+@dataclass
+class _Ready:
+    """A file read, hashed and parsed, waiting to be loaded."""
+    entry: FileEntry
+    sha256: str
+    frame: pl.DataFrame | None  # None for a big file that is streamed at load time
+
+
+def landing_zone(project: Project) -> LandingZone:
+    return LocalZone(project.landing_path, project.landing.patterns, project.landing.recursive)
+
+
+def build_plan(project: Project) -> Plan:
+    module = project.pipeline.module
+    pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
+    return pipeline.plan(project.pipeline.input, [*project.references, *project.params], project.tables)
+
+
+def targets_of(project: Project) -> dict[str, Target]:
+    return {name: Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key))
+            for name, t in project.tables.items()}
+
+
+class Runner:
+    def __init__(self, project: Project, db_url: str, *, pipeline_name: str | None = None,
+                 trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None):
+        self.project = project
+        self.db_url = db_url
+        self.pipeline = pipeline_name or project.name
+        self.trigger = trigger
+        self.retry_failed = retry_failed
+        self.progress = progress or (lambda done, total, rows: None)
+        self.source = project.source
+        self.batch_bytes = int(project.source.batch_mb * (1 << 20))
+        self.zone = landing_zone(project)
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        started = time.perf_counter()
+        plan = build_plan(self.project)
+        targets = targets_of(self.project)
+        conn = connect(self.db_url)
+        try:
+            ledger.ensure_schema(conn)
+            for t in targets.values():
+                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
+            if not ledger.try_lock(conn, self.pipeline):
+                raise RunInProgress(f"another run of {self.pipeline!r} is in progress; try again when it ends")
+            try:
+                summary = self._run_locked(conn, plan, targets)
+            finally:
+                ledger.unlock(conn, self.pipeline)
+        finally:
+            conn.close()
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
+        run_id = ledger.start_run(conn, self.pipeline, self.trigger)
+        summary = RunSummary(run_id, self.pipeline, "succeeded")
+        self.timings: dict[str, float] = {}
+        try:
+            entries = self.zone.list()
+            pending = self._classify(conn, entries, summary)
+            static = plan.run_static(self._provided()) if pending else {}
+            loaded = ledger.loaded_content(conn, self.pipeline) if pending else {}
+            if pending:
+                self._load_all(conn, plan, static, targets, pending, loaded, run_id, summary)
+            summary.exports = self._export(conn, summary)
+        except ChuteError as exc:
+            summary.error = str(exc)
+        except Exception as exc:  # a bug or an unforeseen failure: record it, never leave the run 'running'
+            summary.error = f"{type(exc).__name__}: {exc}"
+        if summary.error or summary.count("failed"):
+            summary.status = "failed"
+        summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
+        ledger.finish_run(conn, run_id, summary.status, len(entries) if "entries" in locals() else 0,
+                          summary.error, {"timings": summary.timings})
+        return summary
+
+    def _provided(self) -> dict[str, Any]:
+        values: dict[str, Any] = dict(self.project.params)
+        for name, relative in self.project.references.items():
+            path = self.project.path(relative)
+            if not path.is_file():
+                raise ConfigError(f"reference {name!r}: file {relative} not found in {self.project.root}")
+            values[name] = path
+        return values
+
+    def _classify(self, conn: psycopg.Connection, entries: list[FileEntry], summary: RunSummary) -> list[FileEntry]:
+        """Drop files the ledger already settled, judged by name, size and mtime (no hashing)."""
+        known = ledger.known_files(conn, self.pipeline)
+        pending = []
+        for e in entries:
+            same = [k for k in known.get(e.name, ()) if k.size == e.size and k.mtime_ns == e.mtime_ns]
+            if any(k.status != "failed" for k in same):
+                summary.unchanged += 1
+            elif same and not self.retry_failed:
+                summary.still_failed.append(e.name)
+            else:
+                pending.append(e)
+        return pending
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_all(self, conn, plan, static, targets, pending, loaded, run_id, summary) -> None:
+        render = Renderer(conn)
+        seen: dict[str, tuple[int | None, str]] = dict(loaded)
+        adbc_conn = connect_adbc(self.db_url)
+        done = 0
+        try:
+            for group in self._groups(pending):
+                ready: list[_Ready] = []
+                for entry in group:
+                    item = self._prepare(conn, entry, seen, run_id, summary)
+                    if item:
+                        ready.append(item)
+                        seen[item.sha256] = (None, entry.name)
+                if ready:
+                    self._load_group(adbc_conn, render, plan, static, targets, ready, run_id, summary)
+                done += len(group)
+                self.progress(done, len(pending), summary.rows_loaded)
+        finally:
+            adbc_conn.close()
+
+    def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
+        group: list[FileEntry] = []
+        size = 0
+        for e in pending:
+            if e.size > self.batch_bytes:
+                yield [e]
+                continue
+            if group and size + e.size > self.batch_bytes:
+                yield group
+                group, size = [], 0
+            group.append(e)
+            size += e.size
+        if group:
+            yield group
+
+    def _prepare(self, conn, entry: FileEntry, seen, run_id, summary) -> _Ready | None:
+        """Hash and (for small files) parse one file; record it if it is a duplicate or unreadable."""
+        t0 = time.perf_counter()
+        frame = None
+        try:
+            if entry.size > self.batch_bytes:
+                with open(self.zone.local_path(entry), "rb") as f:
+                    sha = hashlib.file_digest(f, "sha256").hexdigest()
+            else:
+                data = self.zone.read(entry)
+                sha = hashlib.sha256(data).hexdigest()
+        except OSError as exc:
+            self._failed(conn, entry, "", run_id, summary, f"cannot read the file: {exc.strerror or exc}")
+            return None
+        if sha in seen:
+            first_id, first_name = seen[sha]
+            ledger.record_outcome(conn, self.pipeline, run_id, entry, sha, "skipped", duplicate_of=first_id,
+                                  error=f"same content as {first_name}, already loaded")
+            summary.files.append(FileOutcome(entry.name, "skipped", error=f"same content as {first_name}"))
+            return None
+        if entry.size <= self.batch_bytes:
+            try:
+                frames = list(read_csv(data, self.source, self.batch_bytes))
+                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+                frame = frame.with_columns(pl.lit(entry.name).alias(self.source.file_column))
+            except FileError as exc:
+                self._failed(conn, entry, sha, run_id, summary, str(exc))
+                return None
+        self._time("read", t0)
+        return _Ready(entry, sha, frame)
+
+    def _load_group(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
+        try:
+            self._load_unit(adbc_conn, render, plan, static, targets, ready, run_id, summary)
+        except (FileError, DatabaseError) as exc:
+            if len(ready) == 1:
+                self._failed(render.conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc))
+                return
+            for item in ready:  # isolate the bad file(s)
+                self._load_group(adbc_conn, render, plan, static, targets, [item], run_id, summary)
+
+    def _load_unit(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
+        unit = LoadUnit(adbc_conn, render, self.pipeline, run_id)
+        per_file_loaded: dict[str, int] = {}
+        rows_read: dict[str, int] = {}
+        replace_state = {name: t.truncated for name, t in targets.items()}
+        fc = self.source.file_column
+        try:
+            for item in ready:
+                rows_read[item.entry.name] = item.frame.height if item.frame is not None else 0
+            for frame in self._frames(ready):
+                if ready[0].frame is None:  # streamed: count as the blocks go by
+                    rows_read[ready[0].entry.name] += frame.height
+                t0 = time.perf_counter()
+                values = plan.run_batch(frame, static, self.timings)
+                self._time("transform", t0)
+                t0 = time.perf_counter()
+                for table, target in targets.items():
+                    out = _frame_of(values[table], table)
+                    if fc in out.columns:
+                        for name, n in out.group_by(fc).len().iter_rows():
+                            per_file_loaded[name] = per_file_loaded.get(name, 0) + n
+                    unit.write(target, conform(out, target, fc))
+                self._time("load", t0)
+            t0 = time.perf_counter()
+            attributable = len(ready) == 1 or per_file_loaded or not unit.rows_written
+            files = []
+            for item in ready:
+                e = item.entry
+                loaded_rows = per_file_loaded.get(e.name, 0) if len(ready) > 1 else unit.rows_written
+                files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
+                                  sha256=item.sha256, status="loaded", run_id=run_id,
+                                  rows_read=rows_read.get(e.name, 0),
+                                  rows_loaded=loaded_rows if attributable else None, rows_rejected=0))
+            unit.commit(files)
+            self._time("commit", t0)
+        except BaseException:
+            unit.rollback()
+            for name, t in targets.items():
+                t.truncated = replace_state[name]
+            raise
+        for f in files:
+            summary.files.append(FileOutcome(f["name"], "loaded", f["rows_read"], f["rows_loaded"]))
+
+    def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
+        if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
+            entry = ready[0].entry
+            lit = pl.lit(entry.name).alias(self.source.file_column)
+            for frame in read_csv(self.zone.local_path(entry), self.source, self.batch_bytes):
+                yield frame.with_columns(lit)
+            return
+        frames = [r.frame for r in ready if r.frame is not None]
+        yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+    def _failed(self, conn, entry: FileEntry, sha: str, run_id: int, summary: RunSummary, message: str) -> None:
+        ledger.record_outcome(conn, self.pipeline, run_id, entry, sha or "unread", "failed", error=message)
+        summary.files.append(FileOutcome(entry.name, "failed", error=message))
+
+    def _time(self, stage: str, t0: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+    # -- after the loads -------------------------------------------------------------------
+    def _export(self, conn: psycopg.Connection, summary: RunSummary) -> list[str]:
+        """Rewrite each table's export CSV from the table, when this run loaded rows."""
+        if not summary.count("loaded"):
+            return []
+        written = []
+        for name, table in self.project.tables.items():
+            if not table.export:
+                continue
+            path = self.project.path(table.export)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            order = sql.SQL(", ").join(map(sql.Identifier, table.primary_key)) if table.primary_key else sql.SQL("1")
+            query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+                qualified(table.schema_, name), order)
+            t0 = time.perf_counter()
+            with partial.open("wb") as out, conn.cursor().copy(query) as copy:
+                for block in copy:
+                    out.write(block)
+            partial.replace(path)  # readers never see a half-written file
+            self._time("export", t0)
+            written.append(str(path))
+        return written
+
+
+def _frame_of(value: Any, table: str) -> pl.DataFrame:
+    if isinstance(value, pl.LazyFrame):
+        return value.collect()
+    if isinstance(value, pl.DataFrame):
+        return value
+    raise TransformError(f"dataset {table!r} must be a polars DataFrame, got {type(value).__name__}")
+
+
+def conform(frame: pl.DataFrame, target: Target, file_column: str) -> pl.DataFrame:
+    """Select the table's columns in order and cast them to its declared types."""
+    where = f"table {target.schema}.{target.table}"
+    missing = [c for c in target.columns if c not in frame.columns]
+    if missing:
+        raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} "
+                             f"(it has: {', '.join(c for c in frame.columns if c != file_column)})")
+    extra = [c for c in frame.columns if c not in target.columns and c != file_column]
+    if extra:
+        raise TransformError(f"{where}: the data has column(s) {', '.join(extra)} that the table does not declare; "
+                             "declare them in chute.toml or drop them in a node")
+    try:
+        return frame.select([pl.col(c).cast(t.polars, strict=True) for c, t in target.columns.items()])
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise TransformError(f"{where}: {str(exc).splitlines()[0]}") from None
+
+
+def resolve_database(project: Project | None, cli_url: str | None, folder: Path) -> str:
+    """--db, else $CHUTE_DATABASE_URL, else chute.toml, else the embedded cluster (started if needed)."""
+    import os
+
+    from .db.embedded import EmbeddedPostgres
+
+    url = cli_url or os.environ.get("CHUTE_DATABASE_URL") or (project.configured_database_url() if project else None)
+    if url:
+        return url
+    return EmbeddedPostgres((project.root if project else folder) / ".chute" / "pg").start()

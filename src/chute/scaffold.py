@@ -1,0 +1,44 @@
+"""`chute init`: a new project folder from one of the bundled examples."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from importlib import resources
+from pathlib import Path
+
+from .errors import ConfigError
+
+EXAMPLES = ("stocks",)
+
+
+def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 42) -> dict:
+    if example not in EXAMPLES:
+        raise ConfigError(f"unknown example {example!r}; choose one of: {', '.join(EXAMPLES)}")
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{folder} exists and is not empty; choose a new folder")
+    template = resources.files("chute") / "examples" / example
+    folder.mkdir(parents=True, exist_ok=True)
+    created = []
+    for item in sorted(template.iterdir(), key=lambda p: p.name):
+        if item.is_file() and not item.name.startswith((".", "__")):
+            (folder / item.name).write_bytes(item.read_bytes())
+            created.append(item.name)
+    for sub in ("landing", "reference", "processed"):
+        (folder / sub).mkdir(exist_ok=True)
+        created.append(f"{sub}/")
+    data = _generate(folder, files, seed) if files else None
+    return {"folder": str(folder), "example": example, "created": created, "data": data}
+
+
+def _generate(folder: Path, files: int, seed: int) -> dict:
+    """Run the example's own generator (copied into the project, so users can run it too)."""
+    spec = importlib.util.spec_from_file_location("chute_example_generate", folder / "generate.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.generate(folder, files=files, seed=seed)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in summary.items()}
+
+
+
