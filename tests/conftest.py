@@ -20,6 +20,16 @@ from chute.scaffold import create_project
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clusters_dir():
+    """Where relocated embedded clusters go during the tests (instead of /var/lib/chute)."""
+    folder = Path(tempfile.mkdtemp(prefix="chute-test-clusters-"))
+    folder.chmod(0o755)
+    os.environ["CHUTE_CLUSTERS_DIR"] = str(folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     root = Path(tempfile.mkdtemp(prefix="chute-test-pg-"))

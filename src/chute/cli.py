@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
@@ -131,7 +132,7 @@ def _report_run(summary, as_json: bool) -> None:
                   f"{summary.rows_loaded:,} rows loaded", highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
-            table = RichTable("file", "status", "reason", show_lines=False)
+            table = RichTable("file", "status", "reason", box=box.SIMPLE_HEAD, pad_edge=False)
             for f in problems[:50]:
                 table.add_row(f.name, f.status, f.error or "")
             if len(problems) > 50:
@@ -178,15 +179,16 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
     out.print(f"[bold]{project.name}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
     if runs:
-        table = RichTable("run", "status", "trigger", "started", "seconds", "loaded", "failed", "skipped", "rows")
+        table = RichTable("run", "status", "started", "took", "loaded", "failed", "skipped", "rows",
+                          box=box.SIMPLE_HEAD, pad_edge=False)
         for r in runs:
-            seconds = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
-            table.add_row(str(r["run_id"]), r["status"], r["trigger"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
-                          f"{seconds:.2f}" if seconds is not None else "-", str(r["files_loaded"]),
+            took = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
+            table.add_row(str(r["run_id"]), r["status"], f"{r['started_at']:%m-%d %H:%M}",
+                          f"{took:.2f}s" if took is not None else "-", str(r["files_loaded"]),
                           str(r["files_failed"]), str(r["files_skipped"]), f"{r['rows_loaded']:,}")
         out.print(table)
     if failed:
-        table = RichTable("failed file", "run", "error")
+        table = RichTable("failed file", "run", "error", box=box.SIMPLE_HEAD, pad_edge=False)
         for f in failed:
             table.add_row(f["name"], str(f["run_id"]), f["error"] or "")
         out.print(table)
@@ -276,3 +278,4 @@ def db_url_cmd(project_dir: Path) -> None:
 
 if __name__ == "__main__":
     main()
+

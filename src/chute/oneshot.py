@@ -39,7 +39,7 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
     elif overrides:
         source["columns"] = overrides
     project = project_from_dict({
-        "project": {"name": f"load.{schema}.{name}"},
+        "project": {"name": "load"},
         "landing": {"path": str(file.parent), "patterns": [glob.escape(file.name)], "recursive": False},
         "source": source,
         "pipeline": {"input": name},

@@ -41,6 +41,15 @@ def find_bindir() -> Path:
     )
 
 
+def _reachable_by_postgres(folder: Path) -> bool:
+    for path in [folder, *folder.parents]:
+        if path.exists() and not path.stat().st_mode & 0o001:  # no o+x: others cannot pass
+            owner = path.stat().st_uid
+            if owner != pwd.getpwnam("postgres").pw_uid:
+                return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,9 +58,16 @@ def _free_port() -> int:
 
 class EmbeddedPostgres:
     def __init__(self, folder: Path, *, fast: bool = False):
-        self.folder = Path(folder).absolute()  # .chute/pg
-        self.data = self.folder / "data"
+        self.link = Path(folder).absolute()  # .chute/pg: the cluster, or a link to where it lives
         self.fast = fast  # fsync off: for throwaway test clusters only
+
+    @property
+    def folder(self) -> Path:
+        return self.link.resolve()
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
 
     # -- state kept beside the cluster --------------------------------------------------
     @property
@@ -88,6 +104,8 @@ class EmbeddedPostgres:
         return self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
 
     def init(self) -> None:
+        if os.geteuid() == 0 and not self.link.exists() and not _reachable_by_postgres(self.link.parent):
+            self._relocate()
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
         password = secrets.token_urlsafe(24)
@@ -103,6 +121,21 @@ class EmbeddedPostgres:
                       f"--pwfile={pw.name}", "-E", "UTF8", "--locale=C.UTF-8")
         finally:
             os.unlink(pw.name)
+
+    def _relocate(self) -> None:
+        """The postgres user cannot reach the project (say, under /root): keep the cluster in
+        /var/lib/chute and leave a link in the project, so everything else finds it as usual."""
+        import hashlib
+
+        home = Path(os.environ.get("CHUTE_CLUSTERS_DIR", "/var/lib/chute/clusters"))
+        target = home / hashlib.sha256(str(self.link).encode()).hexdigest()[:16]
+        home.mkdir(parents=True, exist_ok=True)
+        for parent in [home, *home.parents]:
+            if parent != Path("/") and not _reachable_by_postgres(parent):
+                parent.chmod(parent.stat().st_mode | 0o001)
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir(exist_ok=True)
+        self.link.symlink_to(target, target_is_directory=True)
 
     def _give_to_postgres(self) -> None:
         owner = pwd.getpwnam("postgres")

@@ -42,6 +42,7 @@ class LoadUnit:
         self.pipeline = pipeline
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
+        self.dedup: set[str] = set()  # merge targets whose staged rows repeat a key
         self.seq = 0
         self.rows_written = 0
 
@@ -51,6 +52,9 @@ class LoadUnit:
             return
         try:
             if target.mode == "merge":
+                # Duplicate keys are checked per frame; across frames (a streamed file) assume them.
+                if target.table in self.staged or frame.select(target.primary_key).is_duplicated().any():
+                    self.dedup.add(target.table)
                 frame = frame.with_columns(pl.int_range(self.seq, self.seq + frame.height, dtype=pl.Int64).alias(SEQ))
                 self.seq += frame.height
                 self.cur.adbc_ingest(self._stage_name(target), _arrow(frame), mode="create_append", temporary=True)
@@ -100,19 +104,16 @@ class LoadUnit:
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)) if others \
             else sql.SQL("DO NOTHING")
         into = qualified(target.schema, target.table)
-        fast = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
-            into, cols, cols, stage, key, action)
-        self._exec(sql.SQL("SAVEPOINT chute_merge"))
-        try:
-            self._exec(fast)
-        except Exception as exc:
-            if "cannot affect row a second time" not in str(exc):
-                raise
-            # The unit itself holds a key twice: keep the last row of each key.
-            self._exec(sql.SQL("ROLLBACK TO SAVEPOINT chute_merge"))
-            self._exec(sql.SQL(
+        if target.table in self.dedup:
+            # The unit holds a key more than once: keep the last row of each key (ON CONFLICT
+            # would refuse to touch a row twice).
+            statement = sql.SQL(
                 "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC ON CONFLICT ({}) {}"
-            ).format(into, cols, key, cols, stage, key, sql.Identifier(SEQ), key, action))
+            ).format(into, cols, key, cols, stage, key, sql.Identifier(SEQ), key, action)
+        else:
+            statement = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+                into, cols, cols, stage, key, action)
+        self._exec(statement)
 
     def _drop_stages(self) -> None:
         for target in self.staged.values():

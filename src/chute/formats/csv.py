@@ -7,6 +7,7 @@ large the file is.
 
 from __future__ import annotations
 
+import csv as _csv
 import re
 from collections.abc import Iterator
 
@@ -59,20 +60,37 @@ def read_csv(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20)
         reader = pacsv.open_csv(open_stream(data, source), read_options, parse_options, convert_options)
         for batch in reader:
             if batch.num_rows:
+                _reject_undecodable(batch, source)
                 rows += batch.num_rows
                 yield pl.from_arrow(batch)  # type: ignore[misc]
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise ReadError(explain(str(exc), source)) from None
+        raise ReadError(explain(str(exc), source, _column_names(first, source))) from None
     if rows == 0:
         raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
 
 
 def _reject_binary(head: bytes, encoding: str) -> None:
     if b"\x00" in head and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
-        raise ReadError("binary data (NUL bytes): this is not a CSV text file")
+        raise ReadError("binary data (NUL bytes): this is not a CSV text file "
+                        "(if it is UTF-16 text, set [source] encoding = 'utf-16')")
 
 
-def explain(message: str, source: Source) -> str:
+def _reject_undecodable(batch: pa.RecordBatch, source: Source) -> None:
+    """pyarrow infers `binary` for a column whose bytes are not valid text: say so instead."""
+    for field in batch.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise ReadError(f"column {field.name!r} is not valid {source.encoding} text; "
+                            "set [source] encoding to the file's encoding, e.g. 'latin-1'")
+
+
+def _column_names(head: bytes, source: Source) -> list[str]:
+    if not source.header:
+        return list(source.columns)
+    line = head.split(b"\n", 1)[0].decode(source.encoding, errors="replace")
+    return next(_csv.reader([line], delimiter=source.delimiter, quotechar=source.quote), [])
+
+
+def explain(message: str, source: Source, names: list[str] = ()) -> str:
     """Turn pyarrow's error text into one line that says what is wrong and what to do."""
     message = message.strip().splitlines()[0]
     if "invalid UTF8" in message or "codec can't decode" in message:
@@ -84,5 +102,7 @@ def explain(message: str, source: Source) -> str:
     if "Empty CSV file" in message:
         return "the file is empty"
     if m := re.search(r"In CSV column #(\d+): (.*)", message):
-        return f"column #{int(m[1]) + 1}: {m[2][:300]}"
+        index = int(m[1])
+        column = repr(names[index]) if index < len(names) else f"#{index + 1}"
+        return f"column {column}: {m[2][:300]}"
     return f"cannot parse as CSV: {message[:300]}"

@@ -1,0 +1,74 @@
+"""Bad files end as `failed` with a clear error while the other files load."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from conftest import write
+
+HEADER = "Date,Open,High,Low,Close,Volume,OpenInt\n"
+BAD = {
+    "empty.us.txt": (b"", "the file is empty"),
+    "headeronly.us.txt": (HEADER.encode(), "header but no data rows"),
+    "ragged.us.txt": ((HEADER + "2017-01-02,1,2,3\n").encode(), "ragged row: expected 7 columns, got 4"),
+    "latin.us.txt": ((HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n").encode() + "caf\xe9,1,2,3,4,5,6\n".encode("latin-1"),
+                     "column 'Date': CSV conversion error to date32[day]: invalid value"),
+    "binary.us.txt": (bytes(range(256)) * 20, "binary data"),
+    "notcsv.us.txt": (b'{"json": "document", "not": ["a", "csv"]}\n{"a": 1}\n', None),
+    "badvalue.us.txt": ((HEADER + "2017-01-02,abc,2,1,1.5,10,0\n").encode(), "column 'Open'"),
+}
+
+
+@pytest.fixture
+def project(stocks):
+    names = [f"'{n.replace('.us.txt', '.us.csv')}'" for n in BAD]
+    top = (stocks / "reference" / "top_companies.txt").read_text().strip()
+    write(stocks / "reference" / "top_companies.txt", top + ", " + ", ".join(names))
+    for name, (content, _) in BAD.items():
+        write(stocks / "landing" / name, content)
+    return stocks
+
+
+def test_bad_files_fail_and_good_files_load(project, cli, query):
+    result = cli("run", "-p", project, "--json", expect=1)
+    summary = json.loads(result.output)
+    assert summary["status"] == "failed"
+    assert summary["files_loaded"] == 12 and summary["files_failed"] == len(BAD)
+    errors = dict(query("SELECT name, error FROM chute.files WHERE status = 'failed'"))
+    assert set(errors) == set(BAD)
+    for name, (_, expected) in BAD.items():
+        assert errors[name], name
+        if expected:
+            assert expected.lower() in errors[name].lower(), (name, errors[name])
+    assert "Traceback" not in result.output
+    good = query("SELECT count(*) FROM chute.files WHERE status = 'loaded'")[0][0]
+    assert good == 12
+
+
+def test_failed_files_are_kept_for_retry_not_reloaded_silently(project, cli, query):
+    cli("run", "-p", project, expect=1)
+    second = json.loads(cli("run", "-p", project, "--json", expect=0).output)
+    assert second["files_failed"] == 0 and len(second["still_failed"]) == len(BAD)
+    # Fixing a file (new content) loads it on the next run.
+    write(project / "landing" / "ragged.us.txt", HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n")
+    third = json.loads(cli("run", "-p", project, "--json").output)
+    assert third["files_loaded"] == 1
+    assert query("SELECT count(*) FROM historical_stocks_data WHERE company_name = 'ragged'")[0][0] == 1
+    retried = json.loads(cli("run", "-p", project, "--json", "--retry-failed", expect=1).output)
+    assert retried["files_failed"] == len(BAD) - 1
+    attempts = query("SELECT attempts FROM chute.files WHERE name = 'empty.us.txt'")[0][0]
+    assert attempts == 2
+
+
+def test_gzip_and_latin1_files_load_when_declared(tmp_path, cli, query):
+    from chute.scaffold import create_project
+
+    folder = tmp_path / "p"
+    create_project(folder, "stocks", files=0)
+    write(folder / "reference" / "top_companies.txt", "'zip.us.csv'")
+    write(folder / "landing" / "zip.us.txt", gzip.compress((HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n").encode()))
+    cli("run", "-p", folder)
+    assert query("SELECT company_name, close_value FROM historical_stocks_data") == [("zip", 1.5)]

@@ -1,0 +1,51 @@
+"""The command line: every command documents itself; reports come as JSON on request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chute.cli import main
+
+COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
+            ["db", "url"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(cli, command):
+    text = cli(*command, "--help").output
+    assert "Usage: " in text and len(text.splitlines()) > 3
+
+
+def test_every_command_is_listed_here():
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield [*prefix, name]
+            if hasattr(command, "commands"):
+                yield from walk(command, [*prefix, name])
+    assert sorted(walk(main, [])) == sorted(COMMANDS)
+
+
+def test_status_json(stocks, cli, db_url):
+    cli("run", "-p", stocks)
+    data = json.loads(cli("status", "-p", stocks, "--json").output)
+    assert data["files"] == {"loaded": 12} and data["runs"][0]["status"] == "succeeded"
+
+
+def test_status_table(stocks, cli, db_url):
+    cli("run", "-p", stocks)
+    text = cli("status", "-p", stocks).output
+    assert "12 loaded" in text and "succeeded" in text
+
+
+def test_init_refuses_non_empty_folder(tmp_path, cli):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "f").write_text("")
+    assert "not empty" in cli("init", tmp_path / "x", expect=2).output
+
+
+def test_bad_config_exit_2(tmp_path, cli):
+    (tmp_path / "chute.toml").write_text("[project]\n")
+    result = cli("run", "-p", tmp_path, expect=2)
+    assert "project.name: required key is missing" in result.output

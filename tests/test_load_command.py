@@ -1,0 +1,59 @@
+"""`chute load FILE --into TABLE`: infer, create, load, exactly once."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import write
+
+
+def test_load_infers_schema_and_loads(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "people.csv", "id,name,born,score,active\n1,Ann,1990-05-01,1.5,true\n2,Bob,,2,false\n")
+    summary = json.loads(cli("load", path, "--into", "people", "--json").output)
+    assert summary["files_loaded"] == 1 and summary["rows_loaded"] == 2
+    types = dict(query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'people'"))
+    assert types == {"id": "bigint", "name": "text", "born": "date", "score": "double precision", "active": "boolean"}
+    assert query("SELECT id, name, born FROM people ORDER BY id")[1] == (2, "Bob", None)
+
+
+def test_load_twice_is_exactly_once(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "a.csv", "x\n1\n2\n")
+    cli("load", path, "--into", "t")
+    again = json.loads(cli("load", path, "--into", "t", "--json").output)
+    assert again["files_loaded"] == 0
+    renamed = write(tmp_path / "b.csv", "x\n1\n2\n")
+    assert json.loads(cli("load", renamed, "--into", "t", "--json").output)["files_skipped"] == 1
+    assert query("SELECT count(*) FROM t")[0][0] == 2
+
+
+def test_load_merge_with_key_and_type_override(tmp_path, cli, query, db_url):
+    write(tmp_path / "p1.csv", "sku,price\nA,1.50\nB,2.00\n")
+    cli("load", tmp_path / "p1.csv", "--into", "shop.prices", "--mode", "merge", "--primary-key", "sku",
+        "--type", "price=numeric(8,2)")
+    write(tmp_path / "p2.csv", "sku,price\nB,2.25\nC,3.00\nC,3.10\n")
+    cli("load", tmp_path / "p2.csv", "--into", "shop.prices", "--mode", "merge", "--primary-key", "sku")
+    rows = query("SELECT sku, price::text FROM shop.prices ORDER BY sku")
+    assert rows == [("A", "1.50"), ("B", "2.25"), ("C", "3.10")]  # the last row of a key wins
+
+
+def test_load_headerless_and_delimiter(tmp_path, cli, query, db_url):
+    write(tmp_path / "h.txt", "1|x\n2|y\n")
+    cli("load", tmp_path / "h.txt", "--into", "h", "--no-header", "--delimiter", "|")
+    assert query("SELECT f0, f1 FROM h ORDER BY f0") == [(1, "x"), (2, "y")]
+
+
+def test_load_bad_file_exits_nonzero_with_message(tmp_path, cli, db_url):
+    write(tmp_path / "ok.csv", "a,b\n1,2\n")
+    cli("load", tmp_path / "ok.csv", "--into", "r")
+    write(tmp_path / "bad.csv", "a,b\n1,2\n3\n")
+    result = cli("load", tmp_path / "bad.csv", "--into", "r", expect=1)
+    assert "ragged row" in result.output
+    missing = cli("load", tmp_path / "nope.csv", "--into", "r", expect=2)
+    assert "no such file" in missing.output
+
+
+def test_load_hostile_names(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "we[ird] na*me's; DROP TABLE x.csv", 'a b,"Robert\'); DROP TABLE t;--"\n1,2\n')
+    cli("load", path, "--into", 'odd"table')
+    assert query('SELECT * FROM "odd""table"') == [(1, 2)]
+    assert query("SELECT name FROM chute.files")[0][0] == path.name
