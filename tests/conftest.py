@@ -62,11 +62,15 @@ def query(db_url):
     return run
 
 
+STOCK_FILES = 12  # generated into the `stocks` fixture's landing zone
+TOP_FILES = 8  # of which top_companies.txt names this many
+
+
 @pytest.fixture
 def stocks(tmp_path):
-    """A stocks project with 12 generated files."""
+    """A stocks project with 12 generated files, 8 of them of top companies."""
     folder = tmp_path / "stocks"
-    create_project(folder, "stocks", files=12, seed=7)
+    create_project(folder, "stocks", files=STOCK_FILES, seed=7, top=TOP_FILES)
     return folder
 
 

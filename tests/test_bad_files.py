@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import write
+from conftest import STOCK_FILES, TOP_FILES, write
 
 HEADER = "Date,Open,High,Low,Close,Volume,OpenInt\n"
 BAD = {
@@ -36,7 +36,7 @@ def test_bad_files_fail_and_good_files_load(project, cli, query):
     result = cli("run", "-p", project, "--json", expect=1)
     summary = json.loads(result.output)
     assert summary["status"] == "failed"
-    assert summary["files_loaded"] == 12 and summary["files_failed"] == len(BAD)
+    assert summary["files_loaded"] == TOP_FILES and summary["files_failed"] == len(BAD)
     errors = dict(query("SELECT name, error FROM chute.files WHERE status = 'failed'"))
     assert set(errors) == set(BAD)
     for name, (_, expected) in BAD.items():
@@ -45,7 +45,7 @@ def test_bad_files_fail_and_good_files_load(project, cli, query):
             assert expected.lower() in errors[name].lower(), (name, errors[name])
     assert "Traceback" not in result.output
     good = query("SELECT count(*) FROM chute.files WHERE status = 'loaded'")[0][0]
-    assert good == 12
+    assert good == TOP_FILES
 
 
 def test_failed_files_are_kept_for_retry_not_reloaded_silently(project, cli, query):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from conftest import STOCK_FILES, TOP_FILES
+
 from chute.cli import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
@@ -30,13 +32,13 @@ def test_every_command_is_listed_here():
 def test_status_json(stocks, cli, db_url):
     cli("run", "-p", stocks)
     data = json.loads(cli("status", "-p", stocks, "--json").output)
-    assert data["files"] == {"loaded": 12} and data["runs"][0]["status"] == "succeeded"
+    assert data["files"] == {"loaded": TOP_FILES} and data["runs"][0]["status"] == "succeeded"
 
 
 def test_status_table(stocks, cli, db_url):
     cli("run", "-p", stocks)
     text = cli("status", "-p", stocks).output
-    assert "12 loaded" in text and "succeeded" in text
+    assert f"{TOP_FILES} loaded" in text and "succeeded" in text
 
 
 def test_init_refuses_non_empty_folder(tmp_path, cli):

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from conftest import TOP_FILES
+
 
 def chute(*args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
@@ -24,7 +26,7 @@ def test_crash_before_commit_then_rerun_loads_exactly_once(stocks, db_url, query
     rerun = chute("run", "-p", stocks, "--json")
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
-    assert summary["files_loaded"] == 12
+    assert summary["files_loaded"] == TOP_FILES
     counts = query("SELECT count(*), count(DISTINCT (company_name, stock_date)) FROM historical_stocks_data")[0]
     assert counts[0] == counts[1] == summary["rows_loaded"]
     assert query("SELECT status FROM chute.runs ORDER BY run_id") == [("abandoned",), ("succeeded",)]

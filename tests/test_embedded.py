@@ -7,6 +7,8 @@ import os
 
 import psycopg
 
+from conftest import STOCK_FILES, TOP_FILES
+
 
 def test_db_start_status_url_stop(tmp_path, cli, monkeypatch):
     monkeypatch.delenv("CHUTE_DATABASE_URL", raising=False)
@@ -35,7 +37,7 @@ def test_run_uses_embedded_cluster_when_nothing_configured(stocks, cli, monkeypa
     monkeypatch.delenv("CHUTE_DATABASE_URL", raising=False)
     try:
         summary = json.loads(cli("run", "-p", stocks, "--json").output)
-        assert summary["files_loaded"] == 12
+        assert summary["files_loaded"] == TOP_FILES
         url = cli("db", "url", "-p", stocks).output.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM historical_stocks_data").fetchone()[0] == summary["rows_loaded"]

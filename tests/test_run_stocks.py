@@ -11,7 +11,7 @@ import shutil
 import polars as pl
 import pytest
 
-from conftest import shared, write
+from conftest import STOCK_FILES, TOP_FILES, shared, write
 
 TABLE = "historical_stocks_data"
 
@@ -33,7 +33,7 @@ def test_run_loads_top_companies_with_changes(stocks, cli, query):
     summary = json.loads(result.output)
     expected = expected_rows(stocks)
     assert summary["status"] == "succeeded"
-    assert summary["files_loaded"] == 12
+    assert summary["files_loaded"] == TOP_FILES
     assert summary["rows_loaded"] == expected.height
     assert query(f"SELECT count(*) FROM {TABLE}")[0][0] == expected.height
     assert {r[0] for r in query(f"SELECT DISTINCT company_name FROM {TABLE}")} == set(expected["company"].unique())
@@ -53,38 +53,54 @@ def test_run_loads_top_companies_with_changes(stocks, cli, query):
 def test_ledger_records_every_file_and_the_run(stocks, cli, query):
     cli("run", "-p", stocks)
     files = query("SELECT name, status, size, length(sha256), rows_read, rows_loaded FROM chute.files")
-    assert len(files) == 12
+    assert len(files) == TOP_FILES  # the files of other companies are never read, nor settled
     on_disk = {p.name: p.stat().st_size for p in (stocks / "landing").iterdir()}
     for name, status, size, sha_len, rows_read, rows_loaded in files:
         assert status == "loaded" and size == on_disk[name] and sha_len == 64
         assert rows_read == len((stocks / "landing" / name).read_text().splitlines()) - 1
-        assert rows_loaded in (0, rows_read)
+        assert rows_loaded == rows_read
     runs = query("SELECT status, files_loaded, rows_loaded, ended_at IS NOT NULL FROM chute.runs")
-    assert runs == [("succeeded", 12, expected_rows(stocks).height, True)]
+    assert runs == [("succeeded", TOP_FILES, expected_rows(stocks).height, True)]
+
+
+def test_a_company_added_to_the_top_list_is_loaded_next_run(stocks, cli, query):
+    first = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert first["excluded"] == STOCK_FILES - TOP_FILES
+    top = stocks / "reference" / "top_companies.txt"
+    listed = top.read_text()
+    newcomer = next(p.name for p in sorted((stocks / "landing").iterdir())
+                    if f"'{p.name.replace('.us.txt', '.us.csv')}'" not in listed)
+    top.write_text(listed.strip() + f", '{newcomer.replace('.us.txt', '.us.csv')}'")
+    second = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert second["files_loaded"] == 1 and second["excluded"] == STOCK_FILES - TOP_FILES - 1
+    ticker = newcomer.split(".us.")[0]
+    assert query(f"SELECT count(*) FROM {TABLE} WHERE company_name = %s", (ticker,))[0][0] > 0
 
 
 def test_second_run_loads_nothing(stocks, cli, query):
     cli("run", "-p", stocks)
     before = query(f"SELECT count(*) FROM {TABLE}")[0][0]
     summary = json.loads(cli("run", "-p", stocks, "--json").output)
-    assert summary["files_loaded"] == 0 and summary["unchanged"] == 12
+    assert summary["files_loaded"] == 0 and summary["unchanged"] == TOP_FILES
+    assert summary["excluded"] == STOCK_FILES - TOP_FILES
     assert query(f"SELECT count(*) FROM {TABLE}")[0][0] == before
-    assert query("SELECT count(*) FROM chute.files")[0][0] == 12
+    assert query("SELECT count(*) FROM chute.files")[0][0] == TOP_FILES
 
 
 def test_same_content_under_new_name_is_skipped(stocks, cli, query):
     cli("run", "-p", stocks)
-    first = sorted((stocks / "landing").iterdir())[0]
-    shutil.copy(first, stocks / "landing" / f"copy-of-{first.name}")
+    first = query("SELECT name FROM chute.files ORDER BY name LIMIT 1")[0][0]
+    (stocks / "landing" / "again").mkdir()
+    shutil.copy(stocks / "landing" / first, stocks / "landing" / "again" / first)
     summary = json.loads(cli("run", "-p", stocks, "--json").output)
     assert summary["files_skipped"] == 1 and summary["files_loaded"] == 0
-    row = query("SELECT status, duplicate_of IS NOT NULL, error FROM chute.files WHERE name LIKE 'copy-of-%'")
-    assert row[0][0] == "skipped" and row[0][1] and first.name in row[0][2]
+    row = query("SELECT status, duplicate_of IS NOT NULL, error FROM chute.files WHERE name = %s", (f"again/{first}",))
+    assert row[0][0] == "skipped" and row[0][1] and first in row[0][2]
 
 
 def test_touched_file_with_same_content_is_not_reloaded(stocks, cli, query):
     cli("run", "-p", stocks)
-    path = sorted((stocks / "landing").iterdir())[0]
+    path = stocks / "landing" / query("SELECT name FROM chute.files LIMIT 1")[0][0]
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     summary = json.loads(cli("run", "-p", stocks, "--json").output)
     assert summary["files_loaded"] == 0 and summary["files_skipped"] == 1  # hashed, found loaded

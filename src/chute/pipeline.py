@@ -30,6 +30,7 @@ class Node:
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    file_filter: bool = False  # decides from a file's name whether the file is read at all
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:  # nodes stay callable in tests
         return self.func(*args, **kwargs)
@@ -54,6 +55,20 @@ def node(
     return wrap(func) if func is not None else wrap
 
 
+def file_filter(func: Callable[..., bool]) -> Node:
+    """Mark a function that says, from a file's name, whether the pipeline wants the file.
+
+    Its first parameter receives the file name (relative to the landing zone); the others
+    resolve like node inputs, from references, params and once-per-run nodes. Files it
+    refuses are never read, and are not settled in the ledger: they are asked about again
+    on the next run, so a changed reference (say, a new list of companies) takes effect.
+    """
+    params = tuple(inspect.signature(func).parameters)
+    if not params:
+        raise PipelineError(f"file filter {func.__name__}: its first parameter must take the file name")
+    return Node(func, func.__name__, params[1:], (), file_filter=True)
+
+
 def _names(value: str | Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
@@ -65,15 +80,17 @@ class Pipeline:
     def plan(self, source: str, provided: Iterable[str], targets: Iterable[str]) -> "Plan":
         """Check the wiring and order the nodes. `provided` are references and params."""
         provided = set(provided)
+        filters = [n for n in self.nodes if n.file_filter]
+        nodes = [n for n in self.nodes if not n.file_filter]
         producers: dict[str, Node] = {}
-        for n in self.nodes:
+        for n in nodes:
             for out in n.outputs:
                 if out in producers:
                     raise PipelineError(f"dataset {out!r} is produced by two nodes: {producers[out].name} and {n.name}")
                 if out == source:
                     raise PipelineError(f"node {n.name} outputs {out!r}, which is the name of the landing input")
                 producers[out] = n
-        for n in self.nodes:
+        for n in nodes + filters:
             for name in n.inputs:
                 if name != source and name not in producers and name not in provided:
                     known = sorted({source, *producers, *provided})
@@ -85,13 +102,13 @@ class Pipeline:
             if table != source and table not in producers:
                 raise PipelineError(f"table {table!r} is configured but no node outputs a dataset of that name")
 
-        graph = {n.name: {producers[i].name for i in n.inputs if i in producers} for n in self.nodes}
+        graph = {n.name: {producers[i].name for i in n.inputs if i in producers} for n in nodes}
         try:
             order = list(TopologicalSorter(graph).static_order())
         except CycleError as exc:
             raise PipelineError(f"the nodes form a cycle: {' -> '.join(exc.args[1])}") from None
-        by_name = {n.name: n for n in self.nodes}
-        if len(by_name) != len(self.nodes):
+        by_name = {n.name: n for n in nodes}
+        if len(by_name) != len(nodes):
             raise PipelineError("two nodes share a name; give one of them name=...")
 
         # A node is per-batch when it reads the landing input, directly or through another node.
@@ -102,7 +119,10 @@ class Pipeline:
                 per_batch.add(name)
         static = [by_name[n] for n in order if n not in per_batch]
         batch = [by_name[n] for n in order if n in per_batch]
-        return Plan(source, static, batch)
+        for f in filters:
+            if source in f.inputs or any(i in producers and producers[i].name in per_batch for i in f.inputs):
+                raise PipelineError(f"file filter {f.name} may only use references, params and once-per-run nodes")
+        return Plan(source, static, batch, filters)
 
 
 @dataclass
@@ -110,6 +130,18 @@ class Plan:
     source: str
     static: list[Node]
     batch: list[Node]
+    filters: list[Node] = field(default_factory=list)
+
+    def wants(self, file_name: str, static_values: Mapping[str, Any]) -> str | None:
+        """None if every file filter accepts the file, else the name of the filter that refused it."""
+        for f in self.filters:
+            try:
+                accepted = f.func(file_name, *(static_values[i] for i in f.inputs))
+            except Exception as exc:
+                raise PipelineError(f"file filter {f.name} failed on {file_name!r}: {type(exc).__name__}: {exc}") from exc
+            if not accepted:
+                return f.name
+        return None
 
     def run_static(self, provided: Mapping[str, Any]) -> dict[str, Any]:
         values = dict(provided)

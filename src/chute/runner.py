@@ -9,8 +9,10 @@ the others. A file bigger than that is streamed in blocks into one transaction o
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ class RunSummary:
     seconds: float = 0.0
     files: list[FileOutcome] = field(default_factory=list)
     unchanged: int = 0  # already in the ledger, not looked at again
+    excluded: int = 0  # refused by a file filter of the pipeline (not read, asked again next run)
     still_failed: list[str] = field(default_factory=list)  # failed before, same content, not retried
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -74,10 +77,11 @@ class RunSummary:
 
 @dataclass
 class _Ready:
-    """A file read, hashed and parsed, waiting to be loaded."""
+    """A file read, hashed and parsed (or the reason it could not be), waiting to be loaded."""
     entry: FileEntry
     sha256: str
     frame: pl.DataFrame | None  # None for a big file that is streamed at load time
+    error: str | None = None
 
 
 def landing_zone(project: Project) -> LandingZone:
@@ -137,8 +141,12 @@ class Runner:
             entries = self.zone.list()
             pending = self._classify(conn, entries, summary)
             static = plan.run_static(self._provided()) if pending else {}
-            loaded = ledger.loaded_content(conn, self.pipeline) if pending else {}
+            if plan.filters:
+                wanted = [e for e in pending if plan.wants(e.name, static) is None]
+                summary.excluded = len(pending) - len(wanted)
+                pending = wanted
             if pending:
+                loaded = ledger.loaded_content(conn, self.pipeline)
                 self._load_all(conn, plan, static, targets, pending, loaded, run_id, summary)
             summary.exports = self._export(conn, summary)
         except ChuteError as exc:
@@ -177,24 +185,39 @@ class Runner:
 
     # -- loading ---------------------------------------------------------------------------
     def _load_all(self, conn, plan, static, targets, pending, loaded, run_id, summary) -> None:
+        """Read the next group of files on worker threads while the current group loads."""
         render = Renderer(conn)
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
+        groups = list(self._groups(pending))
         adbc_conn = connect_adbc(self.db_url)
         done = 0
-        try:
-            for group in self._groups(pending):
-                ready: list[_Ready] = []
-                for entry in group:
-                    item = self._prepare(conn, entry, seen, run_id, summary)
-                    if item:
-                        ready.append(item)
-                        seen[item.sha256] = (None, entry.name)
-                if ready:
-                    self._load_group(adbc_conn, render, plan, static, targets, ready, run_id, summary)
-                done += len(group)
-                self.progress(done, len(pending), summary.rows_loaded)
-        finally:
-            adbc_conn.close()
+        with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
+            def read_group(group: list[FileEntry]) -> list[_Ready]:
+                return list(readers.map(self._read, group))
+
+            upcoming = ahead.submit(read_group, groups[0])
+            try:
+                for i, group in enumerate(groups):
+                    t0 = time.perf_counter()
+                    results = upcoming.result()
+                    self._time("read (waiting)", t0)
+                    if i + 1 < len(groups):
+                        upcoming = ahead.submit(read_group, groups[i + 1])
+                    ready = []
+                    for item in results:
+                        if item.error is not None:
+                            self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
+                        elif item.sha256 in seen:
+                            self._duplicate(conn, item, seen[item.sha256], run_id, summary)
+                        else:
+                            seen[item.sha256] = (None, item.entry.name)
+                            ready.append(item)
+                    if ready:
+                        self._load_group(adbc_conn, render, plan, static, targets, ready, run_id, summary)
+                    done += len(group)
+                    self.progress(done, len(pending), summary.rows_loaded)
+            finally:
+                adbc_conn.close()
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
         group: list[FileEntry] = []
@@ -211,36 +234,28 @@ class Runner:
         if group:
             yield group
 
-    def _prepare(self, conn, entry: FileEntry, seen, run_id, summary) -> _Ready | None:
-        """Hash and (for small files) parse one file; record it if it is a duplicate or unreadable."""
-        t0 = time.perf_counter()
-        frame = None
+    def _read(self, entry: FileEntry) -> _Ready:
+        """Hash and (for small files) parse one file. Runs on a worker thread: no database here."""
         try:
-            if entry.size > self.batch_bytes:
+            if entry.size > self.batch_bytes:  # streamed at load time; only hashed now
                 with open(self.zone.local_path(entry), "rb") as f:
-                    sha = hashlib.file_digest(f, "sha256").hexdigest()
-            else:
-                data = self.zone.read(entry)
-                sha = hashlib.sha256(data).hexdigest()
+                    return _Ready(entry, hashlib.file_digest(f, "sha256").hexdigest(), None)
+            data = self.zone.read(entry)
         except OSError as exc:
-            self._failed(conn, entry, "", run_id, summary, f"cannot read the file: {exc.strerror or exc}")
-            return None
-        if sha in seen:
-            first_id, first_name = seen[sha]
-            ledger.record_outcome(conn, self.pipeline, run_id, entry, sha, "skipped", duplicate_of=first_id,
-                                  error=f"same content as {first_name}, already loaded")
-            summary.files.append(FileOutcome(entry.name, "skipped", error=f"same content as {first_name}"))
-            return None
-        if entry.size <= self.batch_bytes:
-            try:
-                frames = list(read_csv(data, self.source, self.batch_bytes))
-                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-                frame = frame.with_columns(pl.lit(entry.name).alias(self.source.file_column))
-            except FileError as exc:
-                self._failed(conn, entry, sha, run_id, summary, str(exc))
-                return None
-        self._time("read", t0)
-        return _Ready(entry, sha, frame)
+            return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}")
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            frames = list(read_csv(data, self.source, self.batch_bytes))
+        except FileError as exc:
+            return _Ready(entry, sha, None, str(exc))
+        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)))
+
+    def _duplicate(self, conn, item: _Ready, first: tuple[int | None, str], run_id, summary) -> None:
+        first_id, first_name = first
+        ledger.record_outcome(conn, self.pipeline, run_id, item.entry, item.sha256, "skipped",
+                              duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
+        summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
     def _load_group(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
         try:

@@ -12,7 +12,7 @@ from .errors import ConfigError
 EXAMPLES = ("stocks",)
 
 
-def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 42) -> dict:
+def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 42, top: int | None = None) -> dict:
     if example not in EXAMPLES:
         raise ConfigError(f"unknown example {example!r}; choose one of: {', '.join(EXAMPLES)}")
     if folder.exists() and any(folder.iterdir()):
@@ -27,17 +27,17 @@ def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 
     for sub in ("landing", "reference", "processed"):
         (folder / sub).mkdir(exist_ok=True)
         created.append(f"{sub}/")
-    data = _generate(folder, files, seed) if files else None
+    data = _generate(folder, files, seed, top) if files else None
     return {"folder": str(folder), "example": example, "created": created, "data": data}
 
 
-def _generate(folder: Path, files: int, seed: int) -> dict:
+def _generate(folder: Path, files: int, seed: int, top: int | None) -> dict:
     """Run the example's own generator (copied into the project, so users can run it too)."""
     spec = importlib.util.spec_from_file_location("chute_example_generate", folder / "generate.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    summary = module.generate(folder, files=files, seed=seed)
+    summary = module.generate(folder, files=files, seed=seed, top=top)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in summary.items()}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from chute import node
+from chute import file_filter, node
 
 _TICKER = re.compile(r"^(?:.*/)?(.+?)\.us\.[^/]*$", re.IGNORECASE)
 
@@ -29,13 +29,18 @@ def top_tickers(top_companies: Path) -> frozenset[str]:
     return frozenset(t for t in map(ticker_of, names) if t)
 
 
+@file_filter
+def top_companies_only(file_name: str, top_tickers: frozenset[str]) -> bool:
+    """Read only the files of the top companies (the others are never parsed)."""
+    return ticker_of(file_name) in top_tickers
+
+
 @node(outputs="historical_stocks_data")
-def historical_stocks_data(prices: pl.DataFrame, top_tickers: frozenset[str]) -> pl.DataFrame:
-    # Decide per file, not per row: a batch holds many rows of few files.
+def historical_stocks_data(prices: pl.DataFrame) -> pl.DataFrame:
+    # One ticker per file: work it out per file name, not per row.
     company = {f: ticker_of(f) for f in prices.get_column("source_file").unique().to_list()}
-    kept = prices.filter(pl.col("source_file").is_in([f for f, t in company.items() if t in top_tickers]))
     open_, close = pl.col("Open"), pl.col("Close")
-    return kept.select(
+    return prices.select(
         stock_date=pl.col("Date"),
         open_value=open_,
         high_value=pl.col("High"),
