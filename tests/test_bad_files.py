@@ -72,3 +72,17 @@ def test_gzip_and_latin1_files_load_when_declared(tmp_path, cli, query):
     write(folder / "landing" / "zip.us.txt", gzip.compress((HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n").encode()))
     cli("run", "-p", folder)
     assert query("SELECT company_name, close_value FROM historical_stocks_data") == [("zip", 1.5)]
+
+
+def test_database_refusal_fails_only_the_offending_file(stocks, cli, query):
+    """company_name is varchar(56): a 60-character ticker is refused by PostgreSQL inside the
+    shared transaction; the unit is redone so that only that file fails."""
+    long_ticker = "x" * 60
+    top = stocks / "reference" / "top_companies.txt"
+    write(top, top.read_text().strip() + f", '{long_ticker}.us.csv'")
+    write(stocks / "landing" / f"{long_ticker}.us.txt", HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n")
+    summary = json.loads(cli("run", "-p", stocks, "--json", expect=1).output)
+    assert summary["files_loaded"] == TOP_FILES and summary["files_failed"] == 1
+    error = query("SELECT error FROM chute.files WHERE status = 'failed'")[0][0]
+    assert "value too long for type character varying(56)" in error
+    assert query("SELECT count(DISTINCT company_name) FROM historical_stocks_data")[0][0] == TOP_FILES

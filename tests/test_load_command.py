@@ -57,3 +57,17 @@ def test_load_hostile_names(tmp_path, cli, query, db_url):
     cli("load", path, "--into", 'odd"table')
     assert query('SELECT * FROM "odd""table"') == [(1, 2)]
     assert query("SELECT name FROM chute.files")[0][0] == path.name
+
+
+def test_merge_into_empty_table_with_keys_repeated_across_blocks(tmp_path, query, db_url):
+    """A big file is streamed in blocks; a key repeated in a later block must still merge (last wins)."""
+    from chute.oneshot import load_file
+
+    rows = "".join(f"k{i},{i}\n" for i in range(200_000)) + "k5,last\n"  # ~2.4 MB: several 1 MB blocks
+    path = write(tmp_path / "big.csv", "key,value\n" + rows)
+    summary = load_file(path, "kv", mode="merge", primary_key=["key"], types=("value=text",), db_url=db_url,
+                        folder=tmp_path, batch_mb=0.25)
+    assert summary.status == "succeeded", summary.files
+    assert query("SELECT count(*) FROM kv")[0][0] == 200_000
+    assert query("SELECT value FROM kv WHERE key = 'k5'") == [("last",)]
+    assert query("SELECT rows_read, rows_loaded FROM chute.files") == [(200_001, 200_001)]

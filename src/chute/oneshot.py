@@ -19,14 +19,14 @@ from .runner import Runner, RunSummary, resolve_database
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
               types: tuple[str, ...] = (), delimiter: str = ",", encoding: str = "utf-8", header: bool = True,
-              folder: Path = Path("."), db_url: str | None = None) -> RunSummary:
+              folder: Path = Path("."), db_url: str | None = None, batch_mb: float = 64) -> RunSummary:
     file = file.resolve()
     if not file.is_file():
         raise ConfigError(f"{file}: no such file")
     schema, _, name = table.rpartition(".")
     schema = schema or "public"
     overrides = _parse_overrides(types)
-    source: dict = {"header": header, "delimiter": delimiter, "encoding": encoding}
+    source: dict = {"header": header, "delimiter": delimiter, "encoding": encoding, "batch_mb": batch_mb}
     url = resolve_database(None, db_url, folder)
     with connect(url) as conn:
         existing = existing_columns(conn, schema, name)

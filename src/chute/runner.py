@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,6 +110,8 @@ class Runner:
         self.progress = progress or (lambda done, total, rows: None)
         self.source = project.source
         self.batch_bytes = int(project.source.batch_mb * (1 << 20))
+        # Input per transaction: several batches, so an empty merge table takes one plain COPY.
+        self.unit_bytes = max(self.batch_bytes, 1 << 30)
         self.zone = landing_zone(project)
 
     # -- the run ---------------------------------------------------------------------------
@@ -185,39 +187,70 @@ class Runner:
 
     # -- loading ---------------------------------------------------------------------------
     def _load_all(self, conn, plan, static, targets, pending, loaded, run_id, summary) -> None:
-        """Read the next group of files on worker threads while the current group loads."""
+        """Load the pending files, one transaction per `unit_bytes` of input.
+
+        Files are read in groups of `batch_mb` on worker threads, one group ahead of the load,
+        and each group's rows go into the open transaction as they come. If a unit fails, it
+        is rolled back and its groups are loaded again one by one, isolating bad files.
+        """
         render = Renderer(conn)
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
-        groups = list(self._groups(pending))
         adbc_conn = connect_adbc(self.db_url)
-        done = 0
-        with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
-            def read_group(group: list[FileEntry]) -> list[_Ready]:
-                return list(readers.map(self._read, group))
+        args = (adbc_conn, render, plan, static, targets)
+        try:
+            with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
+                stream = self._settled(list(self._groups(pending)), readers, ahead, conn, seen, run_id, summary)
+                while True:
+                    taken: list[list[_Ready]] = []
+                    try:
+                        self._load_unit(*args, self._take(stream, taken), run_id, summary)
+                    except (FileError, DatabaseError):
+                        for ready in taken:
+                            for item in ready:
+                                seen.pop(item.sha256, None)
+                            again = [self._read(item.entry) for item in ready]
+                            for item in again:
+                                seen[item.sha256] = (None, item.entry.name)
+                            self._load_group(*args, again, run_id, summary)
+                    if not taken:
+                        break
+                    self.progress(len(summary.files), len(pending), summary.rows_loaded)
+        finally:
+            adbc_conn.close()
 
-            upcoming = ahead.submit(read_group, groups[0])
-            try:
-                for i, group in enumerate(groups):
-                    t0 = time.perf_counter()
-                    results = upcoming.result()
-                    self._time("read (waiting)", t0)
-                    if i + 1 < len(groups):
-                        upcoming = ahead.submit(read_group, groups[i + 1])
-                    ready = []
-                    for item in results:
-                        if item.error is not None:
-                            self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
-                        elif item.sha256 in seen:
-                            self._duplicate(conn, item, seen[item.sha256], run_id, summary)
-                        else:
-                            seen[item.sha256] = (None, item.entry.name)
-                            ready.append(item)
-                    if ready:
-                        self._load_group(adbc_conn, render, plan, static, targets, ready, run_id, summary)
-                    done += len(group)
-                    self.progress(done, len(pending), summary.rows_loaded)
-            finally:
-                adbc_conn.close()
+    def _take(self, stream: Iterator[list[_Ready]], taken: list[list[_Ready]]) -> Iterator[list[_Ready]]:
+        """Groups from the stream until one unit's worth of input has been taken."""
+        size = 0
+        for ready in stream:
+            taken.append(ready)
+            yield ready
+            size += sum(item.entry.size for item in ready)
+            if size >= self.unit_bytes:
+                return
+
+    def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
+        """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
+        def read_group(group: list[FileEntry]) -> list[_Ready]:
+            return list(readers.map(self._read, group))
+
+        upcoming = ahead.submit(read_group, groups[0]) if groups else None
+        for i in range(len(groups)):
+            t0 = time.perf_counter()
+            results = upcoming.result()
+            self._time("read (waiting)", t0)
+            if i + 1 < len(groups):
+                upcoming = ahead.submit(read_group, groups[i + 1])
+            ready = []
+            for item in results:
+                if item.error is not None:
+                    self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
+                elif item.sha256 in seen:
+                    self._duplicate(conn, item, seen[item.sha256], run_id, summary)
+                else:
+                    seen[item.sha256] = (None, item.entry.name)
+                    ready.append(item)
+            if ready:
+                yield ready
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
         group: list[FileEntry] = []
@@ -258,8 +291,16 @@ class Runner:
         summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
     def _load_group(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
+        """One group in its own transaction; if it fails, each of its files alone."""
+        args = (adbc_conn, render, plan, static, targets)
         try:
-            self._load_unit(adbc_conn, render, plan, static, targets, ready, run_id, summary)
+            try:
+                self._load_unit(*args, [ready], run_id, summary)
+            except DatabaseError as exc:
+                if "duplicate key value violates unique constraint" not in str(exc):
+                    raise
+                # Rows copied straight into an empty merge table repeated a key: merge through the stage.
+                self._load_unit(*args, [ready], run_id, summary, direct=False)
         except (FileError, DatabaseError) as exc:
             if len(ready) == 1:
                 self._failed(render.conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc))
@@ -267,39 +308,46 @@ class Runner:
             for item in ready:  # isolate the bad file(s)
                 self._load_group(adbc_conn, render, plan, static, targets, [item], run_id, summary)
 
-    def _load_unit(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
-        unit = LoadUnit(adbc_conn, render, self.pipeline, run_id)
+    def _load_unit(self, adbc_conn, render, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
+                   summary, direct: bool = True) -> None:
+        """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
+        unit = LoadUnit(adbc_conn, render, self.pipeline, run_id, allow_direct=direct)
         per_file_loaded: dict[str, int] = {}
         rows_read: dict[str, int] = {}
         replace_state = {name: t.truncated for name, t in targets.items()}
         fc = self.source.file_column
+        files: list[dict] = []
         try:
-            for item in ready:
-                rows_read[item.entry.name] = item.frame.height if item.frame is not None else 0
-            for frame in self._frames(ready):
-                if ready[0].frame is None:  # streamed: count as the blocks go by
-                    rows_read[ready[0].entry.name] += frame.height
-                t0 = time.perf_counter()
-                values = plan.run_batch(frame, static, self.timings)
-                self._time("transform", t0)
-                t0 = time.perf_counter()
-                for table, target in targets.items():
-                    out = _frame_of(values[table], table)
-                    if fc in out.columns:
-                        for name, n in out.group_by(fc).len().iter_rows():
-                            per_file_loaded[name] = per_file_loaded.get(name, 0) + n
-                    unit.write(target, conform(out, target, fc))
-                self._time("load", t0)
+            for ready in groups:
+                for item in ready:
+                    rows_read[item.entry.name] = item.frame.height if item.frame is not None else 0
+                for frame in self._frames(ready):
+                    if ready[0].frame is None:  # streamed: count as the blocks go by
+                        rows_read[ready[0].entry.name] += frame.height
+                    t0 = time.perf_counter()
+                    values = plan.run_batch(frame, static, self.timings)
+                    self._time("transform", t0)
+                    t0 = time.perf_counter()
+                    for table, target in targets.items():
+                        out = _frame_of(values[table], table)
+                        if fc in out.columns:
+                            for name, n in out.group_by(fc).len().iter_rows():
+                                per_file_loaded[name] = per_file_loaded.get(name, 0) + n
+                        unit.write(target, conform(out, target, fc))
+                    self._time("load", t0)
+                for item in ready:
+                    e = item.entry
+                    files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size,
+                                      mtime_ns=e.mtime_ns, sha256=item.sha256, status="loaded", run_id=run_id,
+                                      rows_read=rows_read[e.name], rows_loaded=per_file_loaded.get(e.name, 0),
+                                      rows_rejected=0))
+                    item.frame = None  # written: free it now (a failed unit reads the file again)
+            if not files:
+                return
+            if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
+                for f in files:
+                    f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
             t0 = time.perf_counter()
-            attributable = len(ready) == 1 or per_file_loaded or not unit.rows_written
-            files = []
-            for item in ready:
-                e = item.entry
-                loaded_rows = per_file_loaded.get(e.name, 0) if len(ready) > 1 else unit.rows_written
-                files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
-                                  sha256=item.sha256, status="loaded", run_id=run_id,
-                                  rows_read=rows_read.get(e.name, 0),
-                                  rows_loaded=loaded_rows if attributable else None, rows_rejected=0))
             unit.commit(files)
             self._time("commit", t0)
         except BaseException:

@@ -35,7 +35,8 @@ class Target:
 
 
 class LoadUnit:
-    def __init__(self, conn: adbc.Connection, render: "Renderer", pipeline: str, run_id: int):
+    def __init__(self, conn: adbc.Connection, render: "Renderer", pipeline: str, run_id: int,
+                 allow_direct: bool = True):
         self.conn = conn
         self.cur = conn.cursor()
         self.render = render
@@ -43,6 +44,8 @@ class LoadUnit:
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
         self.dedup: set[str] = set()  # merge targets whose staged rows repeat a key
+        self.allow_direct = allow_direct
+        self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
         self.seq = 0
         self.rows_written = 0
 
@@ -51,7 +54,11 @@ class LoadUnit:
         if frame.is_empty():
             return
         try:
-            if target.mode == "merge":
+            if target.mode == "merge" and self._direct(target, frame):
+                # An empty table has nothing to merge with: COPY straight in (its primary key
+                # still refuses duplicates; the runner then retries the unit through the stage).
+                self.cur.adbc_ingest(target.table, _arrow(frame), mode="append", db_schema_name=target.schema)
+            elif target.mode == "merge":
                 # Duplicate keys are checked per frame; across frames (a streamed file) assume them.
                 if target.table in self.staged or frame.select(target.primary_key).is_duplicated().any():
                     self.dedup.add(target.table)
@@ -67,6 +74,17 @@ class LoadUnit:
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
+
+    def _direct(self, target: Target, frame: pl.DataFrame) -> bool:
+        """Whether this unit may COPY merge rows straight into the target (decided at its first rows)."""
+        if target.table not in self.direct:
+            empty = False
+            if self.allow_direct and target.table not in self.staged:
+                self._exec(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                    qualified(target.schema, target.table)))
+                empty = bool(self.cur.fetchone()[0]) and not frame.select(target.primary_key).is_duplicated().any()
+            self.direct[target.table] = empty
+        return self.direct[target.table]
 
     def commit(self, files: list[dict]) -> None:
         """Merge staged rows, write the files' ledger rows and the run counters, commit."""
