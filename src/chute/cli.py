@@ -128,8 +128,9 @@ def _report_run(summary, as_json: bool) -> None:
         loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
         colour = "green" if summary.ok else "red"
         out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
-                  f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged; "
-                  f"{summary.rows_loaded:,} rows loaded", highlight=False)
+                  f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
+                  + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
+                  + f"; {summary.rows_loaded:,} rows loaded", highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = RichTable("file", "status", "reason", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -204,11 +205,14 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
 @click.option("--delimiter", default=",", show_default=True)
 @click.option("--encoding", default="utf-8", show_default=True)
 @click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@click.option("--batch-mb", type=click.FloatRange(1), default=64, show_default=True,
+              help="Read the file in blocks of about this many MB (bounds memory).")
 @project_option
 @db_option
 @json_option
 def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         encoding: str, no_header: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
+         encoding: str, no_header: bool, batch_mb: float, project_dir: Path, db_url: str | None,
+         as_json: bool) -> None:
     """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
 
     Loading the same content again (under any name) does nothing.
@@ -217,7 +221,7 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
 
     summary = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
                         types=types, delimiter=delimiter, encoding=encoding, header=not no_header,
-                        folder=project_dir, db_url=db_url)
+                        folder=project_dir, db_url=db_url, batch_mb=batch_mb)
     _report_run(summary, as_json)
 
 
