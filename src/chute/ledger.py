@@ -16,6 +16,7 @@ import socket
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from . import __version__
@@ -156,9 +157,9 @@ def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, 
             (pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id, rows_read,
              error, duplicate_of),
         )
-        column = "files_failed" if status == "failed" else "files_skipped"
-        conn.execute(f"UPDATE chute.runs SET {column} = {column} + 1, rows_read = rows_read + %s"  # noqa: S608 - fixed names
-                     " WHERE run_id = %s", (rows_read or 0, run_id))
+        column = sql.Identifier("files_failed" if status == "failed" else "files_skipped")
+        conn.execute(sql.SQL("UPDATE chute.runs SET {0} = {0} + 1, rows_read = rows_read + %s WHERE run_id = %s")
+                     .format(column), (rows_read or 0, run_id))
 
 
 # Written on the load connection (ADBC, $n placeholders) inside the load transaction, so a

@@ -31,7 +31,7 @@ from .project import Project
 from .sources.base import FileEntry, LandingZone
 from .sources.local import LocalZone
 
-Progress = Callable[[int, int, int], None]  # files done, files to do, rows loaded
+Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
 
 
 @dataclass
@@ -139,6 +139,8 @@ class Runner:
         run_id = ledger.start_run(conn, self.pipeline, self.trigger)
         summary = RunSummary(run_id, self.pipeline, "succeeded")
         self.timings: dict[str, float] = {}
+        self.rows_sent = 0  # rows sent to PostgreSQL so far (committed or not): for the progress bar
+        entries: list[FileEntry] = []
         try:
             entries = self.zone.list()
             pending = self._classify(conn, entries, summary)
@@ -158,8 +160,7 @@ class Runner:
         if summary.error or summary.count("failed"):
             summary.status = "failed"
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
-        ledger.finish_run(conn, run_id, summary.status, len(entries) if "entries" in locals() else 0,
-                          summary.error, {"timings": summary.timings})
+        ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, {"timings": summary.timings})
         return summary
 
     def _provided(self) -> dict[str, Any]:
@@ -214,7 +215,6 @@ class Runner:
                             self._load_group(*args, again, run_id, summary)
                     if not taken:
                         break
-                    self.progress(len(summary.files), len(pending), summary.rows_loaded)
         finally:
             adbc_conn.close()
 
@@ -251,6 +251,8 @@ class Runner:
                     ready.append(item)
             if ready:
                 yield ready
+            done = sum(len(g) for g in groups[:i + 1])
+            self.progress(done, sum(map(len, groups)), self.rows_sent)
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
         group: list[FileEntry] = []
@@ -333,7 +335,9 @@ class Runner:
                         if fc in out.columns:
                             for name, n in out.group_by(fc).len().iter_rows():
                                 per_file_loaded[name] = per_file_loaded.get(name, 0) + n
-                        unit.write(target, conform(out, target, fc))
+                        conformed = conform(out, target, fc)
+                        unit.write(target, conformed)
+                        self.rows_sent += conformed.height
                     self._time("load", t0)
                 for item in ready:
                     e = item.entry

@@ -173,12 +173,13 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         import psycopg
+        from psycopg import sql
 
         for attempt in range(50):
             try:
                 with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
                     if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-                        conn.execute(f"CREATE DATABASE {DATABASE}")
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
                     return
             except psycopg.OperationalError:
                 if attempt == 49:
