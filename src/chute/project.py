@@ -19,6 +19,15 @@ from .errors import ConfigError
 CONFIG_NAME = "chute.toml"
 
 
+def _check_types(columns: dict[str, str]) -> dict[str, str]:
+    for name, text in columns.items():
+        try:
+            parse_type(text)
+        except ConfigError as exc:
+            raise ValueError(f"column {name!r}: {exc}") from None
+    return columns
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,12 +63,7 @@ class Source(_Strict):
     @field_validator("columns")
     @classmethod
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            try:
-                parse_type(text)
-            except ConfigError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        return value
+        return _check_types(value)
 
     @field_validator("encoding")
     @classmethod
@@ -93,12 +97,7 @@ class Table(_Strict):
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:
             raise ValueError("declare at least one column")
-        for name, text in value.items():
-            try:
-                parse_type(text)
-            except ConfigError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        return value
+        return _check_types(value)
 
     @model_validator(mode="after")
     def _key_is_declared(self) -> "Table":
