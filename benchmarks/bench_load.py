@@ -83,6 +83,12 @@ def main() -> None:
             best = min(runs, key=lambda x: x["seconds"])
             print(f"chute timings, best run of {label}: " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()))
 
+    for label, (name, _) in variants.items():  # same rows as the baseline, value for value?
+        if name != "t":
+            diff = psql(url, f"SELECT (SELECT count(*) FROM (TABLE t EXCEPT ALL TABLE {name}) a) + "
+                             f"(SELECT count(*) FROM (TABLE {name} EXCEPT ALL TABLE t) b)")
+            print(f"rows of {label} that differ from the baseline's: {diff}")
+
     base = times["psql \\copy (baseline)"]
     print(f"\n{args.rows:,} rows, {csv.stat().st_size / 1e6:.0f} MB, {args.repeat} runs each")
     rows_out = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+import pyarrow as pa
+
 from .coltypes import from_polars, parse_type
 from .db.postgres import connect, existing_columns
 from .errors import ConfigError, FileError
@@ -63,11 +65,25 @@ def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str
     """Column types from the first block of the file (64 MB), with the user's overrides on top."""
     from .project import Source
 
+    options = Source(**source, columns=overrides)
     try:
-        first = next(read_csv(str(file), Source(**source, columns=overrides)))
-    except FileError as exc:
-        raise ConfigError(f"{file.name}: {exc}") from None
+        first = next(read_csv(_prefix(file), options))
+    except (FileError, StopIteration):  # gzip, or a first row longer than the prefix: parse the file
+        try:
+            first = next(read_csv(str(file), options))
+        except FileError as exc:
+            raise ConfigError(f"{file.name}: {exc}") from None
     return {c: overrides.get(c) or from_polars(t).name for c, t in first.schema.items()}
+
+
+def _prefix(file: Path, size: int = 16 << 20) -> pa.Buffer:
+    """The file's first lines, up to `size` bytes. pyarrow's reader parses far ahead of what
+    is asked for, so inferring from the path would parse most of a big file."""
+    with file.open("rb") as f:
+        head = f.read(size)
+    if len(head) == size:
+        head = head[: head.rfind(b"\n") + 1]
+    return pa.py_buffer(head)
 
 
 def _known_type(column: str, sql_type: str, table: str) -> str:

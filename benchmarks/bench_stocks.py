@@ -1,0 +1,115 @@
+"""bench_stocks: the stocks example at full size, a first `chute run` against one `psql \\copy`.
+
+    chute init DIR --example stocks --files 7192 --seed 1   (~15 M rows in 7,192 files; the
+                                                             1,000 "top companies" hold ~2.1 M)
+    chute run -p DIR --db URL --json                         (first load, into a fresh database)
+
+Baseline, same run, same server: psql \\copy of the run's own output file
+DIR/processed/historical_stock_data.csv into an empty table with the same columns, no index.
+Target (from the issue): the whole chute run (list, filter, read, transform, merge-load,
+ledger, export) takes less time than that one \\copy. Also reported: the run without its
+export stage, a second run with nothing new (0 files loaded), and the ledger commit per file.
+
+    .venv/bin/python benchmarks/bench_stocks.py [--files 7192] [--seed 1] [--repeat 2] [--keep-data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from _common import (CHUTE, DATA, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
+                     psql_cmd, show, table, timed)
+
+COLUMNS = ("stock_date date, open_value double precision, high_value double precision, low_value double precision, "
+           "close_value double precision, volume_traded bigint, daily_percent_change double precision, "
+           "value_change double precision, company_name varchar(56)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=7192)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2, help="first loads, each into a fresh database")
+    ap.add_argument("--keep-data", action="store_true", help="keep the generated project in bench-data/")
+    args = ap.parse_args()
+
+    base = cluster()
+    print_machine(base)
+    project = DATA / f"stocks-{args.files}-s{args.seed}"
+    if not (project / "chute.toml").exists():
+        shutil.rmtree(project, ignore_errors=True)
+        init = [CHUTE, "init", str(project), "--example", "stocks", "--files", str(args.files),
+                "--seed", str(args.seed), "--json"]
+        seconds, done = timed(init)
+        data = chute_json(done)["data"]
+        print(f"{show(init)}: {data['files']:,} files, {data['rows']:,} rows ({data['top_files']:,} top files, "
+              f"{data['top_rows']:,} rows) in {seconds:.1f} s")
+    output = project / "processed" / "historical_stock_data.csv"
+    run = [CHUTE, "run", "-p", str(project), "--db", "URL", "--json"]
+    copy_sql = f"\\copy t FROM '{output}' CSV HEADER"
+
+    rec: dict[str, list[float]] = {k: [] for k in ("wall", "seconds", "no_export", "copy", "noop_wall", "noop_seconds",
+                                                   "commit_per_file_ms")}
+    for r in range(args.repeat):
+        url = fresh_database(base, "bench_stocks")  # empty ledger, no table: a first load
+        psql(url, "CHECKPOINT")
+        run[run.index("--db") + 1] = url
+        wall, done = timed(run)
+        first = chute_json(done)
+        rows = count(url, "historical_stocks_data")
+        if first["status"] != "succeeded" or rows != first["rows_loaded"]:
+            raise SystemExit(f"first run: status {first['status']}, {rows:,} rows in the table, "
+                             f"{first['rows_loaded']:,} reported: {first.get('error')}")
+        timings = first["timings"]
+        noop_wall, done = timed(run)
+        noop = chute_json(done)
+        if noop["files_loaded"] != 0:
+            raise SystemExit(f"second run loaded {noop['files_loaded']} files, expected 0")
+
+        psql(url, f"CREATE TABLE t ({COLUMNS})")
+        psql(url, "CHECKPOINT")
+        copy, _ = timed(psql_cmd(url, copy_sql))
+        if count(url, "t") != rows:
+            raise SystemExit(f"\\copy loaded {count(url, 't'):,} rows, the chute run {rows:,}")
+
+        rec["wall"].append(wall)
+        rec["seconds"].append(first["seconds"])
+        rec["no_export"].append(first["seconds"] - timings.get("export", 0.0))
+        rec["copy"].append(copy)
+        rec["noop_wall"].append(noop_wall)
+        rec["noop_seconds"].append(noop["seconds"])
+        rec["commit_per_file_ms"].append(1000 * timings.get("commit", 0.0) / first["files_loaded"])
+        print(f"run {r + 1}: chute run {wall:.2f} s wall ({first['seconds']:.2f} s reported; "
+              f"{first['files_loaded']:,} files loaded, {first['excluded']:,} filtered out, {rows:,} rows), "
+              f"timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+        print(f"       second run {noop_wall:.2f} s wall ({noop['seconds']:.3f} s reported, "
+              f"{noop['unchanged']:,} unchanged); psql \\copy {copy:.2f} s")
+
+    print(f"\ncommands (URL={hide(url)}):")
+    print(f"  chute: {show(run)}   (twice: first load, then nothing new)")
+    print(f"  baseline: {show(psql_cmd(url, copy_sql))}   into CREATE TABLE t ({COLUMNS})")
+    print(f"  output file: {output.stat().st_size / 1e6:.0f} MB, {rows:,} rows\n")
+
+    best, med = min(rec["copy"]), median(rec["copy"])
+    lines = []
+    for key, label in [("copy", "psql \\copy of the output (baseline)"), ("wall", "chute run, wall"),
+                       ("seconds", "chute run, reported seconds"), ("no_export", "chute run without export"),
+                       ("noop_wall", "second run (nothing new), wall"),
+                       ("noop_seconds", "second run, reported seconds")]:
+        xs = rec[key]
+        ratios = [f"{best / min(xs):.2f}x", f"{med / median(xs):.2f}x"] if "noop" not in key else ["", ""]
+        lines.append([label, min(xs), median(xs), *ratios])
+    table(["", "best s", "median s", "speed vs copy (best)", "(median)"], lines)
+    print(f"ledger commit per loaded file: {median(rec['commit_per_file_ms']):.3f} ms (median of {args.repeat})")
+    met = median(rec["wall"]) < med
+    print(f"\ntarget whole chute run < one psql \\copy: {'met' if met else 'NOT met'} "
+          f"(median {median(rec['wall']):.2f} s vs {med:.2f} s; without export "
+          f"{median(rec['no_export']):.2f} s)")
+    psql(base, 'DROP DATABASE IF EXISTS "bench_stocks" WITH (FORCE)')
+    if not args.keep_data:
+        shutil.rmtree(project)
+
+
+if __name__ == "__main__":
+    main()
