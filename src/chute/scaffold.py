@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +38,3 @@ def _generate(folder: Path, files: int, seed: int, top: int | None) -> dict:
     spec.loader.exec_module(module)
     summary = module.generate(folder, files=files, seed=seed, top=top)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in summary.items()}
-
-
-
