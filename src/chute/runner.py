@@ -206,13 +206,13 @@ class Runner:
                     try:
                         self._load_unit(*args, self._take(stream, taken), run_id, summary)
                     except (FileError, DatabaseError):
-                        for ready in taken:
+                        for ready in taken:  # the frames were freed: read the files again
                             for item in ready:
                                 seen.pop(item.sha256, None)
-                            again = [self._read(item.entry) for item in ready]
-                            for item in again:
-                                seen[item.sha256] = (None, item.entry.name)
-                            self._load_group(*args, again, run_id, summary)
+                            again = self._settle(conn, [self._read(item.entry) for item in ready], seen, run_id,
+                                                 summary)
+                            if again:
+                                self._load_group(*args, again, run_id, summary)
                     if not taken:
                         break
         finally:
@@ -240,19 +240,23 @@ class Runner:
             self._time("read (waiting)", t0)
             if i + 1 < len(groups):
                 upcoming = ahead.submit(read_group, groups[i + 1])
-            ready = []
-            for item in results:
-                if item.error is not None:
-                    self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
-                elif item.sha256 in seen:
-                    self._duplicate(conn, item, seen[item.sha256], run_id, summary)
-                else:
-                    seen[item.sha256] = (None, item.entry.name)
-                    ready.append(item)
-            if ready:
+            if ready := self._settle(conn, results, seen, run_id, summary):
                 yield ready
             done = sum(len(g) for g in groups[:i + 1])
             self.progress(done, sum(map(len, groups)), self.rows_sent)
+
+    def _settle(self, conn, results: list[_Ready], seen, run_id, summary) -> list[_Ready]:
+        """Record unreadable and duplicate files; return the ones to load (now marked seen)."""
+        ready = []
+        for item in results:
+            if item.error is not None:
+                self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
+            elif item.sha256 in seen:
+                self._duplicate(conn, item, seen[item.sha256], run_id, summary)
+            else:
+                seen[item.sha256] = (None, item.entry.name)
+                ready.append(item)
+        return ready
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
         group: list[FileEntry] = []
