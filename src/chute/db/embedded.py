@@ -41,13 +41,12 @@ def find_bindir() -> Path:
     )
 
 
-def _reachable_by_postgres(folder: Path) -> bool:
-    for path in [folder, *folder.parents]:
-        if path.exists() and not path.stat().st_mode & 0o001:  # no o+x: others cannot pass
-            owner = path.stat().st_uid
-            if owner != pwd.getpwnam("postgres").pw_uid:
-                return False
-    return True
+def _postgres_can_enter(folder: Path) -> bool:
+    """Whether the postgres user can reach `folder` (or, if it does not exist yet, its nearest
+    existing parent): asked of the system, so ACLs and group bits count too."""
+    while not folder.exists():
+        folder = folder.parent
+    return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)]).returncode == 0
 
 
 def _free_port() -> int:
@@ -104,7 +103,7 @@ class EmbeddedPostgres:
         return self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
 
     def init(self) -> None:
-        if os.geteuid() == 0 and not self.link.exists() and not _reachable_by_postgres(self.link.parent):
+        if os.geteuid() == 0 and not self.link.exists() and not _postgres_can_enter(self.link.parent):
             self._relocate()
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -129,10 +128,7 @@ class EmbeddedPostgres:
 
         home = Path(os.environ.get("CHUTE_CLUSTERS_DIR", "/var/lib/chute/clusters"))
         target = home / hashlib.sha256(str(self.link).encode()).hexdigest()[:16]
-        home.mkdir(parents=True, exist_ok=True)
-        for parent in [home, *home.parents]:
-            if parent != Path("/") and not _reachable_by_postgres(parent):
-                parent.chmod(parent.stat().st_mode | 0o001)
+        home.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.link.parent.mkdir(parents=True, exist_ok=True)
         target.mkdir(exist_ok=True)
         self.link.symlink_to(target, target_is_directory=True)
@@ -141,9 +137,7 @@ class EmbeddedPostgres:
         owner = pwd.getpwnam("postgres")
         for path in [self.folder, *self.folder.rglob("*")]:
             os.chown(path, owner.pw_uid, owner.pw_gid)
-        # The server must reach its folder through every parent.
-        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.folder)])
-        if probe.returncode != 0:
+        if not _postgres_can_enter(self.folder):  # the server must reach its folder through every parent
             raise EmbeddedDatabaseError(
                 f"as root, chute runs PostgreSQL as the 'postgres' user, which cannot reach {self.folder}: "
                 "make its parent folders traversable (chmod o+x) or use --db / CHUTE_DATABASE_URL"
