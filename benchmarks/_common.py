@@ -11,6 +11,7 @@ import os
 import platform
 import shlex
 import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -161,3 +162,26 @@ def write_prices_csv(path: Path, rows: int, seed: int = 1, chunk: int = 1_000_00
             frame.write_csv(out, include_header=start == 0)
     tmp.replace(path)
     return path.stat().st_size
+
+
+def prices_csv(rows: int) -> Path:
+    """bench-data/prices_<rows>.csv, generated on first use."""
+    csv = DATA / f"prices_{rows}.csv"
+    if not csv.exists():
+        size = write_prices_csv(csv, rows)
+        print(f"generated {csv.relative_to(DATA.parent)}: {rows:,} rows, {size / 1e6:,.0f} MB")
+    return csv
+
+
+def stocks_project(name: str, files: int, seed: int) -> Path:
+    """bench-data/<name>: the stocks example with generated files, made on first use."""
+    project = DATA / name
+    if not (project / "chute.toml").exists():
+        shutil.rmtree(project, ignore_errors=True)
+        init = [CHUTE, "init", str(project), "--example", "stocks", "--files", str(files), "--seed", str(seed),
+                "--json"]
+        seconds, done = timed(init)
+        data = chute_json(done)["data"]
+        print(f"{show(init)}: {data['files']:,} files, {data['rows']:,} rows ({data['top_files']:,} top files, "
+              f"{data['top_rows']:,} rows) in {seconds:.1f} s")
+    return project

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 
-from _common import (CHUTE, COLUMNS_SQL, DATA, chute_json, cluster, count, fresh_database, hide, median,
-                     print_machine, psql, psql_cmd, show, table, timed, write_prices_csv)
+from _common import (CHUTE, COLUMNS_SQL, chute_json, cluster, count, fresh_database, hide, median,
+                     print_machine, psql, psql_cmd, show, table, timed, prices_csv)
 
 TARGET = 1.5
 
@@ -42,10 +42,7 @@ def main() -> None:
 
     url = fresh_database(cluster(), "bench_load")
     print_machine(url)
-    csv = DATA / f"prices_{args.rows}.csv"
-    if not csv.exists():
-        size = write_prices_csv(csv, args.rows)
-        print(f"generated {csv.relative_to(DATA.parent)}: {args.rows:,} rows, {size / 1e6:.0f} MB")
+    csv = prices_csv(args.rows)
     open(csv, "rb").read()  # warm the page cache so no variant pays for the first disk read
 
     variants = {

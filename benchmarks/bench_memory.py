@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from _common import (CHUTE, COLUMNS_SQL, DATA, cluster, count, fresh_database, hide, print_machine, psql, psql_cmd,
-                     show, table, timed, write_prices_csv)
+                     show, table, timed, prices_csv)
 
 TARGET_MB = 600
 
@@ -56,10 +56,7 @@ def main() -> None:
 
     url = fresh_database(cluster(), "bench_memory")
     print_machine(url)
-    csv = DATA / f"prices_{args.rows}.csv"
-    if not csv.exists():
-        size = write_prices_csv(csv, args.rows)
-        print(f"generated {csv.relative_to(DATA.parent)}: {args.rows:,} rows, {size / 1e9:.2f} GB")
+    csv = prices_csv(args.rows)
     size = csv.stat().st_size
 
     results = []  # (label, command, seconds, max RSS MB, rows)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from _common import (CHUTE, DATA, chute_json, cluster, fresh_database, hide, median, print_machine, psql, show,
-                     table, timed)
+from _common import (CHUTE, chute_json, cluster, fresh_database, hide, median, print_machine, psql, show,
+                     stocks_project, table, timed)
 
 TARGET_S = 1.0
 
@@ -43,13 +43,7 @@ def main() -> None:
 
     base = cluster()
     print_machine(base)
-    project = DATA / f"noop-{args.files}-s{args.seed}"
-    if not (project / "chute.toml").exists():
-        shutil.rmtree(project, ignore_errors=True)
-        init = [CHUTE, "init", str(project), "--example", "stocks", "--files", str(args.files),
-                "--seed", str(args.seed), "--json"]
-        seconds, done = timed(init)
-        print(f"{show(init)}: {chute_json(done)['data']['rows']:,} rows in {seconds:.1f} s")
+    project = stocks_project(f"noop-{args.files}-s{args.seed}", args.files, args.seed)
     files = name_every_file(project)
 
     url = fresh_database(base, "bench_noop")

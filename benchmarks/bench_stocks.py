@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from _common import (CHUTE, DATA, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
-                     psql_cmd, show, table, timed)
+from _common import (CHUTE, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
+                     psql_cmd, show, stocks_project, table, timed)
 
 COLUMNS = ("stock_date date, open_value double precision, high_value double precision, low_value double precision, "
            "close_value double precision, volume_traded bigint, daily_percent_change double precision, "
@@ -36,15 +36,7 @@ def main() -> None:
 
     base = cluster()
     print_machine(base)
-    project = DATA / f"stocks-{args.files}-s{args.seed}"
-    if not (project / "chute.toml").exists():
-        shutil.rmtree(project, ignore_errors=True)
-        init = [CHUTE, "init", str(project), "--example", "stocks", "--files", str(args.files),
-                "--seed", str(args.seed), "--json"]
-        seconds, done = timed(init)
-        data = chute_json(done)["data"]
-        print(f"{show(init)}: {data['files']:,} files, {data['rows']:,} rows ({data['top_files']:,} top files, "
-              f"{data['top_rows']:,} rows) in {seconds:.1f} s")
+    project = stocks_project(f"stocks-{args.files}-s{args.seed}", args.files, args.seed)
     output = project / "processed" / "historical_stock_data.csv"
     run = [CHUTE, "run", "-p", str(project), "--db", "URL", "--json"]
     copy_sql = f"\\copy t FROM '{output}' CSV HEADER"
