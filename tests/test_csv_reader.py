@@ -73,3 +73,46 @@ def test_bad_input_messages(data, message):
     options = {"columns": {"a": "date"}} if b"not-a-date" in data else {}
     with pytest.raises(ReadError, match=message.replace("(", r"\(")):
         read(data, **options)
+
+
+def blocks(data: bytes, block: int = 1 << 20, **options) -> list[pl.DataFrame]:
+    return list(read_csv(pa.py_buffer(data), Source(**options), block_bytes=block))
+
+
+def test_quoted_newlines_are_never_split_between_blocks():
+    rows = [b'%d,"first line\nsecond ""quoted"" line, %d",x' % (i, i) for i in range(40_000)]
+    frames = blocks(b"id,text,tag\n" + b"\n".join(rows) + b"\n")
+    df = pl.concat(frames)
+    assert len(frames) > 1 and df.height == 40_000
+    assert df["text"][12345] == 'first line\nsecond "quoted" line, 12345' and set(df["tag"]) == {"x"}
+
+
+def test_stray_quote_inside_a_field_does_not_stop_the_blocks():
+    data = b"id,size\n" + b'1,5" screen\n' + b"".join(b"%d,plain\n" % i for i in range(2, 400_000))
+    frames = blocks(data, block=1 << 18)
+    assert len(frames) > 2 and sum(f.height for f in frames) == 399_999
+    assert frames[0]["size"][0] == '5" screen'
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "cp1252"])
+def test_other_encodings_across_blocks(encoding):
+    text = "name,n\n" + "".join(f"Zoë Ångström {i},{i}\n" for i in range(100_000))
+    frames = blocks(text.encode(encoding), encoding=encoding)
+    df = pl.concat(frames)
+    assert len(frames) > 1 and df.height == 100_000 and df["name"][99_999] == "Zoë Ångström 99999"
+
+
+def test_last_row_without_newline_and_crlf():
+    assert read(b"a,b\r\n1,2\r\n3,4")["b"].to_list() == [2, 4]
+
+
+def test_types_of_the_first_block_hold_for_the_rest():
+    data = b"a,b\n" + b"".join(b"%d,\n" % i for i in range(200_000)) + b"1,text\n"
+    frames = blocks(data)
+    assert frames[0].schema["a"] == pl.Int64 and frames[-1].schema["a"] == pl.Int64
+    assert pl.concat(frames, how="vertical_relaxed")["b"].drop_nulls().to_list() == ["text"]
+
+
+def test_invalid_bytes_in_a_declared_encoding():
+    with pytest.raises(ReadError, match="not valid utf-16 text"):
+        read("a\nx\n".encode("utf-16")[:-1], encoding="utf-16")

@@ -27,6 +27,7 @@ from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
 from .formats.csv import read_csv
 from .pipeline import Pipeline, Plan, load_pipeline
+from .prefetch import read_ahead
 from .project import Project
 from .sources.base import FileEntry, LandingZone
 from .sources.local import LocalZone
@@ -370,7 +371,8 @@ class Runner:
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)
-            for frame in read_csv(self.zone.local_path(entry), self.source, self.batch_bytes):
+            # The next block is parsed on a thread while this one is transformed and copied.
+            for frame in read_ahead(read_csv(self.zone.local_path(entry), self.source, self.batch_bytes)):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]

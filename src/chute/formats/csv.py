@@ -1,13 +1,15 @@
 """CSV -> polars frames, in bounded blocks, with errors a person can act on.
 
-pyarrow's streaming reader does the work: it transcodes any Python encoding, reads gzip
-streams and yields record batches of about `block_bytes`, so memory stays bounded however
-large the file is.
+The file is streamed (gzip decompressed on the way, other encodings transcoded to UTF-8),
+cut into blocks at record boundaries and each block parsed by pyarrow, so memory stays
+bounded however large the file is.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv as _csv
+import os
 import re
 from collections.abc import Iterator
 
@@ -35,19 +37,47 @@ def open_stream(data: pa.Buffer | str, source: Source) -> pa.NativeFile:
 
 
 def read_csv(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
-    """Yield frames of the file's rows. Raises ReadError with a clear message on bad input."""
-    with open_stream(data, source) as sniff:
-        first = sniff.read(8192)
-    if not first:
-        raise ReadError("the file is empty")
-    _reject_binary(first, source.encoding)
+    """Yield frames of the file's rows. Raises ReadError with a clear message on bad input.
 
-    types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    The file is cut into blocks of at most READ_BLOCK bytes at record boundaries and each block
+    is parsed on its own (in parallel inside the block). pyarrow's streaming reader would parse
+    ahead of the consumer without limit (2.2 GB resident for a 2 GB file), so it is not used.
+    Column names and types come from the first block, as a streaming reader would do.
+    """
+    stream = open_stream(data, source)
+    try:
+        head = stream.read(8192)
+        if not head:
+            raise ReadError("the file is empty")
+        _reject_binary(head, source.encoding)
+        blocks = _text_blocks(stream, head, min(block_bytes, READ_BLOCK), source)
+        names = list(source.columns) if not source.header and source.columns else None
+        types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+        rows = 0
+        for i, block in enumerate(blocks):
+            table = _parse(block, source, names, types)
+            if i == 0:  # the first block fixes the names and (where not declared) the types
+                names = table.column_names
+                types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
+            if table.num_rows:
+                _reject_undecodable(table, source)
+                rows += table.num_rows
+                yield pl.from_arrow(table)  # type: ignore[misc]
+    finally:
+        stream.close()
+    if rows == 0:
+        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+
+
+READ_BLOCK = 16 << 20  # bytes of text per parsed block: bounds memory at a few times this
+
+
+def _parse(block: memoryview, source: Source, names: list[str] | None, types: dict) -> pa.Table:
+    """One block; with `names` given its first line is data, else the header (or f0, f1, ...)."""
     read_options = pacsv.ReadOptions(
-        block_size=max(1 << 20, min(block_bytes, 1 << 30)),
-        encoding=source.encoding,
-        column_names=list(source.columns) if not source.header and source.columns else None,
-        autogenerate_column_names=not source.header and not source.columns,
+        block_size=max(1 << 20, len(block) // (os.cpu_count() or 1) + 1),  # one part per core
+        column_names=names,
+        autogenerate_column_names=names is None and not source.header,
         use_threads=True,
     )
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote)
@@ -55,18 +85,72 @@ def read_csv(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20)
         column_types=types, null_values=source.null_values, strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
-    rows = 0
     try:
-        reader = pacsv.open_csv(open_stream(data, source), read_options, parse_options, convert_options)
-        for batch in reader:
-            if batch.num_rows:
-                _reject_undecodable(batch, source)
-                rows += batch.num_rows
-                yield pl.from_arrow(batch)  # type: ignore[misc]
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise ReadError(explain(str(exc), source, _column_names(first, source))) from None
-    if rows == 0:
-        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+        return pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ReadError(explain(str(exc), source, names or _column_names(bytes(block[:65536]), source))) from None
+
+
+def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[memoryview]:
+    """UTF-8 text in blocks of about `size` bytes, each ending at a record boundary.
+
+    A newline ends a record unless it is inside quotes; quotes are balanced at a boundary
+    (a doubled quote inside a quoted field counts twice), so counting them tells which
+    newlines are boundaries. A record longer than `size` makes its block longer.
+    """
+    quote = source.quote.encode()
+    decode = _transcoder(source.encoding)
+    carry = b""
+    chunk = head + stream.read(max(0, size - len(head)))
+    while chunk:
+        text = decode(chunk, False)
+        buf = carry + text if carry else text
+        end = _last_boundary(buf, quote)
+        if end < 0 and len(buf) > 4 * size:  # a stray quote inside a field unbalanced the count
+            end = buf.rfind(b"\n")
+        if end < 0:
+            carry = buf
+        else:
+            yield memoryview(buf)[:end + 1]
+            carry = buf[end + 1:]
+        chunk = stream.read(size)
+    tail = carry + decode(b"", True)
+    if tail:
+        yield memoryview(tail if tail.endswith(b"\n") else tail + b"\n")
+
+
+def _last_boundary(buf: bytes, quote: bytes) -> int:
+    """Index of the last newline in buf that is outside quotes (buf starts outside), or -1."""
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return -1
+    quotes = buf.count(quote, 0, end)
+    while quotes % 2:
+        before = buf.rfind(b"\n", 0, end)
+        if before < 0:
+            return -1
+        quotes -= buf.count(quote, before, end)
+        end = before
+    return end
+
+
+def _transcoder(encoding: str):
+    """bytes -> UTF-8 bytes. UTF-8 passes through (pyarrow checks it and names the column)."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ReadError(f"unknown encoding {encoding!r} in [source] encoding") from None
+    if info.name == "utf-8":
+        return lambda data, final: data
+    decoder = info.incrementaldecoder("strict")
+
+    def transcode(data: bytes, final: bool) -> bytes:
+        try:
+            return decoder.decode(data, final).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"the file is not valid {encoding} text ({exc.reason} at a byte {exc.object[exc.start:exc.end]!r}); "
+                            "set [source] encoding to the file's encoding") from None
+    return transcode
 
 
 def _reject_binary(head: bytes, encoding: str) -> None:
@@ -75,7 +159,7 @@ def _reject_binary(head: bytes, encoding: str) -> None:
                         "(if it is UTF-16 text, set [source] encoding = 'utf-16')")
 
 
-def _reject_undecodable(batch: pa.RecordBatch, source: Source) -> None:
+def _reject_undecodable(batch: pa.Table, source: Source) -> None:
     """pyarrow infers `binary` for a column whose bytes are not valid text: say so instead."""
     for field in batch.schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
