@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from conftest import write
 
 
@@ -71,3 +73,27 @@ def test_merge_into_empty_table_with_keys_repeated_across_blocks(tmp_path, query
     assert query("SELECT count(*) FROM kv")[0][0] == 200_000
     assert query("SELECT value FROM kv WHERE key = 'k5'") == [("last",)]
     assert query("SELECT rows_read, rows_loaded FROM chute.files") == [(200_001, 200_001)]
+
+
+PK_OF = ("SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+         "WHERE t.relname = %s AND c.contype = 'p'")
+
+
+def test_merge_into_empty_table_keeps_its_primary_key(tmp_path, cli, query, db_url):
+    """The first load drops and rebuilds the key index; the constraint must be back, same name."""
+    write(tmp_path / "p.csv", "sku,price\nA,1\nB,2\n")
+    cli("load", tmp_path / "p.csv", "--into", "prices", "--mode", "merge", "--primary-key", "sku")
+    assert query(PK_OF, ("prices",)) == [("prices_pkey", "PRIMARY KEY (sku)")]
+    write(tmp_path / "q.csv", "sku,price\nA,5\n")
+    cli("load", tmp_path / "q.csv", "--into", "prices", "--mode", "merge", "--primary-key", "sku")
+    assert query("SELECT sku, price FROM prices ORDER BY sku") == [("A", 5), ("B", 2)]
+
+
+def test_merge_into_empty_table_referenced_by_a_foreign_key(tmp_path, cli, query, db_url):
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TABLE parent (id bigint PRIMARY KEY, name text); "
+                     "CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent)")
+    write(tmp_path / "parent.csv", "id,name\n1,a\n2,b\n")
+    cli("load", tmp_path / "parent.csv", "--into", "parent", "--mode", "merge", "--primary-key", "id")
+    assert query(PK_OF, ("parent",)) == [("parent_pkey", "PRIMARY KEY (id)")]
+    assert query("SELECT count(*) FROM parent") == [(2,)]

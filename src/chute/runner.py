@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from . import ledger
-from .db.loader import LoadUnit, Renderer, Target
+from .db.loader import LoadUnit, Renderer, Target, is_duplicate_key
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
 from .formats.csv import read_csv
@@ -304,7 +304,7 @@ class Runner:
             try:
                 self._load_unit(*args, [ready], run_id, summary)
             except DatabaseError as exc:
-                if "duplicate key value violates unique constraint" not in str(exc):
+                if not is_duplicate_key(exc):
                     raise
                 # Rows copied straight into an empty merge table repeated a key: merge through the stage.
                 self._load_unit(*args, [ready], run_id, summary, direct=False)
