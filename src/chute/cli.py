@@ -69,7 +69,7 @@ def main() -> None:
 # -- init -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--example", type=click.Choice(["stocks"]), default="stocks", show_default=True,
+@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce"]), default="stocks", show_default=True,
               help="Which example project to start from.")
 @click.option("--files", type=click.IntRange(0), default=300, show_default=True,
               help="How many example files to generate into landing/ (0 for none).")

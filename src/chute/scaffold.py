@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks",)
+EXAMPLES = ("stocks", "cafe", "workforce")
 
 
 def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 42, top: int | None = None) -> dict:

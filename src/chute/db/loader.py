@@ -9,7 +9,7 @@ Nothing is visible to anyone until commit, so a crash at any point leaves no par
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
@@ -32,6 +32,7 @@ class Target:
     columns: dict[str, ColumnType]
     primary_key: list[str]
     truncated: bool = False  # replace mode empties the table once per run
+    foreign_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # column -> (schema, table, column)
 
 
 class LoadUnit:
