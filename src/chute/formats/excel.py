@@ -42,7 +42,10 @@ def read_excel(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 2
     if isinstance(sheet, int) and not 0 <= sheet < len(names) or isinstance(sheet, str) and sheet not in names:
         raise ReadError(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(map(repr, names))}")
     cells = _cells(reader, sheet)
-    frame = _named(cells, source)
+    try:
+        frame = _named(cells, source)
+    except pl.exceptions.PolarsError as exc:  # an odd sheet must fail its file, not the run
+        raise ReadError(f"cannot lay out sheet {sheet!r}: {_first_line(exc)}") from None
     if frame.height == 0:
         raise ReadError(f"sheet {sheet!r} has no data rows")
     yield _typed(frame, source)
@@ -75,7 +78,7 @@ def _cells(reader, sheet: str | int) -> pl.DataFrame:
 
 
 def _named(cells: pl.DataFrame, source: Source) -> pl.DataFrame:
-    blank = pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+    blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in cells.columns])
     if source.header:
         rows = cells.filter(~blank)
         if rows.height == 0:
@@ -93,7 +96,7 @@ def _named(cells: pl.DataFrame, source: Source) -> pl.DataFrame:
         raise ReadError(f"[source.columns] names {len(declared)} columns but the sheet has {cells.width}")
     names = declared + [f"f{i}" for i in range(len(declared), cells.width)]
     # Blank rows at the end carry nothing.
-    last = cells.with_row_index("_r").filter(~blank).get_column("_r").max()
+    last = cells.with_row_index("_chute_row").filter(~blank).get_column("_chute_row").max()
     trimmed = cells if last is None else cells.head(int(last) + 1)
     return trimmed.rename(dict(zip(cells.columns, names)))
 
