@@ -61,14 +61,19 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[str], *, key_env: str = 
 
 
 def mask_columns(frame: pl.DataFrame, columns: Sequence[str], *, keep_last: int = 4, char: str = "*") -> pl.DataFrame:
-    """Replace all but the last `keep_last` characters of each value by `char` (NULL stays NULL)."""
+    """Replace all but the last `keep_last` characters of each value by `char` (NULL stays NULL).
+
+    A value of `keep_last` characters or fewer is masked whole.
+    """
     _require(frame, columns)
     if len(char) != 1:
         raise TransformError("the mask character must be one character")
     exprs = []
     for c in columns:
         text = pl.col(c).cast(pl.String)
-        hidden = (text.str.len_chars() - keep_last).clip(lower_bound=0)
+        length = text.str.len_chars().cast(pl.Int64)
+        # A value no longer than what would be kept is hidden whole: showing it all reveals it.
+        hidden = pl.when(length > keep_last).then(length - keep_last).otherwise(length)
         exprs.append(pl.concat_str(text.str.slice(0, hidden).str.replace_all(r"(?s).", char.replace("$", "$$")),
                                    text.str.slice(hidden)).alias(c))
     return frame.with_columns(exprs)

@@ -29,7 +29,7 @@ from ..coltypes import parse_type
 from ..errors import ConfigError
 from ..pipeline import Node
 from . import columns as _columns
-from . import dedup as _dedup
+from .dedup import dedup as _dedup_rows
 from . import explode as _explode
 from . import normalize as _normalize
 from . import pii as _pii
@@ -115,7 +115,7 @@ class DedupStep(_Step):
     by: str | None = None
 
     def apply(self, frame):
-        return _dedup.dedup(frame, self.key, self.keep, self.by)
+        return _dedup_rows(frame, self.key, self.keep, self.by)
 
 
 class RenameStep(_Step):

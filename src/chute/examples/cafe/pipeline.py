@@ -44,8 +44,9 @@ def items_of_orders(order_lines: pl.DataFrame, item_pattern: str):
     with_variant = lines.filter(pl.col("variant_name").is_not_null())
     variants, _ = split_dimension(with_variant, ["variant_name"], "variant_id", namespace="variant")
     lines = lines.join(variants, on="variant_name", how="left").drop("variant_name")
-    # The same product and variant twice in one order is one line with quantity 2.
-    items = (lines.group_by(["transaction_id", "product_id", "variant_id"], maintain_order=True)
-             .agg(quantity=pl.len().cast(pl.Int32), source_file=pl.first("source_file")))
+    # The same product and variant twice in one order is one line with quantity 2. Counted per
+    # file: an order that two files of a batch both hold is one order, not one of twice the size.
+    items = (lines.group_by(["transaction_id", "product_id", "variant_id", "source_file"], maintain_order=True)
+             .agg(quantity=pl.len().cast(pl.Int32)))
     items = add_key(items, ["transaction_id", "product_id", "variant_id"], "item_id", namespace="item")
     return products, variants, items
