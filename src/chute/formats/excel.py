@@ -108,10 +108,19 @@ def _typed(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
         raise ReadError(f"the sheet has no column(s) {', '.join(missing)} (it has: {', '.join(frame.columns)})")
     for name, t in types.items():
         try:
-            frame = frame.with_columns(pl.col(name).str.strip_chars().cast(t.polars, strict=True))
+            frame = frame.with_columns(_cast(pl.col(name).str.strip_chars(), t.polars).alias(name))
         except pl.exceptions.PolarsError as exc:
             raise ReadError(f"column {name!r}: not {t.name}: {_first_line(exc)[:200]}") from None
     return frame
+
+
+def _cast(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Text to a declared type. Date cells read as '2024-01-02 00:00:00' or '2024-01-02'."""
+    if dtype == pl.Date:
+        return text.str.to_datetime(strict=True).dt.date()
+    if isinstance(dtype, pl.Datetime):
+        return text.str.to_datetime(strict=True, time_unit=dtype.time_unit, time_zone=dtype.time_zone)
+    return text.cast(dtype, strict=True)
 
 
 def _first_line(exc: Exception) -> str:
