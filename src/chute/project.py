@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .coltypes import ColumnType, parse_type
 from .errors import ConfigError
+from .transforms.steps import Step
 
 CONFIG_NAME = "chute.toml"
 
@@ -45,7 +46,8 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "excel"] = "csv"
+    sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: bool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', min_length=1, max_length=1)
@@ -59,6 +61,7 @@ class Source(_Strict):
     file_column: str = "source_file"
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
+    pii_columns: list[str] = []
 
     @field_validator("columns")
     @classmethod
@@ -83,6 +86,7 @@ class Source(_Strict):
 class PipelineConfig(_Strict):
     module: str | None = None  # a .py file in the project; None means the input goes straight to its table
     input: str = "rows"  # the dataset name the landing files feed
+    steps: list[Step] = []  # built-in transforms, run as nodes (see docs/transforms.md)
 
 
 class Table(_Strict):
@@ -91,6 +95,7 @@ class Table(_Strict):
     columns: dict[str, str]
     schema_: str = Field("public", alias="schema")
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
+    foreign_keys: dict[str, str] = {}  # column -> "table.column" of another configured table
 
     @field_validator("columns")
     @classmethod
@@ -106,6 +111,9 @@ class Table(_Strict):
             raise ValueError(f"primary_key names undeclared columns: {', '.join(missing)}")
         if self.mode == "merge" and not self.primary_key:
             raise ValueError("mode = 'merge' needs a primary_key")
+        undeclared = [c for c in self.foreign_keys if c not in self.columns]
+        if undeclared:
+            raise ValueError(f"foreign_keys names undeclared columns: {', '.join(undeclared)}")
         return self
 
     def column_types(self) -> dict[str, ColumnType]:
@@ -128,6 +136,17 @@ class Project(_Strict):
     tables: dict[str, Table] = {}
     database: Database = Database()
     root: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _foreign_keys_resolve(self) -> "Project":
+        for name, table in self.tables.items():
+            for column, ref in table.foreign_keys.items():
+                parent, _, parent_column = ref.partition(".")
+                target = self.tables.get(parent)
+                if target is None or target.primary_key != [parent_column]:
+                    raise ValueError(f"tables.{name}.foreign_keys.{column} = {ref!r}: name a configured table "
+                                     "and its one-column primary key, as 'table.column'")
+        return self
 
     @property
     def name(self) -> str:

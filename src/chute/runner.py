@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from . import ledger
 from .db.loader import LoadUnit, Renderer, Target, is_duplicate_key
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
-from .formats.csv import read_csv
+from .formats import read_source
 from .pipeline import Pipeline, Plan, load_pipeline
 from .prefetch import read_ahead
+from .transforms.steps import nodes_from_steps
 from .project import Project
 from .sources.base import FileEntry, LandingZone
 from .sources.local import LocalZone
@@ -92,12 +94,25 @@ def landing_zone(project: Project) -> LandingZone:
 def build_plan(project: Project) -> Plan:
     module = project.pipeline.module
     pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
+    pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes])
     return pipeline.plan(project.pipeline.input, [*project.references, *project.params], project.tables)
 
 
 def targets_of(project: Project) -> dict[str, Target]:
-    return {name: Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key))
-            for name, t in project.tables.items()}
+    """The tables, parents before the tables whose foreign keys point at them."""
+    graph = {name: {ref.partition(".")[0] for ref in t.foreign_keys.values()} - {name}
+             for name, t in project.tables.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ConfigError(f"the tables' foreign keys form a cycle: {' -> '.join(exc.args[1])}") from None
+    targets = {}
+    for name in order:
+        t = project.tables[name]
+        fks = {col: (project.tables[ref.partition(".")[0]].schema_, *ref.split(".", 1))
+               for col, ref in t.foreign_keys.items()}
+        targets[name] = Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key), foreign_keys=fks)
+    return targets
 
 
 class Runner:
@@ -124,7 +139,7 @@ class Runner:
         try:
             ledger.ensure_schema(conn)
             for t in targets.values():
-                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
+                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
             if not ledger.try_lock(conn, self.pipeline):
                 raise RunInProgress(f"another run of {self.pipeline!r} is in progress; try again when it ends")
             try:
@@ -285,7 +300,7 @@ class Runner:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}")
         sha = hashlib.sha256(data).hexdigest()
         try:
-            frames = list(read_csv(data, self.source, self.batch_bytes))
+            frames = list(read_source(data, self.source, self.batch_bytes))
         except FileError as exc:
             return _Ready(entry, sha, None, str(exc))
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -372,7 +387,7 @@ class Runner:
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)
             # The next block is parsed on a thread while this one is transformed and copied.
-            for frame in read_ahead(read_csv(self.zone.local_path(entry), self.source, self.batch_bytes)):
+            for frame in read_ahead(read_source(self.zone.local_path(entry), self.source, self.batch_bytes)):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]

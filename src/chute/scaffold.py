@@ -8,10 +8,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks",)
+EXAMPLES = ("stocks", "cafe", "workforce")
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4}  # a few seconds of generating each
 
 
-def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 42, top: int | None = None) -> dict:
+def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,
+                   top: int | None = None) -> dict:
     if example not in EXAMPLES:
         raise ConfigError(f"unknown example {example!r}; choose one of: {', '.join(EXAMPLES)}")
     if folder.exists() and any(folder.iterdir()):
@@ -26,6 +28,7 @@ def create_project(folder: Path, example: str, *, files: int = 300, seed: int = 
     for sub in ("landing", "reference", "processed"):
         (folder / sub).mkdir(exist_ok=True)
         created.append(f"{sub}/")
+    files = DEFAULT_FILES[example] if files is None else files
     data = _generate(folder, files, seed, top) if files else None
     return {"folder": str(folder), "example": example, "created": created, "data": data}
 

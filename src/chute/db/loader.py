@@ -12,7 +12,7 @@ Nothing is visible to anyone until commit, so a crash at any point leaves no par
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
@@ -35,6 +35,7 @@ class Target:
     columns: dict[str, ColumnType]
     primary_key: list[str]
     truncated: bool = False  # replace mode empties the table once per run
+    foreign_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # column -> (schema, table, column)
 
 
 class LoadUnit:
@@ -117,6 +118,8 @@ class LoadUnit:
     def _build_primary_keys(self) -> None:
         """A repeated key fails here like a COPY into the indexed table would (23505)."""
         if self.rebuild:
+            # Deferred foreign-key checks of the rows written so far must run before an ALTER.
+            self._exec(sql.SQL("SET CONSTRAINTS ALL IMMEDIATE"))
             self._exec(sql.SQL("SET LOCAL maintenance_work_mem = '256MB'"))
         for target, name in self.rebuild.values():
             self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(

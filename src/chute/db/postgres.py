@@ -54,13 +54,21 @@ def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[
 
 
 def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dict[str, ColumnType],
-                 primary_key: list[str]) -> None:
-    """Create the target table if needed; check an existing one has the declared columns."""
+                 primary_key: list[str], foreign_keys: dict[str, tuple[str, str, str]] | None = None) -> None:
+    """Create the target table if needed; check an existing one has the declared columns.
+
+    foreign_keys: column -> (schema, table, column) it references. The constraints are
+    DEFERRABLE INITIALLY DEFERRED: checked at commit, when every table of the load unit
+    holds its rows, whatever order the rows arrived in.
+    """
     existing = existing_columns(conn, schema, table)
     if existing is None:
         parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in columns.items()]
         if primary_key:
             parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, primary_key))))
+        for column, (ref_schema, ref_table, ref_column) in (foreign_keys or {}).items():
+            parts.append(sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED").format(
+                sql.Identifier(column), qualified(ref_schema, ref_table), sql.Identifier(ref_column)))
         with conn.transaction():
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(

@@ -1,0 +1,21 @@
+"""Readers: landing-file bytes -> polars frames, chosen by [source] format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+import pyarrow as pa
+
+from ..project import Source
+
+
+def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
+    """Frames of one file (a buffer or a local path) in the format the project declares."""
+    if source.format == "excel":
+        from .excel import read_excel
+
+        return read_excel(data, source, block_bytes)
+    from .csv import read_csv
+
+    return read_csv(data, source, block_bytes)
