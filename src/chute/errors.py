@@ -4,7 +4,9 @@
     ├── ConfigError             chute.toml or a command-line option is wrong
     ├── PipelineError           the node graph is miswired (missing input, cycle, duplicate output)
     ├── DatabaseError           PostgreSQL is unreachable or refused a statement
-    │   └── EmbeddedDatabaseError   the local cluster could not be set up or started
+    │   ├── EmbeddedDatabaseError   the local cluster could not be set up or started
+    │   └── DatabaseUnavailable     cannot connect / the connection dropped (also a TransientError)
+    ├── TransientError          worth retrying with backoff: unreachable, throttled, timed out
     ├── RunInProgress           another run of the same pipeline holds the lock
     └── FileError               one file could not be read, transformed or loaded;
         ├── ReadError           the bytes are not the declared format (terminal: retrying won't help)
@@ -34,6 +36,14 @@ class DatabaseError(ChuteError):
 
 
 class EmbeddedDatabaseError(DatabaseError):
+    pass
+
+
+class TransientError(ChuteError):
+    """The same call may succeed later (see chute.retry): never bad data or bad config."""
+
+
+class DatabaseUnavailable(DatabaseError, TransientError):
     pass
 
 
