@@ -7,7 +7,7 @@
     │   ├── EmbeddedDatabaseError   the local cluster could not be set up or started
     │   └── DatabaseUnavailable     cannot connect / the connection dropped (also a TransientError)
     ├── TransientError          worth retrying with backoff: unreachable, throttled, timed out
-    ├── RunInProgress           another run of the same pipeline holds the lock
+    │   └── RunInProgress       another run of the same pipeline holds the lock (replace mode)
     └── FileError               one file could not be read, transformed or loaded;
         ├── ReadError           the bytes are not the declared format (terminal: retrying won't help)
         └── TransformError      a node or the final cast to the table's types failed
@@ -47,7 +47,7 @@ class DatabaseUnavailable(DatabaseError, TransientError):
     pass
 
 
-class RunInProgress(ChuteError):
+class RunInProgress(TransientError):
     pass
 
 

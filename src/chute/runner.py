@@ -108,12 +108,13 @@ def targets_of(project: Project) -> dict[str, Target]:
 class Runner:
     def __init__(self, project: Project, db_url: str, *, pipeline_name: str | None = None,
                  trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
-                 only: Iterable[str] | None = None, prefix: str | None = None,
+                 only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
                  stop: threading.Event | None = None, details: dict | None = None):
         self.project = project
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
         self.prefix = prefix
+        self.skip = frozenset(skip)  # names known to be still being written
         self.stop = stop or threading.Event()  # set: finish the files in hand, start no more
         self.details = details or {}
         self.db_url = db_url
@@ -184,6 +185,8 @@ class Runner:
                 entries = [e for e in entries if e.name in self.only]
             if self.prefix:
                 entries = [e for e in entries if e.name.startswith(self.prefix)]
+            if self.skip:
+                entries = [e for e in entries if e.name not in self.skip]
             pending = self._classify(conn, entries, summary)
             static = plan.run_static(self._provided()) if pending else {}
             if plan.filters:
