@@ -109,12 +109,18 @@ class Runner:
     def __init__(self, project: Project, db_url: str, *, pipeline_name: str | None = None,
                  trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
                  only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
+                 min_age: float = 0.0, confirmed: Iterable[str] = (),
                  stop: threading.Event | None = None, details: dict | None = None):
         self.project = project
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
         self.prefix = prefix
         self.skip = frozenset(skip)  # names known to be still being written
+        # Whole-zone runs of `chute watch` leave files changed less than min_age seconds ago
+        # (they may still be written; their own close event starts a run), unless an event
+        # confirmed them complete.
+        self.min_age = min_age
+        self.confirmed = frozenset(confirmed)
         self.stop = stop or threading.Event()  # set: finish the files in hand, start no more
         self.details = details or {}
         self.db_url = db_url
@@ -187,6 +193,9 @@ class Runner:
                 entries = [e for e in entries if e.name.startswith(self.prefix)]
             if self.skip:
                 entries = [e for e in entries if e.name not in self.skip]
+            if self.min_age:
+                cutoff = time.time_ns() - int(self.min_age * 1e9)
+                entries = [e for e in entries if e.mtime_ns <= cutoff or e.name in self.confirmed]
             pending = self._classify(conn, entries, summary)
             static = plan.run_static(self._provided()) if pending else {}
             if plan.filters:

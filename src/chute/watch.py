@@ -138,12 +138,15 @@ class WatchService:
         reasons = list(dict.fromkeys(r.reason for r in batch))
         reason = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
         skip = self.folder.incomplete() if (whole and self.folder) else set()
+        confirmed = {n for r in batch for n in r.names}
+        min_age = self.project.watch.settle if (whole and self.folder) else 0.0
         event_time = min(r.event_time for r in batch)
         details = {"trigger": {"reason": reason, "requests": len(batch),
                                **{k: v for r in batch for k, v in r.details.items()}}}
 
         def attempt() -> RunSummary:
             return Runner(self.project, self.db_url, trigger=trigger, only=names, prefix=prefix, skip=skip,
+                          min_age=min_age, confirmed=confirmed,
                           stop=self.stopping, details=details).run()
 
         log.info("run (%s): %s", trigger, reason)

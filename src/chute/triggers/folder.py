@@ -3,8 +3,9 @@
 A file is taken only when it is complete:
 - closed after writing (inotify IN_CLOSE_WRITE, which arrives within milliseconds), or
 - moved (renamed) into the folder: a rename is atomic, the writer finished before it, or
-- its size stayed the same for `settle` seconds (writers whose close we cannot see, e.g. a
-  file copied in by a tool that keeps it open, or a network mount without inotify events).
+- its size stayed the same for `settle` seconds while no one had it open (writers whose
+  close we cannot see, e.g. on a network mount without inotify events). A file seen opened
+  and not yet closed is never taken by this rule: a slow writer is waited for.
 
 Hidden and temporary names (`.x`, `~x`, `*.tmp`, `*.part`, ...: sources.base.is_ignored) and
 names that match none of [landing] patterns are ignored, so "write to a temporary name,
@@ -40,6 +41,7 @@ class FolderTrigger(Trigger):
         self.settle = settle
         self._lock = threading.Lock()
         self._growing: dict[str, tuple[int, float]] = {}  # name -> (size, when it last changed)
+        self._opened: dict[str, int] = {}  # name -> opens seen minus closes seen (still open: > 0)
         self._stopping = threading.Event()
         self._observer: Observer | None = None
         self._checker: threading.Thread | None = None
@@ -103,13 +105,26 @@ class FolderTrigger(Trigger):
             if old is None or old[0] != size:
                 self._growing[name] = (size, time.monotonic())
 
+    def opened(self, path: str, delta: int) -> None:
+        name = self._name(path)
+        if name is None:
+            return
+        with self._lock:
+            count = max(0, self._opened.get(name, 0) + delta)
+            if count:
+                self._opened[name] = count
+            else:
+                self._opened.pop(name, None)
+
     def complete(self, path: str, how: str) -> None:
         name = self._name(path)
-        if name is None or not os.path.isfile(path):
+        if name is None:
             return
         with self._lock:
             self._growing.pop(name, None)
-        self._fire([name], how)
+            self._opened.pop(name, None)
+        if os.path.isfile(path):
+            self._fire([name], how)
 
     def folder_moved_in(self, path: str) -> None:
         try:
@@ -131,7 +146,7 @@ class FolderTrigger(Trigger):
                     except OSError:  # gone (deleted or renamed away)
                         del self._growing[name]
                         continue
-                    if current != size:
+                    if current != size or self._opened.get(name):
                         self._growing[name] = (current, now)
                     elif now - since >= self.settle:
                         del self._growing[name]
@@ -157,6 +172,14 @@ class _Handler(FileSystemEventHandler):
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
             self.trigger.written(_text(event.src_path))
+
+    def on_opened(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.trigger.opened(_text(event.src_path), +1)
+
+    def on_closed_no_write(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.trigger.opened(_text(event.src_path), -1)
 
     def on_closed(self, event: FileSystemEvent) -> None:  # closed after writing
         if not event.is_directory:
