@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
+                      wait_random)
 
 from .errors import ChuteError, TransientError
 
@@ -99,7 +100,7 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, *, what: str = "call",
         return is_transient(exc) and not (stop is not None and stop.is_set())
 
     retryer = Retrying(stop=stop_after_attempt(policy.attempts),
-                       wait=wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter),
+                       wait=wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.jitter),
                        retry=retry_if_exception(keep_going), reraise=True, before_sleep=before_sleep, sleep=sleep)
     try:
         return retryer(call)
