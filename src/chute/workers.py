@@ -30,6 +30,7 @@ from .db.postgres import connect
 log = logging.getLogger("chute.workers")
 
 SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS chute;
 CREATE TABLE IF NOT EXISTS chute.workers (
     worker      text PRIMARY KEY,
     pipeline    text NOT NULL,

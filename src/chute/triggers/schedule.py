@@ -28,6 +28,7 @@ from .base import Emit, RunRequest, Trigger
 log = logging.getLogger("chute.watch")
 
 SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS chute;
 CREATE TABLE IF NOT EXISTS chute.schedule_fires (
     pipeline   text NOT NULL,
     schedule   text NOT NULL,
