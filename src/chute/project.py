@@ -116,6 +116,36 @@ class Database(_Strict):
     url: str | None = None  # a URL, or env:VAR to read it from the environment
 
 
+class Watch(_Strict):
+    """`chute watch`: how events become runs, retries, claims, dead letters."""
+
+    debounce: float = Field(0.2, ge=0)  # seconds: events closer together than this make one run
+    settle: float = Field(2.0, gt=0)  # seconds a file's size must stay unchanged when no close-after-write event came
+    lease: float = Field(300, gt=0)  # seconds a worker's claim on a file lasts without renewal
+    max_attempts: int = Field(3, ge=1)  # failed attempts of one file version before it is a dead letter
+    retry_attempts: int = Field(5, ge=1)  # tries of a run hit by a transient error (database down, network)
+    retry_initial: float = Field(0.5, gt=0)  # seconds before the first retry; doubles each time, with jitter
+    retry_max: float = Field(30, gt=0)  # the longest wait between two retries
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics on 127.0.0.1; None = off
+
+
+class Schedule(_Strict):
+    """A cron schedule that starts runs (croniter syntax; a 6th field is seconds)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    cron: str
+    missed: Literal["report", "run"] = "report"  # missed while down: only record it, or record and run once
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return value
+
+
 class Project(_Strict):
     """A loaded project. `root` is the folder holding chute.toml."""
 
@@ -127,6 +157,8 @@ class Project(_Strict):
     references: dict[str, str] = {}  # name -> file in the project; nodes receive a Path
     tables: dict[str, Table] = {}
     database: Database = Database()
+    watch: Watch = Watch()
+    schedules: list[Schedule] = []
     root: Path = Path(".")
 
     @property
