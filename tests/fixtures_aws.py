@@ -13,6 +13,7 @@ helper with `.client(name)`, `.resource(name)`, `.endpoint` and `.region`.
 
 from __future__ import annotations
 
+import logging
 import socket
 import urllib.request
 import uuid
@@ -55,6 +56,7 @@ class Aws:
 def moto_server():
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -89,3 +91,26 @@ def s3_bucket(aws) -> str:
     name = f"chute-test-{uuid.uuid4().hex[:12]}"
     aws.client("s3").create_bucket(Bucket=name)
     return name
+
+
+def upload_folder(client, folder, bucket: str, prefix: str) -> list[str]:
+    """Put every file under `folder` at s3://bucket/prefix/<relative path>; returns the keys."""
+    from pathlib import Path
+
+    keys = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            key = f"{prefix.strip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
+            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            keys.append(key)
+    return keys
+
+
+def use_landing(project_dir, url: str, extra: str = "") -> None:
+    """Point a project's [landing] path at `url` (and append `extra` TOML to chute.toml)."""
+    import re
+    from pathlib import Path
+
+    config = Path(project_dir) / "chute.toml"
+    text = re.sub(r'(?m)^path = ".*"$', f'path = "{url}"', config.read_text(), count=1)
+    config.write_text(text + ("\n" + extra if extra else ""))

@@ -6,6 +6,7 @@
     ├── DatabaseError           PostgreSQL is unreachable or refused a statement
     │   └── EmbeddedDatabaseError   the local cluster could not be set up or started
     ├── RunInProgress           another run of the same pipeline holds the lock
+    ├── LandingZoneError        the landing zone cannot be listed or written (S3 unreachable, access denied)
     └── FileError               one file could not be read, transformed or loaded;
         ├── ReadError           the bytes are not the declared format (terminal: retrying won't help)
         └── TransformError      a node or the final cast to the table's types failed
@@ -38,6 +39,10 @@ class EmbeddedDatabaseError(DatabaseError):
 
 
 class RunInProgress(ChuteError):
+    pass
+
+
+class LandingZoneError(ChuteError):
     pass
 
 

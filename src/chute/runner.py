@@ -22,14 +22,15 @@ import psycopg
 from psycopg import sql
 
 from . import ledger
+from .after_run import after_run
 from .db.loader import LoadUnit, Renderer, Target
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
 from .formats.csv import read_csv
 from .pipeline import Pipeline, Plan, load_pipeline
 from .project import Project
+from .sources import open_zone
 from .sources.base import FileEntry, LandingZone
-from .sources.local import LocalZone
 
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
 
@@ -56,6 +57,8 @@ class RunSummary:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     exports: list[str] = field(default_factory=list)
+    log: str | None = None  # where the run's JSON log was written (chute.runlog)
+    notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -85,7 +88,7 @@ class _Ready:
 
 
 def landing_zone(project: Project) -> LandingZone:
-    return LocalZone(project.landing_path, project.landing.patterns, project.landing.recursive)
+    return open_zone(project)
 
 
 def build_plan(project: Project) -> Plan:
@@ -133,6 +136,7 @@ class Runner:
         finally:
             conn.close()
         summary.seconds = round(time.perf_counter() - started, 3)
+        after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
@@ -277,8 +281,7 @@ class Runner:
         """Hash and (for small files) parse one file. Runs on a worker thread: no database here."""
         try:
             if entry.size > self.batch_bytes:  # streamed at load time; only hashed now
-                with open(self.zone.local_path(entry), "rb") as f:
-                    return _Ready(entry, hashlib.file_digest(f, "sha256").hexdigest(), None)
+                return _Ready(entry, self._digest(entry), None)
             data = self.zone.read(entry)
         except OSError as exc:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}")
@@ -290,8 +293,20 @@ class Runner:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
         return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)))
 
+    def _digest(self, entry: FileEntry) -> str:
+        """sha256 of a big file, read in blocks (from disk, or streamed from S3)."""
+        digest = hashlib.sha256()
+        with self.zone.open(entry) as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+
     def _duplicate(self, conn, item: _Ready, first: tuple[int | None, str], run_id, summary) -> None:
         first_id, first_name = first
+        if first_name == item.entry.name:  # the same file with the same bytes, only re-touched or re-uploaded
+            ledger.touch(conn, self.pipeline, item.entry, item.sha256)
+            summary.unchanged += 1
+            return
         ledger.record_outcome(conn, self.pipeline, run_id, item.entry, item.sha256, "skipped",
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
         summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
@@ -370,7 +385,8 @@ class Runner:
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)
-            for frame in read_csv(self.zone.local_path(entry), self.source, self.batch_bytes):
+            data = self.zone.local_path(entry) or (lambda: self.zone.open(entry))
+            for frame in read_csv(data, self.source, self.batch_bytes):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]
