@@ -280,6 +280,10 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+from .cli_watch import dlq, watch  # noqa: E402  (chute watch, chute dlq)
+
+main.add_command(watch), main.add_command(dlq)
+
 if __name__ == "__main__":
     main()
 

@@ -72,8 +72,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
     ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects');
 """
 
-# Held for the whole run: one run per pipeline at a time (workers that share a zone will
-# claim files instead).
+# Held for the whole run only when a table is in replace mode; otherwise workers that share
+# a zone claim files (chute.workers).
 _LOCK_NAMESPACE = 0x63687574  # 'chut'
 
 
@@ -93,10 +93,7 @@ def unlock(conn: psycopg.Connection, pipeline: str) -> None:
 
 
 def start_run(conn: psycopg.Connection, pipeline: str, trigger: str) -> int:
-    # We hold the pipeline lock, so any run still marked running died without finishing.
-    conn.execute(
-        "UPDATE chute.runs SET status = 'abandoned', ended_at = now(), error = 'the process ended before the run did'"
-        " WHERE pipeline = %s AND status = 'running'", (pipeline,))
+    # Runs left 'running' by a dead process are marked abandoned by workers.reap.
     row = conn.execute(
         "INSERT INTO chute.runs (pipeline, trigger, host, pid, chute_version) VALUES (%s, %s, %s, %s, %s)"
         " RETURNING run_id",
@@ -124,11 +121,12 @@ class Known:
     status: str
 
 
-def known_files(conn: psycopg.Connection, pipeline: str) -> dict[str, list[Known]]:
-    """Every recorded version of every file name of the pipeline."""
+def known_files(conn: psycopg.Connection, pipeline: str, names: list[str] | None = None) -> dict[str, list[Known]]:
+    """Every recorded version of every file name of the pipeline (or of just `names`)."""
     out: dict[str, list[Known]] = {}
-    cur = conn.execute(
-        "SELECT name, file_id, size, mtime_ns, sha256, status FROM chute.files WHERE pipeline = %s", (pipeline,))
+    query = "SELECT name, file_id, size, mtime_ns, sha256, status FROM chute.files WHERE pipeline = %s"
+    cur = conn.execute(query, (pipeline,)) if names is None else \
+        conn.execute(query + " AND name = ANY(%s)", (pipeline, names))
     for name, *rest in cur:
         out.setdefault(name, []).append(Known(*rest))
     return out
@@ -153,7 +151,8 @@ def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, 
                ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
                    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
                    error = EXCLUDED.error, duplicate_of = EXCLUDED.duplicate_of, mtime_ns = EXCLUDED.mtime_ns,
-                   attempts = f.attempts + 1, updated_at = now()""",
+                   attempts = f.attempts + 1, updated_at = now()
+               WHERE f.status NOT IN ('loaded', 'loaded_with_rejects')  -- never undo a load""",
             (pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id, rows_read,
              error, duplicate_of),
         )

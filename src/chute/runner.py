@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from . import ledger
+from . import deadletters, ledger, workers
 from .after_run import after_run
 from .db.loader import LoadUnit, Renderer, Target
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
@@ -29,6 +30,7 @@ from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProg
 from .formats.csv import read_csv
 from .pipeline import Pipeline, Plan, load_pipeline
 from .project import Project
+from .retry import is_transient
 from .sources import open_zone
 from .sources.base import FileEntry, LandingZone
 
@@ -54,6 +56,9 @@ class RunSummary:
     unchanged: int = 0  # already in the ledger, not looked at again
     excluded: int = 0  # refused by a file filter of the pipeline (not read, asked again next run)
     still_failed: list[str] = field(default_factory=list)  # failed before, same content, not retried
+    claimed_elsewhere: int = 0  # being processed by another worker right now
+    interrupted: bool = False  # asked to stop: the files not started are left for the next run
+    dead_letters: int = 0  # files of this run that became dead letters (chute dlq list)
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     exports: list[str] = field(default_factory=list)
@@ -85,6 +90,7 @@ class _Ready:
     sha256: str
     frame: pl.DataFrame | None  # None for a big file that is streamed at load time
     error: str | None = None
+    retryable: bool = False  # the error may go away (an I/O error), unlike bad data
 
 
 def landing_zone(project: Project) -> LandingZone:
@@ -104,8 +110,16 @@ def targets_of(project: Project) -> dict[str, Target]:
 
 class Runner:
     def __init__(self, project: Project, db_url: str, *, pipeline_name: str | None = None,
-                 trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None):
+                 trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
+                 only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
+                 stop: threading.Event | None = None, details: dict | None = None):
         self.project = project
+        # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
+        self.only = frozenset(only) if only else None
+        self.prefix = prefix
+        self.skip = frozenset(skip)  # names known to be still being written
+        self.stop = stop or threading.Event()  # set: finish the files in hand, start no more
+        self.details = details or {}
         self.db_url = db_url
         self.pipeline = pipeline_name or project.name
         self.trigger = trigger
@@ -116,6 +130,9 @@ class Runner:
         # Input per transaction: several batches, so an empty merge table takes one plain COPY.
         self.unit_bytes = max(self.batch_bytes, 1 << 30)
         self.zone = landing_zone(project)
+        self.worker = workers.Worker(db_url, self.pipeline, project.watch.lease)
+        self.claim_files = project.watch.claim_files
+        self.max_attempts = project.watch.max_attempts
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -125,14 +142,21 @@ class Runner:
         conn = connect(self.db_url)
         try:
             ledger.ensure_schema(conn)
+            workers.ensure_schema(conn)
+            deadletters.ensure_schema(conn)
             for t in targets.values():
                 ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
-            if not ledger.try_lock(conn, self.pipeline):
-                raise RunInProgress(f"another run of {self.pipeline!r} is in progress; try again when it ends")
+            # Workers share a run by claiming files, except where a run must be alone: `replace`
+            # empties the table once per run, which would erase another worker's rows.
+            exclusive = any(t.mode == "replace" for t in targets.values())
+            if exclusive and not ledger.try_lock(conn, self.pipeline):
+                raise RunInProgress(f"another run of {self.pipeline!r} is in progress (a table is in replace mode, "
+                                    "so runs do not overlap); try again when it ends")
             try:
                 summary = self._run_locked(conn, plan, targets)
             finally:
-                ledger.unlock(conn, self.pipeline)
+                if exclusive:
+                    ledger.unlock(conn, self.pipeline)
         finally:
             conn.close()
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -140,22 +164,46 @@ class Runner:
         return summary
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
-        run_id = ledger.start_run(conn, self.pipeline, self.trigger)
+        workers.reap(conn, self.pipeline)  # runs of dead workers -> abandoned; their claims expire
+        with conn.transaction():
+            run_id = ledger.start_run(conn, self.pipeline, self.trigger)
+            self.worker.register(conn, run_id)
+        self.worker.start_heartbeat()
+        try:
+            return self._run_registered(conn, plan, targets, run_id)
+        finally:
+            try:
+                self.worker.close(conn)
+            except psycopg.Error:  # the connection is gone: the claims lapse with the lease
+                pass
+
+    def _run_registered(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target],
+                        run_id: int) -> RunSummary:
         summary = RunSummary(run_id, self.pipeline, "succeeded")
         self.timings: dict[str, float] = {}
         self.rows_sent = 0  # rows sent to PostgreSQL so far (committed or not): for the progress bar
         entries: list[FileEntry] = []
         try:
             entries = self.zone.list()
+            if self.only is not None:
+                entries = [e for e in entries if e.name in self.only]
+            if self.prefix:
+                entries = [e for e in entries if e.name.startswith(self.prefix)]
+            if self.skip:
+                entries = [e for e in entries if e.name not in self.skip]
             pending = self._classify(conn, entries, summary)
             static = plan.run_static(self._provided()) if pending else {}
             if plan.filters:
                 wanted = [e for e in pending if plan.wants(e.name, static) is None]
                 summary.excluded = len(pending) - len(wanted)
                 pending = wanted
-            if pending:
-                loaded = ledger.loaded_content(conn, self.pipeline)
-                self._load_all(conn, plan, static, targets, pending, loaded, run_id, summary)
+            for chunk in self._claimed(conn, pending, summary):
+                try:
+                    loaded = ledger.loaded_content(conn, self.pipeline)  # other workers load meanwhile
+                    self._load_all(conn, plan, static, targets, chunk, loaded, run_id, summary)
+                finally:
+                    self.worker.release(conn, [e.name for e in chunk])
+            deadletters.settle(conn, self.pipeline, run_ok=not summary.count("failed"))
             summary.exports = self._export(conn, summary)
         except ChuteError as exc:
             summary.error = str(exc)
@@ -164,8 +212,34 @@ class Runner:
         if summary.error or summary.count("failed"):
             summary.status = "failed"
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
-        ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, {"timings": summary.timings})
+        details = {"timings": summary.timings, "worker": self.worker.id, **self.details}
+        if summary.claimed_elsewhere or summary.interrupted:
+            details.update(claimed_elsewhere=summary.claimed_elsewhere, interrupted=summary.interrupted)
+        ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, details)
         return summary
+
+    def _claimed(self, conn: psycopg.Connection, pending: list[FileEntry], summary: RunSummary
+                 ) -> Iterator[list[FileEntry]]:
+        """The pending files in chunks this worker claimed (a few at a time, so workers share
+        the work), each checked again against the ledger now that it is ours."""
+        i = 0
+        while i < len(pending) and not self.stop.is_set():
+            chunk, size = [], 0
+            while i < len(pending) and len(chunk) < self.claim_files and (not chunk or size < self.unit_bytes):
+                chunk.append(pending[i])
+                size += pending[i].size
+                i += 1
+            mine = self.worker.claim(conn, [e.name for e in chunk])
+            summary.claimed_elsewhere += len(chunk) - len(mine)
+            ours = [e for e in chunk if e.name in mine]
+            # Another worker may have settled some of these between our listing and our claim.
+            fresh = self._classify(conn, ours, summary, names=[e.name for e in ours]) if ours else []
+            if len(fresh) < len(ours):
+                self.worker.release(conn, [e.name for e in ours if e not in fresh])
+            if fresh:
+                yield fresh
+        if i < len(pending):
+            summary.interrupted = True
 
     def _provided(self) -> dict[str, Any]:
         values: dict[str, Any] = dict(self.project.params)
@@ -176,15 +250,19 @@ class Runner:
             values[name] = path
         return values
 
-    def _classify(self, conn: psycopg.Connection, entries: list[FileEntry], summary: RunSummary) -> list[FileEntry]:
-        """Drop files the ledger already settled, judged by name, size and mtime (no hashing)."""
-        known = ledger.known_files(conn, self.pipeline)
+    def _classify(self, conn: psycopg.Connection, entries: list[FileEntry], summary: RunSummary,
+                  names: list[str] | None = None) -> list[FileEntry]:
+        """Drop files the ledger already settled, judged by name, size and mtime (no hashing).
+        Failed versions are tried again when asked, when their failure was transient (under
+        [watch] max_attempts) or when their dead letter was re-queued."""
+        known = ledger.known_files(conn, self.pipeline, names)
+        due = deadletters.due_again(conn, self.pipeline, self.max_attempts)
         pending = []
         for e in entries:
             same = [k for k in known.get(e.name, ()) if k.size == e.size and k.mtime_ns == e.mtime_ns]
             if any(k.status != "failed" for k in same):
                 summary.unchanged += 1
-            elif same and not self.retry_failed:
+            elif same and not self.retry_failed and not any((e.name, k.sha256) in due for k in same):
                 summary.still_failed.append(e.name)
             else:
                 pending.append(e)
@@ -254,7 +332,7 @@ class Runner:
         ready = []
         for item in results:
             if item.error is not None:
-                self._failed(conn, item.entry, item.sha256, run_id, summary, item.error)
+                self._failed(conn, item.entry, item.sha256, run_id, summary, item.error, retryable=item.retryable)
             elif item.sha256 in seen:
                 self._duplicate(conn, item, seen[item.sha256], run_id, summary)
             else:
@@ -284,7 +362,7 @@ class Runner:
                 return _Ready(entry, self._digest(entry), None)
             data = self.zone.read(entry)
         except OSError as exc:
-            return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}")
+            return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
         sha = hashlib.sha256(data).hexdigest()
         try:
             frames = list(read_csv(data, self.source, self.batch_bytes))
@@ -324,7 +402,13 @@ class Runner:
                 self._load_unit(*args, [ready], run_id, summary, direct=False)
         except (FileError, DatabaseError) as exc:
             if len(ready) == 1:
-                self._failed(render.conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc))
+                first = ledger.loaded_content(render.conn, self.pipeline).get(ready[0].sha256) \
+                    if "files_content_loaded_once" in str(exc) else None
+                if first:  # another worker loaded the same content (under another name) meanwhile
+                    self._duplicate(render.conn, ready[0], first, run_id, summary)
+                else:
+                    self._failed(render.conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc),
+                                 retryable=is_transient(exc))
                 return
             for item in ready:  # isolate the bad file(s)
                 self._load_group(adbc_conn, render, plan, static, targets, [item], run_id, summary)
@@ -392,9 +476,13 @@ class Runner:
         frames = [r.frame for r in ready if r.frame is not None]
         yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
-    def _failed(self, conn, entry: FileEntry, sha: str, run_id: int, summary: RunSummary, message: str) -> None:
+    def _failed(self, conn, entry: FileEntry, sha: str, run_id: int, summary: RunSummary, message: str,
+                retryable: bool = False) -> None:
         ledger.record_outcome(conn, self.pipeline, run_id, entry, sha or "unread", "failed", error=message)
         summary.files.append(FileOutcome(entry.name, "failed", error=message))
+        if deadletters.after_failure(conn, self.pipeline, entry.name, sha or "unread", message,
+                                     retryable=retryable, max_attempts=self.max_attempts):
+            summary.dead_letters += 1
 
     def _time(self, stage: str, t0: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
@@ -410,18 +498,25 @@ class Runner:
                 continue
             path = self.project.path(table.export)
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.partial")
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
             order = sql.SQL(", ").join(map(sql.Identifier, table.primary_key)) if table.primary_key else sql.SQL("1")
             query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
                 qualified(table.schema_, name), order)
             t0 = time.perf_counter()
-            with partial.open("wb") as out, conn.cursor().copy(query) as copy:
-                for block in copy:
-                    out.write(block)
-            partial.replace(path)  # readers never see a half-written file
+            # Workers export one at a time, each after the loads committed before it started,
+            # so the file left last holds every row.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_EXPORT_LOCK, self.pipeline))
+                with partial.open("wb") as out, conn.cursor().copy(query) as copy:
+                    for block in copy:
+                        out.write(block)
+                partial.replace(path)  # readers never see a half-written file
             self._time("export", t0)
             written.append(str(path))
         return written
+
+
+_EXPORT_LOCK = 0x63687565
 
 
 def _frame_of(value: Any, table: str) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from ..coltypes import ColumnType
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
 
 
 def redact(text: str) -> str:
@@ -24,8 +24,19 @@ def redact(text: str) -> str:
 def connect(url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:  # unreachable, refused, timed out: worth a retry
+        if _refused_for_good(exc):
+            raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+        raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+
+
+def _refused_for_good(exc: psycopg.Error) -> bool:
+    """A wrong password or database name will not fix itself: not worth retrying."""
+    text = str(exc).lower()
+    return exc.sqlstate in ("28P01", "28000", "3D000") or "authentication failed" in text \
+        or ("database" in text and "does not exist" in text)
 
 
 def connect_adbc(url: str) -> adbc.Connection:

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from ..errors import ConfigError, LandingZoneError
+from ..errors import ConfigError, LandingZoneError, LandingZoneUnavailable
 from .base import FileEntry, is_ignored
 
 SCHEME = "s3://"
@@ -109,7 +109,10 @@ class S3Zone:
                     Bucket=self.bucket, Prefix=self.prefix + self._within):
                 found.extend(page.get("Contents", ()))
         except (BotoCoreError, ClientError) as exc:
-            raise LandingZoneError(f"cannot list {self.url}: {describe_aws_error(exc)}") from None
+            from ..retry import is_transient
+
+            kind = LandingZoneUnavailable if is_transient(exc) else LandingZoneError
+            raise kind(f"cannot list {self.url}: {describe_aws_error(exc)}") from None
         return [o for o in found if not o["Key"].startswith(self.exclude)]
 
     def list(self) -> list[FileEntry]:

@@ -1,0 +1,210 @@
+"""`chute watch`: the long-running service. Triggers emit run requests; the service coalesces
+them, runs the pipeline with retries, records what could not be done, and serves metrics.
+
+    triggers (folder, schedule, s3, ...) --emit--> queue --debounce--> one Runner.run()
+                                                             |  transient error: backoff + retry
+                                                             |  still failing: dead event
+                                                             v
+                                            request.done(ok), metrics, log line
+
+Start-up runs once over the whole zone (files that landed while nothing watched), and so
+does every [watch] rescan seconds (events lost, claims of dead workers that lapsed).
+
+Stopping (SIGTERM/SIGINT -> stop()): no new run starts; the run in progress finishes the
+files it has claimed and leaves the rest, unclaimed, for the next start. Nothing is lost:
+a file is either committed with its ledger row or not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from . import deadletters
+from .db.postgres import connect
+from .errors import ChuteError
+from .metrics import Metrics
+from .project import Project
+from .retry import RetryPolicy, is_transient, retrying
+from .runner import Runner, RunSummary
+from .triggers.base import RunRequest, Trigger
+from .triggers.folder import FolderTrigger
+from .triggers.schedule import ScheduleTrigger
+
+log = logging.getLogger("chute.watch")
+
+_DEBOUNCE_CAP = 10  # a steady stream of events still starts a run after 10 x debounce
+
+
+def default_triggers(project: Project, db_url: str) -> list[Trigger]:
+    """The folder trigger for a local landing zone, plus one for the schedules if any."""
+    found: list[Trigger] = []
+    if "://" not in project.landing.path:  # an s3:// landing zone brings its own trigger
+        found.append(FolderTrigger(project.landing_path, project.landing.patterns, project.landing.recursive,
+                                   project.watch.settle))
+    if project.schedules:
+        found.append(ScheduleTrigger(project.schedules, db_url, project.name))
+    return found
+
+
+class WatchService:
+    def __init__(self, project: Project, db_url: str, *, triggers: list[Trigger] | None = None,
+                 metrics_port: int | None = None):
+        self.project = project
+        self.db_url = db_url
+        self.triggers = default_triggers(project, db_url) if triggers is None else triggers
+        self.folder = next((t for t in self.triggers if isinstance(t, FolderTrigger)), None)
+        self.metrics = Metrics(project.name)
+        self.metrics_port = metrics_port
+        self.policy = RetryPolicy.of(project.watch)
+        self.stopping = threading.Event()
+        self.queue: queue.Queue[RunRequest | None] = queue.Queue()
+        self.ready = threading.Event()  # set once the triggers are started (tests wait on it)
+        self.port: int | None = None
+        self.runs: list[RunSummary] = []
+
+    # -- control ---------------------------------------------------------------------------
+    def emit(self, request: RunRequest) -> None:
+        self.queue.put(request)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.queue.put(None)
+
+    # -- the service -----------------------------------------------------------------------
+    def serve(self) -> None:
+        """Run until stop(). Blocks."""
+        started: list[Trigger] = []
+        try:
+            if self.metrics_port is not None:
+                self.port = self.metrics.serve(self.metrics_port)
+                log.info("metrics on http://127.0.0.1:%d/metrics", self.port)
+            self._flush_spool()
+            for trigger in self.triggers:
+                retrying(lambda: trigger.start(self.emit), self.policy, what=f"starting {trigger.name}",
+                         stop=self.stopping)
+                started.append(trigger)
+                log.info("watching: %s", trigger.describe())
+            self.emit(RunRequest("startup", "files that landed while no watch was running"))
+            self.ready.set()
+            while not self.stopping.is_set():
+                batch = self._next_batch()
+                if batch:
+                    self._run(batch)
+        finally:
+            for trigger in reversed(started):
+                trigger.stop()
+            while True:  # requests no run covered: their triggers keep their events
+                try:
+                    request = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if request is not None:
+                    request.done(False)
+            self.metrics.close()
+            log.info("stopped")
+
+    def _next_batch(self) -> list[RunRequest]:
+        try:
+            first = self.queue.get(timeout=self.project.watch.rescan)
+        except queue.Empty:
+            return [RunRequest("rescan", "periodic look at the whole zone")]
+        if first is None:
+            return []
+        batch = [first]
+        quiet = self.project.watch.debounce
+        cap = time.monotonic() + quiet * _DEBOUNCE_CAP
+        while quiet > 0 and (left := min(quiet, cap - time.monotonic())) > 0:
+            try:
+                item = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if item is None:  # stopping: run what we have (its files are complete), then end
+                break
+            batch.append(item)
+        return batch
+
+    def _run(self, batch: list[RunRequest]) -> None:
+        whole = any(not r.names for r in batch)
+        names = None if whole else sorted({n for r in batch for n in r.names})
+        prefixes = {r.prefix for r in batch}
+        prefix = prefixes.pop() if len(prefixes) == 1 else None
+        triggers = sorted({r.trigger for r in batch})
+        trigger = "+".join(triggers)
+        reasons = list(dict.fromkeys(r.reason for r in batch))
+        reason = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+        skip = self.folder.incomplete() if (whole and self.folder) else set()
+        event_time = min(r.event_time for r in batch)
+        details = {"trigger": {"reason": reason, "requests": len(batch),
+                               **{k: v for r in batch for k, v in r.details.items()}}}
+
+        def attempt() -> RunSummary:
+            return Runner(self.project, self.db_url, trigger=trigger, only=names, prefix=prefix, skip=skip,
+                          stop=self.stopping, details=details).run()
+
+        log.info("run (%s): %s", trigger, reason)
+        try:
+            summary = retrying(attempt, self.policy, what=f"run ({trigger})", stop=self.stopping,
+                               on_retry=lambda *_: self.metrics.retries.labels(self.project.name).inc())
+        except Exception as exc:
+            self._could_not_run(batch, trigger, reason, exc)
+            return
+        self._flush_spool()
+        self.runs.append(summary)
+        self.metrics.record_run(summary, trigger, time.time() - event_time)
+        loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
+        log.info("run %s %s in %.2fs: %d loaded, %d failed, %d skipped, %d unchanged%s%s; %d rows",
+                 summary.run_id, summary.status, summary.seconds, loaded, failed, skipped, summary.unchanged,
+                 f", {summary.claimed_elsewhere} with other workers" if summary.claimed_elsewhere else "",
+                 f", {summary.dead_letters} new dead letter(s)" if summary.dead_letters else "", summary.rows_loaded)
+        for f in summary.files:
+            if f.status == "failed":
+                log.warning("file %s failed: %s", f.name, f.error)
+        if summary.error:
+            log.error("run %s: %s", summary.run_id, summary.error)
+        ok = not summary.error and not summary.interrupted
+        if summary.error and not self.stopping.is_set():  # a run-level failure: the event is a dead letter
+            self._dead_event(batch, trigger, summary.error)
+        for r in batch:
+            r.done(ok)
+
+    def _could_not_run(self, batch: list[RunRequest], trigger: str, reason: str, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, ChuteError) else f"{type(exc).__name__}: {exc}"
+        if self.stopping.is_set() and is_transient(exc):
+            log.warning("stopping before the run (%s) could happen; its files wait for the next start", trigger)
+        else:
+            log.error("run (%s) could not happen after its retries: %s", trigger, message)
+            self.metrics.record_error(trigger)
+            self._dead_event(batch, trigger, message)
+        for r in batch:
+            r.done(False)
+
+    def _dead_event(self, batch: list[RunRequest], trigger: str, error: str) -> None:
+        details = {"reasons": [r.reason for r in batch][:20],
+                   "names": sorted({n for r in batch for n in r.names})[:100],
+                   "first_event": min(r.event_time for r in batch)}
+        deadletters.spool_event(self.state_dir, self.project.name, uuid.uuid4().hex, trigger, error, details)
+        self._flush_spool()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project.state_dir
+
+    def _flush_spool(self) -> None:
+        """Move dead events spooled while the database was away into chute.dead_letters."""
+        if not (self.state_dir / deadletters.SPOOL).is_file():
+            return
+        try:
+            with connect(self.db_url) as conn:
+                from . import ledger
+
+                ledger.ensure_schema(conn)
+                deadletters.ensure_schema(conn)
+                if n := deadletters.flush_spool(conn, self.state_dir):
+                    log.info("recorded %d dead event(s) in chute.dead_letters", n)
+        except Exception as exc:  # still away: they stay in the spool
+            log.debug("dead events stay spooled: %s", exc)
