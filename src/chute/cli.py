@@ -283,6 +283,9 @@ def db_url_cmd(project_dir: Path) -> None:
 from .cli_watch import dlq, watch  # noqa: E402  (chute watch, chute dlq)
 
 main.add_command(watch), main.add_command(dlq)
+from .cli_s3 import s3  # noqa: E402  (chute s3 setup/drain/dead-letters/redrive)
+
+main.add_command(s3)
 
 if __name__ == "__main__":
     main()

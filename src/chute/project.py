@@ -129,6 +129,7 @@ class S3(_Strict):
     visibility_timeout: int = Field(900, ge=0, le=43200)  # seconds a received event is hidden while its run goes
     wait_seconds: int = Field(20, ge=0, le=20)  # SQS long polling
     poll_interval: float = Field(300, gt=0)  # seconds between fallback listings (events can be lost or late)
+    retry_after: int = Field(30, ge=0, le=43200)  # seconds before an event whose run failed is received again
 
     def queue_name(self, project: str) -> str:
         return self.queue or f"chute-{project}"

@@ -30,8 +30,6 @@ from .base import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
 
-RETRY_AFTER = 30  # seconds before a message whose run failed is received again
-
 
 def parse_event(body: str) -> list[tuple[str, str]]:
     """(bucket, key) of each object an S3 event message names; [] for test events and noise.
@@ -160,7 +158,7 @@ class SqsTrigger(Trigger):
                 pending["ok"] = pending["ok"] and ok
                 last, all_ok = pending["left"] == 0, pending["ok"]
             if last:
-                self.delete(handle) if all_ok else self.release(handle, RETRY_AFTER)
+                self.delete(handle) if all_ok else self.release(handle, self.project.s3.retry_after)
 
         for kind, fields in routed:
             extra = {"event_time": sent} if sent else {}
@@ -242,3 +240,45 @@ class PollTrigger(Trigger):
 def s3_triggers(project, db_url: str) -> list[Trigger]:
     """What `chute watch` runs for an s3:// landing zone: the SQS events and the polling fallback."""
     return [SqsTrigger(project), PollTrigger(project, db_url)]
+
+
+def drain(project, db_url: str, *, wait: int = 0, max_messages: int = 1000) -> dict[str, Any]:
+    """Take the S3 events waiting in the queue, run once per batch (and once for all plain
+    objects), delete the messages those runs settled, and return. For cron, CI and tests;
+    `chute watch` does the same continuously."""
+    from ..errors import ChuteError
+    from ..runner import Runner
+    from .s3_queue import queue_urls
+
+    trigger = SqsTrigger(project, wait_seconds=wait)
+    trigger.queue_url, _ = queue_urls(project, trigger.sqs)
+    requests: list[RunRequest] = []
+    received = 0
+    while received < max_messages:
+        messages = trigger.receive(wait if not received else 0, min(10, max_messages - received))
+        if not messages:
+            break
+        received += len(messages)
+        for message in messages:
+            requests.extend(trigger.requests_of(message))
+
+    groups: dict[str | None, list[RunRequest]] = {}
+    for r in requests:  # plain objects share one run (key None); each batch folder gets its own
+        groups.setdefault(None if r.names else (r.prefix or ""), []).append(r)
+    runs = []
+    for prefix, batch in groups.items():
+        names = sorted({n for r in batch for n in r.names}) if prefix is None else None
+        kind = "s3" if prefix is None else "marker"
+        details = {"trigger": {"reason": "; ".join(r.reason for r in batch[:5]), "requests": len(batch)}}
+        try:
+            summary = Runner(project, db_url, trigger=kind, only=names, prefix=prefix or None, details=details).run()
+            ok, error = not summary.error and not summary.interrupted, summary.error
+            runs.append({"run_id": summary.run_id, "trigger": kind, "prefix": prefix, "status": summary.status,
+                         "files_loaded": summary.count("loaded"), "files_failed": summary.count("failed"),
+                         "rows_loaded": summary.rows_loaded, "error": error})
+        except ChuteError as exc:  # the messages stay: they come back, and after max_receive_count go to the DLQ
+            ok = False
+            runs.append({"run_id": None, "trigger": kind, "prefix": prefix, "status": "not run", "error": str(exc)})
+        for r in batch:
+            r.done(ok)
+    return {"messages": received, "requests": len(requests), "runs": runs}

@@ -127,12 +127,12 @@ def redrive(project, limit: int | None = None) -> dict[str, Any]:
 
 
 def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
-    """A look at the dead-letter queue (the messages become visible again after 30 s)."""
+    """A look at the dead-letter queue; the messages stay in it."""
     from ..triggers.s3 import parse_event
 
     sqs = s3_client("sqs")
     _, dlq_url = queue_urls(project, sqs)
-    found = []
+    found, handles = [], []
     while len(found) < limit:
         batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=min(10, limit - len(found)),
                                     WaitTimeSeconds=0, VisibilityTimeout=30,
@@ -140,6 +140,9 @@ def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
         if not batch:
             break
         for m in batch:
+            handles.append(m["ReceiptHandle"])
             found.append({"message_id": m["MessageId"], "keys": [f"s3://{b}/{k}" for b, k in parse_event(m["Body"])],
                           "sent": m.get("Attributes", {}).get("SentTimestamp")})
+    for handle in handles:  # looked at, not taken: visible again at once (for redrive)
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
     return found
