@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import __version__
-from .notify.message import first_errors, redact
+from .notify.message import first_errors, project_secrets, redact
 
 
 def document(project, summary, trigger: str, landing_uri: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def document(project, summary, trigger: str, landing_uri: str) -> dict[str, Any]
         chute_version=__version__, first_errors=first_errors(summary),
         started_at=_iso(ended - summary.seconds), ended_at=_iso(ended),
     )
-    return _redacted(data)
+    return _redacted(data, project_secrets(project))
 
 
 def write(project, summary, zone, trigger: str) -> str:
@@ -45,11 +45,11 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _redacted(value: Any) -> Any:
+def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, secrets)
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
+        return [_redacted(v, secrets) for v in value]
     return value

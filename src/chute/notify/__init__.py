@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .message import DEFAULT_BODY, DEFAULT_SUBJECT, env_secrets, redact, render, run_fields
+from .message import DEFAULT_BODY, DEFAULT_SUBJECT, project_secrets, redact, render, run_fields
 
 __all__ = ["notify_run", "wanted"]
 
@@ -29,9 +29,7 @@ def notify_run(project, summary, log_uri: str = "", trigger: str = "manual") -> 
     for cfg in project.notify:
         if not wanted(cfg, summary.ok):
             continue
-        secrets = env_secrets(cfg.password_env, cfg.username_env, cfg.url_env)
-        if cfg.url:
-            secrets += (cfg.url,)  # a webhook URL grants posting: treat it as a secret
+        secrets = project_secrets(project)  # of every entry: one entry's error may quote another's secret
         target = _describe(cfg)
         try:
             fields = run_fields(summary, log_uri, trigger, secrets)

@@ -101,6 +101,18 @@ def render(template: str | None, default: str, fields: dict[str, str]) -> str:
         raise ConfigError(f"notification template: {exc}") from None
 
 
+def project_secrets(project) -> tuple[str, ...]:
+    """Every value the project's configuration points at as a secret: the variables named by
+    [[notify]] entries and [database] url = "env:VAR", and literal webhook URLs."""
+    names: list[str | None] = []
+    for cfg in project.notify:
+        names += [cfg.username_env, cfg.password_env, cfg.url_env]
+    url = project.database.url or ""
+    if url.startswith("env:"):
+        names.append(url[4:])
+    return env_secrets(*names) + tuple(cfg.url for cfg in project.notify if cfg.url)
+
+
 def env_secrets(*names: str | None) -> tuple[str, ...]:
     """Values of the named environment variables: never to be shown anywhere."""
     return tuple(v for n in names if n and (v := os.environ.get(n)))
