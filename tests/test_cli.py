@@ -12,6 +12,9 @@ from chute.cli import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
             ["db", "url"]]
+COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
+COMMANDS += [c for c in [["watch"], ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"]]  # issue-watch's
+             if c not in COMMANDS]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

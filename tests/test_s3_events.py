@@ -211,3 +211,44 @@ def test_polling_fallback_sees_only_what_the_ledger_has_not(s3_project, s3_bucke
     assert len(unseen) == len(list((stocks / "landing").iterdir())) - TOP_FILES
     aws.client("s3").put_object(Bucket=s3_bucket, Key="incoming/late.us.txt", Body=b"Date,Open\n")
     assert set(poll.unseen()) == unseen | {"late.us.txt"}
+
+
+def loaded(query) -> int:
+    import psycopg
+
+    try:
+        return query("SELECT count(*) FROM chute.files WHERE status = 'loaded'")[0][0]
+    except psycopg.errors.UndefinedTable:  # the service's first run has not created the ledger yet
+        return 0
+
+
+def test_watch_service_runs_on_s3_events(s3_project, s3_bucket, aws, db_url, query):
+    """`chute watch`'s service on an S3 zone: an upload after start-up becomes an 's3' run and
+    its message is deleted."""
+    import time
+
+    from chute.project import load_project
+    from chute.watch import WatchService
+
+    stocks, info = s3_project
+    service = WatchService(load_project(stocks), db_url)
+    assert {t.name for t in service.triggers} == {"s3", "s3-poll"}
+    for t in service.triggers:
+        if t.name == "s3":
+            t.wait_seconds = 1  # stop() within a second
+    thread = threading.Thread(target=service.serve, daemon=True)
+    thread.start()
+    try:
+        assert service.ready.wait(30)
+        upload_folder(aws.client("s3"), stocks / "landing", s3_bucket, "incoming")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and loaded(query) < TOP_FILES:
+            time.sleep(0.2)
+        while time.monotonic() < deadline and waiting(aws, info["queue_url"]):
+            time.sleep(0.2)
+    finally:
+        service.stop()
+        thread.join(30)
+    assert query("SELECT count(*) FROM chute.files WHERE status = 'loaded'")[0][0] == TOP_FILES
+    assert any("s3" in r[0] for r in query("SELECT trigger FROM chute.runs"))
+    assert waiting(aws, info["queue_url"]) == 0

@@ -280,6 +280,11 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli, where commands get registered
+    from chute.cli import main as _registered  # (registering here too would import this file twice, circularly)
+
+    _registered()
+
 from .cli_watch import dlq, watch  # noqa: E402  (chute watch, chute dlq)
 
 main.add_command(watch), main.add_command(dlq)
