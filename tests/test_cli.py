@@ -12,6 +12,7 @@ from chute.cli import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
             ["db", "url"], ["watch"], ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"]]
+COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

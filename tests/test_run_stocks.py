@@ -103,7 +103,10 @@ def test_touched_file_with_same_content_is_not_reloaded(stocks, cli, query):
     path = stocks / "landing" / query("SELECT name FROM chute.files LIMIT 1")[0][0]
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     summary = json.loads(cli("run", "-p", stocks, "--json").output)
-    assert summary["files_loaded"] == 0 and summary["files_skipped"] == 1  # hashed, found loaded
+    # hashed, found to be the very content it loaded: counted unchanged, its ledger row stays loaded
+    assert summary["files_loaded"] == 0 and summary["files_skipped"] == 0 and summary["unchanged"] == TOP_FILES
+    assert query("SELECT status, mtime_ns FROM chute.files WHERE name = %s", (path.name,)) == \
+        [("loaded", path.stat().st_mtime_ns)]
 
 
 def test_changed_content_same_name_merges_by_key(tmp_path, cli, query):

@@ -281,9 +281,17 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli, where commands get registered
+    from chute.cli import main as _registered  # (registering here too would import this file twice, circularly)
+
+    _registered()
+
 from .cli_watch import dlq, watch  # noqa: E402  (chute watch, chute dlq)
 
 main.add_command(watch), main.add_command(dlq)
+from .cli_s3 import s3  # noqa: E402  (chute s3 setup/drain/dead-letters/redrive)
+
+main.add_command(s3)
 
 if __name__ == "__main__":
     main()

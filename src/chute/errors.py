@@ -8,6 +8,8 @@
     │   └── DatabaseUnavailable     cannot connect / the connection dropped (also a TransientError)
     ├── TransientError          worth retrying with backoff: unreachable, throttled, timed out
     │   └── RunInProgress       another run of the same pipeline holds the lock (replace mode)
+    ├── LandingZoneError        the landing zone cannot be listed or written (no bucket, access denied)
+    │   └── LandingZoneUnavailable  S3 unreachable or throttling (also a TransientError)
     └── FileError               one file could not be read, transformed or loaded;
         ├── ReadError           the bytes are not the declared format (terminal: retrying won't help)
         └── TransformError      a node or the final cast to the table's types failed
@@ -48,6 +50,14 @@ class DatabaseUnavailable(DatabaseError, TransientError):
 
 
 class RunInProgress(TransientError):
+    pass
+
+
+class LandingZoneError(ChuteError):
+    pass
+
+
+class LandingZoneUnavailable(LandingZoneError, TransientError):
     pass
 
 

@@ -161,6 +161,14 @@ def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, 
                      .format(column), (rows_read or 0, run_id))
 
 
+def touch(conn: psycopg.Connection, pipeline: str, entry, sha256: str) -> None:
+    """A settled file seen again with the same content but a new mtime: remember the new mtime, keep its state."""
+    with conn.transaction():
+        conn.execute("UPDATE chute.files SET mtime_ns = %s, updated_at = now() "
+                     "WHERE pipeline = %s AND name = %s AND sha256 = %s",
+                     (entry.mtime_ns, pipeline, entry.name, sha256))
+
+
 # Written on the load connection (ADBC, $n placeholders) inside the load transaction, so a
 # file's ledger row commits together with its rows. The rows come from a staged Arrow table.
 COMMIT_FILES_SQL = """

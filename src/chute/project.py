@@ -41,6 +41,10 @@ class Landing(_Strict):
     path: str = "landing"
     patterns: list[str] = ["*.csv"]
     recursive: bool = True
+    # "file": every matching file is taken as it lands. "marker": a folder (batch) is taken only
+    # once its marker object lands, all its files in one run (S3 zones; see docs/s3.md).
+    trigger: Literal["file", "marker"] = "file"
+    marker: str = Field(".SUCCESS", min_length=1, pattern=r"^[^/]+$")
 
 
 class Source(_Strict):
@@ -124,6 +128,80 @@ class Database(_Strict):
     url: str | None = None  # a URL, or env:VAR to read it from the environment
 
 
+class S3(_Strict):
+    """An S3 landing zone's event plumbing, created by `chute s3 setup` (see docs/s3.md)."""
+
+    queue: str | None = None  # SQS queue of the bucket's ObjectCreated events; default chute-<project>
+    dead_letter_queue: str | None = None  # where events go after max_receive_count failures; default <queue>-dlq
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    visibility_timeout: int = Field(900, ge=0, le=43200)  # seconds a received event is hidden while its run goes
+    wait_seconds: int = Field(20, ge=0, le=20)  # SQS long polling
+    poll_interval: float = Field(300, gt=0)  # seconds between fallback listings (events can be lost or late)
+    retry_after: int = Field(30, ge=0, le=43200)  # seconds before an event whose run failed is received again
+
+    def queue_name(self, project: str) -> str:
+        return self.queue or f"chute-{project}"
+
+    def dead_letter_name(self, project: str) -> str:
+        return self.dead_letter_queue or f"{self.queue_name(project)}-dlq"
+
+
+class RunLog(_Strict):
+    """A JSON document per run: in the project, and in the bucket for an S3 landing zone."""
+
+    enabled: bool = True
+    folder: str = "logs"  # relative to the project: logs/run-<id>.json
+    s3_prefix: str = "logs/"  # key prefix in the landing bucket ('' = do not upload)
+
+
+class Notify(_Strict):
+    """One [[notify]] entry: where to tell how a run went (see docs/notifications.md)."""
+
+    kind: Literal["email", "sns", "webhook"]
+    on: Literal["success", "failure", "always"] = "always"
+    subject: str | None = None  # string.Template: $pipeline $status $outcome $files ... (docs/notifications.md)
+    body: str | None = None
+    attempts: int = Field(3, ge=1, le=10)  # tries before a notification is given up (logged, the run goes on)
+    timeout: float = Field(10, gt=0)
+    # email
+    to: list[str] = []
+    sender: str | None = Field(None, alias="from")
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(None, ge=1, le=65535)  # default 587 (starttls), 465 (ssl), 25 (none)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username_env: str | None = None  # names of environment variables, never the values
+    password_env: str | None = None
+    # sns
+    topic_arn: str | None = None
+    # webhook
+    url: str | None = None
+    url_env: str | None = None  # a Slack webhook URL is a secret: prefer this
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _known_fields(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .notify.message import check_template
+
+            check_template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _kind_has_what_it_needs(self) -> "Notify":
+        needs = {"email": ("to", "smtp_host"), "sns": ("topic_arn",), "webhook": ()}[self.kind]
+        missing = [k for k in needs if not getattr(self, k)]
+        if self.kind == "webhook" and not (self.url or self.url_env):
+            missing.append("url (or url_env)")
+        if missing:
+            raise ValueError(f"kind = {self.kind!r} needs {', '.join(missing)}")
+        return self
+
+
 class Watch(_Strict):
     """`chute watch`: how events become runs, retries, claims, dead letters."""
 
@@ -169,6 +247,9 @@ class Project(_Strict):
     database: Database = Database()
     watch: Watch = Watch()
     schedules: list[Schedule] = []
+    s3: S3 = S3()
+    run_log: RunLog = RunLog()
+    notify: list[Notify] = []
     root: Path = Path(".")
 
     @model_validator(mode="after")

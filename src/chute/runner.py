@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from . import deadletters, ledger, workers
+from .after_run import after_run
 from .db.loader import LoadUnit, Renderer, Target, is_duplicate_key
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
@@ -33,8 +34,8 @@ from .prefetch import read_ahead
 from .transforms.steps import nodes_from_steps
 from .project import Project
 from .retry import is_transient
+from .sources import open_zone
 from .sources.base import FileEntry, LandingZone
-from .sources.local import LocalZone
 
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
 
@@ -64,6 +65,8 @@ class RunSummary:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     exports: list[str] = field(default_factory=list)
+    log: str | None = None  # where the run's JSON log was written (chute.runlog)
+    notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -94,7 +97,7 @@ class _Ready:
 
 
 def landing_zone(project: Project) -> LandingZone:
-    return LocalZone(project.landing_path, project.landing.patterns, project.landing.recursive)
+    return open_zone(project)
 
 
 def build_plan(project: Project) -> Plan:
@@ -179,6 +182,7 @@ class Runner:
         finally:
             conn.close()
         summary.seconds = round(time.perf_counter() - started, 3)
+        after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
@@ -380,8 +384,7 @@ class Runner:
         """Hash and (for small files) parse one file. Runs on a worker thread: no database here."""
         try:
             if entry.size > self.batch_bytes:  # streamed at load time; only hashed now
-                with open(self.zone.local_path(entry), "rb") as f:
-                    return _Ready(entry, hashlib.file_digest(f, "sha256").hexdigest(), None)
+                return _Ready(entry, self._digest(entry), None)
             data = self.zone.read(entry)
         except OSError as exc:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
@@ -393,8 +396,20 @@ class Runner:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
         return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)))
 
+    def _digest(self, entry: FileEntry) -> str:
+        """sha256 of a big file, read in blocks (from disk, or streamed from S3)."""
+        digest = hashlib.sha256()
+        with self.zone.open(entry) as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+
     def _duplicate(self, conn, item: _Ready, first: tuple[int | None, str], run_id, summary) -> None:
         first_id, first_name = first
+        if first_name == item.entry.name:  # the same file with the same bytes, only re-touched or re-uploaded
+            ledger.touch(conn, self.pipeline, item.entry, item.sha256)
+            summary.unchanged += 1
+            return
         ledger.record_outcome(conn, self.pipeline, run_id, item.entry, item.sha256, "skipped",
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
         summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
@@ -479,8 +494,9 @@ class Runner:
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)
+            data = self.zone.local_path(entry) or (lambda: self.zone.open(entry))
             # The next block is parsed on a thread while this one is transformed and copied.
-            for frame in read_ahead(read_source(self.zone.local_path(entry), self.source, self.batch_bytes)):
+            for frame in read_ahead(read_source(data, self.source, self.batch_bytes)):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]

@@ -46,6 +46,10 @@ def default_triggers(project: Project, db_url: str) -> list[Trigger]:
     if "://" not in project.landing.path:  # an s3:// landing zone brings its own trigger
         found.append(FolderTrigger(project.landing_path, project.landing.patterns, project.landing.recursive,
                                    project.watch.settle))
+    else:  # S3 events through SQS (chute s3 setup), and a listing now and then for missed ones
+        from .triggers.s3 import s3_triggers
+
+        found.extend(s3_triggers(project, db_url))
     if project.schedules:
         found.append(ScheduleTrigger(project.schedules, db_url, project.name))
     return found

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import codecs
 import csv as _csv
+import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import polars as pl
 import pyarrow as pa
@@ -27,16 +29,46 @@ def _arrow_type(dtype: pl.DataType) -> pa.DataType:
     return pl.Series([], dtype=dtype).to_arrow().type
 
 
-def open_stream(data: pa.Buffer | str, source: Source) -> pa.NativeFile:
-    """A byte stream over a buffer or a path, decompressed when needed."""
-    raw = pa.BufferReader(data) if isinstance(data, pa.Buffer) else pa.OSFile(data)
-    head = raw.read(2)
-    raw.seek(0)
+# What read_csv reads: the bytes, a path on disk, or a function opening a binary stream
+# (an S3 object's body, read once from start to end).
+Data = pa.Buffer | str | Callable[[], BinaryIO]
+
+
+def open_stream(data: Data, source: Source) -> pa.NativeFile:
+    """A byte stream over a buffer, a path or an opener, decompressed when needed."""
+    if callable(data):
+        buffered = io.BufferedReader(_RawStream(data()), 1 << 20)
+        head = buffered.peek(2)[:2]  # a network stream cannot seek back: look ahead instead
+        raw = pa.PythonFile(buffered, mode="r")
+    else:
+        raw = pa.BufferReader(data) if isinstance(data, pa.Buffer) else pa.OSFile(data)
+        head = raw.read(2)
+        raw.seek(0)
     gzip = source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC)
     return pa.CompressedInputStream(raw, "gzip") if gzip else raw
 
 
-def read_csv(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
+class _RawStream(io.RawIOBase):
+    """Any object with read(n) (an S3 object's body) as a raw stream, so io.BufferedReader can peek."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.stream.close()
+        super().close()
+
+
+def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
     """Yield frames of the file's rows. Raises ReadError with a clear message on bad input.
 
     The file is cut into blocks of at most READ_BLOCK bytes at record boundaries and each block

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import pyarrow as pa
 
@@ -29,6 +29,10 @@ class LandingZone(Protocol):
 
     def read(self, entry: FileEntry) -> pa.Buffer: ...
 
-    def local_path(self, entry: FileEntry) -> str:
-        """A path on disk to stream a file too big to hold in memory."""
+    def open(self, entry: FileEntry) -> BinaryIO:
+        """The file's bytes as a stream, to read a file too big to hold in memory in blocks."""
+        ...
+
+    def local_path(self, entry: FileEntry) -> str | None:
+        """A path on disk (faster to stream than open()), or None when the file is not on this disk."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -44,5 +45,8 @@ class LocalZone:
         with open(entry.location, "rb") as f:
             return pa.py_buffer(f.read())
 
-    def local_path(self, entry: FileEntry) -> str:
+    def open(self, entry: FileEntry) -> BinaryIO:
+        return open(entry.location, "rb")
+
+    def local_path(self, entry: FileEntry) -> str | None:
         return entry.location

@@ -1,0 +1,31 @@
+"""What happens after every run, whoever started it (`chute run`, `chute watch`, the AWS
+handlers): the run's JSON log, then notifications. Nothing here may fail the run: every
+problem is logged (redacted) and swallowed."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("chute.after_run")
+
+
+def after_run(project, summary, zone, trigger: str = "manual") -> None:
+    from .notify.message import project_secrets, redact
+
+    secrets = project_secrets(project)
+    where = ""
+    if project.run_log.enabled and summary.run_id is not None:
+        try:
+            from . import runlog
+
+            where = runlog.write(project, summary, zone, trigger)
+            summary.log = where
+        except Exception as exc:
+            log.error("could not write the run log of run %s: %s", summary.run_id, redact(str(exc), secrets))
+    if project.notify:
+        try:
+            from .notify import notify_run
+
+            summary.notifications = notify_run(project, summary, where, trigger)
+        except Exception as exc:  # a bug in a notifier must not fail a run that loaded data
+            log.error("notifications of run %s failed: %s", summary.run_id, redact(f"{type(exc).__name__}: {exc}", secrets))
