@@ -282,6 +282,8 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
+
 if __name__ == "__main__":
     main()
 
