@@ -143,7 +143,7 @@ class Gate:
                 "column_name": pl.Series([ch.column] * rows.height, dtype=pl.String),
                 "check_name": pl.Series([ch.name] * rows.height, dtype=pl.String),
                 "reason": pl.Series([ch.reason] * rows.height, dtype=pl.String),
-                "value": rows.select(value.alias("v")).get_column("v") if rows.height else pl.Series([], dtype=pl.String),
+                "value": rows.with_columns(value.alias("_chute_value")).get_column("_chute_value"),
                 "raw_record": row_json(rows.select(data), self.pii),
             }))
 
