@@ -135,11 +135,13 @@ class LoadUnit:
             pass
 
     def _merge(self, target: Target) -> None:
-        """Insert new keys, then update changed rows of existing keys.
+        """Upsert the staged rows: new keys inserted, rows of existing keys updated only when a
+        value changed (unchanged rows are not rewritten at all).
 
         Measured on 2 M rows: INSERT ... ON CONFLICT DO UPDATE took 8.5-11 s into an empty
-        table where a plain INSERT ... SELECT took 3.2 s, so conflicts are handled apart,
-        and rows whose values did not change are not rewritten at all.
+        table where a plain INSERT ... SELECT took 3.2 s, so conflicts are handled apart.
+        benchmarks/bench_merge.py times this against MERGE and DELETE USING + INSERT when every
+        row conflicts; at 200 k rows none of them was faster (docs/benchmarks.md).
         """
         stage = sql.Identifier(self._stage_name(target))
         if target.table in self.dedup:  # the unit holds a key more than once: the last row wins
@@ -151,21 +153,12 @@ class LoadUnit:
             self._exec(sql.SQL("ALTER TABLE {} RENAME TO {}").format(deduped, stage))
         into = qualified(target.schema, target.table)
         cols = _list(target.columns)
-        match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in target.primary_key)
         self._exec(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(into))
         if not self.cur.fetchone()[0]:
             self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
             return
-        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})")
-                   .format(into, cols, cols, stage, into, match))
-        others = [c for c in target.columns if c not in target.primary_key]
-        if others:
-            changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
-                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
-                sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in others))
-            self._exec(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {} AND {}").format(
-                into, sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others),
-                stage, match, changed))
+        for statement in merge_statements(into, stage, list(target.columns), target.primary_key):
+            self._exec(statement)
 
     def _drop_stages(self) -> None:
         for target in self.staged.values():
@@ -182,6 +175,38 @@ class LoadUnit:
 
     def _exec(self, statement: sql.Composable) -> None:
         self.cur.execute(self.render(statement))
+
+
+def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[str], key: list[str],
+                     strategy: str = "insert_update") -> list[sql.Composed]:
+    """The statements that upsert `stage` into `into` by `key`, rows that did not change left
+    alone: `insert_update` (new keys, then changed rows), `merge` (one MERGE, PostgreSQL 15+)
+    or `delete_insert` (changed rows deleted, then every key not in the table inserted).
+    bench_merge.py times all three."""
+    cols = _list(columns)
+    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in key)
+    others = [c for c in columns if c not in key]
+    changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
+        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in others))
+    assignments = sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others)
+    values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
+    insert_new = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})")\
+        .format(into, cols, cols, stage, into, match)
+    if strategy == "merge":
+        matched = (sql.SQL(" WHEN MATCHED AND {} THEN UPDATE SET {}").format(changed, assignments) if others
+                   else sql.SQL(""))
+        return [sql.SQL("MERGE INTO {} t USING {} s ON {}{} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})").format(
+            into, stage, match, matched, cols, values)]
+    if strategy == "delete_insert":
+        deleted = [sql.SQL("DELETE FROM {} t USING {} s WHERE {} AND {}").format(into, stage, match, changed)] \
+            if others else []
+        return [*deleted, insert_new]
+    statements = [insert_new]
+    if others:
+        statements.append(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {} AND {}").format(
+            into, assignments, stage, match, changed))
+    return statements
 
 
 class Renderer:
