@@ -200,7 +200,8 @@ def load_pipeline(module_path: Path) -> Pipeline:
     contracts = [v for v in vars(module).values() if isinstance(v, Contract)]
     defined = getattr(module, "pipeline", None)
     if isinstance(defined, Pipeline):
-        defined.contracts = [*defined.contracts, *(c for c in contracts if c not in defined.contracts)]
+        defined.contracts = [*defined.contracts, *(c for c in contracts
+                                                   if not any(c is d for d in defined.contracts))]
         return defined
     nodes = [v for v in vars(module).values() if isinstance(v, Node)]
     if not nodes:
