@@ -16,11 +16,11 @@ def dlq(cli, project, *args, expect=0):
 def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_project, cli, db_url, query):
     project = items_project()
     drop(project, "good.csv", csv_rows(1, 2))
-    drop(project, "bad.csv", "id,value\nnot-a-number,x\n")  # bad data: terminal
+    drop(project, "bad.csv", "id,value\n\x00\x01\x02 binary\n")  # not a CSV at all: terminal
     cli("run", "-p", project, expect=1)
     [letter] = dlq(cli, project, "list")["dead_letters"]
     assert (letter["kind"], letter["name"], letter["status"], letter["attempts"]) == ("file", "bad.csv", "dead", 1)
-    assert "integer" in letter["error"] or "not-a-number" in letter["error"]
+    assert "binary data" in letter["error"]
 
     cli("run", "-p", project)  # a plain run does not retry it
     assert query("SELECT attempts FROM chute.files WHERE name = 'bad.csv'") == [(1,)]

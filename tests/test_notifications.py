@@ -55,7 +55,7 @@ def configure(folder, text: str) -> None:
 
 
 def add_bad(folder) -> None:
-    write(folder / "landing" / "bad.csv", "id,value\n3,3.5\n4,not-a-number,extra\n")
+    write(folder / "landing" / "bad.csv", b"\x89PNG\r\n\x1a\n\x00\x00 not a CSV\n")  # fails whole
 
 
 def test_email_on_success_has_the_seed_subject_and_the_facts(prices, smtp_sink, cli):
@@ -78,7 +78,7 @@ def test_email_on_failure_says_failure_and_gives_the_first_errors(prices, smtp_s
     (message,) = smtp_sink.messages
     assert message["Subject"] == "Jane_Doe_Pipeline_Failure"
     body = message.get_payload()
-    assert "Status:    failed" in body and "- bad.csv: " in body and "ragged row" in body
+    assert "Status:    failed" in body and "- bad.csv: " in body and "binary data" in body
 
 
 def test_on_failure_only_is_quiet_on_success(prices, smtp_sink, cli):

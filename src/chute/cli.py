@@ -131,7 +131,9 @@ def _report_run(summary, as_json: bool) -> None:
         out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
-                  + f"; {summary.rows_loaded:,} rows loaded", highlight=False)
+                  + f"; {summary.rows_loaded:,} rows loaded"
+                  + (f", {summary.rows_rejected:,} rejected (chute rejects list)" if summary.rows_rejected else ""),
+                  highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = RichTable("file", "status", "reason", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -292,6 +294,7 @@ main.add_command(watch), main.add_command(dlq)
 from .cli_s3 import s3  # noqa: E402  (chute s3 setup/drain/dead-letters/redrive)
 
 main.add_command(s3)
+from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .coltypes import ColumnType, parse_type
 from .errors import ConfigError
 from .transforms.steps import Step
+from .quality.contracts import Contract
 
 CONFIG_NAME = "chute.toml"
 
@@ -100,6 +101,7 @@ class Table(_Strict):
     schema_: str = Field("public", alias="schema")
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
     foreign_keys: dict[str, str] = {}  # column -> "table.column" of another configured table
+    contract: Contract | None = None  # checks, drift policy and reject thresholds (quality/contracts.py)
 
     @field_validator("columns")
     @classmethod

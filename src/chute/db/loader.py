@@ -22,6 +22,7 @@ from psycopg import sql
 from .. import ledger
 from ..coltypes import ColumnType
 from ..errors import DatabaseError
+from ..quality import quarantine
 from .postgres import qualified, redact
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
@@ -53,6 +54,7 @@ class LoadUnit:
         self.rebuild: dict[str, tuple[Target, str]] = {}  # primary keys to build again at commit
         self.seq = 0
         self.rows_written = 0
+        self.rejects = 0  # reject records staged for chute.rejects
 
     def write(self, target: Target, frame: pl.DataFrame) -> None:
         """Send rows (already cast to the target's types) into the open transaction."""
@@ -79,6 +81,20 @@ class LoadUnit:
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
+
+    def add_column(self, target: Target, name: str, type_: ColumnType) -> None:
+        """Additive schema evolution inside the load transaction: a new nullable column."""
+        try:
+            self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(type_.sql)))
+        except Exception as exc:
+            raise DatabaseError(f"adding column {name} to {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+
+    def reject(self, records: pa.Table) -> None:
+        """Stage reject records; commit() moves them into chute.rejects with the ledger rows."""
+        if records.num_rows:
+            self.cur.adbc_ingest(quarantine.STAGE_TABLE, records, mode="create_append", temporary=True)
+            self.rejects += records.num_rows
 
     def _direct(self, target: Target, frame: pl.DataFrame) -> bool:
         """Whether this unit may COPY merge rows straight into the target (decided at its first rows).
@@ -125,8 +141,9 @@ class LoadUnit:
             self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
                 qualified(target.schema, target.table), sql.Identifier(name), _list(target.primary_key)))
 
-    def commit(self, files: list[dict]) -> None:
-        """Merge staged rows, write the files' ledger rows and the run counters, commit."""
+    def commit(self, files: list[dict], extra: list[tuple[str, tuple]] = ()) -> None:
+        """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
+        `extra` statements ($n parameters), commit."""
         try:
             self._build_primary_keys()
             for target in self.staged.values():
@@ -134,6 +151,8 @@ class LoadUnit:
             self.cur.adbc_ingest("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA),
                                  mode="replace", temporary=True)
             self.cur.execute(ledger.COMMIT_FILES_SQL)
+            if self.rejects:
+                self.cur.execute(quarantine.COMMIT_REJECTS_SQL, (self.pipeline,))
             self.cur.execute(ledger.COMMIT_RUN_SQL, (
                 sum(f["status"] in ledger.LOADED_STATES for f in files),
                 sum(f["rows_read"] or 0 for f in files),
@@ -141,6 +160,8 @@ class LoadUnit:
                 sum(f["rows_rejected"] for f in files),
                 self.run_id,
             ))
+            for statement, params in extra:
+                self.cur.execute(statement, params)
         except Exception as exc:
             raise DatabaseError(f"committing the load failed: {_db_message(exc)}") from exc
         _crash_point("before_commit")
@@ -154,11 +175,13 @@ class LoadUnit:
             pass
 
     def _merge(self, target: Target) -> None:
-        """Insert new keys, then update changed rows of existing keys.
+        """Upsert the staged rows: new keys inserted, rows of existing keys updated only when a
+        value changed (unchanged rows are not rewritten at all).
 
         Measured on 2 M rows: INSERT ... ON CONFLICT DO UPDATE took 8.5-11 s into an empty
-        table where a plain INSERT ... SELECT took 3.2 s, so conflicts are handled apart,
-        and rows whose values did not change are not rewritten at all.
+        table where a plain INSERT ... SELECT took 3.2 s, so conflicts are handled apart.
+        benchmarks/bench_merge.py times this against MERGE and DELETE USING + INSERT when every
+        row conflicts; at 200 k rows none of them was faster (docs/benchmarks.md).
         """
         stage = sql.Identifier(self._stage_name(target))
         if target.table in self.dedup:  # the unit holds a key more than once: the last row wins
@@ -170,25 +193,19 @@ class LoadUnit:
             self._exec(sql.SQL("ALTER TABLE {} RENAME TO {}").format(deduped, stage))
         into = qualified(target.schema, target.table)
         cols = _list(target.columns)
-        match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in target.primary_key)
         self._exec(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(into))
         if not self.cur.fetchone()[0]:
             self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
             return
-        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})")
-                   .format(into, cols, cols, stage, into, match))
-        others = [c for c in target.columns if c not in target.primary_key]
-        if others:
-            changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
-                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
-                sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in others))
-            self._exec(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {} AND {}").format(
-                into, sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others),
-                stage, match, changed))
+        for statement in merge_statements(into, stage, list(target.columns), target.primary_key):
+            self._exec(statement)
 
     def _drop_stages(self) -> None:
         for target in self.staged.values():
             self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self._stage_name(target))))
+        if self.rejects:
+            self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(quarantine.STAGE_TABLE)))
+            self.rejects = 0
         self.conn.commit()
         self.staged.clear()
 
@@ -198,6 +215,38 @@ class LoadUnit:
 
     def _exec(self, statement: sql.Composable) -> None:
         self.cur.execute(self.render(statement))
+
+
+def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[str], key: list[str],
+                     strategy: str = "insert_update") -> list[sql.Composed]:
+    """The statements that upsert `stage` into `into` by `key`, rows that did not change left
+    alone: `insert_update` (new keys, then changed rows), `merge` (one MERGE, PostgreSQL 15+)
+    or `delete_insert` (changed rows deleted, then every key not in the table inserted).
+    bench_merge.py times all three."""
+    cols = _list(columns)
+    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in key)
+    others = [c for c in columns if c not in key]
+    changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
+        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in others))
+    assignments = sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others)
+    values = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
+    insert_new = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})")\
+        .format(into, cols, cols, stage, into, match)
+    if strategy == "merge":
+        matched = (sql.SQL(" WHEN MATCHED AND {} THEN UPDATE SET {}").format(changed, assignments) if others
+                   else sql.SQL(""))
+        return [sql.SQL("MERGE INTO {} t USING {} s ON {}{} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})").format(
+            into, stage, match, matched, cols, values)]
+    if strategy == "delete_insert":
+        deleted = [sql.SQL("DELETE FROM {} t USING {} s WHERE {} AND {}").format(into, stage, match, changed)] \
+            if others else []
+        return [*deleted, insert_new]
+    statements = [insert_new]
+    if others:
+        statements.append(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {} AND {}").format(
+            into, assignments, stage, match, changed))
+    return statements
 
 
 class Renderer:

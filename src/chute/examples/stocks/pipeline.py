@@ -51,4 +51,5 @@ def historical_stocks_data(prices: pl.DataFrame) -> pl.DataFrame:
         value_change=close - open_,
         company_name=pl.col("source_file").replace_strict(company, return_dtype=pl.String),
         source_file=pl.col("source_file"),  # kept so the ledger counts rows per file
+        source_row=pl.col("source_row"),  # kept so a rejected row is shown with its line in the file
     )

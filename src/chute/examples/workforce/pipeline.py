@@ -19,7 +19,7 @@ COLUMNS = ["headcount_female", "headcount_male", "headcount_total", "percentage_
 
 def pick_table(sheet: pl.DataFrame, label: str, measure: str) -> pl.DataFrame:
     wanted = {label, *(c.replace("headcount", measure) for c in COLUMNS)}
-    tables = [t for t in sub_tables(sheet, exclude=("source_file",)) if set(t.columns) == wanted]
+    tables = [t for t in sub_tables(sheet, exclude=("source_file", "source_row")) if set(t.columns) == wanted]
     if len(tables) != 1:
         raise TransformError(f"expected one table headed {label!r} with {measure} columns on the sheet, "
                              f"found {len(tables)}")

@@ -1,0 +1,116 @@
+"""Quarantine: rejected rows in `chute.rejects`, written in the same transaction as the good
+rows and the file's ledger row, so a file's rejects exist exactly when its load committed.
+
+    chute.rejects  one row per (rejected source record, failed check): where it came from
+                   (pipeline, run, file name, sha256, file_id, line and record number), the
+                   record as it was (personal data masked), the column, the check, the reason,
+                   and its replay state.
+
+A record that fails several checks has several reject rows sharing one `row_number`; a
+replay treats them as one record.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Replay states: pending (waiting for a fix), replayed (loaded by `chute replay`; never again),
+# discarded (a person decided the record is not wanted).
+REPLAY_STATES = ("pending", "replayed", "discarded")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS chute.rejects (
+    reject_id      bigserial PRIMARY KEY,
+    pipeline       text NOT NULL,
+    run_id         bigint REFERENCES chute.runs,
+    file_id        bigint REFERENCES chute.files,
+    file_name      text NOT NULL,
+    file_sha256    text NOT NULL,
+    target_table   text,                 -- schema.table the row was meant for; NULL for a parse error
+    row_number     bigint,               -- the record's position among the file's data records (1 = first)
+    line_number    bigint,               -- the line of the file where the record starts (1 = first line)
+    column_name    text,                 -- the column the check is about; NULL for a whole-record problem
+    check_name     text NOT NULL,        -- parse | type | not_null | unique | min | max | allowed | regex | length | a rule's name
+    reason         text NOT NULL,
+    value          text,                 -- the offending value as text (masked for PII columns)
+    raw_record     text,                 -- the source line(s) (PII masked), else the row as JSON
+    replay_state   text NOT NULL DEFAULT 'pending'
+                   CHECK (replay_state IN ('pending', 'replayed', 'discarded')),
+    replayed_at    timestamptz,
+    replay_run_id  bigint REFERENCES chute.runs,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS rejects_file ON chute.rejects (pipeline, file_name, row_number);
+CREATE INDEX IF NOT EXISTS rejects_pending ON chute.rejects (pipeline, created_at DESC)
+    WHERE replay_state = 'pending';
+"""
+
+# The reject records of one load unit are staged (binary COPY into a temporary table) and moved
+# into chute.rejects by this statement, after the files' ledger rows, inside the load
+# transaction: file_id comes from the ledger row just written.
+STAGE_TABLE = "chute_stage_rejects"
+
+STAGE_SCHEMA = pa.schema([
+    ("file_name", pa.string()), ("file_sha256", pa.string()), ("target_table", pa.string()),
+    ("row_number", pa.int64()), ("line_number", pa.int64()), ("column_name", pa.string()),
+    ("check_name", pa.string()), ("reason", pa.string()), ("value", pa.string()), ("raw_record", pa.string()),
+])
+
+COMMIT_REJECTS_SQL = """
+INSERT INTO chute.rejects (pipeline, run_id, file_id, file_name, file_sha256, target_table, row_number,
+                           line_number, column_name, check_name, reason, value, raw_record)
+SELECT f.pipeline, f.run_id, f.file_id, s.file_name, s.file_sha256, s.target_table, s.row_number,
+       s.line_number, s.column_name, s.check_name, s.reason, s.value, s.raw_record
+  FROM chute_stage_rejects s
+  JOIN chute.files f ON f.pipeline = $1 AND f.name = s.file_name AND f.sha256 = s.file_sha256
+"""
+
+COLUMNS = ("reject_id", "pipeline", "run_id", "file_id", "file_name", "file_sha256", "target_table", "row_number",
+           "line_number", "column_name", "check_name", "reason", "value", "raw_record", "replay_state",
+           "replayed_at", "replay_run_id", "created_at")
+
+
+def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,
+                   column: str | None = None, reason: str | None = None, check: str | None = None,
+                   ids: list[int] | tuple[int, ...] = (), limit: int | None = 100) -> list[dict]:
+    """Rejects of a pipeline, oldest file and line first. `reason` matches a part of the text
+    (case-insensitive); the other filters match exactly; `state` None or 'all' means any."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    where = [sql.SQL("pipeline = %s")]
+    params: list = [pipeline]
+    for name, value in (("replay_state", None if state in (None, "all") else state), ("file_name", file),
+                        ("column_name", column), ("check_name", check)):
+        if value is not None:
+            where.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
+            params.append(value)
+    if reason:
+        where.append(sql.SQL("reason ILIKE %s"))
+        params.append("%" + reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if ids:
+        where.append(sql.SQL("reject_id = ANY(%s)"))
+        params.append(list(ids))
+    query = sql.SQL("SELECT {} FROM chute.rejects WHERE {} ORDER BY file_id, row_number, reject_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(" AND ").join(where))
+    if limit is not None:
+        query += sql.SQL(" LIMIT %s")
+        params.append(limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def export_rejects(conn, pipeline: str, out, **filters) -> int:
+    """Write the matching rejects as CSV (with a header) to the binary file `out`; return the count."""
+    import csv
+    import io
+
+    rows = select_rejects(conn, pipeline, limit=None, **filters)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
+    text.flush()
+    text.detach()
+    return len(rows)
