@@ -280,6 +280,10 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+from .cli_ui import ui  # noqa: E402  (the dashboard command lives in its own module)
+
+main.add_command(ui)
+
 if __name__ == "__main__":
     main()
 
