@@ -162,6 +162,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
     """Show the ledger: files by state, the last runs, and files that failed."""
     from . import ledger
     from .db.postgres import connect
+    from .overview import overview, overview_line
     from .project import load_project
     from .runner import resolve_database
 
@@ -174,11 +175,14 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
             counts = ledger.file_counts(conn, project.name)
             runs = ledger.recent_runs(conn, project.name, limit)
             failed = ledger.failed_files(conn, project.name)
+        numbers = overview(project, conn)
     if as_json:
-        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed})
+        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed,
+                    "overview": numbers})
         return
     out.print(f"[bold]{project.name}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
+    out.print(overview_line(numbers), highlight=False)
     if runs:
         table = RichTable("run", "status", "started", "took", "loaded", "failed", "skipped", "rows",
                           box=box.SIMPLE_HEAD, pad_edge=False)

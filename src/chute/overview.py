@@ -97,11 +97,18 @@ def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | No
     return dict(row) if row else {}
 
 
+def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
+    """File names whose latest version failed (as ledger.failed_files lists them)."""
+    return int(conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
+        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
+
+
 def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
     """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
-    failed = len(ledger.failed_files(conn, project.name, limit=1_000_000)) if has_ledger else 0
+    failed = _failed_count(conn, project.name) if has_ledger else 0
     rejected = count_for_pipeline(conn, REJECTS, project.name)
     return {
         "pipeline": project.name,
@@ -113,3 +120,19 @@ def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
         "dead_letters": count_for_pipeline(conn, DEAD_LETTERS, project.name),
         "watch": watch_status(conn, project.name),
     }
+
+
+def overview_line(numbers: dict[str, Any]) -> str:
+    """One line of rich markup for `chute status`: the overview's numbers, features in use only."""
+    def part(n: int, label: str, colour: str) -> str:
+        return f"[bold {colour}]{n:,}[/] {label}" if n else f"{n:,} {label}"
+
+    parts = [part(numbers["pending"], "pending", "cyan"), part(numbers["failed"], "failed", "red")]
+    if numbers["rejects"] is not None:
+        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow"))
+    if numbers["dead_letters"] is not None:
+        parts.append(part(numbers["dead_letters"], "dead letters", "red"))
+    if numbers["watch"] is not None:
+        watch = numbers["watch"]
+        parts.append("watch: " + str(watch.get("status") or watch.get("state") or ("seen" if watch else "not running")))
+    return "  " + " · ".join(parts)
