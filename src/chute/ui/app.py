@@ -205,19 +205,17 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         from ..runner import build_plan
 
         with board.conn() as conn:
-            latest = q.latest_run_with_timings(conn, project.name) if q.has_ledger(conn) else None
-        timings = (latest or {}).get("details", {}).get("timings", {}) if latest else {}
+            timings = q.latest_timings(conn, project.name) if q.has_ledger(conn) else {}
         try:
             plan = build_plan(project)
         except ChuteError as exc:
-            return render(request, "pipeline.html", error=redact(str(exc)), graph=None, plan=None, timings=timings,
-                        latest=latest)
+            return render(request, "pipeline.html", error=redact(str(exc)), graph=None, plan=None, timings=timings)
         tables = {name: f"{t.schema_}.{name}" for name, t in project.tables.items()}
         graph = pipeline_graph(plan, set(project.references), set(project.params), tables,
-                               lambda node: f"/runs/{latest['run_id']}#node-{node}" if latest else None)
+                               lambda node: f"/runs/{timings[node]['run_id']}#node-{node}" if node in timings else None)
         nodes = [(n, "once per run" if n in plan.static else "per batch") for n in [*plan.static, *plan.batch]]
         return render(request, "pipeline.html", error=None, graph=graph_svg(graph), plan=plan, nodes=nodes,
-                    timings=timings, latest=latest, vertices=list(graph.vertices.values()))
+                      timings=timings)
 
     # -- tables --------------------------------------------------------------------------
     @app.get("/tables", response_class=HTMLResponse)

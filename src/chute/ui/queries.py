@@ -78,9 +78,13 @@ def run(conn: psycopg.Connection, pipeline: str, run_id: int) -> dict | None:
                 .format(RUN_COLUMNS), (pipeline, run_id))
 
 
-def latest_run_with_timings(conn: psycopg.Connection, pipeline: str) -> dict | None:
-    return _one(conn, "SELECT run_id, details FROM chute.runs WHERE pipeline = %s AND details ? 'timings'"
-                " AND details->'timings' <> '{}'::jsonb ORDER BY run_id DESC LIMIT 1", (pipeline,))
+def latest_timings(conn: psycopg.Connection, pipeline: str) -> dict[str, dict]:
+    """Per node (or stage): the latest run that timed it and the seconds it took there."""
+    rows = _all(conn, """
+        SELECT DISTINCT ON (t.name) t.name, r.run_id, t.seconds::float AS seconds
+          FROM chute.runs r, jsonb_each_text(coalesce(r.details->'timings', '{}'::jsonb)) AS t(name, seconds)
+         WHERE r.pipeline = %s ORDER BY t.name, r.run_id DESC""", (pipeline,))
+    return {r["name"]: r for r in rows}
 
 
 def files_of_run(conn: psycopg.Connection, pipeline: str, run_id: int) -> list[dict]:

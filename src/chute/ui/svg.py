@@ -73,6 +73,8 @@ class Vertex:
     kind: str  # input | reference | param | filter | node | dataset | table
     detail: str = ""
     href: str | None = None
+    caption: str = ""  # the small line above the name; the kind when empty
+    short: str = ""  # the name drawn in the box; the label when empty
     layer: int = 0
     row: float = 0.0
 
@@ -122,7 +124,10 @@ def pipeline_graph(plan: Plan, references: set[str], params: set[str], tables: d
             g.link(key, g.add(f"ds:{o}", o, "dataset"))
     for dataset, qualified_name in tables.items():
         if f"ds:{dataset}" in g.vertices:
-            g.link(f"ds:{dataset}", g.add(f"table:{dataset}", qualified_name, "table", "target table"))
+            key = g.add(f"table:{dataset}", qualified_name, "table", "target table")
+            schema, _, table = qualified_name.rpartition(".")
+            g.vertices[key].caption, g.vertices[key].short = f"table · {schema}", table
+            g.link(f"ds:{dataset}", key)
     _layout(g)
     return g
 
@@ -161,23 +166,24 @@ def _layout(g: Graph) -> None:
             v.row = i
 
 
-BOX_W, BOX_H, COL_W, ROW_H, PAD = 176, 44, 228, 72, 12
+BOX_W, BOX_H, COL_W, ROW_H, PAD = 184, 44, 208, 76, 12
 
 
-def _short(text: str, limit: int = 22) -> str:
+def _short(text: str, limit: int = 23) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def graph_svg(g: Graph) -> Markup:
+    """Top to bottom: one row of boxes per layer, so a long chain grows down, not off the screen."""
     layers = max((v.layer for v in g.vertices.values()), default=0) + 1
-    rows = max((sum(1 for v in g.vertices.values() if v.layer == n) for n in range(layers)), default=1)
-    width = PAD * 2 + (layers - 1) * COL_W + BOX_W
-    height = PAD * 2 + (rows - 1) * ROW_H + BOX_H
+    widths = [sum(1 for v in g.vertices.values() if v.layer == n) for n in range(layers)]
+    across = max(widths, default=1)
+    width = PAD * 2 + (across - 1) * COL_W + BOX_W
+    height = PAD * 2 + (layers - 1) * ROW_H + BOX_H
 
     def pos(v: Vertex) -> tuple[float, float]:
-        column = sum(1 for w in g.vertices.values() if w.layer == v.layer)
-        offset = (rows - column) * ROW_H / 2  # centre short columns
-        return PAD + v.layer * COL_W, PAD + offset + v.row * ROW_H
+        offset = (across - widths[v.layer]) * COL_W / 2  # centre short rows
+        return PAD + offset + v.row * COL_W, PAD + v.layer * ROW_H
 
     parts = [f'<svg class="dag" viewBox="0 0 {width} {height}" width="{width}" role="img" '
              f'aria-label="pipeline graph">',
@@ -185,18 +191,18 @@ def graph_svg(g: Graph) -> Markup:
              'orient="auto-start-reverse"><path class="arrow" d="M 0 0 L 10 5 L 0 10 z"/></marker></defs>']
     for a, b in g.edges:
         (x1, y1), (x2, y2) = pos(g.vertices[a]), pos(g.vertices[b])
-        x1, y1, y2 = x1 + BOX_W, y1 + BOX_H / 2, y2 + BOX_H / 2
-        mid = (x1 + x2) / 2
-        parts.append(f'<path class="edge" d="M {x1:.0f} {y1:.0f} C {mid:.0f} {y1:.0f}, {mid:.0f} {y2:.0f}, '
+        x1, x2, y1 = x1 + BOX_W / 2, x2 + BOX_W / 2, y1 + BOX_H
+        mid = (y1 + y2) / 2
+        parts.append(f'<path class="edge" d="M {x1:.0f} {y1:.0f} C {x1:.0f} {mid:.0f}, {x2:.0f} {mid:.0f}, '
                      f'{x2:.0f} {y2:.0f}" marker-end="url(#arrow)"/>')
     for v in g.vertices.values():
         x, y = pos(v)
-        label = escape(_short(v.label))
+        label = escape(_short(v.short or v.label))
         title = escape(f"{v.kind}: {v.label}" + (f" ({v.detail})" if v.detail else ""))
         rx = BOX_H / 2 if v.kind in ("dataset", "input") else 6
         shape = (f'<g class="v v-{v.kind}" data-kind="{v.kind}" data-name="{escape(v.label)}"><title>{title}</title>'
                  f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="{rx}"/>'
-                 f'<text class="kind" x="{x + BOX_W / 2}" y="{y + 15}" text-anchor="middle">{escape(v.kind)}</text>'
+                 f'<text class="kind" x="{x + BOX_W / 2}" y="{y + 15}" text-anchor="middle">{escape(v.caption or v.kind)}</text>'
                  f'<text class="name" x="{x + BOX_W / 2}" y="{y + 33}" text-anchor="middle">{label}</text></g>')
         parts.append(f'<a href="{escape(v.href)}">{shape}</a>' if v.href else shape)
     parts.append("</svg>")
