@@ -58,7 +58,7 @@ def daily_chart(days: list[dict]) -> Markup:
         if d["runs_failed"]:
             parts.append(f'<circle class="dot-failed" cx="{x + bar / 2:.1f}" cy="{top_h + 6}" r="3"/>')
         parts.append("</g>")
-        if i % label_every == 0 or i == n - 1:
+        if (i % label_every == 0 and n - 1 - i >= label_every / 2) or i == n - 1:  # no crowding at the end
             parts.append(f'<text class="tick" x="{x + bar / 2:.1f}" y="{height - 6}" text-anchor="middle">'
                          f'{day:%d %b}</text>')
     parts.append("</svg>")
