@@ -14,7 +14,8 @@ BAD = {
     "empty.us.txt": (b"", "the file is empty"),
     "headeronly.us.txt": (HEADER.encode(), "header but no data rows"),
     "ragged.us.txt": ((HEADER + "2017-01-02,1,2,3\n").encode(), "ragged row: expected 7 columns, got 4"),
-    "latin.us.txt": ((HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n").encode() + "caf\xe9,1,2,3,4,5,6\n".encode("latin-1"),
+    # Nothing in it loads (a file with good rows too loads them; the others go to quarantine).
+    "latin.us.txt": (HEADER.encode() + "caf\xe9,1,2,3,4,5,6\n".encode("latin-1"),
                      "column 'Date': CSV conversion error to date32[day]: invalid value"),
     "binary.us.txt": (bytes(range(256)) * 20, "binary data"),
     "notcsv.us.txt": (b'{"json": "document", "not": ["a", "csv"]}\n{"a": 1}\n', None),
@@ -74,15 +75,21 @@ def test_gzip_and_latin1_files_load_when_declared(tmp_path, cli, query):
     assert query("SELECT company_name, close_value FROM historical_stocks_data") == [("zip", 1.5)]
 
 
-def test_database_refusal_fails_only_the_offending_file(stocks, cli, query):
-    """company_name is varchar(56): a 60-character ticker is refused by PostgreSQL inside the
-    shared transaction; the unit is redone so that only that file fails."""
-    long_ticker = "x" * 60
+def test_database_refusal_fails_only_the_offending_file(stocks, cli, query, db_url):
+    """A CHECK constraint added to the table refuses one file's rows inside the shared
+    transaction; the unit is redone so that only that file fails."""
+    import psycopg
+
+    cli("run", "-p", stocks)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE historical_stocks_data ADD CONSTRAINT not_refused CHECK (company_name <> 'refused')")
     top = stocks / "reference" / "top_companies.txt"
-    write(top, top.read_text().strip() + f", '{long_ticker}.us.csv'")
-    write(stocks / "landing" / f"{long_ticker}.us.txt", HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n")
+    write(top, top.read_text().strip() + ", 'refused.us.csv', 'fine.us.csv'")
+    for name in ("refused", "fine"):
+        write(stocks / "landing" / f"{name}.us.txt", HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n")
+    write(stocks / "landing" / "fine.us.txt", HEADER + "2017-01-03,1,2,0.5,1.5,10,0\n")  # other content
     summary = json.loads(cli("run", "-p", stocks, "--json", expect=1).output)
-    assert summary["files_loaded"] == TOP_FILES and summary["files_failed"] == 1
+    assert summary["files_loaded"] == 1 and summary["files_failed"] == 1
     error = query("SELECT error FROM chute.files WHERE status = 'failed'")[0][0]
-    assert "value too long for type character varying(56)" in error
-    assert query("SELECT count(DISTINCT company_name) FROM historical_stocks_data")[0][0] == TOP_FILES
+    assert "violates check constraint" in error
+    assert query("SELECT count(DISTINCT company_name) FROM historical_stocks_data")[0][0] == TOP_FILES + 1

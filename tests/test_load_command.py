@@ -45,7 +45,7 @@ def test_load_headerless_and_delimiter(tmp_path, cli, query, db_url):
 def test_load_bad_file_exits_nonzero_with_message(tmp_path, cli, db_url):
     write(tmp_path / "ok.csv", "a,b\n1,2\n")
     cli("load", tmp_path / "ok.csv", "--into", "r")
-    write(tmp_path / "bad.csv", "a,b\n1,2\n3\n")
+    write(tmp_path / "bad.csv", "a,b\n3\n")  # no row loads (a good row would load, the ragged one be quarantined)
     result = cli("load", tmp_path / "bad.csv", "--into", "r", expect=1)
     assert "ragged row" in result.output
     missing = cli("load", tmp_path / "nope.csv", "--into", "r", expect=2)

@@ -130,7 +130,9 @@ def _report_run(summary, as_json: bool) -> None:
         out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
-                  + f"; {summary.rows_loaded:,} rows loaded", highlight=False)
+                  + f"; {summary.rows_loaded:,} rows loaded"
+                  + (f", {summary.rows_rejected:,} rejected (chute rejects list)" if summary.rows_rejected else ""),
+                  highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = RichTable("file", "status", "reason", box=box.SIMPLE_HEAD, pad_edge=False)

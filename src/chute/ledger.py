@@ -2,6 +2,7 @@
 
     chute.runs   one row per run: trigger, times, status, counters, per-node timings
     chute.files  one row per file version (pipeline, name, sha256): its state, counts, error
+    chute.rejects  rejected rows (see quality/quarantine.py)
 
 Every file version ends in one state: loaded, loaded_with_rejects, failed (kept for retry,
 with the error) or skipped (its content was already loaded under another name). A partial
@@ -20,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from . import __version__
+from .quality import quarantine
 
 LOADED_STATES = ("loaded", "loaded_with_rejects")
 
@@ -81,6 +83,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NAMESPACE,))  # concurrent first runs
         conn.execute(SCHEMA_SQL)
+        conn.execute(quarantine.SCHEMA_SQL)
 
 
 def try_lock(conn: psycopg.Connection, pipeline: str) -> bool:

@@ -76,6 +76,7 @@ def _names(value: str | Iterable[str]) -> tuple[str, ...]:
 @dataclass
 class Pipeline:
     nodes: list[Node] = field(default_factory=list)
+    contracts: list[Any] = field(default_factory=list)  # chute.quality.Contract objects of the module
 
     def plan(self, source: str, provided: Iterable[str], targets: Iterable[str]) -> "Plan":
         """Check the wiring and order the nodes. `provided` are references and params."""
@@ -122,7 +123,7 @@ class Pipeline:
         for f in filters:
             if source in f.inputs or any(i in producers and producers[i].name in per_batch for i in f.inputs):
                 raise PipelineError(f"file filter {f.name} may only use references, params and once-per-run nodes")
-        return Plan(source, static, batch, filters)
+        return Plan(source, static, batch, filters, list(self.contracts))
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Plan:
     static: list[Node]
     batch: list[Node]
     filters: list[Node] = field(default_factory=list)
+    contracts: list[Any] = field(default_factory=list)
 
     def wants(self, file_name: str, static_values: Mapping[str, Any]) -> str | None:
         """None if every file filter accepts the file, else the name of the filter that refused it."""
@@ -193,10 +195,14 @@ def load_pipeline(module_path: Path) -> Pipeline:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise PipelineError(f"{module_path}: import failed: {type(exc).__name__}: {exc}") from exc
+    from .quality.contracts import Contract
+
+    contracts = [v for v in vars(module).values() if isinstance(v, Contract)]
     defined = getattr(module, "pipeline", None)
     if isinstance(defined, Pipeline):
+        defined.contracts = [*defined.contracts, *(c for c in contracts if c not in defined.contracts)]
         return defined
     nodes = [v for v in vars(module).values() if isinstance(v, Node)]
     if not nodes:
         raise PipelineError(f"{module_path} defines no @node functions")
-    return Pipeline(nodes)
+    return Pipeline(nodes, contracts)

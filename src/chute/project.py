@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .coltypes import ColumnType, parse_type
 from .errors import ConfigError
+from .quality.contracts import Contract
 
 CONFIG_NAME = "chute.toml"
 
@@ -59,6 +60,7 @@ class Source(_Strict):
     file_column: str = "source_file"
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
+    pii_columns: list[str] = []
 
     @field_validator("columns")
     @classmethod
@@ -91,6 +93,7 @@ class Table(_Strict):
     columns: dict[str, str]
     schema_: str = Field("public", alias="schema")
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
+    contract: Contract | None = None  # checks, drift policy and reject thresholds (quality/contracts.py)
 
     @field_validator("columns")
     @classmethod

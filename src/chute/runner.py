@@ -28,6 +28,9 @@ from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProg
 from .formats.csv import read_csv
 from .pipeline import Pipeline, Plan, load_pipeline
 from .project import Project
+from .quality.contracts import contracts_of
+from .quality.gate import Gate, adopt_columns
+from .quality.records import ParseReject, numbered, read_lenient
 from .sources.base import FileEntry, LandingZone
 from .sources.local import LocalZone
 
@@ -37,10 +40,11 @@ Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent
 @dataclass
 class FileOutcome:
     name: str
-    status: str  # loaded | failed | skipped
+    status: str  # loaded | loaded_with_rejects | failed | skipped
     rows_read: int | None = None
     rows_loaded: int | None = None
     error: str | None = None
+    rows_rejected: int = 0
 
 
 @dataclass
@@ -58,7 +62,14 @@ class RunSummary:
     exports: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
+        """Files in that state; 'loaded' includes those loaded with rejects."""
+        if status == "loaded":
+            return sum(f.status in ledger.LOADED_STATES for f in self.files)
         return sum(f.status == status for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
 
     @property
     def rows_loaded(self) -> int:
@@ -71,7 +82,8 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(files_loaded=self.count("loaded"), files_failed=self.count("failed"),
-                    files_skipped=self.count("skipped"), rows_loaded=self.rows_loaded)
+                    files_skipped=self.count("skipped"), rows_loaded=self.rows_loaded,
+                    files_with_rejects=self.count("loaded_with_rejects"), rows_rejected=self.rows_rejected)
         return data
 
 
@@ -82,6 +94,7 @@ class _Ready:
     sha256: str
     frame: pl.DataFrame | None  # None for a big file that is streamed at load time
     error: str | None = None
+    rejects: list[ParseReject] = field(default_factory=list)  # records the reader refused (quarantined)
 
 
 def landing_zone(project: Project) -> LandingZone:
@@ -119,11 +132,13 @@ class Runner:
         started = time.perf_counter()
         plan = build_plan(self.project)
         targets = targets_of(self.project)
+        self.contracts = contracts_of(self.project.tables, plan.contracts)
         conn = connect(self.db_url)
         try:
             ledger.ensure_schema(conn)
             for t in targets.values():
                 ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
+            adopt_columns(conn, targets, self.contracts)
             if not ledger.try_lock(conn, self.pipeline):
                 raise RunInProgress(f"another run of {self.pipeline!r} is in progress; try again when it ends")
             try:
@@ -283,12 +298,16 @@ class Runner:
         except OSError as exc:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}")
         sha = hashlib.sha256(data).hexdigest()
+        rejects: list[ParseReject] = []
         try:
-            frames = list(read_csv(data, self.source, self.batch_bytes))
+            frames = list(numbered(read_csv(data, self.source, self.batch_bytes)))
+            frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
         except FileError as exc:
-            return _Ready(entry, sha, None, str(exc))
-        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-        return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)))
+            try:  # quarantine the records the strict parse refused, load the others
+                frame, rejects = read_lenient(data, self.source, exc)
+            except FileError as final:
+                return _Ready(entry, sha, None, str(final))
+        return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)), None, rejects)
 
     def _duplicate(self, conn, item: _Ready, first: tuple[int | None, str], run_id, summary) -> None:
         first_id, first_name = first
@@ -318,15 +337,19 @@ class Runner:
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
         unit = LoadUnit(adbc_conn, render, self.pipeline, run_id, allow_direct=direct)
-        per_file_loaded: dict[str, int] = {}
+        gate = Gate(self.contracts, self.source, unit)
+        per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
         replace_state = {name: t.truncated for name, t in targets.items()}
         fc = self.source.file_column
         files: list[dict] = []
         try:
+            taken_groups: list[list[_Ready]] = []
             for ready in groups:
+                taken_groups.append(ready)
                 for item in ready:
                     rows_read[item.entry.name] = item.frame.height if item.frame is not None else 0
+                    gate.parse_rejects(item.entry.name, item.rejects)
                 for frame in self._frames(ready):
                     if ready[0].frame is None:  # streamed: count as the blocks go by
                         rows_read[ready[0].entry.name] += frame.height
@@ -334,24 +357,28 @@ class Runner:
                     values = plan.run_batch(frame, static, self.timings)
                     self._time("transform", t0)
                     t0 = time.perf_counter()
+                    only_file = ready[0].entry.name if len(ready) == 1 else None
                     for table, target in targets.items():
-                        out = _frame_of(values[table], table)
-                        if fc in out.columns:
-                            for name, n in out.group_by(fc).len().iter_rows():
-                                per_file_loaded[name] = per_file_loaded.get(name, 0) + n
-                        conformed = conform(out, target, fc)
+                        # Drift policy, types and the table's contract; rejected rows stay in the gate.
+                        conformed = gate.check(_frame_of(values[table], table), target, only_file)
                         unit.write(target, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
                 for item in ready:
                     e = item.entry
+                    gate.enforce(e.name, rows_read[e.name])
+                    rejected = gate.rejected.get(e.name, 0)
                     files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size,
-                                      mtime_ns=e.mtime_ns, sha256=item.sha256, status="loaded", run_id=run_id,
-                                      rows_read=rows_read[e.name], rows_loaded=per_file_loaded.get(e.name, 0),
-                                      rows_rejected=0))
+                                      mtime_ns=e.mtime_ns, sha256=item.sha256,
+                                      status="loaded_with_rejects" if rejected else "loaded", run_id=run_id,
+                                      rows_read=rows_read[e.name] + len(item.rejects),
+                                      rows_loaded=per_file_loaded.get(e.name, 0), rows_rejected=rejected))
                     item.frame = None  # written: free it now (a failed unit reads the file again)
             if not files:
                 return
+            if any(f["rows_rejected"] for f in files):
+                where = {i.entry.name: self.zone.local_path(i.entry) for ready in taken_groups for i in ready}
+                unit.reject(gate.records([(f["name"], f["sha256"]) for f in files], where.__getitem__))
             if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
                     f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
@@ -360,17 +387,19 @@ class Runner:
             self._time("commit", t0)
         except BaseException:
             unit.rollback()
+            gate.undo()
             for name, t in targets.items():
                 t.truncated = replace_state[name]
             raise
         for f in files:
-            summary.files.append(FileOutcome(f["name"], "loaded", f["rows_read"], f["rows_loaded"]))
+            summary.files.append(FileOutcome(f["name"], f["status"], f["rows_read"], f["rows_loaded"],
+                                             rows_rejected=f["rows_rejected"]))
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)
-            for frame in read_csv(self.zone.local_path(entry), self.source, self.batch_bytes):
+            for frame in numbered(read_csv(self.zone.local_path(entry), self.source, self.batch_bytes)):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]
@@ -414,23 +443,6 @@ def _frame_of(value: Any, table: str) -> pl.DataFrame:
     if isinstance(value, pl.DataFrame):
         return value
     raise TransformError(f"dataset {table!r} must be a polars DataFrame, got {type(value).__name__}")
-
-
-def conform(frame: pl.DataFrame, target: Target, file_column: str) -> pl.DataFrame:
-    """Select the table's columns in order and cast them to its declared types."""
-    where = f"table {target.schema}.{target.table}"
-    missing = [c for c in target.columns if c not in frame.columns]
-    if missing:
-        raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} "
-                             f"(it has: {', '.join(c for c in frame.columns if c != file_column)})")
-    extra = [c for c in frame.columns if c not in target.columns and c != file_column]
-    if extra:
-        raise TransformError(f"{where}: the data has column(s) {', '.join(extra)} that the table does not declare; "
-                             "declare them in chute.toml or drop them in a node")
-    try:
-        return frame.select([pl.col(c).cast(t.polars, strict=True) for c, t in target.columns.items()])
-    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-        raise TransformError(f"{where}: {str(exc).splitlines()[0]}") from None
 
 
 def resolve_database(project: Project | None, cli_url: str | None, folder: Path) -> str:

@@ -19,6 +19,7 @@ from psycopg import sql
 from .. import ledger
 from ..coltypes import ColumnType
 from ..errors import DatabaseError
+from ..quality import quarantine
 from .postgres import qualified, redact
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
@@ -48,6 +49,7 @@ class LoadUnit:
         self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
         self.seq = 0
         self.rows_written = 0
+        self.rejects = 0  # reject records staged for chute.rejects
 
     def write(self, target: Target, frame: pl.DataFrame) -> None:
         """Send rows (already cast to the target's types) into the open transaction."""
@@ -75,6 +77,20 @@ class LoadUnit:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
 
+    def add_column(self, target: Target, name: str, type_: ColumnType) -> None:
+        """Additive schema evolution inside the load transaction: a new nullable column."""
+        try:
+            self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(type_.sql)))
+        except Exception as exc:
+            raise DatabaseError(f"adding column {name} to {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+
+    def reject(self, records: pa.Table) -> None:
+        """Stage reject records; commit() moves them into chute.rejects with the ledger rows."""
+        if records.num_rows:
+            self.cur.adbc_ingest(quarantine.STAGE_TABLE, records, mode="create_append", temporary=True)
+            self.rejects += records.num_rows
+
     def _direct(self, target: Target, frame: pl.DataFrame) -> bool:
         """Whether this unit may COPY merge rows straight into the target (decided at its first rows)."""
         if target.table not in self.direct:
@@ -86,14 +102,17 @@ class LoadUnit:
             self.direct[target.table] = empty
         return self.direct[target.table]
 
-    def commit(self, files: list[dict]) -> None:
-        """Merge staged rows, write the files' ledger rows and the run counters, commit."""
+    def commit(self, files: list[dict], extra: list[tuple[str, tuple]] = ()) -> None:
+        """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
+        `extra` statements ($n parameters), commit."""
         try:
             for target in self.staged.values():
                 self._merge(target)
             self.cur.adbc_ingest("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA),
                                  mode="replace", temporary=True)
             self.cur.execute(ledger.COMMIT_FILES_SQL)
+            if self.rejects:
+                self.cur.execute(quarantine.COMMIT_REJECTS_SQL, (self.pipeline,))
             self.cur.execute(ledger.COMMIT_RUN_SQL, (
                 sum(f["status"] in ledger.LOADED_STATES for f in files),
                 sum(f["rows_read"] or 0 for f in files),
@@ -101,6 +120,8 @@ class LoadUnit:
                 sum(f["rows_rejected"] for f in files),
                 self.run_id,
             ))
+            for statement, params in extra:
+                self.cur.execute(statement, params)
         except Exception as exc:
             raise DatabaseError(f"committing the load failed: {_db_message(exc)}") from exc
         _crash_point("before_commit")
@@ -149,6 +170,9 @@ class LoadUnit:
     def _drop_stages(self) -> None:
         for target in self.staged.values():
             self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self._stage_name(target))))
+        if self.rejects:
+            self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(quarantine.STAGE_TABLE)))
+            self.rejects = 0
         self.conn.commit()
         self.staged.clear()
 

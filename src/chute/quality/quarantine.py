@@ -1,0 +1,66 @@
+"""Quarantine: rejected rows in `chute.rejects`, written in the same transaction as the good
+rows and the file's ledger row, so a file's rejects exist exactly when its load committed.
+
+    chute.rejects  one row per (rejected source record, failed check): where it came from
+                   (pipeline, run, file name, sha256, file_id, line and record number), the
+                   record as it was (personal data masked), the column, the check, the reason,
+                   and its replay state.
+
+A record that fails several checks has several reject rows sharing one `row_number`; a
+replay treats them as one record.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Replay states: pending (waiting for a fix), replayed (loaded by `chute replay`; never again),
+# discarded (a person decided the record is not wanted).
+REPLAY_STATES = ("pending", "replayed", "discarded")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS chute.rejects (
+    reject_id      bigserial PRIMARY KEY,
+    pipeline       text NOT NULL,
+    run_id         bigint REFERENCES chute.runs,
+    file_id        bigint REFERENCES chute.files,
+    file_name      text NOT NULL,
+    file_sha256    text NOT NULL,
+    target_table   text,                 -- schema.table the row was meant for; NULL for a parse error
+    row_number     bigint,               -- the record's position among the file's data records (1 = first)
+    line_number    bigint,               -- the line of the file where the record starts (1 = first line)
+    column_name    text,                 -- the column the check is about; NULL for a whole-record problem
+    check_name     text NOT NULL,        -- parse | type | not_null | unique | min | max | allowed | regex | length | a rule's name
+    reason         text NOT NULL,
+    value          text,                 -- the offending value as text (masked for PII columns)
+    raw_record     text,                 -- the source line(s) (PII masked), else the row as JSON
+    replay_state   text NOT NULL DEFAULT 'pending'
+                   CHECK (replay_state IN ('pending', 'replayed', 'discarded')),
+    replayed_at    timestamptz,
+    replay_run_id  bigint REFERENCES chute.runs,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS rejects_file ON chute.rejects (pipeline, file_name, row_number);
+CREATE INDEX IF NOT EXISTS rejects_pending ON chute.rejects (pipeline, created_at DESC)
+    WHERE replay_state = 'pending';
+"""
+
+# The reject records of one load unit are staged (binary COPY into a temporary table) and moved
+# into chute.rejects by this statement, after the files' ledger rows, inside the load
+# transaction: file_id comes from the ledger row just written.
+STAGE_TABLE = "chute_stage_rejects"
+
+STAGE_SCHEMA = pa.schema([
+    ("file_name", pa.string()), ("file_sha256", pa.string()), ("target_table", pa.string()),
+    ("row_number", pa.int64()), ("line_number", pa.int64()), ("column_name", pa.string()),
+    ("check_name", pa.string()), ("reason", pa.string()), ("value", pa.string()), ("raw_record", pa.string()),
+])
+
+COMMIT_REJECTS_SQL = """
+INSERT INTO chute.rejects (pipeline, run_id, file_id, file_name, file_sha256, target_table, row_number,
+                           line_number, column_name, check_name, reason, value, raw_record)
+SELECT f.pipeline, f.run_id, f.file_id, s.file_name, s.file_sha256, s.target_table, s.row_number,
+       s.line_number, s.column_name, s.check_name, s.reason, s.value, s.raw_record
+  FROM chute_stage_rejects s
+  JOIN chute.files f ON f.pipeline = $1 AND f.name = s.file_name AND f.sha256 = s.file_sha256
+"""

@@ -1,0 +1,243 @@
+"""Where rows come from in their file, and what to do with records the fast reader refuses.
+
+Every frame read from a file carries ROW_COLUMN: the record's position among the file's data
+records (1 = the first after the header). Counting records is free; the line number and the
+raw text of a record are looked up afterwards, only for the few records that are rejected,
+by scanning the file once with Python's csv module (which, like pyarrow, handles quoted
+newlines and skips blank lines, so record positions agree).
+
+When pyarrow's strict parse of a whole file fails (a ragged row, bad quoting, bytes that are
+not text, a value that does not convert to a declared source type), `read_lenient` parses it
+record by record: bad records become parse rejects with their line, the good ones are read
+again by the strict reader, so they get exactly the types they would have had.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import ReadError
+from ..formats.csv import GZIP_MAGIC, read_csv
+from ..project import Source
+from .contracts import cast_expr
+
+ROW_COLUMN = "source_row"
+MASK = "***"
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+csv.field_size_limit(1 << 30)
+
+
+def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.DataFrame]:
+    """The frames of one file, each with ROW_COLUMN counting records from `start`."""
+    for frame in frames:
+        yield frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.Int64).alias(ROW_COLUMN))
+        start += frame.height
+
+
+@dataclass
+class ParseReject:
+    row_number: int
+    line_number: int
+    reason: str
+    raw_record: str
+    column: str | None = None
+    value: str | None = None
+
+
+def read_lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject]]:
+    """Parse a file the strict reader refused, record by record.
+
+    Raises `strict_error` again when there is nothing to salvage (no good record) or nothing
+    wrong at record level (the problem is the file as a whole, e.g. it is binary).
+    """
+    try:
+        return _lenient(data, source, strict_error)
+    except ReadError:
+        raise
+    except Exception:  # the lenient reader could not make sense of it either: the first error stands
+        raise strict_error from None
+
+
+def _lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject]]:
+    raw = bytes(data)
+    if raw[:2] == GZIP_MAGIC and source.compression != "none":
+        raw = gzip.decompress(raw)
+    if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        raise strict_error
+    names, expected = None, None
+    if not source.header and source.columns:
+        names = list(source.columns)
+    good: list[list[str]] = []
+    good_rows: list[int] = []
+    rejects: list[ParseReject] = []
+    where: dict[int, tuple[int, str, list[str]]] = {}  # row -> (line, text, fields) of good records
+    row = 0
+    for line, end, fields, text in _records(raw, source):
+        if source.header and names is None:
+            names = fields
+            continue
+        row += 1
+        if expected is None:
+            expected = len(names) if names else len(fields)
+        header = names if source.header else None
+        if _UNDECODABLE.search(text):
+            rejects.append(ParseReject(row, line, f"not valid {source.encoding} text (set [source] encoding if "
+                                       "the whole file is in another encoding)",
+                                       mask_record(text, fields, header, source)))
+        elif len(fields) != expected:
+            rejects.append(ParseReject(row, line, f"ragged row: expected {expected} fields, got {len(fields)}"
+                                       + (f" (lines {line}-{end}: an unclosed quote?)" if end > line else ""),
+                                       mask_record(text, fields, header, source)))
+        else:
+            good.append(fields)
+            good_rows.append(row)
+            where[row] = (line, text, fields)
+    frame = _typed(good, names, source, good_rows, rejects) if good else None
+    for r in rejects:
+        if r.line_number == 0:  # a value that did not convert: point at its record
+            line, text, fields = where[r.row_number]
+            r.line_number, r.raw_record = line, mask_record(text, fields, names if source.header else None, source)
+            if r.column in source.pii_columns:
+                r.value = MASK
+    if frame is None or frame.is_empty() or not rejects:
+        raise strict_error
+    return frame, rejects
+
+
+def _records(raw: bytes, source: Source) -> Iterator[tuple[int, int, list[str], str]]:
+    """(first line, last line, fields, text) of each non-blank record."""
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding=source.encoding, errors="surrogateescape", newline="")
+    yield from _scan(text, source)
+
+
+def _scan(text: Iterable[str], source: Source) -> Iterator[tuple[int, int, list[str], str]]:
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in text:
+            taken.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote)
+    last = 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a NUL byte: the record is unreadable as CSV
+            fields = [f"<{exc}>"]
+        first, last = last + 1, reader.line_num
+        record = "".join(taken)
+        taken.clear()
+        if fields:  # a blank line is no record (pyarrow skips them too)
+            yield first, last, fields, record
+
+
+def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows: list[int],
+           rejects: list[ParseReject]) -> pl.DataFrame | None:
+    """The good records, read back by the strict reader with declared columns as text, then
+    cast to their declared types; a value that does not convert rejects its record."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=source.delimiter, quotechar=source.quote, lineterminator="\n")
+    if source.header and names:
+        writer.writerow(names)
+    writer.writerows(good)
+    as_text = source.model_copy(update={"columns": {c: "text" for c in source.columns}, "compression": "none",
+                                        "encoding": "utf-8"})
+    data = pa.py_buffer(out.getvalue().encode("utf-8", errors="surrogateescape"))
+    frames = list(read_csv(data, as_text, 1 << 30))
+    frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    frame = frame.with_columns(pl.Series(ROW_COLUMN, rows, dtype=pl.Int64))
+    bad = pl.repeat(False, frame.height, eager=True)
+    for name, type_ in source.column_types().items():
+        if name not in frame.columns or type_.polars == pl.String:
+            continue
+        cast = frame.select(cast_expr(name, pl.String, type_.polars).alias(name)).to_series()
+        wrong = frame.get_column(name).is_not_null() & cast.is_null()
+        for row, value in frame.filter(wrong).select(ROW_COLUMN, name).iter_rows():
+            rejects.append(ParseReject(row, 0, f"not a valid {type_.name}", "", name, value))
+        bad = bad | wrong
+        frame = frame.with_columns(cast)
+    return frame.filter(~bad)
+
+
+def _shown(text: str) -> str:
+    """Undecodable bytes shown as U+FFFD, never as lone surrogates PostgreSQL would refuse."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[int, tuple[int, str]]:
+    """Record position -> (line where it starts, its text with PII masked), for `rows` only."""
+    found: dict[int, tuple[int, str]] = {}
+    if not rows:
+        return found
+    with _open_text(path_or_bytes, source) as text:
+        names: list[str] | None = None
+        row = 0
+        for line, _, fields, record in _scan(text, source):
+            if source.header and names is None:
+                names = fields
+                continue
+            row += 1
+            if row in rows:
+                found[row] = (line, mask_record(record, fields, names, source))
+                if len(found) == len(rows):
+                    break
+    return found
+
+
+def _open_text(path_or_bytes: str | bytes, source: Source) -> io.TextIOWrapper:
+    raw = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else open(path_or_bytes, "rb")
+    head = raw.read(2)
+    raw.seek(0)
+    if source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC):
+        raw = gzip.GzipFile(fileobj=raw)
+    return io.TextIOWrapper(raw, encoding=source.encoding, errors="surrogateescape", newline="")
+
+
+def column_names(source: Source, header: list[str] | None) -> list[str]:
+    if header is not None:
+        return header
+    return list(source.columns)
+
+
+def mask_record(record: str, fields: list[str], header: list[str] | None, source: Source) -> str:
+    """The record's text with the values of PII columns replaced by MASK.
+
+    When the record does not split into the expected fields, the positions of PII values are
+    unknown: the whole record is masked rather than risk showing one.
+    """
+    record = _shown(record)
+    if not source.pii_columns:
+        return record
+    names = column_names(source, header)
+    positions = [i for i, n in enumerate(names) if n in source.pii_columns]
+    if not positions:
+        return record
+    if len(fields) != len(names):
+        return f"{MASK} (record withheld: it has {len(fields)} fields, not {len(names)}, and the file has PII columns)"
+    masked = [MASK if i in positions else _shown(f) for i, f in enumerate(fields)]
+    out = io.StringIO()
+    csv.writer(out, delimiter=source.delimiter, quotechar=source.quote, lineterminator="").writerow(masked)
+    return out.getvalue()
+
+
+def row_json(frame: pl.DataFrame, pii: Iterable[str]) -> pl.Series:
+    """Each row as a JSON object of text values, PII columns masked (for rows with no source record)."""
+    pii = set(pii)
+    records = frame.select(pl.struct([
+        (pl.lit(MASK) if c in pii else pl.col(c).cast(pl.String)).alias(c) for c in frame.columns
+    ]).struct.json_encode().alias("raw_record"))
+    return records.get_column("raw_record")
+
+
