@@ -39,3 +39,30 @@ def ui_client(ui_project, db_url):
 def chromium_path() -> str | None:
     path = os.environ.get("CHUTE_CHROMIUM") or "/usr/bin/chromium"
     return path if Path(path).exists() else None
+
+
+# Volumes above this are rejected by the contract the quarantine tests add (about a third of the
+# generated rows); raising it is "the fix" before a replay.
+VOLUME_MAX = 1_000_000
+
+
+@pytest.fixture
+def rejects_project(stocks: Path, db_url: str):
+    """The stocks fixture with a contract on volume_traded, after one run that quarantined rows."""
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text() + f"\n[tables.historical_stocks_data.contract.columns.volume_traded]\n"
+                      f"max = {VOLUME_MAX}\n")
+    project = load_project(stocks)
+    summary = Runner(project, db_url).run()
+    assert summary.ok, summary.error
+    return project
+
+
+@pytest.fixture
+def rejects_client(rejects_project, db_url):
+    from fastapi.testclient import TestClient
+
+    from chute.ui.app import create_app
+
+    with TestClient(create_app(rejects_project, db_url), base_url="http://127.0.0.1") as client:
+        yield client

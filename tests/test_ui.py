@@ -35,8 +35,8 @@ def test_overview_shows_files_pending_failed_and_the_daily_chart(ui_client, stoc
     html = ui_client.get("/").text
     cards = {m[1]: int(m[2].replace(",", "")) for m in
              re.finditer(r'id="card-(\w[\w-]*)"><span class="n">([\d,]+)</span>', html)}
-    assert cards == {"pending": 0, "failed": 1, "loaded": TOP_FILES}
-    assert "card-rejects" not in html and "card-dead-letters" not in html  # those features are not in use
+    assert cards == {"pending": 0, "failed": 1, "loaded": TOP_FILES, "rejects": 0}
+    assert "card-dead-letters" not in html  # no chute.dead_letters in this database: no card
     assert html.count('<g class="day"') == 30
     loaded = query("SELECT sum(rows_loaded) FROM chute.runs")[0][0]
     assert f"{loaded:,} rows loaded" in text_of(html)
@@ -113,15 +113,66 @@ def test_file_page_shows_versions_runs_and_error(ui_client, query):
     html = ui_client.get(f"/files/{file_id}").text
     assert name in html and sha in html and escape(error) in html
     assert '<a href="/runs/2">2</a>' in html
-    assert "Row quarantine is not in use" in html
+    assert "No row of this file was rejected" in html
     assert ui_client.get("/files/424242").status_code == 404
 
 
-def test_quarantine_without_a_rejects_table_is_an_empty_state(ui_client):
+def test_quarantine_without_a_rejects_table_is_an_empty_state(ui_client, db_url):
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE chute.rejects")
+    assert 'id="card-rejects"' not in ui_client.get("/").text
+    assert "Row quarantine is not in use" in ui_client.get("/files/1").text
     response = ui_client.get("/quarantine")
     assert response.status_code == 200 and 'id="no-quarantine"' in response.text
     export = ui_client.get("/quarantine.csv")
     assert export.status_code == 200 and export.text == ""
+
+
+def test_quarantine_lists_rejected_rows_with_reasons_and_filters(rejects_client, query):
+    total, files = query("SELECT count(*), count(DISTINCT file_name) FROM chute.rejects")[0]
+    assert total and files >= 2
+    html = rejects_client.get("/quarantine").text
+    assert re.search(rf'id="reject-total">{total:,} rejected row', html)
+    assert "above the maximum 1000000" in html and "volume_traded" in html
+    assert html.count("<tr>") == 1 + min(total, 50)  # header + one page
+    name, count = query("SELECT file_name, count(*) FROM chute.rejects GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    html = rejects_client.get("/quarantine", params={"file": name}).text
+    assert re.search(rf'id="reject-total">{count:,} rejected row', html)
+    for params in ({"column_name": "volume_traded"}, {"check_name": "max"}, {"reason": "MAXIMUM"},
+                   {"replay_state": "pending"}):
+        assert re.search(rf'id="reject-total">{total:,} rejected row', rejects_client.get("/quarantine", params=params).text)
+    for params in ({"column_name": "open_value"}, {"reason": "no such reason"}, {"check_name": "regex"}):
+        assert 'id="reject-total">0 rejected row' in rejects_client.get("/quarantine", params=params).text
+
+
+def test_quarantine_exports_the_filtered_rows_as_csv(rejects_client, query):
+    import csv
+    import io
+
+    name, count = query("SELECT file_name, count(*) FROM chute.rejects GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    response = rejects_client.get("/quarantine.csv", params={"file": name})
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == count and {r["file_name"] for r in rows} == {name}
+    assert all(int(r["value"]) > 1_000_000 and r["reason"] for r in rows)
+    everything = list(csv.DictReader(io.StringIO(rejects_client.get("/quarantine.csv").text)))
+    assert len(everything) == query("SELECT count(*) FROM chute.rejects")[0][0]
+
+
+def test_file_and_run_pages_show_their_rejects(rejects_client, query):
+    file_id, n = query("SELECT file_id, count(*) FROM chute.rejects GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    html = rejects_client.get(f"/files/{file_id}").text
+    assert f"{n:,} rejected row(s) in quarantine" in html and f"/quarantine?file_id={file_id}" in html
+    assert re.search(rf'id="reject-total">{n:,} rejected row',
+                     rejects_client.get("/quarantine", params={"file_id": file_id}).text)
+    run_total = query("SELECT rows_rejected FROM chute.runs WHERE run_id = 1")[0][0]
+    assert re.search(rf'id="rows-rejected">{run_total:,}', rejects_client.get("/runs/1").text)
+    overview = rejects_client.get("/").text
+    total = query("SELECT count(*) FROM chute.rejects")[0][0]
+    assert re.search(rf'id="card-rejects"><span class="n">{total:,}</span>', overview)
 
 
 def test_pipeline_page_draws_nodes_datasets_and_tables(ui_client):
@@ -235,7 +286,7 @@ def test_status_shows_the_overview_numbers(cli, ui_project):
     assert "0 pending" in text and "1 failed" in text
     numbers = json.loads(cli("status", "-p", ui_project.root, "--json").output)["overview"]
     assert numbers["pending"] == 0 and numbers["failed"] == 1 and numbers["loaded"] == TOP_FILES
-    assert numbers["rejects"] is None and numbers["dead_letters"] is None
+    assert numbers["rejects"] == 0 and numbers["dead_letters"] is None
 
 
 @pytest.mark.parametrize("path", ["/runs/abc", "/files/abc"])

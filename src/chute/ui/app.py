@@ -19,6 +19,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..db.postgres import redact
@@ -31,6 +32,7 @@ from .security import Guard
 from .svg import daily_chart, graph_svg, pipeline_graph
 
 HERE = Path(__file__).parent
+REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id")
 LOG_LIMIT = 256 * 1024  # bytes of a run log shown on its page
 
 
@@ -128,14 +130,16 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
                     rejects_present=present, nav="files")
 
     # -- quarantine ----------------------------------------------------------------------
-    def reject_filters(file: str, column_name: str, reason: str, file_id: str) -> dict[str, Any]:
-        return {"file": file.strip(), "column_name": column_name, "reason": reason.strip(),
-                "file_id": int(file_id) if file_id.strip().isdigit() else None}
+    def reject_filters(params) -> dict[str, Any]:
+        """The quarantine's filters from a query string or a form: file, column, check, reason, state, ids."""
+        out: dict[str, Any] = {k: str(params.get(k, "")).strip() for k in REJECT_FILTERS}
+        for key in ("file_id", "run_id"):
+            out[key] = int(out[key]) if out[key].isdigit() else None
+        return out
 
     @app.get("/quarantine", response_class=HTMLResponse)
-    def quarantine(request: Request, file: str = "", column_name: str = "", reason: str = "", file_id: str = "",
-                   page: int = 0, replayed: str = ""):
-        filters = reject_filters(file, column_name, reason, file_id)
+    def quarantine(request: Request, page: int = 0, replayed: str = ""):
+        filters = reject_filters(request.query_params)
         with board.conn() as conn:
             present = q.rejects_present(conn)
             rows = q.rejects(conn, project.name, filters, page=page) if present else []
@@ -143,12 +147,12 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             facets = q.reject_facets(conn, project.name) if present else {}
             columns = _reject_display_columns(q.reject_columns(conn)) if present else []
         return render(request, "quarantine.html", present=present, rejects=rows, total=total, facets=facets,
-                    filters=filters, columns=columns, page=page, more=len(rows) == q.PAGE,
-                    replay_available=_replay_function() is not None, replayed=replayed)
+                      filters=filters, columns=columns, page=page, more=len(rows) == q.PAGE,
+                      replay_available=_replay_function() is not None, replayed=replayed)
 
     @app.get("/quarantine.csv")
-    def quarantine_csv(file: str = "", column_name: str = "", reason: str = "", file_id: str = ""):
-        filters = reject_filters(file, column_name, reason, file_id)
+    def quarantine_csv(request: Request):
+        filters = reject_filters(request.query_params)
 
         def rows() -> Iterator[str]:
             with board.conn() as conn:
@@ -173,15 +177,15 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             "Content-Disposition": f'attachment; filename="{project.name}-rejects.csv"'})
 
     @app.post("/quarantine/replay")
-    def quarantine_replay(request: Request, csrf_token: str = Form(""), file: str = Form(""),
-                          column_name: str = Form(""), reason: str = Form(""), file_id: str = Form("")):
-        _check_csrf(request, csrf_token)
+    async def quarantine_replay(request: Request):
+        form = await request.form()
+        _check_csrf(request, str(form.get("csrf_token", "")))
         replay = _replay_function()
         if replay is None:
             raise HTTPException(501, "this chute has no quarantine replay")
-        filters = reject_filters(file, column_name, reason, file_id)
+        filters = reject_filters(form)
         try:
-            result = replay(project, db_url, **_replay_args(replay, filters))
+            result = await run_in_threadpool(replay, project, db_url, **_replay_args(replay, filters))
             message = _describe(result)
         except ChuteError as exc:
             message = f"replay failed: {redact(str(exc))}"
@@ -282,8 +286,8 @@ def _notifications(conn, run: dict) -> list[dict]:
 
 
 def _reject_display_columns(cols: set[str]) -> list[str]:
-    preferred = ["file_name", "line", "line_number", "column_name", "reason", "raw", "record", "status", "run_id",
-                 "rejected_at", "replayed_at"]
+    preferred = ["file_name", "line_number", "column_name", "check_name", "reason", "value", "raw_record",
+                 "replay_state", "run_id", "created_at"]
     return [c for c in preferred if c in cols or c == "file_name" and "file_id" in cols]
 
 

@@ -136,29 +136,30 @@ def reject_columns(conn: psycopg.Connection) -> set[str]:
     return columns_of(conn, REJECTS)
 
 
+REJECT_EQUAL_FILTERS = ("file_id", "run_id", "column_name", "check_name", "replay_state")
+
+
 def _reject_filter(cols: set[str], pipeline: str, filters: dict[str, Any]) -> tuple[sql.Composable, dict]:
     where = [sql.SQL("TRUE")]
     params: dict[str, Any] = {"p": pipeline}
     if "pipeline" in cols:
         where.append(sql.SQL("r.pipeline = %(p)s"))
-    for key in ("file_id", "column_name", "reason", "status"):
+    for key in REJECT_EQUAL_FILTERS:
         value = filters.get(key)
-        if value in (None, "") or key not in cols:
-            continue
-        if key == "reason":
-            where.append(sql.SQL("r.reason ILIKE %(reason)s"))
-            params["reason"] = _like(str(value))
-        else:
+        if value not in (None, "") and key in cols:
             where.append(sql.SQL("r.{} = %({})s").format(sql.Identifier(key), sql.SQL(key)))
             params[key] = value
-    if filters.get("file") and "file_id" in cols:
-        where.append(sql.SQL("f.name ILIKE %(file)s"))
+    if filters.get("reason") and "reason" in cols:
+        where.append(sql.SQL("r.reason ILIKE %(reason)s"))
+        params["reason"] = _like(filters["reason"])
+    if filters.get("file"):
+        where.append(sql.SQL("r.file_name ILIKE %(file)s" if "file_name" in cols else "f.name ILIKE %(file)s"))
         params["file"] = _like(filters["file"])
     return sql.SQL(" AND ").join(where), params
 
 
 def _rejects_from(cols: set[str]) -> sql.Composable:
-    if "file_id" in cols:
+    if "file_name" not in cols and "file_id" in cols:
         return sql.SQL("chute.rejects r LEFT JOIN chute.files f ON f.file_id = r.file_id")
     return sql.SQL("chute.rejects r")
 
@@ -167,9 +168,10 @@ def rejects(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any], *,
             limit: int | None = PAGE) -> list[dict]:
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
-    name = sql.SQL(", f.name AS file_name") if "file_id" in cols else sql.SQL("")
-    order = sql.Identifier(next((c for c in ("reject_id", "id", "rejected_at") if c in cols), "reason"))
-    query = sql.SQL("SELECT r.*{} FROM {} WHERE {} ORDER BY r.{} DESC").format(name, _rejects_from(cols), where, order)
+    name = sql.SQL(", f.name AS file_name") if "file_name" not in cols and "file_id" in cols else sql.SQL("")
+    newest = next((c for c in ("reject_id", "id", "created_at") if c in cols), None)
+    order = sql.SQL("r.{} DESC").format(sql.Identifier(newest)) if newest else sql.SQL("1")
+    query = sql.SQL("SELECT r.*{} FROM {} WHERE {} ORDER BY {}").format(name, _rejects_from(cols), where, order)
     if limit is not None:
         query += sql.SQL(" LIMIT %(n)s OFFSET %(o)s")
         params.update(n=limit, o=page * limit)
@@ -177,11 +179,11 @@ def rejects(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any], *,
 
 
 def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
-    """The values the quarantine filters offer: columns, reasons and statuses present."""
+    """The values the quarantine filters offer: columns, checks, reasons and replay states present."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, {})
     out: dict[str, list] = {}
-    for key in ("column_name", "reason", "status"):
+    for key in ("column_name", "check_name", "reason", "replay_state"):
         if key in cols:
             out[key] = [r["v"] for r in _all(conn, sql.SQL(
                 "SELECT DISTINCT r.{} AS v FROM chute.rejects r WHERE {} AND r.{} IS NOT NULL ORDER BY 1 LIMIT 200")
