@@ -17,7 +17,8 @@ from chute.cli import main
 from chute.db.embedded import EmbeddedPostgres
 from chute.scaffold import create_project
 
-pytest_plugins = ["fixtures_ui"]
+
+pytest_plugins = ["fixtures_quality", "fixtures_ui"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -286,6 +286,7 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
 from .cli_ui import ui  # noqa: E402  (the dashboard command lives in its own module)
 
 main.add_command(ui)

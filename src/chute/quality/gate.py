@@ -226,6 +226,18 @@ class Gate:
         out = out.with_columns(file_sha256=pl.col("file_name").replace_strict(sha, default=None, return_dtype=pl.String))
         return out.select(STAGE_SCHEMA.names).to_arrow().cast(STAGE_SCHEMA)
 
+    def rejected_rows(self) -> set[int]:
+        """Record positions of the rows rejected so far (by the checks, not the reader)."""
+        return {n for frame in self._records for n in frame.get_column("row_number").drop_nulls().to_list()}
+
+    def reason_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for frame in self._records:
+            for column, reason, n in frame.group_by("column_name", "reason").len().iter_rows():
+                key = f"{column}: {reason}" if column else reason
+                counts[key] = counts.get(key, 0) + n
+        return counts
+
     def undo(self) -> None:
         """The unit rolled back: forget columns added to targets in it."""
         for target, name in reversed(self._evolved):

@@ -64,3 +64,53 @@ SELECT f.pipeline, f.run_id, f.file_id, s.file_name, s.file_sha256, s.target_tab
   FROM chute_stage_rejects s
   JOIN chute.files f ON f.pipeline = $1 AND f.name = s.file_name AND f.sha256 = s.file_sha256
 """
+
+COLUMNS = ("reject_id", "pipeline", "run_id", "file_id", "file_name", "file_sha256", "target_table", "row_number",
+           "line_number", "column_name", "check_name", "reason", "value", "raw_record", "replay_state",
+           "replayed_at", "replay_run_id", "created_at")
+
+
+def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,
+                   column: str | None = None, reason: str | None = None, check: str | None = None,
+                   ids: list[int] | tuple[int, ...] = (), limit: int | None = 100) -> list[dict]:
+    """Rejects of a pipeline, oldest file and line first. `reason` matches a part of the text
+    (case-insensitive); the other filters match exactly; `state` None or 'all' means any."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    where = [sql.SQL("pipeline = %s")]
+    params: list = [pipeline]
+    for name, value in (("replay_state", None if state in (None, "all") else state), ("file_name", file),
+                        ("column_name", column), ("check_name", check)):
+        if value is not None:
+            where.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
+            params.append(value)
+    if reason:
+        where.append(sql.SQL("reason ILIKE %s"))
+        params.append("%" + reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if ids:
+        where.append(sql.SQL("reject_id = ANY(%s)"))
+        params.append(list(ids))
+    query = sql.SQL("SELECT {} FROM chute.rejects WHERE {} ORDER BY file_id, row_number, reject_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(" AND ").join(where))
+    if limit is not None:
+        query += sql.SQL(" LIMIT %s")
+        params.append(limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def export_rejects(conn, pipeline: str, out, **filters) -> int:
+    """Write the matching rejects as CSV (with a header) to the binary file `out`; return the count."""
+    import csv
+    import io
+
+    rows = select_rejects(conn, pipeline, limit=None, **filters)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
+    text.flush()
+    text.detach()
+    return len(rows)

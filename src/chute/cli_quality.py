@@ -1,0 +1,175 @@
+"""`chute rejects list|show|export` and `chute replay`: the quarantine, for people."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich import box
+from rich.table import Table as RichTable
+
+from .cli import _emit_json, db_option, json_option, main, out, project_option
+
+_filters = [
+    click.option("--file", "file", metavar="NAME", help="Only rejects of this file (its name in the landing zone)."),
+    click.option("--column", metavar="COLUMN", help="Only rejects about this column."),
+    click.option("--reason", metavar="TEXT", help="Only rejects whose reason contains TEXT (any case)."),
+    click.option("--check", "check", metavar="CHECK",
+                 help="Only rejects of this check: parse, type, not_null, unique, min, max, allowed, regex, "
+                      "length, or a rule's name."),
+]
+
+
+def filter_options(func):
+    for option in reversed(_filters):
+        func = option(func)
+    return func
+
+
+def _open(project_dir: Path, db_url: str | None):
+    from . import ledger
+    from .db.postgres import connect
+    from .project import load_project
+    from .runner import resolve_database
+
+    project = load_project(project_dir)
+    url = resolve_database(project, db_url, project_dir)
+    conn = connect(url)
+    ledger.ensure_schema(conn)
+    return project, url, conn
+
+
+@main.group()
+def rejects() -> None:
+    """Rows that failed a table's contract or could not be parsed, kept in chute.rejects.
+
+    \b
+      chute rejects list                       pending rejects, newest files last
+      chute rejects list --file a.csv --column price
+      chute rejects show 42                    one reject with its raw record
+      chute rejects export rejects.csv         all matching rejects as CSV
+      chute replay --file a.csv                load them again once fixed
+    """
+
+
+@rejects.command("list")
+@project_option
+@db_option
+@filter_options
+@click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="pending",
+              show_default=True, help="Which rejects to show, by replay state.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@json_option
+def rejects_list(project_dir: Path, db_url: str | None, file, column, reason, check, state: str, limit: int,
+                 as_json: bool) -> None:
+    """List rejects: file, line, column, check and reason."""
+    from .quality.quarantine import select_rejects
+
+    project, _, conn = _open(project_dir, db_url)
+    with conn:
+        rows = select_rejects(conn, project.name, state=state, file=file, column=column, reason=reason,
+                              check=check, limit=limit)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        out.print("no rejects match")
+        return
+    table = RichTable("id", "file", "line", "table", "column", "check", "reason", "value", "state",
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+    for r in rows:
+        table.add_row(str(r["reject_id"]), r["file_name"], str(r["line_number"] or ""), r["target_table"] or "",
+                      r["column_name"] or "", r["check_name"], r["reason"], (r["value"] or "")[:40], r["replay_state"])
+    out.print(table)
+
+
+@rejects.command("show")
+@click.argument("reject_id", type=int)
+@project_option
+@db_option
+@json_option
+def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, as_json: bool) -> None:
+    """Show one reject in full, with its raw record."""
+    from .errors import ConfigError
+    from .quality.quarantine import select_rejects
+
+    project, _, conn = _open(project_dir, db_url)
+    with conn:
+        rows = select_rejects(conn, project.name, state=None, ids=[reject_id], limit=1)
+    if not rows:
+        raise ConfigError(f"no reject {reject_id} in pipeline {project.name!r}")
+    if as_json:
+        _emit_json(rows[0])
+        return
+    for key, value in rows[0].items():
+        out.print(f"[bold]{key:>14}[/]  {'' if value is None else value}", highlight=False, markup=True)
+
+
+@rejects.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@project_option
+@db_option
+@filter_options
+@click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="all",
+              show_default=True)
+@json_option
+def rejects_export(path: Path, project_dir: Path, db_url: str | None, file, column, reason, check, state: str,
+                   as_json: bool) -> None:
+    """Write the matching rejects to PATH as CSV (- for standard output)."""
+    from .quality.quarantine import export_rejects
+
+    project, _, conn = _open(project_dir, db_url)
+    filters = dict(state=state, file=file, column=column, reason=reason, check=check)
+    with conn:
+        if str(path) == "-":
+            export_rejects(conn, project.name, sys.stdout.buffer, **filters)
+            return
+        partial = path.with_name(f".{path.name}.partial")
+        with partial.open("wb") as f:
+            n = export_rejects(conn, project.name, f, **filters)
+        partial.replace(path)
+    if as_json:
+        _emit_json({"path": str(path), "rejects": n})
+    else:
+        out.print(f"{n} rejects written to {path}")
+
+
+@main.command()
+@project_option
+@db_option
+@filter_options
+@click.option("--id", "ids", type=int, multiple=True, metavar="REJECT_ID", help="Replay this reject's record; repeatable.")
+@click.option("--data", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A corrected copy of the file (records fixed in place) to read instead of the landing file.")
+@json_option
+def replay(project_dir: Path, db_url: str | None, file, column, reason, check, ids: tuple[int, ...],
+           data: Path | None, as_json: bool) -> None:
+    """Load quarantined records again, after fixing the contract (chute.toml, pipeline.py) or the data.
+
+    Selects pending rejects (by --file, --id, --column, --reason, --check; all pending ones if
+    none is given), reads their records again and loads those that now pass, exactly once:
+    a replayed record is marked and never loads again; records that still fail stay pending.
+    A file that failed as a whole (e.g. past max_rejects) is loaded again with --file NAME.
+    """
+    from .errors import ConfigError
+    from .project import load_project
+    from .quality.replay import replay as run_replay
+    from .runner import resolve_database
+
+    if data is not None and not file:
+        raise ConfigError("--data needs --file NAME: the file whose records it corrects")
+    project = load_project(project_dir)
+    url = resolve_database(project, db_url, project_dir)
+    result = run_replay(project, url, data=data, file=file, column=column, reason=reason, check=check, ids=ids)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
+    for f in result.files:
+        still = f.get("records_still_failing")
+        line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
+                                              if k in ("records_replayed", "rows_loaded", "status", "error") and v is not None)
+        if still:
+            line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
+        out.print(line, highlight=False)

@@ -1,0 +1,245 @@
+"""`chute replay`: load quarantined records again, after the contract or the data was fixed.
+
+Records are found again by their position in their file (`row_number`): the file is read
+from the landing zone (it must be unchanged) or from a corrected copy given with --data
+(records fixed in place, none added or removed), only the selected records go through the
+nodes and the gate, and those that now pass are loaded. Their rows, the `replayed` mark on
+their rejects and the ledger counters commit in ONE transaction, and only `pending` rejects
+are ever replayed, so a record can never load twice. Records that still fail stay pending.
+
+A file that failed as a whole (say, past a reject threshold) is replayed by loading it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from psycopg import sql
+
+from .. import ledger
+from ..db.loader import LoadUnit, Renderer
+from ..db.postgres import connect, connect_adbc, ensure_table
+from ..errors import ChuteError, ConfigError, FileError, RunInProgress
+from ..formats.csv import read_csv
+from ..project import Project
+from .contracts import contracts_of
+from .gate import Gate, adopt_columns
+from .quarantine import select_rejects
+from .records import ROW_COLUMN, numbered, read_lenient
+
+
+@dataclass
+class ReplayResult:
+    run_id: int | None
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> int:
+        return sum(f.get("records_replayed", 0) for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "records_replayed": self.replayed, "files": self.files}
+
+
+def replay(project: Project, db_url: str, *, data: Path | None = None, **filters: Any) -> ReplayResult:
+    from ..runner import build_plan, landing_zone, targets_of
+
+    conn = connect(db_url)
+    try:
+        ledger.ensure_schema(conn)
+        pending = select_rejects(conn, project.name, state="pending", limit=None, **filters)
+        failed = None if pending else _failed_file(conn, project.name, filters.get("file"))
+    finally:
+        conn.close()
+    if failed:
+        return _replay_failed_file(project, db_url, failed)
+    if not pending:
+        raise ConfigError("nothing to replay: no pending rejects match (see chute rejects list)")
+    conn = connect(db_url)
+    try:
+        if not ledger.try_lock(conn, project.name):
+            raise RunInProgress(f"a run of {project.name!r} is in progress; replay when it ends")
+        try:
+            plan = build_plan(project)
+            targets = targets_of(project)
+            # Thresholds judge a file's first load; a replay loads what passes and keeps the rest.
+            contracts = {name: c.model_copy(update={"max_rejects": None, "max_reject_ratio": None})
+                         for name, c in contracts_of(project.tables, plan.contracts).items()}
+            for t in targets.values():
+                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
+            adopt_columns(conn, targets, contracts)
+            static = plan.run_static(_provided(project))
+            run_id = ledger.start_run(conn, project.name, "replay")
+            result = ReplayResult(run_id)
+            by_file: dict[int, list[dict]] = {}
+            for r in pending:
+                by_file.setdefault(r["file_id"], []).append(r)
+            zone = landing_zone(project)
+            entries = {e.name: e for e in zone.list()}
+            status, error = "succeeded", None
+            try:
+                for file_id, rejects in by_file.items():
+                    result.files.append(_replay_file(conn, db_url, project, plan, static, targets, contracts,
+                                                     run_id, file_id, rejects, zone, entries, data))
+            except ChuteError as exc:
+                status, error = "failed", str(exc)
+                raise
+            finally:
+                ledger.finish_run(conn, run_id, status, len(by_file), error, {})
+            return result
+        finally:
+            ledger.unlock(conn, project.name)
+    finally:
+        conn.close()
+
+
+def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id, file_id, rejects, zone, entries,
+                 data: Path | None) -> dict[str, Any]:
+    from ..runner import _frame_of
+
+    name, sha = rejects[0]["file_name"], rejects[0]["file_sha256"]
+    wanted = {r["row_number"] for r in rejects if r["row_number"] is not None}
+    outcome: dict[str, Any] = {"file": name, "records_selected": len(wanted)}
+    if not wanted:
+        raise ConfigError(f"{name}: the selected rejects have no row number (the nodes dropped the "
+                          f"{ROW_COLUMN!r} column), so they cannot be found in the file again")
+    if data is not None:
+        raw = data.read_bytes()
+    else:
+        entry = entries.get(name)
+        if entry is None:
+            raise ConfigError(f"{name} is no longer in the landing zone; give a copy with --data PATH")
+        raw = bytes(zone.read(entry))
+        if hashlib.sha256(raw).hexdigest() != sha:
+            raise ConfigError(f"{name} changed since it was loaded; give the corrected copy with --data PATH "
+                              "(records fixed in place), or restore the original")
+    frame, parse_rejects = _read(raw, project)
+    still_bad = {r.row_number for r in parse_rejects if r.row_number in wanted}
+    frame = frame.filter(pl.col(ROW_COLUMN).is_in(sorted(wanted))).with_columns(
+        pl.lit(name).alias(project.source.file_column))
+    adbc_conn = connect_adbc(db_url)
+    reasons: dict[str, int] = {}
+    render = Renderer(conn)
+    try:
+        for _ in range(3):  # a record passes when all its rows pass; drop the others and check again
+            candidates = frame.filter(~pl.col(ROW_COLUMN).is_in(sorted(still_bad)))
+            unit = LoadUnit(adbc_conn, render, project.name, run_id, allow_direct=False)
+            gate = Gate(contracts, project.source, unit)
+            goods = []
+            values = plan.run_batch(candidates, static, {}) if candidates.height else {}
+            for table, target in targets.items():
+                if not candidates.height:
+                    break
+                goods.append((target, gate.check(_frame_of(values[table], table), target, name)))
+            newly_bad = gate.rejected_rows()
+            for reason, n in gate.reason_counts().items():
+                reasons[reason] = reasons.get(reason, 0) + n
+            if not newly_bad:
+                break
+            unit.rollback()
+            gate.undo()
+            still_bad |= newly_bad
+        else:
+            raise FileError(f"{name}: replay could not settle which records pass; nothing was replayed")
+        replayed_rows = sorted(wanted - still_bad)
+        try:
+            loaded = 0
+            for target, good in goods:
+                unit.write(target, good)
+                loaded += good.height
+            ids = [r["reject_id"] for r in rejects if r["row_number"] in set(replayed_rows)]
+            marked = _mark_replayed(unit, render, ids, run_id)
+            if marked != len(ids):
+                raise FileError(f"{name}: {len(ids) - marked} of the selected rejects were replayed meanwhile; "
+                                "nothing was replayed")
+            unit.commit([], extra=[(_FILE_AFTER_REPLAY, (loaded, file_id)),
+                                   ("UPDATE chute.runs SET rows_loaded = rows_loaded + $1, files_loaded = "
+                                    "files_loaded + 1 WHERE run_id = $2", (loaded, run_id))])
+        except BaseException:
+            unit.rollback()
+            gate.undo()
+            raise
+    finally:
+        adbc_conn.close()
+    outcome.update(records_replayed=len(replayed_rows), rows_loaded=loaded,
+                   records_still_failing=len(wanted & still_bad),
+                   still_failing_because=reasons | {r.reason: 1 for r in parse_rejects if r.row_number in wanted})
+    return outcome
+
+
+def _read(raw: bytes, project: Project):
+    import pyarrow as pa
+
+    source = project.source
+    try:
+        frames = list(numbered(read_csv(pa.py_buffer(raw), source, 1 << 30)))
+        return (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]), []
+    except FileError as exc:
+        return read_lenient(raw, source, exc)
+
+
+def _mark_replayed(unit: LoadUnit, render: Renderer, ids: list[int], run_id: int) -> int:
+    if not ids:
+        return 0
+    unit.cur.execute(render(sql.SQL(
+        "UPDATE chute.rejects SET replay_state = 'replayed', replayed_at = now(), replay_run_id = {}"
+        " WHERE reject_id = ANY({}) AND replay_state = 'pending' RETURNING reject_id").format(
+            sql.Literal(run_id), sql.Literal(ids))))
+    return len(unit.cur.fetchall())
+
+
+# The file's ledger row after a replay: more rows loaded, fewer rejected; 'loaded' once none is pending.
+_FILE_AFTER_REPLAY = """
+UPDATE chute.files f SET
+    rows_loaded = coalesce(f.rows_loaded, 0) + $1,
+    rows_rejected = p.records,
+    status = CASE WHEN p.records = 0 THEN 'loaded' ELSE 'loaded_with_rejects' END,
+    updated_at = now()
+  FROM (SELECT count(DISTINCT (coalesce(target_table, ''), coalesce(row_number, -reject_id))) AS records
+          FROM chute.rejects WHERE file_id = $2 AND replay_state = 'pending') p
+ WHERE f.file_id = $2
+"""
+
+
+def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
+    if not name:
+        return None
+    row = conn.execute("SELECT status FROM chute.files WHERE pipeline = %s AND name = %s ORDER BY updated_at DESC"
+                       " LIMIT 1", (pipeline, name)).fetchone()
+    return name if row and row[0] == "failed" else None
+
+
+def _replay_failed_file(project: Project, db_url: str, name: str) -> ReplayResult:
+    """A file that failed as a whole: load it again (after the contract was fixed)."""
+    from ..runner import Runner
+
+    class OneFile:
+        def __init__(self, zone):
+            self.zone = zone
+
+        def list(self):
+            return [e for e in self.zone.list() if e.name == name]
+
+        def __getattr__(self, attr):
+            return getattr(self.zone, attr)
+
+    runner = Runner(project, db_url, trigger="replay", retry_failed=True)
+    runner.zone = OneFile(runner.zone)
+    summary = runner.run()
+    files = [{"file": f.name, "status": f.status, "rows_loaded": f.rows_loaded, "rows_rejected": f.rows_rejected,
+              "error": f.error} for f in summary.files]
+    if not files:
+        raise ConfigError(f"{name} is no longer in the landing zone (or unchanged since it failed)")
+    return ReplayResult(summary.run_id, files)
+
+
+def _provided(project: Project) -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    from ..runner import Runner
+
+    return Runner._provided(SimpleNamespace(project=project))  # references and params, as a run gives them
