@@ -52,6 +52,12 @@ def rejects_project(stocks: Path, db_url: str):
     config = stocks / "chute.toml"
     config.write_text(config.read_text() + f"\n[tables.historical_stocks_data.contract.columns.volume_traded]\n"
                       f"max = {VOLUME_MAX}\n")
+    # Keep each record's position (source_row) through the node, so `chute replay` can find
+    # quarantined records in their file again.
+    module = stocks / "pipeline.py"
+    kept = 'source_file=pl.col("source_file"),'
+    assert kept in module.read_text()
+    module.write_text(module.read_text().replace(kept, kept + ' source_row=pl.col("source_row"),'))
     project = load_project(stocks)
     summary = Runner(project, db_url).run()
     assert summary.ok, summary.error

@@ -292,3 +292,41 @@ def test_status_shows_the_overview_numbers(cli, ui_project):
 @pytest.mark.parametrize("path", ["/runs/abc", "/files/abc"])
 def test_bad_ids_are_a_client_error(ui_client, path):
     assert ui_client.get(path).status_code == 422
+
+
+# -- replay -----------------------------------------------------------------------------------
+def fix_contract(project) -> None:
+    """The fix a user makes before a replay: the volume limit was too strict."""
+    config = project.root / "chute.toml"
+    config.write_text(config.read_text().replace("max = 1000000", "max = 1000000000"))
+
+
+def test_replay_from_the_quarantine_page_loads_the_fixed_rows_exactly_once(rejects_client, rejects_project, query):
+    name, count = query("SELECT file_name, count(*) FROM chute.rejects GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    before = query("SELECT count(*) FROM historical_stocks_data")[0][0]
+    total = query("SELECT count(*) FROM chute.rejects")[0][0]
+    fix_contract(rejects_project)
+    page = rejects_client.get("/quarantine", params={"file": name}).text
+    assert 'id="replay-form"' in page
+    form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                           re.search(r'<form method="post" action="/quarantine/replay".*?</form>', page, re.S)[0]))
+    assert form["file"] == name and form["csrf_token"] == csrf_of(page)
+    done = rejects_client.post("/quarantine/replay", data=form, follow_redirects=False)
+    assert done.status_code == 303
+    result = rejects_client.get(done.headers["location"]).text
+    assert f"{count:,} record(s) replayed, {count:,} row(s) loaded, 0 still failing" in text_of(result)
+    assert query("SELECT count(*) FROM historical_stocks_data")[0][0] == before + count
+    states = dict(query("SELECT replay_state, count(*) FROM chute.rejects GROUP BY 1"))
+    assert states == {"replayed": count, "pending": total - count}
+    assert query("SELECT trigger, status FROM chute.runs ORDER BY run_id DESC LIMIT 1") == [("replay", "succeeded")]
+    # the same form again: nothing pending matches, nothing loads twice
+    again = rejects_client.post("/quarantine/replay", data=form)
+    assert "nothing to replay" in again.text
+    assert query("SELECT count(*) FROM historical_stocks_data")[0][0] == before + count
+
+
+def test_replay_needs_the_csrf_token(rejects_client, rejects_project, query):
+    fix_contract(rejects_project)
+    assert rejects_client.post("/quarantine/replay", data={"file": ""}).status_code == 403
+    assert rejects_client.post("/quarantine/replay", data={"csrf_token": "f" * 64}).status_code == 403
+    assert query("SELECT count(*) FROM chute.rejects WHERE replay_state = 'replayed'")[0][0] == 0

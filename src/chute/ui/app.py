@@ -25,7 +25,7 @@ from .. import __version__
 from ..db.postgres import redact
 from ..errors import ChuteError, DatabaseError
 from ..overview import overview
-from ..project import Project
+from ..project import Project, load_project
 from . import queries as q
 from .filters import install_filters
 from .security import Guard
@@ -47,6 +47,14 @@ class Dashboard:
 
     def conn(self):
         return q.connect_readonly(self.db_url)
+
+    def current(self) -> Project:
+        """The project as chute.toml says now: a user fixes a contract, then replays from the page."""
+        try:
+            self.project = load_project(self.project.root)
+        except ChuteError:
+            pass  # half-edited chute.toml: keep showing the last good one
+        return self.project
 
 
 def create_app(project: Project, db_url: str, *, token: str | None = None, secure_cookies: bool = False) -> FastAPI:
@@ -183,12 +191,17 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         replay = _replay_function()
         if replay is None:
             raise HTTPException(501, "this chute has no quarantine replay")
-        filters = reject_filters(form)
-        try:
-            result = await run_in_threadpool(replay, project, db_url, **_replay_args(replay, filters))
-            message = _describe(result)
-        except ChuteError as exc:
-            message = f"replay failed: {redact(str(exc))}"
+        # Exactly the pending rejects the page shows, by id: the same path as `chute replay --id`.
+        with board.conn() as conn:
+            ids = q.reject_ids(conn, project.name, {**reject_filters(form), "replay_state": "pending"})
+        if not ids:
+            message = "nothing to replay: no pending rejected row matches these filters"
+        else:
+            try:
+                result = await run_in_threadpool(lambda: replay(board.current(), db_url, ids=ids))
+                message = _describe_replay(result, len(ids))
+            except ChuteError as exc:
+                message = f"replay failed, nothing was loaded: {redact(str(exc))}"
         return RedirectResponse(f"/quarantine?replayed={_quote(message)}", status_code=303)
 
     # -- actions -------------------------------------------------------------------------
@@ -208,6 +221,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     def pipeline(request: Request):
         from ..runner import build_plan
 
+        project = board.current()
         with board.conn() as conn:
             timings = q.latest_timings(conn, project.name) if q.has_ledger(conn) else {}
         try:
@@ -224,6 +238,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     # -- tables --------------------------------------------------------------------------
     @app.get("/tables", response_class=HTMLResponse)
     def tables(request: Request):
+        project = board.current()
         infos = []
         with board.conn() as conn:
             for name, t in project.tables.items():
@@ -249,7 +264,7 @@ def _retry(board: Dashboard) -> None:
     from ..runner import Runner
 
     try:
-        summary = Runner(board.project, board.db_url, trigger="ui", retry_failed=True).run()
+        summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=True).run()
         board.action = {"name": "retry failed files", "state": summary.status, "run_id": summary.run_id,
                         "error": redact(summary.error) if summary.error else None}
     except ChuteError as exc:
@@ -294,22 +309,16 @@ def _reject_display_columns(cols: set[str]) -> list[str]:
 def _replay_function():
     """chute.quality's replay, the same path `chute replay` takes (absent until that feature lands)."""
     try:
-        from ..quality.replay import replay  # type: ignore[import-not-found]
+        from ..quality.replay import replay
     except ImportError:
         return None
     return replay
 
 
-def _replay_args(replay, filters: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    accepted = inspect.signature(replay).parameters
-    return {k: v for k, v in filters.items() if k in accepted and v not in (None, "")}
-
-
-def _describe(result: Any) -> str:
-    if hasattr(result, "to_dict"):
-        result = result.to_dict()
-    if isinstance(result, dict):
-        return ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, (int, str)) and k != "error")[:300]
-    return str(result)
+def _describe_replay(result: Any, selected: int) -> str:
+    files = getattr(result, "files", [])
+    replayed = sum(f.get("records_replayed", 0) for f in files)
+    rows = sum(f.get("rows_loaded", 0) for f in files)
+    still = sum(f.get("records_still_failing", 0) for f in files)
+    return (f"replay run {getattr(result, 'run_id', '?')}: {replayed:,} record(s) replayed, {rows:,} row(s) loaded, "
+            f"{still:,} still failing (kept in quarantine); {selected:,} reject(s) selected")

@@ -178,6 +178,14 @@ def rejects(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any], *,
     return _all(conn, query, params)
 
 
+def reject_ids(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> list[int]:
+    """The ids of the rejects a filter shows: what a replay from the page acts on, exactly."""
+    cols = reject_columns(conn)
+    where, params = _reject_filter(cols, pipeline, filters)
+    return [r["reject_id"] for r in _all(conn, sql.SQL("SELECT r.reject_id FROM {} WHERE {} ORDER BY 1")
+                                         .format(_rejects_from(cols), where), params)]
+
+
 def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
     """The values the quarantine filters offer: columns, checks, reasons and replay states present."""
     cols = reject_columns(conn)
