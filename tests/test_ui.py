@@ -49,6 +49,25 @@ def test_overview_counts_a_new_file_of_a_top_company_as_pending(ui_client, stock
     assert re.search(r'id="card-pending"><span class="n">1</span>', ui_client.get("/").text)
 
 
+def test_overview_shows_trigger_status_and_dead_letters_when_present(ui_client, cli, ui_project, db_url):
+    import psycopg
+
+    html = ui_client.get("/").text  # run 2 was started by `watch`
+    assert re.search(r'id="card-watch"><span class="n small">idle</span>', html)
+    assert '<a href="/runs/2">run 2</a> by watch, failed' in html
+    with psycopg.connect(db_url, autocommit=True) as conn:  # what `chute watch` adds (its DDL, in short)
+        conn.execute("""CREATE TABLE chute.dead_letters (dlq_id bigserial PRIMARY KEY, pipeline text NOT NULL,
+                        kind text NOT NULL, name text NOT NULL, version text NOT NULL, error text,
+                        status text NOT NULL DEFAULT 'dead')""")
+        conn.execute("""INSERT INTO chute.dead_letters (pipeline, kind, name, version, status) VALUES
+                        ('stocks', 'file', 'a.us.txt', 'x', 'dead'), ('stocks', 'event', 'e1', '1', 'requeued'),
+                        ('stocks', 'file', 'b.us.txt', 'y', 'resolved'), ('other', 'file', 'c', 'z', 'dead')""")
+    html = ui_client.get("/").text
+    assert re.search(r'id="card-dead-letters"><span class="n">2</span>', html)  # open ones of this pipeline
+    text = cli("status", "-p", ui_project.root, expect=None).output
+    assert "2 dead letters" in text and "triggers: idle (last: run 2 by watch, failed)" in text
+
+
 def test_runs_list_shows_status_trigger_files_and_rows(ui_client, query):
     html = ui_client.get("/runs").text
     for run_id, trigger, status, loaded, failed, rows in query(

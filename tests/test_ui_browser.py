@@ -28,15 +28,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(ui_project, db_url):
+def _serve(project, db_url):
     """The dashboard on http://127.0.0.1:<free port>, in a thread of this process."""
     import uvicorn
 
     from chute.ui.app import create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ui_project, db_url), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(project, db_url), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -48,6 +47,11 @@ def served(ui_project, db_url):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def served(ui_project, db_url):
+    yield from _serve(ui_project, db_url)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,30 @@ def test_retry_from_the_browser_posts_with_the_csrf_token(page, served, query):
     assert query("SELECT count(*) FROM chute.runs WHERE trigger = 'ui'")[0][0] == 1
     page.reload()
     expect(page.locator("#action")).to_contain_text("retry failed files: failed")
+
+
+@pytest.fixture
+def served_rejects(rejects_project, db_url):
+    yield from _serve(rejects_project, db_url)
+
+
+def test_replay_from_the_quarantine_page_loads_the_fixed_rows(page, served_rejects, rejects_project, query):
+    from playwright.sync_api import expect
+
+    name, count = query("SELECT file_name, count(*) FROM chute.rejects GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    before = query("SELECT count(*) FROM historical_stocks_data")[0][0]
+    page.goto(served_rejects + "/quarantine")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "quarantine-with-rejects.png"), full_page=True)
+    page.locator("#reject-filters input[name=file]").fill(name)
+    page.locator("#filter-column_name").select_option("volume_traded")
+    page.locator("#reject-filters button").click()
+    expect(page.locator("#reject-total")).to_contain_text(f"{count:,} rejected row(s) match")
+    config = rejects_project.root / "chute.toml"  # the fix: the limit was too strict
+    config.write_text(config.read_text().replace("max = 1000000", "max = 1000000000"))
+    page.locator("#replay").click()
+    expect(page.locator("#replay-result")).to_contain_text(f"{count:,} record(s) replayed, {count:,} row(s) loaded")
+    assert query("SELECT count(*) FROM historical_stocks_data")[0][0] == before + count
+    assert query("SELECT count(*) FROM chute.rejects WHERE replay_state = 'replayed'")[0][0] == count
+    page.screenshot(path=str(SCREENS / "quarantine-after-replay.png"), full_page=True)
+    assert page.problems == []

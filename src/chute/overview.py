@@ -21,7 +21,7 @@ from .project import Project
 # Tables other features add to the ledger schema; each is optional here.
 REJECTS = "rejects"
 DEAD_LETTERS = "dead_letters"
-WATCHERS = "watchers"
+WORKERS = "workers"  # chute watch and workers register here while they load
 
 
 def table_exists(conn: psycopg.Connection, table: str, schema: str = "chute") -> bool:
@@ -49,8 +49,8 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
     if "pipeline" in columns:
         query += sql.SQL(" WHERE pipeline = %s")
         params = (pipeline,)
-    if table == DEAD_LETTERS and "resolved_at" in columns:  # only the ones still waiting for a person
-        query += sql.SQL(" AND resolved_at IS NULL" if params else " WHERE resolved_at IS NULL")
+    if table == DEAD_LETTERS and "status" in columns:  # only the ones still waiting: dead or requeued
+        query += sql.SQL(" AND " if params else " WHERE ") + sql.SQL("status IN ('dead', 'requeued')")
     return int(conn.execute(query, params).fetchone()[0])
 
 
@@ -80,21 +80,23 @@ def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str
 
 
 def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | None:
-    """The latest heartbeat of `chute watch` for this pipeline, when that feature records one."""
-    if not table_exists(conn, WATCHERS):
+    """What the ledger knows of `chute watch` and other triggers: workers holding a live lease
+    (chute.workers, when present) and the latest run an event started. None when this
+    pipeline has never run on an event and has no workers table."""
+    workers = None
+    if table_exists(conn, WORKERS):
+        workers = int(conn.execute("SELECT count(*) FROM chute.workers WHERE pipeline = %s AND expires_at > now()",
+                                   (pipeline,)).fetchone()[0])
+    last = None
+    if ledger.schema_exists(conn):
+        with conn.cursor(row_factory=dict_row) as cur:
+            last = cur.execute("SELECT run_id, trigger, status, started_at FROM chute.runs WHERE pipeline = %s"
+                               " AND trigger NOT IN ('manual', 'ui', 'replay') ORDER BY run_id DESC LIMIT 1",
+                               (pipeline,)).fetchone()
+    if workers is None and last is None:
         return None
-    columns = columns_of(conn, WATCHERS)
-    order = next((c for c in ("last_seen_at", "heartbeat_at", "updated_at", "started_at") if c in columns), None)
-    query = sql.SQL("SELECT * FROM {}").format(sql.Identifier("chute", WATCHERS))
-    params: tuple = ()
-    if "pipeline" in columns:
-        query += sql.SQL(" WHERE pipeline = %s")
-        params = (pipeline,)
-    if order:
-        query += sql.SQL(" ORDER BY {} DESC NULLS LAST").format(sql.Identifier(order))
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query + sql.SQL(" LIMIT 1"), params).fetchone()
-    return dict(row) if row else {}
+    state = "loading now" if workers else ("idle" if last else "no event-started run yet")
+    return {"state": state, "active_workers": workers or 0, "last_event_run": last}
 
 
 def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
@@ -133,6 +135,7 @@ def overview_line(numbers: dict[str, Any]) -> str:
     if numbers["dead_letters"] is not None:
         parts.append(part(numbers["dead_letters"], "dead letters", "red"))
     if numbers["watch"] is not None:
-        watch = numbers["watch"]
-        parts.append("watch: " + str(watch.get("status") or watch.get("state") or ("seen" if watch else "not running")))
+        watch, last = numbers["watch"], numbers["watch"]["last_event_run"]
+        parts.append(f"triggers: {watch['state']}" + (f" (last: run {last['run_id']} by {last['trigger']}, "
+                                                      f"{last['status']})" if last else ""))
     return "  " + " · ".join(parts)

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import threading
+from urllib.parse import urlencode
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,8 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
                 message = _describe_replay(result, len(ids))
             except ChuteError as exc:
                 message = f"replay failed, nothing was loaded: {redact(str(exc))}"
-        return RedirectResponse(f"/quarantine?replayed={_quote(message)}", status_code=303)
+        kept = {k: v for k, v in form.items() if k in REJECT_FILTERS and v}
+        return RedirectResponse(f"/quarantine?{urlencode({**kept, 'replayed': message[:400]})}", status_code=303)
 
     # -- actions -------------------------------------------------------------------------
     @app.post("/actions/retry")
@@ -252,12 +254,6 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
 def _check_csrf(request: Request, value: str) -> None:
     if not request.state.csrf_ok(value):
         raise HTTPException(403, "the form is stale or did not come from this dashboard (CSRF check): reload the page")
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text[:300])
 
 
 def _retry(board: Dashboard) -> None:
