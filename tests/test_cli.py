@@ -12,6 +12,8 @@ from chute.cli import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
             ["db", "url"]]
+COMMANDS += [["ui"]]
+COMMANDS += [["rejects"], ["rejects", "export"], ["rejects", "list"], ["rejects", "show"], ["replay"]]  # issue-quality
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
