@@ -88,7 +88,7 @@ def test_run_page_shows_node_timings_rows_and_files(ui_client, query):
     assert re.search(rf'id="rows-in">{rows_read:,}<', html) and re.search(rf'id="rows-out">{rows_loaded:,}<', html)
     for (name,) in query("SELECT name FROM chute.files WHERE run_id = 1"):
         assert name in html
-    assert "No notification was recorded" in html and "No log file" in html
+    assert "No notification was recorded" in html and "No run log" in html
     assert ui_client.get("/runs/999").status_code == 404
 
 
@@ -96,13 +96,16 @@ def test_run_page_shows_its_log_and_notifications_redacted(ui_client, ui_project
     import psycopg
 
     secret_url = db_url.replace("127.0.0.1", "db.example")
-    write(ui_project.root / "logs" / "run-2.json", json.dumps({"events": [{"msg": "connecting", "url": secret_url}]}))
+    write(ui_project.root / "logs" / "run-2.json", json.dumps({
+        "events": [{"msg": "connecting", "url": secret_url}],
+        "notifications": [{"kind": "webhook", "to": "https://hooks.example/chute", "ok": True, "attempts": 1}]}))
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("""UPDATE chute.runs SET details = details || '{"notifications": [{"channel": "email",
                         "to": "ops@example.com", "subject": "run 2 failed"}]}' WHERE run_id = 2""")
     html = ui_client.get("/runs/2").text
     assert "connecting" in html and "logs/run-2.json" in html
-    assert "ops@example.com" in html and "run 2 failed" in html
+    assert "ops@example.com" in html and "run 2 failed" in html  # recorded in the run's details
+    assert "https://hooks.example/chute" in html  # recorded in its run log
     password = urlsplit(db_url).password
     assert password and password not in html
     assert "***@db.example" in html

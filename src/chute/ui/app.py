@@ -104,11 +104,12 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             files = q.files_of_run(conn, project.name, run_id)
             rejected = (q.reject_count(conn, project.name, {"run_id": run_id})
                         if q.rejects_present(conn) and "run_id" in q.reject_columns(conn) else None)
-            notifications = _notifications(conn, run)
+            log = _run_log(project, run_id)
+            notifications = _notifications(conn, run, log)
         details = run["details"] or {}
         timings = sorted(((k, float(v)) for k, v in (details.get("timings") or {}).items()), key=lambda kv: -kv[1])
         return render(request, "run.html", run=run, files=files, timings=timings, rejected=rejected,
-                    notifications=notifications, log=_run_log(project, run_id),
+                    notifications=notifications, log=log,
                     other_details={k: v for k, v in details.items() if k not in ("timings", "notifications")},
                     nav="runs")
 
@@ -268,24 +269,31 @@ def _retry(board: Dashboard) -> None:
 
 
 def _run_log(project: Project, run_id: int) -> dict[str, Any] | None:
-    """logs/run-<id>.json of the project, when the run wrote one (shown redacted, size-capped)."""
-    path = project.root / "logs" / f"run-{run_id}.json"
+    """logs/run-<id>.json of the project (or its [run_log] folder), when the run wrote one;
+    shown redacted and size-capped, with its parsed document when it is JSON."""
+    config = getattr(project, "run_log", None)
+    folder = project.path(getattr(config, "folder", None) or "logs")
+    path = folder / f"run-{run_id}.json"
     if not path.is_file():
         return None
     data = path.read_bytes()[:LOG_LIMIT].decode("utf-8", "replace")
     try:
-        text = json.dumps(json.loads(data), indent=2, default=str)
+        document = json.loads(data)
+        text = json.dumps(document, indent=2, default=str)
     except json.JSONDecodeError:
-        text = data
-    return {"path": f"logs/{path.name}", "text": redact(text), "truncated": path.stat().st_size > LOG_LIMIT}
+        document, text = None, data
+    return {"path": str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path),
+            "text": redact(text), "truncated": path.stat().st_size > LOG_LIMIT,
+            "document": document if isinstance(document, dict) else {}}
 
 
-def _notifications(conn, run: dict) -> list[dict]:
-    """Notifications recorded for a run: in its details, or in chute.notifications when present."""
-    recorded = (run.get("details") or {}).get("notifications") or []
-    if isinstance(recorded, dict):
-        recorded = [recorded]
-    found = [dict(n) if isinstance(n, dict) else {"notification": str(n)} for n in recorded]
+def _notifications(conn, run: dict, log: dict[str, Any] | None) -> list[dict]:
+    """Notifications recorded for a run: in its details, its run log, or chute.notifications."""
+    found: list[dict] = []
+    for recorded in ((run.get("details") or {}).get("notifications"), (log or {}).get("document", {}).get("notifications")):
+        if isinstance(recorded, dict):
+            recorded = [recorded]
+        found += [dict(n) if isinstance(n, dict) else {"notification": str(n)} for n in recorded or []]
     if q.table_exists(conn, "notifications") and "run_id" in q.columns_of(conn, "notifications"):
         from psycopg import sql
         from psycopg.rows import dict_row

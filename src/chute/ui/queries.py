@@ -8,7 +8,6 @@ chute.dead_letters) are optional: absent means an empty page, not an error.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import psycopg
@@ -240,9 +239,3 @@ def _recent_rows(conn, schema: str, table: str, name: sql.Composable, limit: int
         if len(rows) >= limit or start == 0:
             return rows
         span *= 8
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
