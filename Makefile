@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install postgres demo test bench clean
+.PHONY: install postgres chromium demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(BIN)/.installed
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it never downloads one).
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 # Create the stocks example (first time), load it into the embedded PostgreSQL, show the ledger.
 demo: install postgres
 	@test -f $(DEMO)/chute.toml || $(BIN)/chute init $(DEMO) --example stocks --files 300
@@ -26,7 +30,7 @@ demo: install postgres
 	@echo
 	@echo "Rows are in PostgreSQL: psql \"\$$($(BIN)/chute db url -p $(DEMO))\" -c 'select count(*) from historical_stocks_data'"
 
-test: install postgres
+test: install postgres chromium
 	$(BIN)/pytest
 
 bench: install postgres

@@ -17,7 +17,9 @@ from chute.cli import main
 from chute.db.embedded import EmbeddedPostgres
 from chute.scaffold import create_project
 
-pytest_plugins = ["fixtures_watch", "fixtures_aws", "fixtures_smtp", "fixtures_http", "fixtures_quality"]
+
+pytest_plugins = ["fixtures_watch", "fixtures_aws", "fixtures_smtp", "fixtures_http", "fixtures_quality",
+                  "fixtures_ui"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -14,6 +14,7 @@ COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["
             ["db", "url"], ["watch"], ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],
             ["rejects"], ["rejects", "list"], ["rejects", "show"], ["rejects", "export"], ["replay"]]
 COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
+COMMANDS += [["ui"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

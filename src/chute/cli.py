@@ -165,6 +165,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
     """Show the ledger: files by state, the last runs, and files that failed."""
     from . import ledger
     from .db.postgres import connect
+    from .overview import overview, overview_line
     from .project import load_project
     from .runner import resolve_database
 
@@ -177,11 +178,14 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
             counts = ledger.file_counts(conn, project.name)
             runs = ledger.recent_runs(conn, project.name, limit)
             failed = ledger.failed_files(conn, project.name)
+        numbers = overview(project, conn)
     if as_json:
-        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed})
+        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed,
+                    "overview": numbers})
         return
     out.print(f"[bold]{project.name}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
+    out.print(overview_line(numbers), highlight=False)
     if runs:
         table = RichTable("run", "status", "started", "took", "loaded", "failed", "skipped", "rows",
                           box=box.SIMPLE_HEAD, pad_edge=False)
@@ -295,6 +299,9 @@ from .cli_s3 import s3  # noqa: E402  (chute s3 setup/drain/dead-letters/redrive
 
 main.add_command(s3)
 from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
+from .cli_ui import ui  # noqa: E402  (the dashboard command lives in its own module)
+
+main.add_command(ui)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,51 @@
+"""`chute ui`: serve the dashboard (src/chute/ui) for one project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .cli import db_option, out, project_option
+from .errors import ConfigError
+
+TOKEN_ENV = "CHUTE_UI_TOKEN"
+
+
+@click.command()
+@project_option
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but a loopback address needs a token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN", show_envvar=True,
+              help="Require this token on every request (open the URL once with ?token=TOKEN; a cookie keeps it).")
+def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve the dashboard: runs, files, quarantine, the pipeline graph and the tables.
+
+    \b
+    chute ui -p mystocks                   http://127.0.0.1:8765
+    CHUTE_UI_TOKEN=$(openssl rand -hex 16) chute ui -p mystocks --host 0.0.0.0
+    """
+    import uvicorn
+
+    from .project import load_project
+    from .runner import resolve_database
+    from .ui.app import create_app
+    from .ui.security import is_loopback
+
+    token = token or None
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"binding to {host} exposes the dashboard beyond this machine: give a token with "
+                          f"--token or ${TOKEN_ENV} (for example: python3 -c 'import secrets; "
+                          "print(secrets.token_urlsafe(24))')")
+    if token is not None and len(token) < 16:
+        raise ConfigError("the dashboard token must be at least 16 characters")
+    project = load_project(project_dir)
+    app = create_app(project, resolve_database(project, db_url, project_dir), token=token)
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"chute dashboard for [bold]{project.name}[/] on http://{shown}:{port}/"
+              + (" (open it once with ?token=<your token>)" if token else ""), highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("CHUTE_UI_LOG_LEVEL", "warning"),
+                server_header=False)

@@ -1,0 +1,141 @@
+"""The numbers at the top of `chute status` and of the dashboard's overview page.
+
+Files pending (in the landing zone, not yet settled in the ledger), failed, loaded; rejected
+rows; dead letters and watch status. Quarantine, dead letters and `chute watch` come with
+their own features: a table that is absent is reported as None ("not in use"), never an
+error, so the overview works on any ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from . import ledger
+from .errors import ChuteError
+from .project import Project
+
+# Tables other features add to the ledger schema; each is optional here.
+REJECTS = "rejects"
+DEAD_LETTERS = "dead_letters"
+WORKERS = "workers"  # chute watch and workers register here while they load
+
+
+def table_exists(conn: psycopg.Connection, table: str, schema: str = "chute") -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{_quote(schema)}.{_quote(table)}",)).fetchone()
+    return bool(row and row[0])
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'  # for to_regclass's text argument only
+
+
+def columns_of(conn: psycopg.Connection, table: str, schema: str = "chute") -> set[str]:
+    rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+                        " AND table_name = %s", (schema, table)).fetchall()
+    return {r[0] for r in rows}
+
+
+def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> int | None:
+    """Rows of an optional chute.<table> for this pipeline (all rows if it has no pipeline column)."""
+    if not table_exists(conn, table):
+        return None
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("chute", table))
+    params: tuple = ()
+    columns = columns_of(conn, table)
+    if "pipeline" in columns:
+        query += sql.SQL(" WHERE pipeline = %s")
+        params = (pipeline,)
+    if table == DEAD_LETTERS and "status" in columns:  # only the ones still waiting: dead or requeued
+        query += sql.SQL(" AND " if params else " WHERE ") + sql.SQL("status IN ('dead', 'requeued')")
+    return int(conn.execute(query, params).fetchone()[0])
+
+
+def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
+    """Names the next `chute run` would read: new or changed files its file filters accept."""
+    from .runner import build_plan, landing_zone
+
+    try:
+        entries = landing_zone(project).list()
+    except (OSError, ChuteError):
+        return []
+    known = ledger.known_files(conn, project.name) if conn is not None and ledger.schema_exists(conn) else {}
+    pending = [e for e in entries
+               if not any(k.size == e.size and k.mtime_ns == e.mtime_ns for k in known.get(e.name, ()))]
+    if not pending:
+        return []
+    try:
+        plan = build_plan(project)
+        if plan.filters:
+            provided: dict[str, Any] = {**project.params,
+                                        **{n: project.path(p) for n, p in project.references.items()}}
+            static = plan.run_static(provided)
+            pending = [e for e in pending if plan.wants(e.name, static) is None]
+    except ChuteError:
+        pass  # a miswired pipeline: the run will say so; count every new file
+    return [e.name for e in pending]
+
+
+def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | None:
+    """What the ledger knows of `chute watch` and other triggers: workers holding a live lease
+    (chute.workers, when present) and the latest run an event started. None when this
+    pipeline has never run on an event and has no workers table."""
+    workers = None
+    if table_exists(conn, WORKERS):
+        workers = int(conn.execute("SELECT count(*) FROM chute.workers WHERE pipeline = %s AND expires_at > now()",
+                                   (pipeline,)).fetchone()[0])
+    last = None
+    if ledger.schema_exists(conn):
+        with conn.cursor(row_factory=dict_row) as cur:
+            last = cur.execute("SELECT run_id, trigger, status, started_at FROM chute.runs WHERE pipeline = %s"
+                               " AND trigger NOT IN ('manual', 'ui', 'replay') ORDER BY run_id DESC LIMIT 1",
+                               (pipeline,)).fetchone()
+    if workers is None and last is None:
+        return None
+    state = "loading now" if workers else ("idle" if last else "no event-started run yet")
+    return {"state": state, "active_workers": workers or 0, "last_event_run": last}
+
+
+def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
+    """File names whose latest version failed (as ledger.failed_files lists them)."""
+    return int(conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
+        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
+
+
+def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
+    """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
+    has_ledger = ledger.schema_exists(conn)
+    counts = ledger.file_counts(conn, project.name) if has_ledger else {}
+    failed = _failed_count(conn, project.name) if has_ledger else 0
+    rejected = count_for_pipeline(conn, REJECTS, project.name)
+    return {
+        "pipeline": project.name,
+        "files": counts,
+        "pending": len(pending_files(project, conn)),
+        "failed": failed,
+        "loaded": counts.get("loaded", 0) + counts.get("loaded_with_rejects", 0),
+        "rejects": rejected,
+        "dead_letters": count_for_pipeline(conn, DEAD_LETTERS, project.name),
+        "watch": watch_status(conn, project.name),
+    }
+
+
+def overview_line(numbers: dict[str, Any]) -> str:
+    """One line of rich markup for `chute status`: the overview's numbers, features in use only."""
+    def part(n: int, label: str, colour: str) -> str:
+        return f"[bold {colour}]{n:,}[/] {label}" if n else f"{n:,} {label}"
+
+    parts = [part(numbers["pending"], "pending", "cyan"), part(numbers["failed"], "failed", "red")]
+    if numbers["rejects"] is not None:
+        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow"))
+    if numbers["dead_letters"] is not None:
+        parts.append(part(numbers["dead_letters"], "dead letters", "red"))
+    if numbers["watch"] is not None:
+        watch, last = numbers["watch"], numbers["watch"]["last_event_run"]
+        parts.append(f"triggers: {watch['state']}" + (f" (last: run {last['run_id']} by {last['trigger']}, "
+                                                      f"{last['status']})" if last else ""))
+    return "  " + " · ".join(parts)

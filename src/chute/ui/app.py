@@ -1,0 +1,328 @@
+"""The dashboard: a FastAPI app over one project's ledger, rendered with Jinja2 and htmx.
+
+Pages read the database through queries.py (read-only connections). The two actions,
+replaying quarantined rows and retrying failed files, are POSTs with a CSRF token and go
+through the same code paths as `chute replay` and `chute run --retry-failed`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from urllib.parse import urlencode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..db.postgres import redact
+from ..errors import ChuteError, DatabaseError
+from ..overview import overview
+from ..project import Project, load_project
+from . import queries as q
+from .filters import install_filters
+from .security import Guard
+from .svg import daily_chart, graph_svg, pipeline_graph
+
+HERE = Path(__file__).parent
+REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id")
+LOG_LIMIT = 256 * 1024  # bytes of a run log shown on its page
+
+
+class Dashboard:
+    """What every page needs: the project, the database URL and the running actions."""
+
+    def __init__(self, project: Project, db_url: str):
+        self.project = project
+        self.db_url = db_url
+        self.action_lock = threading.Lock()
+        self.action: dict[str, Any] | None = None  # the last action started from the dashboard
+
+    def conn(self):
+        return q.connect_readonly(self.db_url)
+
+    def current(self) -> Project:
+        """The project as chute.toml says now: a user fixes a contract, then replays from the page."""
+        try:
+            self.project = load_project(self.project.root)
+        except ChuteError:
+            pass  # half-edited chute.toml: keep showing the last good one
+        return self.project
+
+
+def create_app(project: Project, db_url: str, *, token: str | None = None, secure_cookies: bool = False) -> FastAPI:
+    app = FastAPI(title=f"chute: {project.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    board = Dashboard(project, db_url)
+    app.state.board = board
+    templates = Jinja2Templates(directory=HERE / "templates")
+    install_filters(templates.env)
+    app.add_middleware(Guard, token=token, secure_cookies=secure_cookies)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        context.update(project=project, version=__version__, database=redact(db_url),
+                       csrf_token=request.state.csrf_token, action=board.action,
+                       nav=context.get("nav", name.split(".")[0].split("_")[0]))
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    @app.exception_handler(DatabaseError)
+    async def database_down(request: Request, exc: DatabaseError):
+        return render(request, "error.html", 503, message=redact(str(exc)), nav="")
+
+    # -- overview ------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request):
+        with board.conn() as conn:
+            numbers = overview(project, conn)
+            ledger = q.has_ledger(conn)
+            days = q.daily(conn, project.name) if ledger else []
+            recent = q.runs(conn, project.name, limit=5) if ledger else []
+        return render(request, "overview.html", numbers=numbers, chart=daily_chart(days) if days else None,
+                    days=days, recent=recent, ledger=ledger)
+
+    # -- runs ----------------------------------------------------------------------------
+    @app.get("/runs", response_class=HTMLResponse)
+    def runs(request: Request, status: str | None = None, page: int = 0):
+        with board.conn() as conn:
+            rows = q.runs(conn, project.name, status=status or None, page=page) if q.has_ledger(conn) else []
+        return render(request, "runs.html", runs=rows, status=status or "", page=page, more=len(rows) == q.PAGE)
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: int):
+        with board.conn() as conn:
+            run = q.run(conn, project.name, run_id) if q.has_ledger(conn) else None
+            if run is None:
+                raise HTTPException(404, f"no run {run_id} of {project.name}")
+            files = q.files_of_run(conn, project.name, run_id)
+            rejected = (q.reject_count(conn, project.name, {"run_id": run_id})
+                        if q.rejects_present(conn) and "run_id" in q.reject_columns(conn) else None)
+            log = _run_log(project, run_id)
+            notifications = _notifications(conn, run, log)
+        details = run["details"] or {}
+        timings = sorted(((k, float(v)) for k, v in (details.get("timings") or {}).items()), key=lambda kv: -kv[1])
+        return render(request, "run.html", run=run, files=files, timings=timings, rejected=rejected,
+                    notifications=notifications, log=log,
+                    other_details={k: v for k, v in details.items() if k not in ("timings", "notifications")},
+                    nav="runs")
+
+    # -- files ---------------------------------------------------------------------------
+    @app.get("/files", response_class=HTMLResponse)
+    def files(request: Request, search: str = "", status: str | None = None, page: int = 0):
+        text = search.strip()
+        with board.conn() as conn:
+            rows = (q.files(conn, project.name, search=text, status=status or None, page=page)
+                    if q.has_ledger(conn) else [])
+        context = dict(files=rows, search=text, status=status or "", states=q.FILE_STATES, page=page,
+                       more=len(rows) == q.PAGE)
+        if request.headers.get("hx-request") and request.headers.get("hx-target") == "file-rows":
+            return render(request, "files_rows.html", **context, nav="files")
+        return render(request, "files.html", **context)
+
+    @app.get("/files/{file_id}", response_class=HTMLResponse)
+    def file_page(request: Request, file_id: int):
+        with board.conn() as conn:
+            f = q.file(conn, project.name, file_id) if q.has_ledger(conn) else None
+            if f is None:
+                raise HTTPException(404, f"no file {file_id} in the ledger of {project.name}")
+            versions = q.versions_of(conn, project.name, f["name"])
+            present = q.rejects_present(conn) and "file_id" in q.reject_columns(conn)
+            rejects = q.rejects(conn, project.name, {"file_id": file_id}, limit=100) if present else []
+            reject_total = q.reject_count(conn, project.name, {"file_id": file_id}) if present else 0
+        return render(request, "file.html", file=f, versions=versions, rejects=rejects, reject_total=reject_total,
+                    rejects_present=present, nav="files")
+
+    # -- quarantine ----------------------------------------------------------------------
+    def reject_filters(params) -> dict[str, Any]:
+        """The quarantine's filters from a query string or a form: file, column, check, reason, state, ids."""
+        out: dict[str, Any] = {k: str(params.get(k, "")).strip() for k in REJECT_FILTERS}
+        for key in ("file_id", "run_id"):
+            out[key] = int(out[key]) if out[key].isdigit() else None
+        return out
+
+    @app.get("/quarantine", response_class=HTMLResponse)
+    def quarantine(request: Request, page: int = 0, replayed: str = ""):
+        filters = reject_filters(request.query_params)
+        with board.conn() as conn:
+            present = q.rejects_present(conn)
+            rows = q.rejects(conn, project.name, filters, page=page) if present else []
+            total = q.reject_count(conn, project.name, filters) if present else 0
+            facets = q.reject_facets(conn, project.name) if present else {}
+            columns = _reject_display_columns(q.reject_columns(conn)) if present else []
+        return render(request, "quarantine.html", present=present, rejects=rows, total=total, facets=facets,
+                      filters=filters, columns=columns, page=page, more=len(rows) == q.PAGE,
+                      replay_available=_replay_function() is not None, replayed=replayed)
+
+    @app.get("/quarantine.csv")
+    def quarantine_csv(request: Request):
+        filters = reject_filters(request.query_params)
+
+        def rows() -> Iterator[str]:
+            with board.conn() as conn:
+                if not q.rejects_present(conn):
+                    return
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                first = True
+                for row in q.rejects(conn, project.name, filters, limit=None):
+                    if first:
+                        writer.writerow(row.keys())
+                        first = False
+                    writer.writerow([json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
+                                     for v in row.values()])
+                    if buffer.tell() > 1 << 16:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                yield buffer.getvalue()
+
+        return StreamingResponse(rows(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{project.name}-rejects.csv"'})
+
+    @app.post("/quarantine/replay")
+    async def quarantine_replay(request: Request):
+        form = await request.form()
+        _check_csrf(request, str(form.get("csrf_token", "")))
+        replay = _replay_function()
+        if replay is None:
+            raise HTTPException(501, "this chute has no quarantine replay")
+        # Exactly the pending rejects the page shows, by id: the same path as `chute replay --id`.
+        with board.conn() as conn:
+            ids = q.reject_ids(conn, project.name, {**reject_filters(form), "replay_state": "pending"})
+        if not ids:
+            message = "nothing to replay: no pending rejected row matches these filters"
+        else:
+            try:
+                result = await run_in_threadpool(lambda: replay(board.current(), db_url, ids=ids))
+                message = _describe_replay(result, len(ids))
+            except ChuteError as exc:
+                message = f"replay failed, nothing was loaded: {redact(str(exc))}"
+        kept = {k: v for k, v in form.items() if k in REJECT_FILTERS and v}
+        return RedirectResponse(f"/quarantine?{urlencode({**kept, 'replayed': message[:400]})}", status_code=303)
+
+    # -- actions -------------------------------------------------------------------------
+    @app.post("/actions/retry")
+    def retry_failed(request: Request, csrf_token: str = Form("")):
+        """Start `chute run --retry-failed` in the background; the runs page shows it."""
+        _check_csrf(request, csrf_token)
+        with board.action_lock:
+            if board.action and board.action.get("state") == "running":
+                return RedirectResponse("/runs", status_code=303)
+            board.action = {"name": "retry failed files", "state": "running"}
+        threading.Thread(target=_retry, args=(board,), daemon=True, name="chute-ui-retry").start()
+        return RedirectResponse("/runs", status_code=303)
+
+    # -- pipeline ------------------------------------------------------------------------
+    @app.get("/pipeline", response_class=HTMLResponse)
+    def pipeline(request: Request):
+        from ..runner import build_plan
+
+        project = board.current()
+        with board.conn() as conn:
+            timings = q.latest_timings(conn, project.name) if q.has_ledger(conn) else {}
+        try:
+            plan = build_plan(project)
+        except ChuteError as exc:
+            return render(request, "pipeline.html", error=redact(str(exc)), graph=None, plan=None, timings=timings)
+        tables = {name: f"{t.schema_}.{name}" for name, t in project.tables.items()}
+        graph = pipeline_graph(plan, set(project.references), set(project.params), tables,
+                               lambda node: f"/runs/{timings[node]['run_id']}#node-{node}" if node in timings else None)
+        nodes = [(n, "once per run" if n in plan.static else "per batch") for n in [*plan.static, *plan.batch]]
+        return render(request, "pipeline.html", error=None, graph=graph_svg(graph), plan=plan, nodes=nodes,
+                      timings=timings)
+
+    # -- tables --------------------------------------------------------------------------
+    @app.get("/tables", response_class=HTMLResponse)
+    def tables(request: Request):
+        project = board.current()
+        infos = []
+        with board.conn() as conn:
+            for name, t in project.tables.items():
+                infos.append({"name": name, "schema": t.schema_, "mode": t.mode, "primary_key": t.primary_key,
+                              "declared": t.columns, **q.table_info(conn, t.schema_, name)})
+        return render(request, "tables.html", tables=infos)
+
+    return app
+
+
+def _check_csrf(request: Request, value: str) -> None:
+    if not request.state.csrf_ok(value):
+        raise HTTPException(403, "the form is stale or did not come from this dashboard (CSRF check): reload the page")
+
+
+def _retry(board: Dashboard) -> None:
+    from ..runner import Runner
+
+    try:
+        summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=True).run()
+        board.action = {"name": "retry failed files", "state": summary.status, "run_id": summary.run_id,
+                        "error": redact(summary.error) if summary.error else None}
+    except ChuteError as exc:
+        board.action = {"name": "retry failed files", "state": "failed", "error": redact(str(exc))}
+
+
+def _run_log(project: Project, run_id: int) -> dict[str, Any] | None:
+    """logs/run-<id>.json of the project (or its [run_log] folder), when the run wrote one;
+    shown redacted and size-capped, with its parsed document when it is JSON."""
+    config = getattr(project, "run_log", None)
+    folder = project.path(getattr(config, "folder", None) or "logs")
+    path = folder / f"run-{run_id}.json"
+    if not path.is_file():
+        return None
+    data = path.read_bytes()[:LOG_LIMIT].decode("utf-8", "replace")
+    try:
+        document = json.loads(data)
+        text = json.dumps(document, indent=2, default=str)
+    except json.JSONDecodeError:
+        document, text = None, data
+    return {"path": str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path),
+            "text": redact(text), "truncated": path.stat().st_size > LOG_LIMIT,
+            "document": document if isinstance(document, dict) else {}}
+
+
+def _notifications(conn, run: dict, log: dict[str, Any] | None) -> list[dict]:
+    """Notifications recorded for a run: in its details, its run log, or chute.notifications."""
+    found: list[dict] = []
+    for recorded in ((run.get("details") or {}).get("notifications"), (log or {}).get("document", {}).get("notifications")):
+        if isinstance(recorded, dict):
+            recorded = [recorded]
+        found += [dict(n) if isinstance(n, dict) else {"notification": str(n)} for n in recorded or []]
+    if q.table_exists(conn, "notifications") and "run_id" in q.columns_of(conn, "notifications"):
+        from psycopg import sql
+        from psycopg.rows import dict_row
+
+        with conn.cursor(row_factory=dict_row) as cur:
+            found += cur.execute(sql.SQL("SELECT * FROM {} WHERE run_id = %s ORDER BY 1").format(
+                sql.Identifier("chute", "notifications")), (run["run_id"],)).fetchall()
+    return [{k: redact(str(v)) for k, v in n.items()} for n in found]
+
+
+def _reject_display_columns(cols: set[str]) -> list[str]:
+    preferred = ["file_name", "line_number", "column_name", "check_name", "reason", "value", "raw_record",
+                 "replay_state", "run_id", "created_at"]
+    return [c for c in preferred if c in cols or c == "file_name" and "file_id" in cols]
+
+
+def _replay_function():
+    """chute.quality's replay, the same path `chute replay` takes (absent until that feature lands)."""
+    try:
+        from ..quality.replay import replay
+    except ImportError:
+        return None
+    return replay
+
+
+def _describe_replay(result: Any, selected: int) -> str:
+    files = getattr(result, "files", [])
+    replayed = sum(f.get("records_replayed", 0) for f in files)
+    rows = sum(f.get("rows_loaded", 0) for f in files)
+    still = sum(f.get("records_still_failing", 0) for f in files)
+    return (f"replay run {getattr(result, 'run_id', '?')}: {replayed:,} record(s) replayed, {rows:,} row(s) loaded, "
+            f"{still:,} still failing (kept in quarantine); {selected:,} reject(s) selected")

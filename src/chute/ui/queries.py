@@ -1,0 +1,241 @@
+"""Read-only SQL for the dashboard, over the ledger (schema `chute`) and the target tables.
+
+Every connection is opened read-only (default_transaction_read_only) with a statement
+timeout, so no page can change data or hang on a big table. Identifiers go through
+psycopg.sql; values are parameters. Tables other features add (chute.rejects,
+chute.dead_letters) are optional: absent means an empty page, not an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from ..db.postgres import existing_columns, qualified, redact
+from ..errors import DatabaseError
+from ..overview import REJECTS, columns_of, table_exists
+
+PAGE = 50  # rows per list page
+STATEMENT_TIMEOUT_MS = 15_000
+
+
+def connect_readonly(url: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10,
+                               options=f"-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS}")
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+
+
+def _all(conn: psycopg.Connection, query: sql.Composable | str, params: Any = None) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _one(conn: psycopg.Connection, query: sql.Composable | str, params: Any = None) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def has_ledger(conn: psycopg.Connection) -> bool:
+    return table_exists(conn, "files") and table_exists(conn, "runs")
+
+
+# -- overview -------------------------------------------------------------------------------
+def daily(conn: psycopg.Connection, pipeline: str, days: int = 30) -> list[dict]:
+    """Rows loaded, files failed and runs per day for the last `days` days (days without runs: 0)."""
+    return _all(conn, """
+        SELECT d::date AS day,
+               coalesce(sum(r.rows_loaded), 0)::bigint AS rows_loaded,
+               coalesce(sum(r.files_failed), 0)::bigint AS files_failed,
+               count(r.run_id)::int AS runs,
+               count(r.run_id) FILTER (WHERE r.status = 'failed')::int AS runs_failed
+          FROM generate_series(current_date - (%(days)s - 1), current_date, interval '1 day') AS d
+          LEFT JOIN chute.runs r ON r.pipeline = %(p)s AND r.started_at::date = d::date
+         GROUP BY d ORDER BY d""", {"p": pipeline, "days": days})
+
+
+# -- runs -----------------------------------------------------------------------------------
+RUN_COLUMNS = sql.SQL("""run_id, trigger, status, started_at, ended_at,
+    extract(epoch FROM coalesce(ended_at, now()) - started_at)::float AS seconds,
+    files_seen, files_loaded, files_failed, files_skipped, rows_read, rows_loaded, rows_rejected,
+    error, host, chute_version""")
+
+
+def runs(conn: psycopg.Connection, pipeline: str, *, status: str | None = None, page: int = 0,
+         limit: int = PAGE) -> list[dict]:
+    where = sql.SQL("pipeline = %(p)s") + (sql.SQL(" AND status = %(s)s") if status else sql.SQL(""))
+    return _all(conn, sql.SQL("SELECT {} FROM chute.runs WHERE {} ORDER BY run_id DESC LIMIT %(n)s OFFSET %(o)s")
+                .format(RUN_COLUMNS, where), {"p": pipeline, "s": status, "n": limit, "o": page * limit})
+
+
+def run(conn: psycopg.Connection, pipeline: str, run_id: int) -> dict | None:
+    return _one(conn, sql.SQL("SELECT {}, details FROM chute.runs WHERE pipeline = %s AND run_id = %s")
+                .format(RUN_COLUMNS), (pipeline, run_id))
+
+
+def latest_timings(conn: psycopg.Connection, pipeline: str) -> dict[str, dict]:
+    """Per node (or stage): the latest run that timed it and the seconds it took there."""
+    rows = _all(conn, """
+        SELECT DISTINCT ON (t.name) t.name, r.run_id, t.seconds::float AS seconds
+          FROM chute.runs r, jsonb_each_text(coalesce(r.details->'timings', '{}'::jsonb)) AS t(name, seconds)
+         WHERE r.pipeline = %s ORDER BY t.name, r.run_id DESC""", (pipeline,))
+    return {r["name"]: r for r in rows}
+
+
+def files_of_run(conn: psycopg.Connection, pipeline: str, run_id: int) -> list[dict]:
+    return _all(conn, "SELECT file_id, name, status, size, rows_read, rows_loaded, rows_rejected, error"
+                " FROM chute.files WHERE pipeline = %s AND run_id = %s ORDER BY name LIMIT 1000", (pipeline, run_id))
+
+
+# -- files ----------------------------------------------------------------------------------
+FILE_STATES = ("loaded", "loaded_with_rejects", "failed", "skipped")
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def files(conn: psycopg.Connection, pipeline: str, *, search: str = "", status: str | None = None, page: int = 0,
+          limit: int = PAGE) -> list[dict]:
+    where = sql.SQL("pipeline = %(p)s")
+    if search:
+        where += sql.SQL(" AND (name ILIKE %(q)s OR sha256 ILIKE %(q)s)")
+    if status:
+        where += sql.SQL(" AND status = %(s)s")
+    return _all(conn, sql.SQL(
+        "SELECT file_id, name, status, size, sha256, rows_read, rows_loaded, rows_rejected, run_id, attempts,"
+        " updated_at, error FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
+        " LIMIT %(n)s OFFSET %(o)s").format(where),
+        {"p": pipeline, "q": _like(search), "s": status, "n": limit, "o": page * limit})
+
+
+def file(conn: psycopg.Connection, pipeline: str, file_id: int) -> dict | None:
+    return _one(conn, "SELECT * FROM chute.files WHERE pipeline = %s AND file_id = %s", (pipeline, file_id))
+
+
+def versions_of(conn: psycopg.Connection, pipeline: str, name: str) -> list[dict]:
+    """Every version of a file name (each with the run that last settled it) with that run's row."""
+    return _all(conn, """
+        SELECT f.file_id, f.sha256, f.size, f.status, f.rows_loaded, f.rows_rejected, f.attempts, f.error,
+               f.first_seen_at, f.updated_at, r.run_id, r.trigger, r.status AS run_status, r.started_at
+          FROM chute.files f LEFT JOIN chute.runs r ON r.run_id = f.run_id
+         WHERE f.pipeline = %s AND f.name = %s ORDER BY f.updated_at DESC""", (pipeline, name))
+
+
+# -- quarantine (chute.rejects, when the quality feature created it) -------------------------
+def rejects_present(conn: psycopg.Connection) -> bool:
+    return table_exists(conn, REJECTS)
+
+
+def reject_columns(conn: psycopg.Connection) -> set[str]:
+    return columns_of(conn, REJECTS)
+
+
+REJECT_EQUAL_FILTERS = ("file_id", "run_id", "column_name", "check_name", "replay_state")
+
+
+def _reject_filter(cols: set[str], pipeline: str, filters: dict[str, Any]) -> tuple[sql.Composable, dict]:
+    where = [sql.SQL("TRUE")]
+    params: dict[str, Any] = {"p": pipeline}
+    if "pipeline" in cols:
+        where.append(sql.SQL("r.pipeline = %(p)s"))
+    for key in REJECT_EQUAL_FILTERS:
+        value = filters.get(key)
+        if value not in (None, "") and key in cols:
+            where.append(sql.SQL("r.{} = %({})s").format(sql.Identifier(key), sql.SQL(key)))
+            params[key] = value
+    if filters.get("reason") and "reason" in cols:
+        where.append(sql.SQL("r.reason ILIKE %(reason)s"))
+        params["reason"] = _like(filters["reason"])
+    if filters.get("file"):
+        where.append(sql.SQL("r.file_name ILIKE %(file)s" if "file_name" in cols else "f.name ILIKE %(file)s"))
+        params["file"] = _like(filters["file"])
+    return sql.SQL(" AND ").join(where), params
+
+
+def _rejects_from(cols: set[str]) -> sql.Composable:
+    if "file_name" not in cols and "file_id" in cols:
+        return sql.SQL("chute.rejects r LEFT JOIN chute.files f ON f.file_id = r.file_id")
+    return sql.SQL("chute.rejects r")
+
+
+def rejects(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any], *, page: int = 0,
+            limit: int | None = PAGE) -> list[dict]:
+    cols = reject_columns(conn)
+    where, params = _reject_filter(cols, pipeline, filters)
+    name = sql.SQL(", f.name AS file_name") if "file_name" not in cols and "file_id" in cols else sql.SQL("")
+    newest = next((c for c in ("reject_id", "id", "created_at") if c in cols), None)
+    order = sql.SQL("r.{} DESC").format(sql.Identifier(newest)) if newest else sql.SQL("1")
+    query = sql.SQL("SELECT r.*{} FROM {} WHERE {} ORDER BY {}").format(name, _rejects_from(cols), where, order)
+    if limit is not None:
+        query += sql.SQL(" LIMIT %(n)s OFFSET %(o)s")
+        params.update(n=limit, o=page * limit)
+    return _all(conn, query, params)
+
+
+def reject_ids(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> list[int]:
+    """The ids of the rejects a filter shows: what a replay from the page acts on, exactly."""
+    cols = reject_columns(conn)
+    where, params = _reject_filter(cols, pipeline, filters)
+    return [r["reject_id"] for r in _all(conn, sql.SQL("SELECT r.reject_id FROM {} WHERE {} ORDER BY 1")
+                                         .format(_rejects_from(cols), where), params)]
+
+
+def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
+    """The values the quarantine filters offer: columns, checks, reasons and replay states present."""
+    cols = reject_columns(conn)
+    where, params = _reject_filter(cols, pipeline, {})
+    out: dict[str, list] = {}
+    for key in ("column_name", "check_name", "reason", "replay_state"):
+        if key in cols:
+            out[key] = [r["v"] for r in _all(conn, sql.SQL(
+                "SELECT DISTINCT r.{} AS v FROM chute.rejects r WHERE {} AND r.{} IS NOT NULL ORDER BY 1 LIMIT 200")
+                .format(sql.Identifier(key), where, sql.Identifier(key)), params)]
+    return out
+
+
+def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
+    cols = reject_columns(conn)
+    where, params = _reject_filter(cols, pipeline, filters)
+    return int(_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(_rejects_from(cols), where),
+                    params)["n"])
+
+
+# -- target tables --------------------------------------------------------------------------
+def table_info(conn: psycopg.Connection, schema: str, table: str, preview: int = 20) -> dict[str, Any]:
+    """Columns, row count and the most recently written rows of one target table."""
+    columns = existing_columns(conn, schema, table)
+    if columns is None:
+        return {"exists": False, "columns": {}, "rows": None, "estimated": False, "preview": []}
+    name = qualified(schema, table)
+    count, estimated = _row_count(conn, schema, table, name)
+    return {"exists": True, "columns": columns, "rows": count, "estimated": estimated,
+            "preview": _recent_rows(conn, schema, table, name, preview)}
+
+
+def _row_count(conn, schema: str, table: str, name: sql.Composable) -> tuple[int, bool]:
+    estimate = _one(conn, "SELECT c.reltuples::bigint AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+                    " WHERE s.nspname = %s AND c.relname = %s", (schema, table))
+    if estimate and estimate["n"] > 5_000_000:  # counting would scan it all: PostgreSQL's estimate is enough
+        return int(estimate["n"]), True
+    return int(_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(name))["n"]), False
+
+
+def _recent_rows(conn, schema: str, table: str, name: sql.Composable, limit: int) -> list[dict]:
+    """The last rows physically written: a TID range scan over the table's last pages, widened
+    until enough rows show up (new rows go at the end of the heap; no full scan of a big table)."""
+    pages = _one(conn, "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS n"
+                 " FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = %s"
+                 " AND c.relname = %s", (schema, table))["n"]
+    span = 8
+    while True:
+        start = max(0, pages - span)
+        rows = _all(conn, sql.SQL("SELECT * FROM {} WHERE ctid >= %s::tid ORDER BY ctid DESC LIMIT %s")
+                    .format(name), (f"({start},0)", limit))
+        if len(rows) >= limit or start == 0:
+            return rows
+        span *= 8
