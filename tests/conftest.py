@@ -17,6 +17,8 @@ from chute.cli import main
 from chute.db.embedded import EmbeddedPostgres
 from chute.scaffold import create_project
 
+pytest_plugins = ["fixtures_deploy_aws"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

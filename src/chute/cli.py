@@ -280,6 +280,11 @@ def db_url_cmd(project_dir: Path) -> None:
     click.echo(_embedded(project_dir).start())
 
 
+from .cli_deploy import deploy as _deploy  # noqa: E402  (chute deploy ...)
+
+main.add_command(_deploy)
+
+
 if __name__ == "__main__":
     main()
 
