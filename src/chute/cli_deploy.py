@@ -60,7 +60,7 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
             colour = {"passed": "green", "failed": "red"}.get(r["status"], "yellow")
             out.print(f"  [{colour}]{r['status']:>11}[/]  {r['tool']}: {r['summary']}", highlight=False)
             for line in r["findings"][:40]:
-                out.print(f"               {line}", highlight=False, markup=False)
+                out.print(f"               {line}", highlight=False, markup=False, soft_wrap=True)
         if not check:
             out.print(f"Next: cd {target} && sam build && sam deploy --guided   (or --check to validate offline)",
                       highlight=False)

@@ -275,8 +275,14 @@ def database_url() -> str:
     from urllib.parse import quote
 
     secret = json.loads(client("secretsmanager").get_secret_value(SecretId=setting("db_secret"))["SecretString"])
+    # RDS's own managed secret (the Terraform stack) holds only the user and password: the rest comes
+    # from the environment there.
+    host = secret.get("host") or os.environ.get("CHUTE_DB_HOST")
+    dbname = secret.get("dbname") or os.environ.get("CHUTE_DB_NAME") or "postgres"
+    if not host:
+        raise ChuteError("the database secret has no host and $CHUTE_DB_HOST is not set")
     return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-            f"@{secret['host']}:{secret.get('port', 5432)}/{quote(secret.get('dbname') or 'postgres', safe='')}")
+            f"@{host}:{secret.get('port', 5432)}/{quote(dbname, safe='')}")
 
 
 def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
