@@ -11,7 +11,7 @@ from conftest import STOCK_FILES, TOP_FILES
 from chute.cli import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
-            ["db", "url"]]
+            ["db", "url"], ["deploy"], ["deploy", "aws"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -7,8 +7,12 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
 
-from .cli import EXIT_FILES_FAILED, err, out
+# Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
+out = Console()
+err = Console(stderr=True)
+EXIT_CHECKS_FAILED = 1
 
 
 @click.group()
@@ -67,4 +71,4 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
     if failed:
         if not as_json:
             err.print("[bold red]checks failed[/]")
-        sys.exit(EXIT_FILES_FAILED)
+        sys.exit(EXIT_CHECKS_FAILED)
