@@ -1,10 +1,11 @@
 # chute: `make demo` and `make test` work on a fresh machine (they install what they need).
 VENV   ?= .venv
+IAC_VENV ?= .venv-iac
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install postgres chromium demo test bench clean
+.PHONY: install iac postgres chromium demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +14,14 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# cfn-lint, sam, checkov and python-hcl2 for `chute deploy aws --check`, apart from chute's own packages.
+$(IAC_VENV)/.installed: scripts/iac-requirements.txt
+	test -x $(IAC_VENV)/bin/python || $(PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/iac-requirements.txt
+	touch $@
+
+iac: $(IAC_VENV)/.installed
 
 # PostgreSQL server binaries for the embedded cluster (Debian/Ubuntu: apt-get).
 postgres:
@@ -30,7 +39,7 @@ demo: install postgres
 	@echo
 	@echo "Rows are in PostgreSQL: psql \"\$$($(BIN)/chute db url -p $(DEMO))\" -c 'select count(*) from historical_stocks_data'"
 
-test: install postgres chromium
+test: install postgres chromium iac
 	$(BIN)/pytest
 
 bench: install postgres

@@ -15,6 +15,7 @@ COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["
             ["rejects"], ["rejects", "list"], ["rejects", "show"], ["rejects", "export"], ["replay"]]
 COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
 COMMANDS += [["ui"]]
+COMMANDS += [["deploy"], ["deploy", "aws"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -292,17 +292,12 @@ if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli,
 
     _registered()
 
-from .cli_watch import dlq, watch  # noqa: E402  (chute watch, chute dlq)
-
-main.add_command(watch), main.add_command(dlq)
-from .cli_s3 import s3  # noqa: E402  (chute s3 setup/drain/dead-letters/redrive)
-
-main.add_command(s3)
+# Commands that live in their own modules.
 from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
-from .cli_ui import ui  # noqa: E402  (the dashboard command lives in its own module)
+from .cli_deploy import deploy  # noqa: E402
+from .cli_s3 import s3  # noqa: E402
+from .cli_ui import ui  # noqa: E402
+from .cli_watch import dlq, watch  # noqa: E402
 
-main.add_command(ui)
-
-if __name__ == "__main__":
-    main()
-
+for _command in (watch, dlq, s3, ui, deploy):
+    main.add_command(_command)

@@ -1,0 +1,74 @@
+"""`chute deploy aws`: render the project's AWS deployment, and check it offline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+# Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
+out = Console()
+err = Console(stderr=True)
+EXIT_CHECKS_FAILED = 1
+
+
+@click.group()
+def deploy() -> None:
+    """Render what is needed to run the project's pipeline on a cloud (see docs/deploy-aws.md)."""
+
+
+@deploy.command("aws")
+@click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="The project folder (holding chute.toml).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the deployment. Default: PROJECT/infra.")
+@click.option("--check", is_flag=True,
+              help="Then validate it offline: cfn-lint and sam validate on the template, terraform fmt -check "
+                   "and checkov on the template and the Terraform. Exit 1 on any finding.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of text.")
+def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> None:
+    """Render an AWS SAM template, a Dockerfile and Terraform modules from the project.
+
+    \b
+    The stack: a landing bucket whose new objects (or .SUCCESS markers) start one Step
+    Functions execution each; the pipeline's nodes as Lambda tasks of one container image;
+    a load function in the VPC with the same exactly-once loader and ledger; SNS
+    notifications, dead-letter queues, CloudWatch alarms, and optionally RDS PostgreSQL.
+
+    \b
+    Then: cd infra && sam build && sam deploy --guided   (docs/deploy-aws.md)
+    """
+    from .deploy.aws.render import render
+    from .project import load_project
+
+    project = load_project(project_dir)
+    target = out_dir or project.root / "infra"
+    report = render(project, target)
+    failed = False
+    if check:
+        from .deploy.aws.check import run_checks
+
+        results = run_checks(target)
+        report["checks"] = [r.to_dict() for r in results]
+        failed = any(r.status == "failed" for r in results)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        out.print(f"Rendered {len(report['files'])} files and the image sources into [bold]{report['out']}[/] "
+                  f"({len(report['nodes'])} pipeline node(s), {report['state_machine_states']} top-level states)",
+                  highlight=False)
+        for r in report.get("checks", []):
+            colour = {"passed": "green", "failed": "red"}.get(r["status"], "yellow")
+            out.print(f"  [{colour}]{r['status']:>11}[/]  {r['tool']}: {r['summary']}", highlight=False)
+            for line in r["findings"][:40]:
+                out.print(f"               {line}", highlight=False, markup=False, soft_wrap=True)
+        if not check:
+            out.print(f"Next: cd {target} && sam build && sam deploy --guided   (or --check to validate offline)",
+                      highlight=False)
+    if failed:
+        if not as_json:
+            err.print("[bold red]checks failed[/]")
+        sys.exit(EXIT_CHECKS_FAILED)

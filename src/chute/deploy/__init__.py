@@ -1,0 +1,1 @@
+"""Deployment targets: render what is needed to run a project's pipeline elsewhere (aws/)."""

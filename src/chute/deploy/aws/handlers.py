@@ -1,0 +1,347 @@
+"""Lambda entry points. Each is a thin wrapper over the code `chute run` uses:
+
+    trigger  S3 event (direct, via SQS, via EventBridge) or a .SUCCESS marker
+             -> one Step Functions execution per object version (see names.execution_name)
+    node     action prepare: head the batch's files, apply the pipeline's file filters
+             action read:    a landing file -> the input dataset as staged Parquet (formats.csv)
+             action node:    one pipeline node on staged Parquet -> staged Parquet (pipeline.py)
+    load     the staged table datasets -> PostgreSQL exactly once (staged_load.py: loader + ledger)
+    notify   the run's outcome -> SNS; a failed batch -> the failed-runs queue
+
+Configuration comes from environment variables set by the template (model.ENVIRONMENT).
+Errors worth a retry are raised as TransientError, which the state machine retries with
+backoff; a bad file is never an exception here: it is recorded and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import json
+import os
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+import pyarrow as pa
+
+from ...errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
+from ...formats import read_source
+from ...quality.records import numbered
+from ...pipeline import _run_node
+from ...project import Project, load_project
+from ...runner import _frame_of, build_plan
+from ...sources.base import FileEntry, is_ignored
+from .model import ENVIRONMENT, MARKER
+from .names import execution_name
+from .staging import Staging, file_slug
+
+
+class TransientError(Exception):
+    """Worth another try (the state machine retries it with backoff): a service was briefly
+    unreachable, or another load holds the pipeline's lock."""
+
+
+# -- set-up shared by the handlers ---------------------------------------------------------------
+def setting(name: str, default: str | None = None) -> str:
+    value = os.environ.get(ENVIRONMENT[name], default)
+    if value is None:
+        raise ChuteError(f"${ENVIRONMENT[name]} is not set (the template sets it)")
+    return value
+
+
+@functools.cache
+def _project(folder: str) -> Project:
+    return load_project(folder)
+
+
+def project() -> Project:
+    return _project(setting("project_dir", "/var/task/project"))
+
+
+@functools.cache
+def _plan(folder: str):
+    return build_plan(_project(folder))
+
+
+def plan():
+    return _plan(setting("project_dir", "/var/task/project"))
+
+
+@functools.cache
+def _static(folder: str) -> dict[str, Any]:
+    """Once-per-run values (references, params, nodes that need no landing data), per container."""
+    p = _project(folder)
+    provided: dict[str, Any] = dict(p.params)
+    for name, relative in p.references.items():
+        provided[name] = p.path(relative)
+    return _plan(folder).run_static(provided)
+
+
+def static_values() -> dict[str, Any]:
+    return _static(setting("project_dir", "/var/task/project"))
+
+
+def client(service: str):
+    import boto3  # in the Lambda runtime; `pip install chute[aws]` elsewhere
+
+    return boto3.client(service)  # honours AWS_ENDPOINT_URL (tests point it at moto)
+
+
+def _transient(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
+
+    if isinstance(exc, BotoConnectionError):
+        return True
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        return code in ("Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "ServiceUnavailable",
+                        "InternalError", "TooManyRequestsException")
+    return False
+
+
+def _staging(event: dict[str, Any]) -> Staging:
+    return Staging(client("s3"), setting("staging_bucket"), setting("staging_prefix", "staging/"), event["batch_id"])
+
+
+def _name_of(key: str) -> str | None:
+    """The file's name in the ledger (its key under the landing prefix), or None outside it."""
+    prefix = setting("landing_prefix", "")
+    return key[len(prefix):] if key.startswith(prefix) else None
+
+
+def _wanted(key: str) -> bool:
+    name = _name_of(key)
+    if not name or any(is_ignored(part) for part in name.split("/")):
+        return False
+    return any(fnmatch.fnmatch(name.rsplit("/", 1)[-1], p) for p in project().landing.patterns)
+
+
+# -- trigger -------------------------------------------------------------------------------------
+def s3_objects(event: Any) -> list[tuple[str, str, str]]:
+    """(bucket, key, etag) of every object-created record in an event, however it came:
+    S3 notification, SQS message (of S3, SNS or EventBridge), EventBridge event."""
+    if isinstance(event, str):
+        try:
+            event = json.loads(event)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(event, dict):
+        return []
+    found: list[tuple[str, str, str]] = []
+    for record in event.get("Records") or []:
+        if "s3" in record:
+            if str(record.get("eventName", "")).startswith("ObjectCreated"):
+                s3 = record["s3"]
+                # S3 URL-encodes keys in notifications ('+' for a space).
+                found.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
+                              str(s3["object"].get("eTag", ""))))
+        elif "body" in record:  # SQS
+            found += s3_objects(record["body"])
+        elif "Sns" in record:
+            found += s3_objects(record["Sns"].get("Message", ""))
+    if event.get("Type") == "Notification" and "Message" in event:  # SNS envelope in an SQS body
+        found += s3_objects(event["Message"])
+    if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
+        detail = event["detail"]
+        found.append((detail["bucket"]["name"], unquote_plus(detail["object"]["key"]),
+                      str(detail["object"].get("etag", ""))))
+    return found  # anything else (s3:TestEvent, other notifications) starts nothing
+
+
+def _marker_batch(s3, bucket: str, marker_key: str) -> list[dict[str, Any]]:
+    folder = marker_key[: -len(MARKER)]
+    files = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+        for obj in page.get("Contents", []):
+            if _wanted(obj["Key"]):
+                files.append({"key": obj["Key"], "etag": obj["ETag"].strip('"'), "size": obj["Size"]})
+    return files
+
+
+def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Start one execution per new object (or per .SUCCESS marker, with the files of its folder)."""
+    s3, sfn = client("s3"), client("stepfunctions")
+    wait_for_marker = setting("wait_for_marker", "yes") == "yes"
+    report: dict[str, list[str]] = {"started": [], "duplicates": [], "ignored": []}
+    for bucket, key, etag in s3_objects(event):
+        if key.rsplit("/", 1)[-1] == MARKER:
+            files = _marker_batch(s3, bucket, key)
+            name = execution_name(bucket, key, etag, *sorted(f"{f['key']}@{f['etag']}" for f in files))
+        elif not wait_for_marker and _wanted(key):
+            files = [{"key": key, "etag": etag.strip('"'), "size": None}]
+            name = execution_name(bucket, key, etag)
+        else:
+            report["ignored"].append(key)
+            continue
+        if not files:
+            report["ignored"].append(key)
+            continue
+        batch = {"batch_id": name, "bucket": bucket, "event_key": key, "files": files}
+        try:
+            sfn.start_execution(stateMachineArn=setting("state_machine"), name=name, input=json.dumps(batch))
+            report["started"].append(name)
+        except sfn.exceptions.ExecutionAlreadyExists:
+            report["duplicates"].append(name)  # this object version already has its execution
+    return report
+
+
+# -- node ----------------------------------------------------------------------------------------
+def node(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    try:
+        action = event.get("action")
+        if action == "prepare":
+            return _prepare(event)
+        if action == "read":
+            return _read(event)
+        if action == "node":
+            return _node(event)
+        raise ChuteError(f"unknown action {action!r} (prepare, read or node)")
+    except Exception as exc:
+        if _transient(exc):
+            raise TransientError(str(exc)) from exc
+        raise
+
+
+def _prepare(event: dict[str, Any]) -> dict[str, Any]:
+    """Head each file (size, ETag, time) and apply the pipeline's file filters."""
+    s3 = client("s3")
+    wanted, excluded = [], []
+    current_plan = plan()
+    static = static_values() if current_plan.filters else {}
+    for f in event["files"]:
+        name = _name_of(f["key"]) or f["key"]
+        if current_plan.filters and current_plan.wants(name, static) is not None:
+            excluded.append(name)
+            continue
+        head = s3.head_object(Bucket=event["bucket"], Key=f["key"])
+        modified: datetime = head["LastModified"]
+        wanted.append({"key": f["key"], "name": name, "etag": head["ETag"].strip('"'), "size": head["ContentLength"],
+                       "mtime_ns": int(modified.timestamp() * 1_000_000_000), "slug": file_slug(f["key"])})
+    return {"files": wanted, "excluded": excluded}
+
+
+def _read(event: dict[str, Any]) -> dict[str, Any]:
+    """The landing file -> the pipeline's input dataset, staged; a bad file is recorded, not raised."""
+    f = event["file"]
+    staging = _staging(event)
+    p = project()
+    body = client("s3").get_object(Bucket=event["bucket"], Key=f["key"])["Body"].read()
+    sha = hashlib.sha256(body).hexdigest()
+    try:
+        frames = list(numbered(read_source(pa.py_buffer(body), p.source, int(p.source.batch_mb * (1 << 20)))))
+    except FileError as exc:
+        staging.put_meta(f["slug"], {"sha256": sha, "error": str(exc)})
+        return {"file": f["name"], "error": str(exc)}
+    import polars as pl
+
+    frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    frame = frame.with_columns(pl.lit(f["name"]).alias(p.source.file_column))
+    staging.put_frame(f["slug"], p.pipeline.input, frame)
+    staging.put_meta(f["slug"], {"sha256": sha, "rows_read": frame.height})
+    return {"file": f["name"], "rows": frame.height}
+
+
+def _node(event: dict[str, Any]) -> dict[str, Any]:
+    """One node on one file's staged inputs; its outputs staged in turn."""
+    f = event["file"]
+    staging = _staging(event)
+    meta = staging.get_meta(f["slug"])
+    if meta.get("error"):
+        return {"file": f["name"], "skipped": meta["error"]}
+    current_plan = plan()
+    the_node = next((n for n in current_plan.batch if n.name == event["node"]), None)
+    if the_node is None:
+        raise ChuteError(f"the pipeline has no per-batch node {event['node']!r}; render the deployment again")
+    staged = {current_plan.source} | {out for n in current_plan.batch for out in n.outputs}
+    values = dict(static_values())
+    for name in the_node.inputs:
+        if name in staged:
+            values[name] = staging.get_frame(f["slug"], name)
+    try:
+        _run_node(the_node, values, None)
+        for out in the_node.outputs:
+            staging.put_frame(f["slug"], out, _frame_of(values[out], out))
+    except TransformError as exc:
+        staging.put_meta(f["slug"], {**meta, "error": str(exc)})
+        return {"file": f["name"], "error": str(exc)}
+    return {"file": f["name"], "node": the_node.name}
+
+
+# -- load ----------------------------------------------------------------------------------------
+def database_url() -> str:
+    """The database's URL from its Secrets Manager secret (host, port, username, password, dbname:
+    the shape RDS and the template's generated secret have)."""
+    from urllib.parse import quote
+
+    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=setting("db_secret"))["SecretString"])
+    # RDS's own managed secret (the Terraform stack) holds only the user and password: the rest comes
+    # from the environment there.
+    host = secret.get("host") or os.environ.get("CHUTE_DB_HOST")
+    dbname = secret.get("dbname") or os.environ.get("CHUTE_DB_NAME") or "postgres"
+    if not host:
+        raise ChuteError("the database secret has no host and $CHUTE_DB_HOST is not set")
+    return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
+            f"@{host}:{secret.get('port', 5432)}/{quote(dbname, safe='')}")
+
+
+def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    from .staged_load import StagedFile, load_staged
+
+    p = project()
+    staging = _staging(event)
+    files = []
+    for f in event["files"]:
+        entry = FileEntry(f["name"], f"s3://{event['bucket']}/{f['key']}", f["size"], f["mtime_ns"], f["key"])
+        files.append(StagedFile(entry, staging.get_meta(f["slug"]),
+                                functools.partial(staging.get_frame, f["slug"])))
+    try:
+        summary = load_staged(p, database_url(), files, trigger="s3", excluded=len(event.get("excluded") or []))
+    except RunInProgress as exc:
+        raise TransientError(str(exc)) from exc
+    except DatabaseError as exc:
+        if "cannot connect" in str(exc):
+            raise TransientError(str(exc)) from exc
+        raise
+    data = summary.to_dict()
+    data["files"] = data["files"][:100]  # the state payload is capped at 256 KB
+    return data
+
+
+# -- notify --------------------------------------------------------------------------------------
+def message(project_name: str, outcome: str, execution: dict[str, Any]) -> tuple[str, str]:
+    """Subject and body of a run's notification. No secrets: names, counts and errors only."""
+    summary = execution.get("summary") or {}
+    batch = execution.get("batch_id", "?")
+    lines = [f"chute pipeline {project_name}, batch {batch}: {outcome}"]
+    if summary:
+        lines.append(f"files: {summary.get('files_loaded', 0)} loaded, {summary.get('files_failed', 0)} failed, "
+                     f"{summary.get('files_skipped', 0)} skipped, {summary.get('unchanged', 0)} unchanged, "
+                     f"{summary.get('excluded', 0)} excluded; rows loaded: {summary.get('rows_loaded', 0)}")
+        for f in summary.get("files", []):
+            if f.get("status") == "failed":
+                lines.append(f"  failed: {f['name']}: {f.get('error')}")
+        if summary.get("error"):
+            lines.append(f"error: {summary['error']}")
+    error = execution.get("error")
+    if error:
+        lines.append(f"step failed: {error.get('Error')}: {str(error.get('Cause', ''))[:2000]}")
+    if not summary and not error:
+        lines.append(f"files: {len(execution.get('files') or [])}")
+    subject = f"chute {project_name}: batch {outcome}"
+    return subject[:100], "\n".join(lines)
+
+
+def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    outcome = event.get("outcome", "failed")
+    execution = event.get("execution") or {}
+    subject, body = message(project().name, outcome, execution)
+    published = client("sns").publish(TopicArn=setting("topic"), Subject=subject, Message=body)
+    parked = None
+    if outcome != "succeeded":
+        keep = {k: execution.get(k) for k in ("batch_id", "bucket", "event_key", "files", "error")}
+        keep["summary"] = {k: v for k, v in (execution.get("summary") or {}).items() if k != "files"}
+        parked = client("sqs").send_message(QueueUrl=setting("failed_runs_queue"),
+                                            MessageBody=json.dumps(keep, default=str))["MessageId"]
+    return {"published": published["MessageId"], "parked": parked}

@@ -1,0 +1,195 @@
+"""What the AWS stack holds, worked out once from the project; sam.py and terraform.py
+render the same model, so the two never drift apart.
+
+Permissions are written here as (actions, resources) with resources named symbolically
+("landing_objects", "topic", ...); each renderer says what those names are in its language.
+No statement grants `*` actions, and `*` resources appear only for actions AWS does not let
+one scope (X-Ray segments, log delivery set-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...pipeline import Plan
+from ...project import Project
+from ...runner import build_plan
+from . import statemachine
+from .names import resource_prefix
+
+HANDLERS = "chute.deploy.aws.handlers"
+PROJECT_DIR_IN_IMAGE = "/var/task/project"  # where the Dockerfile copies the project
+STAGING_PREFIX = "staging/"
+STAGING_DAYS = 7  # staged Parquet is only needed while an execution runs (and for a look after)
+LOG_RETENTION_DAYS = 365
+MARKER = ".SUCCESS"
+
+
+@dataclass(frozen=True)
+class Statement:
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]  # symbolic names, resolved by each renderer
+    condition: str | None = None  # symbolic, e.g. "db" (only when the stack has a database)
+
+
+@dataclass(frozen=True)
+class Function:
+    key: str  # trigger | node | load | notify
+    handler: str
+    description: str
+    memory_mb: int
+    timeout_s: int
+    in_vpc: bool
+    environment: tuple[str, ...]  # symbolic names of the environment variables it gets
+    statements: tuple[Statement, ...]
+    reserved_concurrency: int
+
+    @property
+    def logical(self) -> str:
+        return self.key.capitalize() + "Function"
+
+    @property
+    def command(self) -> str:
+        return f"{HANDLERS}.{self.key}"
+
+
+_KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
+_XRAY = Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
+
+
+def _functions() -> list[Function]:
+    def logs(key: str) -> Statement:
+        return Statement(("logs:CreateLogStream", "logs:PutLogEvents"), (f"log_group:{key}",))
+
+    def dlq() -> Statement:
+        return Statement(("sqs:SendMessage",), ("functions_dlq",))
+
+    return [
+        Function("trigger", f"{HANDLERS}.trigger", "S3 event or .SUCCESS marker -> one Step Functions execution",
+                 512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker"), (
+                     Statement(("states:StartExecution",), ("state_machine",)),
+                     Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                "sqs:ChangeMessageVisibility"), ("events_queue",)),
+                     Statement(("s3:ListBucket",), ("landing_bucket",)),
+                     Statement(("s3:GetObject",), ("landing_objects",)),
+                     _KEY, _XRAY, logs("trigger"), dlq()), 5),
+        Function("node", f"{HANDLERS}.node", "Read a landing file or run a pipeline node on staged Parquet",
+                 3008, 900, False, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix"), (
+                     Statement(("s3:ListBucket",), ("landing_bucket", "staging_bucket")),
+                     Statement(("s3:GetObject",), ("landing_objects",)),
+                     Statement(("s3:GetObject", "s3:PutObject"), ("staging_objects",)),
+                     _KEY, _XRAY, logs("node"), dlq()), 50),
+        Function("load", f"{HANDLERS}.load", "Load staged datasets into PostgreSQL exactly once, with the ledger",
+                 2048, 900, True, ("project_dir", "staging_bucket", "staging_prefix", "db_secret"), (
+                     Statement(("s3:ListBucket",), ("staging_bucket",)),
+                     Statement(("s3:GetObject",), ("staging_objects",)),
+                     Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
+                     _KEY, _XRAY, logs("load"), dlq()), 2),
+        Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
+                 256, 60, False, ("project_dir", "topic", "failed_runs_queue"), (
+                     Statement(("sns:Publish",), ("topic",)),
+                     Statement(("sqs:SendMessage",), ("failed_runs_queue",)),
+                     _KEY, _XRAY, logs("notify"), dlq()), 5),
+    ]
+
+
+@dataclass(frozen=True)
+class Queue:
+    key: str
+    description: str
+    dead_letter_of: str | None = None  # the queue whose failed messages land here
+
+
+QUEUES = [
+    Queue("events_queue", "S3 object events (via EventBridge) waiting for the trigger function"),
+    Queue("events_dlq", "events the trigger failed on after its retries", dead_letter_of="events_queue"),
+    Queue("functions_dlq", "failed asynchronous invocations of the functions"),
+    Queue("failed_runs_queue", "batches whose execution failed, for a look and a redrive"),
+]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    key: str
+    namespace: str
+    metric: str
+    statistic: str
+    threshold: float
+    dimension: tuple[str, str]  # (dimension name, symbolic resource)
+    description: str
+
+
+def _alarms(functions: list[Function]) -> list[Alarm]:
+    alarms: list[Alarm] = []
+    for f in functions:
+        dim = ("FunctionName", f"function:{f.key}")
+        alarms += [
+            Alarm(f"{f.key}_errors", "AWS/Lambda", "Errors", "Sum", 0, dim, f"{f.key} function raised errors"),
+            Alarm(f"{f.key}_throttles", "AWS/Lambda", "Throttles", "Sum", 0, dim, f"{f.key} function was throttled"),
+            Alarm(f"{f.key}_duration", "AWS/Lambda", "Duration", "Maximum", f.timeout_s * 1000 * 0.8, dim,
+                  f"{f.key} function ran above 80% of its timeout"),
+        ]
+    alarms += [
+        Alarm("executions_failed", "AWS/States", "ExecutionsFailed", "Sum", 0, ("StateMachineArn", "state_machine"),
+              "a pipeline execution failed"),
+        Alarm("executions_timed_out", "AWS/States", "ExecutionsTimedOut", "Sum", 0,
+              ("StateMachineArn", "state_machine"), "a pipeline execution timed out"),
+    ]
+    for q in QUEUES:
+        if q.key != "events_queue":
+            alarms.append(Alarm(f"{q.key}_depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
+                                ("QueueName", f"queue_name:{q.key}"), f"messages waiting in {q.key}"))
+    return alarms
+
+
+STATE_MACHINE_STATEMENTS = (
+    Statement(("lambda:InvokeFunction",), ("function:node", "function:load", "function:notify")),
+    # Log delivery and X-Ray cannot be scoped to a resource (AWS's own policy for Step Functions logging).
+    Statement(("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+               "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+               "logs:DescribeLogGroups"), ("*",)),
+    Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+               "xray:GetSamplingTargets"), ("*",)),
+    _KEY,
+)
+
+
+@dataclass
+class StackModel:
+    project: Project
+    plan: Plan
+    prefix: str
+    functions: list[Function] = field(default_factory=_functions)
+    queues: list[Queue] = field(default_factory=lambda: list(QUEUES))
+
+    @property
+    def alarms(self) -> list[Alarm]:
+        return _alarms(self.functions)
+
+    def function(self, key: str) -> Function:
+        return next(f for f in self.functions if f.key == key)
+
+    def definition(self, arns: dict[str, str]) -> dict[str, Any]:
+        return statemachine.definition(self.plan, arns, f"chute pipeline {self.project.name}")
+
+    def landing_patterns(self) -> list[str]:
+        return list(self.project.landing.patterns)
+
+
+def build_model(project: Project) -> StackModel:
+    return StackModel(project, build_plan(project), resource_prefix(project.name))
+
+
+# Environment variables the handlers read, by symbolic name.
+ENVIRONMENT = {
+    "project_dir": "CHUTE_PROJECT_DIR",
+    "state_machine": "CHUTE_STATE_MACHINE_ARN",
+    "landing_prefix": "CHUTE_LANDING_PREFIX",
+    "wait_for_marker": "CHUTE_WAIT_FOR_MARKER",
+    "staging_bucket": "CHUTE_STAGING_BUCKET",
+    "staging_prefix": "CHUTE_STAGING_PREFIX",
+    "db_secret": "CHUTE_DB_SECRET_ARN",
+    "topic": "CHUTE_TOPIC_ARN",
+    "failed_runs_queue": "CHUTE_FAILED_RUNS_QUEUE_URL",
+}

@@ -1,0 +1,34 @@
+"""Names AWS needs, derived so that they are stable and within AWS's limits."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Step Functions: 1-80 characters of letters, digits, '-' and '_'.
+EXECUTION_NAME_MAX = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def execution_name(bucket: str, key: str, etag: str, *extra: str) -> str:
+    """The one execution an S3 object version may start: the same bucket, key and ETag (and,
+    for a batch marker, the same files behind it) always give the same name, so a repeated
+    event asks Step Functions to start an execution that already exists and nothing runs twice.
+
+    A short readable prefix (the file's base name) helps a person find it in the console.
+    """
+    etag = etag.strip('"')
+    digest = hashlib.sha256("\n".join((bucket, key, etag, *extra)).encode()).hexdigest()
+    base = _UNSAFE.sub("-", key.rstrip("/").rsplit("/", 1)[-1]).strip("-")[:14] or "batch"
+    return f"{base}-{digest[:EXECUTION_NAME_MAX - len(base) - 1]}"
+
+
+def resource_prefix(project_name: str) -> str:
+    """A prefix for resource names: lower case letters, digits and '-', at most 24 characters."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", project_name.lower()).strip("-")
+    return (cleaned or "chute")[:24].rstrip("-")
+
+
+def logical_id(text: str) -> str:
+    """A CloudFormation logical id (alphanumeric) from a node or table name."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part) or "X"

@@ -1,0 +1,401 @@
+"""The stack model -> an AWS SAM template (a plain dict, dumped to YAML by render.py).
+
+Intrinsic functions are written in their long form ({"Ref": ...}, {"Fn::GetAtt": ...}) so
+the YAML needs no custom tags and any YAML or JSON reader can inspect it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
+                    STATE_MACHINE_STATEMENTS, Statement, StackModel)
+from .names import logical_id
+
+Json = dict[str, Any]
+
+
+def ref(name: str) -> Json:
+    return {"Ref": name}
+
+
+def att(name: str, attribute: str) -> Json:
+    return {"Fn::GetAtt": [name, attribute]}
+
+
+def sub(text: str) -> Json:
+    return {"Fn::Sub": text}
+
+
+def if_(condition: str, yes: Any, no: Any) -> Json:
+    return {"Fn::If": [condition, yes, no]}
+
+
+def skip(*reasons: tuple[str, str]) -> Json:
+    """checkov findings we accept, each with the reason (read by checkov, shown by --check)."""
+    return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in reasons]}}
+
+
+QUEUE_IDS = {"events_queue": "EventsQueue", "events_dlq": "EventsDLQ", "functions_dlq": "FunctionsDLQ",
+             "failed_runs_queue": "FailedRunsQueue"}
+
+NO_ACCESS_LOGS = ("CKV_AWS_18", "object-level access is audited with CloudTrail data events for the account; "
+                                "an access-log bucket per stack would need its own log bucket in turn")
+NO_REPLICATION = ("CKV_AWS_144", "landing files are re-sent by their producers; cross-region replication is a "
+                                 "disaster-recovery choice left to the account, not the pipeline")
+
+
+def resolve(name: str) -> Any:
+    """A symbolic resource name of the model -> a CloudFormation expression."""
+    kind, _, what = name.partition(":")
+    if name == "*":
+        return "*"
+    if kind == "function":
+        return att(what.capitalize() + "Function", "Arn")
+    if kind == "log_group":
+        return att(what.capitalize() + "LogGroup", "Arn")
+    if kind == "queue_name":
+        return att(QUEUE_IDS[what], "QueueName")
+    return {
+        "key": att("Key", "Arn"),
+        "landing_bucket": att("LandingBucket", "Arn"),
+        "landing_objects": sub("${LandingBucket.Arn}/*"),
+        "staging_bucket": att("StagingBucket", "Arn"),
+        "staging_objects": sub("${StagingBucket.Arn}/" + STAGING_PREFIX + "*"),
+        "state_machine": ref("PipelineStateMachine"),
+        "topic": ref("AlertTopic"),
+        "db_secret": if_("CreateDb", ref("DbSecret"), ref("ExistingDatabaseSecretArn")),
+        **{q: att(lid, "Arn") for q, lid in QUEUE_IDS.items()},
+    }[name]
+
+
+def environment(name: str) -> Any:
+    return {
+        "project_dir": PROJECT_DIR_IN_IMAGE,
+        "state_machine": ref("PipelineStateMachine"),
+        "landing_prefix": "",
+        "wait_for_marker": ref("WaitForMarker"),
+        "staging_bucket": ref("StagingBucket"),
+        "staging_prefix": STAGING_PREFIX,
+        "db_secret": resolve("db_secret"),
+        "topic": ref("AlertTopic"),
+        "failed_runs_queue": ref("FailedRunsQueue"),
+    }[name]
+
+
+def policy(statements: tuple[Statement, ...]) -> Json:
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": list(s.actions), "Resource": [resolve(r) for r in s.resources]}
+        for s in statements]}
+
+
+def role(service: str, statements: tuple[Statement, ...], managed: list[str] | None = None,
+         metadata: Json | None = None) -> Json:
+    properties: Json = {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]},
+        "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": policy(statements)}],
+    }
+    if managed:
+        properties["ManagedPolicyArns"] = managed
+    out: Json = {"Type": "AWS::IAM::Role", "Properties": properties}
+    if metadata:
+        out["Metadata"] = metadata
+    return out
+
+
+def _parameters() -> Json:
+    return {
+        "Environment": {"Type": "String", "AllowedValues": ["dev", "prod"], "Default": "dev",
+                        "Description": "dev or prod: prod adds Multi-AZ, deletion protection and a bigger database"},
+        "AlertEmail": {"Type": "String", "Description": "Where success and failure notifications and alarms go",
+                       "AllowedPattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                       "ConstraintDescription": "an email address"},
+        "VpcId": {"Type": "AWS::EC2::VPC::Id", "Description": "The VPC of the database and the load function"},
+        "SubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>",
+                      "Description": "Private subnets (two or more zones) with a route to S3 and Secrets Manager"},
+        "CreateDatabase": {"Type": "String", "AllowedValues": ["yes", "no"], "Default": "yes",
+                           "Description": "yes: create an RDS PostgreSQL instance; no: use ExistingDatabaseSecretArn"},
+        "ExistingDatabaseSecretArn": {
+            "Type": "String", "Default": "",
+            "Description": "With CreateDatabase=no: the Secrets Manager secret of the database "
+                           "(JSON with host, port, username, password, dbname)"},
+        "WaitForMarker": {"Type": "String", "AllowedValues": ["yes", "no"], "Default": "yes",
+                          "Description": f"yes: a batch starts when a {MARKER} marker lands in its folder; "
+                                         "no: every file starts its own execution"},
+    }
+
+
+def template(model: StackModel) -> Json:
+    resources: Json = {}
+    resources.update(_key())
+    resources.update(_buckets())
+    resources.update(_queues(model))
+    resources.update(_topic())
+    resources.update(_network())
+    resources.update(_database())
+    resources.update(_functions(model))
+    resources.update(_state_machine(model))
+    resources.update(_alarms(model))
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": f"chute pipeline {model.project.name}: S3 -> Step Functions (Lambda) -> PostgreSQL. "
+                       "Generated by `chute deploy aws`; edit the project and render again rather than this file.",
+        "Metadata": {
+            # W1030 checks ExistingDatabaseSecretArn's default ("") against the ARN pattern of the load role's
+            # policy; that branch of its Fn::If is taken only with CreateDatabase=no, where the
+            # DatabaseSecretGiven rule refuses an empty value. No other finding is ignored.
+            "cfn-lint": {"config": {"ignore_checks": ["W1030"]}},
+            "chute": {"ignored": {"W1030": "ExistingDatabaseSecretArn is required (Rules) whenever it is used"}},
+        },
+        "Parameters": _parameters(),
+        "Rules": {"DatabaseSecretGiven": {
+            "RuleCondition": {"Fn::Equals": [ref("CreateDatabase"), "no"]},
+            "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [ref("ExistingDatabaseSecretArn"), ""]}]},
+                            "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"}]}},
+        "Conditions": {"CreateDb": {"Fn::Equals": [ref("CreateDatabase"), "yes"]},
+                       "IsProd": {"Fn::Equals": [ref("Environment"), "prod"]}},
+        "Resources": resources,
+        "Outputs": _outputs(),
+    }
+
+
+def _key() -> Json:
+    service = ["events.amazonaws.com", "sns.amazonaws.com", "cloudwatch.amazonaws.com", "s3.amazonaws.com",
+               "states.amazonaws.com", "lambda.amazonaws.com", "sqs.amazonaws.com"]
+    return {"Key": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
+        "Description": sub("chute ${AWS::StackName}: buckets, queues, topic, logs, secret, database"),
+        "EnableKeyRotation": True,
+        "KeyPolicy": {"Version": "2012-10-17", "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "ServicesUseTheKey", "Effect": "Allow", "Principal": {"Service": service},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}},
+            {"Sid": "LogsUseTheKey", "Effect": "Allow", "Principal": {"Service": sub("logs.${AWS::Region}.amazonaws.com")},
+             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
+                 "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}},
+        ]}}}}
+
+
+def _bucket(notify: bool, lifecycle: list[Json]) -> Json:
+    properties: Json = {
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
+            "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": att("Key", "Arn")},
+            "BucketKeyEnabled": True}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {"Rules": lifecycle},
+    }
+    if notify:
+        properties["NotificationConfiguration"] = {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": properties, "Metadata": skip(NO_ACCESS_LOGS, NO_REPLICATION)}
+
+
+def _tls_only(bucket: str) -> Json:
+    return {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": ref(bucket), "PolicyDocument": {
+        "Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [att(bucket, "Arn"), sub("${" + bucket + ".Arn}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+
+
+def _buckets() -> Json:
+    old_versions = {"Id": "old-versions", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+    staged = {"Id": "staged-datasets", "Status": "Enabled", "Prefix": STAGING_PREFIX, "ExpirationInDays": STAGING_DAYS,
+              "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
+    return {
+        "LandingBucket": _bucket(True, [old_versions]),
+        "LandingBucketPolicy": _tls_only("LandingBucket"),
+        "StagingBucket": _bucket(False, [staged]),
+        "StagingBucketPolicy": _tls_only("StagingBucket"),
+        "LandingEventsRule": {"Type": "AWS::Events::Rule", "Properties": {
+            "Description": "Objects created in the landing bucket -> the events queue",
+            "EventPattern": {"source": ["aws.s3"], "detail-type": ["Object Created"],
+                             "detail": {"bucket": {"name": [ref("LandingBucket")]}}},
+            "Targets": [{"Id": "events-queue", "Arn": att("EventsQueue", "Arn"),
+                         "DeadLetterConfig": {"Arn": att("EventsDLQ", "Arn")},
+                         "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 86400}}]}},
+    }
+
+
+def _queues(model: StackModel) -> Json:
+    out: Json = {}
+    for q in model.queues:
+        properties: Json = {"KmsMasterKeyId": ref("Key"), "MessageRetentionPeriod": 1209600}
+        if q.key == "events_queue":
+            properties["VisibilityTimeout"] = model.function("trigger").timeout_s * 6  # AWS's advice for SQS sources
+            properties["RedrivePolicy"] = {"deadLetterTargetArn": att("EventsDLQ", "Arn"), "maxReceiveCount": 5}
+        out[QUEUE_IDS[q.key]] = {"Type": "AWS::SQS::Queue", "Properties": properties}
+    out["EventsQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+        "Queues": [ref("EventsQueue"), ref("EventsDLQ")], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "EventBridgeSends", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": [att("EventsQueue", "Arn"), att("EventsDLQ", "Arn")],
+            "Condition": {"ArnEquals": {"aws:SourceArn": att("LandingEventsRule", "Arn")}}}]}}}
+    return out
+
+
+def _topic() -> Json:
+    return {
+        "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {
+            "DisplayName": sub("chute ${AWS::StackName}"), "KmsMasterKeyId": ref("Key")}},
+        "AlertSubscription": {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": ref("AlertTopic"), "Protocol": "email", "Endpoint": ref("AlertEmail")}},
+    }
+
+
+def _network() -> Json:
+    return {
+        "LoadSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "chute load function: out to PostgreSQL and AWS APIs only",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupEgress": [
+                {"Description": "AWS APIs (S3, Secrets Manager) over TLS", "IpProtocol": "tcp", "FromPort": 443,
+                 "ToPort": 443, "CidrIp": "0.0.0.0/0"},
+                {"Description": "PostgreSQL", "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+                 "CidrIp": "0.0.0.0/0"}]}},
+    }
+
+
+def _database() -> Json:
+    secret = "{{resolve:secretsmanager:${DbSecret}:SecretString:%s}}"
+    return {
+        "DbSecret": {"Type": "AWS::SecretsManager::Secret", "Condition": "CreateDb", "Properties": {
+            "Description": sub("chute ${AWS::StackName}: PostgreSQL credentials (generated, never in the template)"),
+            "KmsKeyId": ref("Key"),
+            "GenerateSecretString": {"SecretStringTemplate": '{"username": "chute", "dbname": "chute"}',
+                                     "GenerateStringKey": "password", "PasswordLength": 32,
+                                     "ExcludeCharacters": "\"@/\\' "}},
+            "Metadata": skip(("CKV_AWS_304", "rotation needs a rotation function in the VPC; rotate with "
+                                             "`aws secretsmanager rotate-secret` and the RDS rotation template"))},
+        "DbSecretAttachment": {"Type": "AWS::SecretsManager::SecretTargetAttachment", "Condition": "CreateDb",
+                               "Properties": {"SecretId": ref("DbSecret"), "TargetId": ref("Database"),
+                                              "TargetType": "AWS::RDS::DBInstance"}},
+        "DbSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Condition": "CreateDb", "Properties": {
+            "GroupDescription": "chute database: PostgreSQL from the load function only", "VpcId": ref("VpcId"),
+            "SecurityGroupIngress": [{"Description": "PostgreSQL from the load function", "IpProtocol": "tcp",
+                                      "FromPort": 5432, "ToPort": 5432,
+                                      "SourceSecurityGroupId": ref("LoadSecurityGroup")}]}},
+        "DbSubnetGroup": {"Type": "AWS::RDS::DBSubnetGroup", "Condition": "CreateDb", "Properties": {
+            "DBSubnetGroupDescription": "chute database subnets (private)", "SubnetIds": ref("SubnetIds")}},
+        "Database": {"Type": "AWS::RDS::DBInstance", "Condition": "CreateDb",
+                     "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot", "Properties": {
+                         "Engine": "postgres", "EngineVersion": "17.6",
+                         "DBInstanceClass": if_("IsProd", "db.t4g.medium", "db.t4g.micro"),
+                         "AllocatedStorage": "20", "MaxAllocatedStorage": 200, "StorageType": "gp3",
+                         "DBName": "chute",
+                         "MasterUsername": sub(secret % "username"), "MasterUserPassword": sub(secret % "password"),
+                         "DBSubnetGroupName": ref("DbSubnetGroup"),
+                         "VPCSecurityGroups": [ref("DbSecurityGroup")],
+                         "PubliclyAccessible": False, "StorageEncrypted": True, "KmsKeyId": ref("Key"),
+                         "BackupRetentionPeriod": if_("IsProd", 14, 7), "CopyTagsToSnapshot": True,
+                         "MultiAZ": if_("IsProd", True, False), "DeletionProtection": if_("IsProd", True, False),
+                         "AutoMinorVersionUpgrade": True, "EnableIAMDatabaseAuthentication": True,
+                         "EnableCloudwatchLogsExports": ["postgresql", "upgrade"],
+                         "EnablePerformanceInsights": True, "PerformanceInsightsKMSKeyId": ref("Key"),
+                         "MonitoringInterval": 60, "MonitoringRoleArn": att("DbMonitoringRole", "Arn")},
+                     "Metadata": skip(("CKV_AWS_157", "Multi-AZ is on when Environment=prod (Fn::If)"),
+                                      ("CKV_AWS_293", "deletion protection is on when Environment=prod (Fn::If)"))},
+        "DbMonitoringRole": {"Type": "AWS::IAM::Role", "Condition": "CreateDb", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]},
+            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")]}},
+    }
+
+
+def _functions(model: StackModel) -> Json:
+    out: Json = {}
+    for f in model.functions:
+        name = f"{f.key.capitalize()}"
+        out[f"{name}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": sub("/aws/lambda/${AWS::StackName}-" + f.key),
+            "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}}
+        managed = [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")] \
+            if f.in_vpc else None
+        out[f"{name}Role"] = role("lambda.amazonaws.com", f.statements, managed)
+        properties: Json = {
+            "FunctionName": sub("${AWS::StackName}-" + f.key),
+            "Description": f.description,
+            "PackageType": "Image",
+            "ImageConfig": {"Command": [f.command]},
+            "Architectures": ["x86_64"],
+            "MemorySize": f.memory_mb, "Timeout": f.timeout_s,
+            "Role": att(f"{name}Role", "Arn"),
+            "Tracing": "Active",
+            "ReservedConcurrentExecutions": f.reserved_concurrency,
+            "KmsKeyArn": att("Key", "Arn"),
+            "LoggingConfig": {"LogGroup": ref(f"{name}LogGroup")},
+            "DeadLetterQueue": {"Type": "SQS", "TargetArn": att("FunctionsDLQ", "Arn")},
+            "Environment": {"Variables": {ENVIRONMENT[e]: environment(e) for e in f.environment}},
+        }
+        metadata: Json = {"DockerTag": "chute", "DockerContext": ".", "Dockerfile": "Dockerfile"}
+        if f.in_vpc:
+            properties["VpcConfig"] = {"SecurityGroupIds": [ref("LoadSecurityGroup")], "SubnetIds": ref("SubnetIds")}
+        else:
+            metadata.update(skip(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
+                                                 "only the load function needs the VPC, to reach the database")))
+        if f.key == "trigger":
+            properties["Events"] = {"LandingEvents": {"Type": "SQS", "Properties": {
+                "Queue": att("EventsQueue", "Arn"), "BatchSize": 10}}}
+        out[f"{name}Function"] = {"Type": "AWS::Serverless::Function", "Properties": properties, "Metadata": metadata}
+    return out
+
+
+def _state_machine(model: StackModel) -> Json:
+    placeholders = {k: "${" + k.capitalize() + "FunctionArn}" for k in ("node", "load", "notify")}
+    return {
+        "StateMachineLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": sub("/aws/vendedlogs/states/${AWS::StackName}-pipeline"),
+            "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}},
+        "StateMachineRole": role("states.amazonaws.com", STATE_MACHINE_STATEMENTS),
+        "PipelineStateMachine": {"Type": "AWS::Serverless::StateMachine", "Properties": {
+            "Name": sub("${AWS::StackName}-pipeline"),
+            "Type": "STANDARD",  # exactly-once execution names; Express would allow duplicates
+            "Definition": model.definition(placeholders),
+            "DefinitionSubstitutions": {p[2:-1]: att(k.capitalize() + "Function", "Arn")
+                                        for k, p in placeholders.items()},
+            "Role": att("StateMachineRole", "Arn"),
+            "Tracing": {"Enabled": True},
+            "Logging": {"Level": "ERROR", "IncludeExecutionData": True,  # payloads: keys, counts, errors
+                        "Destinations": [{"CloudWatchLogsLogGroup": {
+                            "LogGroupArn": att("StateMachineLogGroup", "Arn")}}]}}},
+    }
+
+
+def _alarm_dimension(resource: str) -> Any:
+    if resource.startswith("function:"):
+        return ref(resource.split(":")[1].capitalize() + "Function")
+    return resolve(resource)
+
+
+def _alarms(model: StackModel) -> Json:
+    out: Json = {}
+    for a in model.alarms:
+        out[logical_id(a.key) + "Alarm"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+            "AlarmDescription": sub("chute ${AWS::StackName}: " + a.description),
+            "Namespace": a.namespace, "MetricName": a.metric, "Statistic": a.statistic,
+            "Dimensions": [{"Name": a.dimension[0], "Value": _alarm_dimension(a.dimension[1])}],
+            "Period": 300, "EvaluationPeriods": 1, "Threshold": a.threshold,
+            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+            "AlarmActions": [ref("AlertTopic")]}}
+    return out
+
+
+def _outputs() -> Json:
+    return {
+        "LandingBucketName": {"Description": "Upload files (and .SUCCESS markers) here", "Value": ref("LandingBucket")},
+        "StateMachineArn": {"Description": "The pipeline", "Value": ref("PipelineStateMachine")},
+        "AlertTopicArn": {"Description": "Notifications and alarms", "Value": ref("AlertTopic")},
+        "FailedRunsQueueUrl": {"Description": "Batches whose run failed", "Value": ref("FailedRunsQueue")},
+        "LoadSecurityGroupId": {"Description": "Allow this group into an existing database on 5432",
+                                "Value": ref("LoadSecurityGroup")},
+        "DatabaseSecretArn": {"Description": "Credentials of the database", "Value": resolve("db_secret")},
+    }

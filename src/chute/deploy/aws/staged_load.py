@@ -1,0 +1,156 @@
+"""The load step on AWS: the staged table datasets of a batch's files -> PostgreSQL, with
+the same loader (one transaction for rows + ledger rows + run counters) and the same
+ledger rules as `chute run`:
+
+- a file whose name and content are already loaded is left alone (a re-delivered event);
+- content already loaded under another name is recorded `skipped`;
+- a file that failed to read or transform is recorded `failed`, with its error;
+- the rest load in one transaction; if it fails, file by file, so one bad file cannot
+  sink the others.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from ... import ledger
+from ...db.loader import LoadUnit, Renderer, Target
+from ...db.postgres import connect, connect_adbc, ensure_table
+from ...errors import DatabaseError, FileError, RunInProgress
+from ...project import Project
+from ...quality.contracts import contracts_of
+from ...quality.gate import Gate
+from ...runner import FileOutcome, RunSummary, build_plan, targets_of
+from ...sources.base import FileEntry
+
+
+@dataclass
+class StagedFile:
+    entry: FileEntry
+    meta: dict[str, Any]  # sha256, rows_read; or error
+    frame: Callable[[str], pl.DataFrame]  # dataset name -> its staged rows for this file
+
+
+def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigger: str = "s3",
+                excluded: int = 0) -> RunSummary:
+    started = time.perf_counter()
+    pipeline = project.name
+    targets = targets_of(project)
+    conn = connect(db_url)
+    try:
+        ledger.ensure_schema(conn)
+        for t in targets.values():
+            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
+        gate_of = _gates(project)
+        if not ledger.try_lock(conn, pipeline):
+            raise RunInProgress(f"another run of {pipeline!r} is in progress")
+        try:
+            run_id = ledger.start_run(conn, pipeline, trigger)
+            summary = RunSummary(run_id, pipeline, "succeeded", excluded=excluded)
+            try:
+                _load(conn, db_url, pipeline, run_id, targets, gate_of, files, summary)
+            except Exception as exc:  # recorded on the run, then reported by the caller
+                summary.error = str(exc) if isinstance(exc, DatabaseError) else f"{type(exc).__name__}: {exc}"
+            if summary.error or summary.count("failed"):
+                summary.status = "failed"
+            ledger.finish_run(conn, run_id, summary.status, len(files), summary.error, {"trigger": trigger})
+        finally:
+            ledger.unlock(conn, pipeline)
+    finally:
+        conn.close()
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _load(conn, db_url, pipeline, run_id, targets, gate_of, files, summary) -> None:
+    known = ledger.known_files(conn, pipeline)
+    loaded = ledger.loaded_content(conn, pipeline)
+    ready: list[StagedFile] = []
+    for f in files:
+        sha = f.meta.get("sha256") or "unread"
+        if f.meta.get("error"):
+            ledger.record_outcome(conn, pipeline, run_id, f.entry, sha, "failed", error=f.meta["error"])
+            summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
+        elif any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
+            summary.unchanged += 1  # this very file is loaded: a repeated event
+        elif sha in loaded:
+            first_id, first_name = loaded[sha]
+            ledger.record_outcome(conn, pipeline, run_id, f.entry, sha, "skipped", duplicate_of=first_id,
+                                  error=f"same content as {first_name}, already loaded")
+            summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
+        else:
+            loaded[sha] = (None, f.entry.name)
+            ready.append(f)
+    if not ready:
+        return
+    adbc_conn = connect_adbc(db_url)
+    try:
+        render = Renderer(conn)
+        try:
+            _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, ready, summary)
+        except (FileError, DatabaseError):
+            if len(ready) == 1:
+                _record_failure(conn, pipeline, run_id, ready[0], summary)
+                return
+            for f in ready:  # isolate the bad file(s)
+                try:
+                    _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, [f], summary)
+                except (FileError, DatabaseError):
+                    _record_failure(conn, pipeline, run_id, f, summary)
+    finally:
+        adbc_conn.close()
+
+
+def _record_failure(conn, pipeline, run_id, f: StagedFile, summary: RunSummary) -> None:
+    """Record the file being handled in the current `except` block as failed, with the error."""
+    exc = sys.exc_info()[1]
+    ledger.record_outcome(conn, pipeline, run_id, f.entry, f.meta["sha256"], "failed", error=str(exc))
+    summary.files.append(FileOutcome(f.entry.name, "failed", error=str(exc)))
+
+
+def _gates(project: Project) -> Callable[[LoadUnit], Gate]:
+    """The same contracts (chute.toml and pipeline.py) as `chute run` applies."""
+    contracts = contracts_of(project.tables, build_plan(project).contracts)
+    return lambda unit: Gate(contracts, project.source, unit)
+
+
+def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_of, files: list[StagedFile],
+          summary) -> None:
+    """The rows of `files` into every target, their ledger rows, rejects and the run counters:
+    one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
+    unit = LoadUnit(adbc_conn, render, pipeline, run_id, allow_direct=False)
+    gate = gate_of(unit)
+    replace_state = {name: t.truncated for name, t in targets.items()}
+    rows: list[dict] = []
+    try:
+        for f in files:
+            loaded = 0
+            for table, target in targets.items():
+                conformed = gate.check(f.frame(table), target, f.entry.name)
+                unit.write(target, conformed)
+                loaded += conformed.height
+            e = f.entry
+            gate.enforce(e.name, f.meta.get("rows_read") or 0)
+            rejected = gate.rejected.get(e.name, 0)
+            rows.append(dict(pipeline=pipeline, name=e.name, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
+                             sha256=f.meta["sha256"], status="loaded_with_rejects" if rejected else "loaded",
+                             run_id=run_id, rows_read=f.meta.get("rows_read"), rows_loaded=loaded,
+                             rows_rejected=rejected))
+        if any(r["rows_rejected"] for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
+            unit.reject(gate.records([(r["name"], r["sha256"]) for r in rows], lambda name: b""))
+        unit.commit(rows)
+    except BaseException:
+        unit.rollback()
+        gate.undo()
+        for name, t in targets.items():
+            t.truncated = replace_state[name]
+        raise
+    for r in rows:
+        summary.files.append(FileOutcome(r["name"], r["status"], r["rows_read"], r["rows_loaded"],
+                                         rows_rejected=r["rows_rejected"]))

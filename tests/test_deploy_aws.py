@@ -1,0 +1,189 @@
+"""`chute deploy aws`: what the rendered SAM template, state machine and Terraform hold,
+execution names, and the offline checks (cfn-lint, sam validate, terraform fmt, checkov)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chute.deploy.aws import handlers
+from chute.deploy.aws.model import build_model
+from chute.deploy.aws.names import EXECUTION_NAME_MAX, execution_name
+from chute.deploy.aws.statemachine import levels
+from chute.pipeline import Pipeline, node
+from chute.project import load_project
+
+
+@pytest.fixture
+def rendered(stocks, cli):
+    out = stocks / "infra"
+    cli("deploy", "aws", "--project", stocks, "--out", out)
+    return out
+
+
+def _template(out: Path) -> dict:
+    return yaml.safe_load((out / "template.yaml").read_text())
+
+
+def _of_type(template: dict, type_: str) -> dict:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def test_execution_name_is_determined_by_bucket_key_and_etag():
+    a = execution_name("landing", "2024/05/01/aav.us.txt", '"0cc175b9c0f1b6a831c399e269772661"')
+    assert a == execution_name("landing", "2024/05/01/aav.us.txt", "0cc175b9c0f1b6a831c399e269772661")
+    assert a != execution_name("landing", "2024/05/01/aav.us.txt", "92eb5ffee6ae2fec3ad71c777531578f")
+    assert a != execution_name("other", "2024/05/01/aav.us.txt", "0cc175b9c0f1b6a831c399e269772661")
+    assert a != execution_name("landing", "2024/05/02/aav.us.txt", "0cc175b9c0f1b6a831c399e269772661")
+    long = execution_name("b", "x" * 900 + " weird name (1).csv", "e")
+    for name in (a, long):
+        assert len(name) <= EXECUTION_NAME_MAX and all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_s3_events_are_read_however_they_arrive():
+    direct = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": "landing"}, "object": {"key": "day+1/a%2Bb.us.txt", "eTag": "e1"}}}]}
+    via_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(direct)},
+                           {"eventSource": "aws:sqs", "body": json.dumps({"Event": "s3:TestEvent"})}]}
+    bridge = {"detail-type": "Object Created", "detail": {"bucket": {"name": "landing"},
+                                                          "object": {"key": "day+1/a%2Bb.us.txt", "etag": "e1"}}}
+    expected = [("landing", "day 1/a+b.us.txt", "e1")]
+    assert handlers.s3_objects(direct) == handlers.s3_objects(via_sqs) == handlers.s3_objects(bridge) == expected
+
+
+def test_template_has_the_stack(rendered):
+    t = _template(rendered)
+    assert set(t["Parameters"]) >= {"Environment", "AlertEmail", "VpcId", "SubnetIds", "CreateDatabase",
+                                     "ExistingDatabaseSecretArn"}
+    for bucket in _of_type(t, "AWS::S3::Bucket").values():
+        p = bucket["Properties"]
+        assert p["VersioningConfiguration"]["Status"] == "Enabled"
+        assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"] == "aws:kms"
+        assert all(p["PublicAccessBlockConfiguration"].values())
+    landing = t["Resources"]["LandingBucket"]["Properties"]
+    assert landing["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+
+    functions = _of_type(t, "AWS::Serverless::Function")
+    assert set(functions) == {"TriggerFunction", "NodeFunction", "LoadFunction", "NotifyFunction"}
+    for f in functions.values():  # one image, one handler each, failures to a DLQ
+        assert f["Properties"]["PackageType"] == "Image" and f["Metadata"]["Dockerfile"] == "Dockerfile"
+        assert f["Properties"]["ImageConfig"]["Command"][0].startswith("chute.deploy.aws.handlers.")
+        assert f["Properties"]["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["FunctionsDLQ", "Arn"]}
+    assert "VpcConfig" in functions["LoadFunction"]["Properties"]
+    assert functions["TriggerFunction"]["Properties"]["Events"]["LandingEvents"]["Type"] == "SQS"
+
+    queues = _of_type(t, "AWS::SQS::Queue")
+    assert queues["EventsQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["EventsDLQ", "Arn"]}
+    assert all("KmsMasterKeyId" in q["Properties"] for q in queues.values())
+
+    alarms = _of_type(t, "AWS::CloudWatch::Alarm").values()
+    metrics = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
+    assert metrics >= {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Duration"), ("AWS/Lambda", "Throttles"),
+                       ("AWS/States", "ExecutionsFailed"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible")}
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms)
+    assert t["Resources"]["AlertSubscription"]["Properties"]["Protocol"] == "email"
+
+    db = t["Resources"]["Database"]
+    assert db["Condition"] == "CreateDb"
+    assert db["Properties"]["StorageEncrypted"] is True and db["Properties"]["PubliclyAccessible"] is False
+    assert db["Properties"]["BackupRetentionPeriod"] != 0
+    assert "{{resolve:secretsmanager:" in db["Properties"]["MasterUserPassword"]["Fn::Sub"]
+    assert "GenerateSecretString" in t["Resources"]["DbSecret"]["Properties"]
+
+
+def test_no_iam_statement_allows_everything(rendered):
+    t = _template(rendered)
+    roles = _of_type(t, "AWS::IAM::Role")
+    assert roles
+    for name, r in roles.items():
+        for policy in r["Properties"].get("Policies", []):
+            for s in policy["PolicyDocument"]["Statement"]:
+                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                assert not any(a == "*" or a.endswith(":*") for a in actions), (name, s)
+                if "*" in resources:  # only actions AWS cannot scope to a resource
+                    assert all(a.startswith(("xray:", "logs:")) for a in actions), (name, s)
+
+
+def test_no_secret_in_the_rendered_files(rendered, db_url):
+    password = db_url.split(":")[2].split("@")[0]
+    for path in rendered.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".json", ".tf", ".txt", ""):
+            assert password not in path.read_text(errors="ignore"), path
+
+
+def test_state_machine_follows_the_dag(rendered):
+    definition = json.loads((rendered / "statemachine.asl.json").read_text())
+    states = definition["States"]
+    assert definition["StartAt"] == "Prepare"
+    files = states["Files"]
+    assert files["Type"] == "Map" and files["ItemsPath"] == "$.prepared.files"
+    inner = files["ItemProcessor"]["States"]
+    assert inner["Read"]["Parameters"]["action"] == "read"
+    assert inner["Level0"]["Parameters"] == {"action": "node", "node": "historical_stocks_data",
+                                             "batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "file.$": "$.file"}
+    for name in ("Prepare", "Load"):
+        assert states[name]["Retry"][0]["BackoffRate"] > 1 and "TransientError" in states[name]["Retry"][0]["ErrorEquals"]
+        assert states[name]["Catch"][0]["Next"] == "NotifyFailure"
+    assert files["Catch"][0]["Next"] == "NotifyFailure"
+    assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+
+
+def test_independent_nodes_become_parallel_branches():
+    @node
+    def cleaned(rows):
+        return rows
+
+    @node
+    def by_day(cleaned):
+        return cleaned
+
+    @node
+    def by_company(cleaned):
+        return cleaned
+
+    @node
+    def report(by_day, by_company):
+        return by_day
+
+    plan = Pipeline([report, by_company, cleaned, by_day]).plan("rows", [], [])
+    assert [sorted(level) for level in levels(plan)] == [["cleaned"], ["by_company", "by_day"], ["report"]]
+
+
+def test_terraform_module_mirrors_the_template(rendered):
+    main = (rendered / "terraform" / "modules" / "chute" / "main.tf").read_text()
+    for resource in ('resource "aws_s3_bucket" "landing"', 'resource "aws_sfn_state_machine" "pipeline"',
+                     'resource "aws_db_instance" "this"', 'resource "aws_lambda_function" "load"',
+                     'resource "aws_sqs_queue" "events_dlq"', 'resource "aws_cloudwatch_metric_alarm"',
+                     'resource "aws_sns_topic_subscription" "email"'):
+        assert resource in main
+    assert re.search(r"manage_master_user_password +=  *true", main)  # RDS generates and keeps the password
+    for name in ("main.tf", "variables.tf", "outputs.tf"):
+        assert (rendered / "terraform" / name).is_file()
+    assert (rendered / "Dockerfile").read_text().startswith("#") and \
+        "FROM public.ecr.aws/lambda/python" in (rendered / "Dockerfile").read_text()
+    assert (rendered / "project" / "pipeline.py").is_file() and not (rendered / "project" / "landing").exists()
+
+
+def test_a_miswired_project_is_refused(stocks, cli):
+    (stocks / "pipeline.py").write_text("from chute import node\n\n@node\ndef x(missing):\n    return missing\n")
+    result = cli("deploy", "aws", "--project", stocks, expect=2)
+    assert "missing" in result.output
+
+
+def test_check_passes_on_the_stocks_example(rendered, cli):
+    """Runs cfn-lint, sam validate, terraform fmt (or python-hcl2) and checkov for real: ~40 s."""
+    result = cli("deploy", "aws", "--project", rendered.parent, "--out", rendered, "--check", "--json", expect=None)
+    report = json.loads(result.output)
+    by_tool = {c["tool"]: c for c in report["checks"]}
+    assert result.exit_code == 0, by_tool
+    for tool in ("cfn-lint", "sam validate", "checkov (cloudformation)", "checkov (terraform)", "hcl2 parse"):
+        assert by_tool[tool]["status"] == "passed", by_tool[tool]
+    assert by_tool["terraform fmt"]["status"] in ("passed", "unavailable")
+    assert " 0 failed" in by_tool["checkov (cloudformation)"]["summary"]

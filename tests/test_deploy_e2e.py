@@ -1,0 +1,164 @@
+"""End to end on moto's server: the generated state machine runs the stocks pipeline
+through chute's Lambda handlers (in process) into a real PostgreSQL, exactly once."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+
+from chute.deploy.aws import handlers  # noqa: E402
+from chute.deploy.aws.model import build_model  # noqa: E402
+from chute.project import load_project  # noqa: E402
+
+HANDLERS = "chute.deploy.aws.handlers"
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("placeholder.py", "# the handlers run in the test process\n")
+    return buffer.getvalue()
+
+
+def _drain(sqs, url: str) -> list[str]:
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return bodies
+        for m in got:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _finished(sfn, arn: str) -> dict:
+    for _ in range(600):  # bounded: at most ~2 minutes
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        time.sleep(0.2)
+    raise AssertionError(f"execution {arn} still running")
+
+
+@pytest.fixture
+def stack(stocks, db_url, lambdas_in_process, monkeypatch):
+    """The resources the template describes, created in moto from the same model."""
+    project = load_project(stocks)
+    model = build_model(project)
+    s3, sqs, sns = boto3.client("s3"), boto3.client("sqs"), boto3.client("sns")
+    iam, lam, sfn, secrets = (boto3.client(n) for n in ("iam", "lambda", "stepfunctions", "secretsmanager"))
+
+    s3.create_bucket(Bucket="landing")
+    s3.create_bucket(Bucket="staging")
+    events = sqs.create_queue(QueueName="events")["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=events, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": events_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    failed_runs = sqs.create_queue(QueueName="failed-runs")["QueueUrl"]
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]  # stands in for the email subscription
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+
+    db = urlparse(db_url)
+    secret = secrets.create_secret(Name="db", SecretString=json.dumps({
+        "host": db.hostname, "port": db.port, "username": db.username, "password": db.password,
+        "dbname": db.path.lstrip("/")}))["ARN"]
+
+    role = iam.create_role(RoleName="chute", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    env = {"CHUTE_PROJECT_DIR": str(stocks), "CHUTE_STAGING_BUCKET": "staging", "CHUTE_STAGING_PREFIX": "staging/",
+           "CHUTE_LANDING_PREFIX": "", "CHUTE_DB_SECRET_ARN": secret, "CHUTE_TOPIC_ARN": topic,
+           "CHUTE_FAILED_RUNS_QUEUE_URL": failed_runs, "CHUTE_WAIT_FOR_MARKER": "yes"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    arns = {}
+    for f in model.functions:
+        arns[f.key] = lam.create_function(
+            FunctionName=f"stocks-{f.key}", Runtime="python3.12", Role=role, Handler=f.command,
+            Code={"ZipFile": _zip()}, Timeout=f.timeout_s, MemorySize=f.memory_mb,
+            Environment={"Variables": env})["FunctionArn"]
+    machine = sfn.create_state_machine(name="stocks-pipeline", definition=json.dumps(model.definition(arns)),
+                                       roleArn=role)["stateMachineArn"]
+    monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", machine)
+    for cached in (handlers._project, handlers._plan, handlers._static):
+        cached.cache_clear()
+    return {"s3": s3, "sqs": sqs, "sfn": sfn, "events": events, "failed_runs": failed_runs, "inbox": inbox,
+            "machine": machine, "project": project}
+
+
+def _upload(stack, folder: str, files: dict[str, bytes]) -> None:
+    for name, body in files.items():
+        stack["s3"].put_object(Bucket="landing", Key=f"{folder}/{name}", Body=body)
+    stack["s3"].put_object(Bucket="landing", Key=f"{folder}/.SUCCESS", Body=b"")
+
+
+def _sqs_event(bodies: list[str]) -> dict:
+    return {"Records": [{"eventSource": "aws:sqs", "messageId": str(i), "body": b} for i, b in enumerate(bodies)]}
+
+
+def _top_files(stocks: Path) -> list[Path]:
+    from chute.runner import build_plan
+
+    project = load_project(stocks)
+    plan = build_plan(project)
+    static = plan.run_static({"top_companies": project.path("reference/top_companies.txt")})
+    return [p for p in sorted((stocks / "landing").iterdir()) if plan.wants(p.name, static) is None]
+
+
+def test_marker_runs_the_pipeline_once_into_postgres(stack, stocks, query):
+    landing = sorted((stocks / "landing").iterdir())
+    _upload(stack, "2024-05-01", {p.name: p.read_bytes() for p in landing})
+    event = _sqs_event(_drain(stack["sqs"], stack["events"]))  # s3:TestEvent, every file, the marker
+
+    report = handlers.trigger(event)
+    assert len(report["started"]) == 1 and not report["duplicates"]
+    executions = stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"]
+    assert [e["name"] for e in executions] == report["started"]
+    done = _finished(stack["sfn"], executions[0]["executionArn"])
+    assert done["status"] == "SUCCEEDED", done
+
+    top = _top_files(stocks)
+    expected = sum(len(p.read_text().splitlines()) - 1 for p in top)
+    assert query("select count(*) from historical_stocks_data")[0][0] == expected
+    loaded = query("select name, status from chute.files order by name")
+    assert loaded == [(f"2024-05-01/{p.name}", "loaded") for p in top]
+    assert query("select count(distinct company_name) from historical_stocks_data")[0][0] == len(top)
+
+    # The same event again (SQS delivers at least once): no second execution, no second load.
+    again = handlers.trigger(event)
+    assert again["duplicates"] == report["started"] and not again["started"]
+    assert len(stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"]) == 1
+    assert query("select count(*) from historical_stocks_data")[0][0] == expected
+    assert query("select count(*), min(status) from chute.runs") == [(1, "succeeded")]
+
+    notes = _drain(stack["sqs"], stack["inbox"])
+    assert len(notes) == 1 and "succeeded" in notes[0] and f"rows loaded: {expected}" in notes[0]
+    assert _drain(stack["sqs"], stack["failed_runs"]) == []
+
+
+def test_bad_file_fails_the_run_notifies_and_parks_the_batch(stack, stocks, query):
+    good = _top_files(stocks)[0]
+    bad_name = _top_files(stocks)[1].name
+    _upload(stack, "bad-day", {good.name: good.read_bytes(), bad_name: b"Date,Open\nyesterday,abc\n"})
+    handlers.trigger(_sqs_event(_drain(stack["sqs"], stack["events"])))
+    execution = stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"][0]
+    assert _finished(stack["sfn"], execution["executionArn"])["status"] == "FAILED"
+
+    assert dict(query("select name, status from chute.files")) == {
+        f"bad-day/{bad_name}": "failed", f"bad-day/{good.name}": "loaded"}
+    assert "column 'Date'" in query("select error from chute.files where status = 'failed'")[0][0]
+    assert query("select count(*) from historical_stocks_data")[0][0] == len(good.read_text().splitlines()) - 1
+    notes = _drain(stack["sqs"], stack["inbox"])
+    assert len(notes) == 1 and "failed" in notes[0] and bad_name in notes[0]
+    parked = [json.loads(b) for b in _drain(stack["sqs"], stack["failed_runs"])]
+    assert [p["batch_id"] for p in parked] == [execution["name"]]
