@@ -180,3 +180,10 @@ def test_no_secret_in_any_notification(prices, smtp_sink, webhook_sink, cli, mon
     assert len(smtp_sink.messages) == 1 and len(webhook_sink.requests) == 1
     for text in seen:
         assert SMTP_PASSWORD not in text and "T0KEN-secret" not in text
+
+
+def test_run_log_records_the_notifications_sent(prices, webhook_sink, cli):
+    configure(prices, f'[[notify]]\nkind = "webhook"\nurl = "{webhook_sink.url}"\n')
+    summary = json.loads(cli("run", "-p", prices, "--json").output)
+    logged = json.loads((prices / "logs" / f"run-{summary['run_id']}.json").read_text())
+    assert [n["ok"] for n in logged["notifications"]] == [True] and len(webhook_sink.requests) == 1

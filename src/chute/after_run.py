@@ -27,5 +27,9 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
             from .notify import notify_run
 
             summary.notifications = notify_run(project, summary, where, trigger)
+            if where:  # the run log also tells what was sent (the dashboard's run page shows it)
+                from . import runlog
+
+                runlog.write(project, summary, zone, trigger)
         except Exception as exc:  # a bug in a notifier must not fail a run that loaded data
             log.error("notifications of run %s failed: %s", summary.run_id, redact(f"{type(exc).__name__}: {exc}", secrets))
