@@ -197,6 +197,9 @@ class LoadUnit:
         if not self.cur.fetchone()[0]:
             self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
             return
+        # A temporary table has no statistics: without them the planner joins a small stage to a
+        # big table by scanning the whole table (measured: 0.8 s per 60k-row unit on 2 M rows).
+        self._exec(sql.SQL("ANALYZE {}").format(stage))
         for statement in merge_statements(into, stage, list(target.columns), target.primary_key):
             self._exec(statement)
 
