@@ -211,8 +211,8 @@ class Watch(_Strict):
     settle: float = Field(2.0, gt=0)  # seconds a file's size must stay unchanged when no close-after-write event came
     lease: float = Field(300, gt=0)  # seconds a worker's claim on a file lasts without renewal
     # Files a worker claims at a time (smaller: workers share more evenly; each claim is at
-    # least one transaction, and a claim also stops at [source] batch_mb-based unit size).
-    claim_files: int = Field(1000, ge=1)
+    # least one transaction; by default a claim is bounded by the unit size, 1 GiB of input).
+    claim_files: int = Field(100_000, ge=1)
     rescan: float = Field(60, gt=0)  # seconds between full looks at the zone (missed events, lapsed claims)
     max_attempts: int = Field(3, ge=1)  # failed attempts of one file version before it is a dead letter
     retry_attempts: int = Field(5, ge=1)  # tries of a run hit by a transient error (database down, network)

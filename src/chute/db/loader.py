@@ -224,7 +224,8 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
                      strategy: str = "insert_update") -> list[sql.Composed]:
     """The statements that upsert `stage` into `into` by `key`, rows that did not change left
     alone: `insert_update` (new keys, then changed rows), `merge` (one MERGE, PostgreSQL 15+)
-    or `delete_insert` (changed rows deleted, then every key not in the table inserted).
+    or `delete_insert` (changed rows deleted, then every key not in the table inserted);
+    `insert_update` runs its UPDATE of changed rows first, then INSERTs the new keys.
     bench_merge.py times all three."""
     cols = _list(columns)
     match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in key)
@@ -245,11 +246,13 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
         deleted = [sql.SQL("DELETE FROM {} t USING {} s WHERE {} AND {}").format(into, stage, match, changed)] \
             if others else []
         return [*deleted, insert_new]
-    statements = [insert_new]
+    # UPDATE before INSERT: afterwards every staged key would match, and the UPDATE would
+    # compare all of them (measured: 14+ s for 2 M new rows into a 2 M-row table).
+    statements = []
     if others:
         statements.append(sql.SQL("UPDATE {} t SET {} FROM {} s WHERE {} AND {}").format(
             into, assignments, stage, match, changed))
-    return statements
+    return [*statements, insert_new]
 
 
 class Renderer:
