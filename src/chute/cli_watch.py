@@ -13,25 +13,11 @@ from pathlib import Path
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table as RichTable
 
 from .errors import ConfigError
 
-# The same options as in cli.py, declared again: importing cli.py from here would be circular
-# (cli.py registers these commands at its end, also when it runs as `python -m chute.cli`).
-out = Console()
-project_option = click.option(
-    "--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
-    show_default=True, help="The project folder (holding chute.toml).")
-db_option = click.option(
-    "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
-    "else the embedded cluster in PROJECT/.chute/pg.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
-
-
-def _emit_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+from .cli import _emit_json, db_option, json_option, out, project_option  # noqa: E402
 
 
 class _JsonLines(logging.Formatter):
