@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import psycopg
@@ -25,20 +25,22 @@ from psycopg import sql
 
 from . import deadletters, ledger, workers
 from .after_run import after_run
-from .db.loader import LoadUnit, Renderer, Target, is_duplicate_key
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
+from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
-from .formats import read_source
 from .pipeline import Pipeline, Plan, load_pipeline
-from .prefetch import read_ahead
 from .transforms.steps import nodes_from_steps
 from .project import Project
 from .retry import is_transient
 from .sources import open_zone
-from .quality.contracts import contracts_of
-from .quality.gate import Gate, adopt_columns
-from .quality.records import ParseReject, numbered, read_lenient
+from .quality.contracts import adopt_columns, contracts_of
 from .sources.base import FileEntry, LandingZone
+
+# The loading machinery (pyarrow, ADBC, the readers, the quality gate) is imported in the
+# methods that load: a run with nothing new never needs it, and its imports were a third of
+# that run's time (benchmarks/bench_noop.py).
+if TYPE_CHECKING:
+    from .quality.records import ParseReject
 
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
 
@@ -317,6 +319,8 @@ class Runner:
         and each group's rows go into the open transaction as they come. If a unit fails, it
         is rolled back and its groups are loaded again one by one, isolating bad files.
         """
+        from .db.loader import Renderer
+
         render = Renderer(conn)
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
         adbc_conn = connect_adbc(self.db_url)
@@ -398,6 +402,9 @@ class Runner:
 
     def _read(self, entry: FileEntry) -> _Ready:
         """Hash and (for small files) parse one file. Runs on a worker thread: no database here."""
+        from .formats import read_source
+        from .quality.records import numbered, read_lenient
+
         try:
             if entry.size > self.batch_bytes:  # streamed at load time; only hashed now
                 return _Ready(entry, self._digest(entry), None)
@@ -439,6 +446,8 @@ class Runner:
 
     def _load_group(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
+        from .db.loader import is_duplicate_key
+
         args = (adbc_conn, render, plan, static, targets)
         try:
             try:
@@ -464,6 +473,9 @@ class Runner:
     def _load_unit(self, adbc_conn, render, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
+        from .db.loader import LoadUnit
+        from .quality.gate import Gate
+
         unit = LoadUnit(adbc_conn, render, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
         per_file_loaded = gate.loaded
@@ -524,6 +536,10 @@ class Runner:
                                              rows_rejected=f["rows_rejected"]))
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
+        from .formats import read_source
+        from .prefetch import read_ahead
+        from .quality.records import numbered
+
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
             lit = pl.lit(entry.name).alias(self.source.file_column)

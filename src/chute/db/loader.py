@@ -12,7 +12,6 @@ Nothing is visible to anyone until commit, so a crash at any point leaves no par
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
@@ -24,19 +23,9 @@ from ..coltypes import ColumnType
 from ..errors import DatabaseError
 from ..quality import quarantine
 from .postgres import qualified, redact
+from .target import Target
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
-
-
-@dataclass
-class Target:
-    schema: str
-    table: str
-    mode: str
-    columns: dict[str, ColumnType]
-    primary_key: list[str]
-    truncated: bool = False  # replace mode empties the table once per run
-    foreign_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # column -> (schema, table, column)
 
 
 class LoadUnit:

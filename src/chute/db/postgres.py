@@ -6,13 +6,16 @@ Identifiers always go through psycopg.sql.Identifier and values through paramete
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 from psycopg import sql
 
 from ..coltypes import ColumnType
 from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    import adbc_driver_postgresql.dbapi as adbc
 
 
 def redact(text: str) -> str:
@@ -39,8 +42,10 @@ def _refused_for_good(exc: psycopg.Error) -> bool:
         or ("database" in text and "does not exist" in text)
 
 
-def connect_adbc(url: str) -> adbc.Connection:
+def connect_adbc(url: str) -> "adbc.Connection":
     """The connection that writes data: binary COPY from Arrow plus the ledger, one transaction."""
+    import adbc_driver_postgresql.dbapi as adbc  # here: a run with nothing to load never needs it
+
     try:
         return adbc.connect(url)
     except Exception as exc:

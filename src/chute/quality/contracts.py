@@ -8,13 +8,16 @@ gate (gate.py) evaluates over a whole frame at once. Nothing here loops over row
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..coltypes import ColumnType, parse_type
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..db.target import Target
 
 Drift = Literal["freeze", "evolve", "discard"]
 
@@ -232,3 +235,19 @@ def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     if source == pl.String:
         return _convert_text(col, target)
     return col.cast(target, strict=False)
+
+
+def adopt_columns(conn, targets: dict[str, "Target"], contracts: dict[str, Contract]) -> None:
+    """Tables with drift = 'evolve' may have columns added by earlier runs: load them too."""
+    from ..db.postgres import existing_columns
+
+    for name, target in targets.items():
+        contract = contracts.get(name)
+        if contract is None or contract.drift != "evolve":
+            continue
+        for column, sql_type in (existing_columns(conn, target.schema, target.table) or {}).items():
+            if column not in target.columns:
+                try:
+                    target.columns[column] = parse_type(sql_type)
+                except Exception:  # a type chute cannot load: leave the column alone (NULL)
+                    continue

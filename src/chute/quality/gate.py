@@ -18,8 +18,14 @@ from ..db.loader import LoadUnit, Target
 from ..errors import FileError, TransformError
 from ..project import Source
 from .contracts import Check, Contract, cast_expr, compile_checks
-from .quarantine import STAGE_SCHEMA
 from .records import MASK, ROW_COLUMN, ParseReject, locate, row_json
+
+# The reject records of a load unit, as staged by quarantine.COMMIT_REJECTS_SQL.
+STAGE_SCHEMA = pa.schema([
+    ("file_name", pa.string()), ("file_sha256", pa.string()), ("target_table", pa.string()),
+    ("row_number", pa.int64()), ("line_number", pa.int64()), ("column_name", pa.string()),
+    ("check_name", pa.string()), ("reason", pa.string()), ("value", pa.string()), ("raw_record", pa.string()),
+])
 
 
 class Gate:
@@ -262,18 +268,3 @@ def _evolved_type(dtype: pl.DataType) -> ColumnType:
         return parse_type("text")
     return from_polars(dtype)
 
-
-def adopt_columns(conn, targets: dict[str, Target], contracts: dict[str, Contract]) -> None:
-    """Tables with drift = 'evolve' may have columns added by earlier runs: load them too."""
-    from ..db.postgres import existing_columns
-
-    for name, target in targets.items():
-        contract = contracts.get(name)
-        if contract is None or contract.drift != "evolve":
-            continue
-        for column, sql_type in (existing_columns(conn, target.schema, target.table) or {}).items():
-            if column not in target.columns:
-                try:
-                    target.columns[column] = parse_type(sql_type)
-                except Exception:  # a type chute cannot load: leave the column alone (NULL)
-                    continue

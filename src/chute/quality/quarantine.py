@@ -12,7 +12,6 @@ replay treats them as one record.
 
 from __future__ import annotations
 
-import pyarrow as pa
 
 # Replay states: pending (waiting for a fix), replayed (loaded by `chute replay`; never again),
 # discarded (a person decided the record is not wanted).
@@ -49,12 +48,6 @@ CREATE INDEX IF NOT EXISTS rejects_pending ON chute.rejects (pipeline, created_a
 # into chute.rejects by this statement, after the files' ledger rows, inside the load
 # transaction: file_id comes from the ledger row just written.
 STAGE_TABLE = "chute_stage_rejects"
-
-STAGE_SCHEMA = pa.schema([
-    ("file_name", pa.string()), ("file_sha256", pa.string()), ("target_table", pa.string()),
-    ("row_number", pa.int64()), ("line_number", pa.int64()), ("column_name", pa.string()),
-    ("check_name", pa.string()), ("reason", pa.string()), ("value", pa.string()), ("raw_record", pa.string()),
-])
 
 COMMIT_REJECTS_SQL = """
 INSERT INTO chute.rejects (pipeline, run_id, file_id, file_name, file_sha256, target_table, row_number,

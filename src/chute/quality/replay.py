@@ -27,7 +27,8 @@ from ..errors import ChuteError, ConfigError, FileError, RunInProgress
 from ..formats.csv import read_csv
 from ..project import Project
 from .contracts import contracts_of
-from .gate import Gate, adopt_columns
+from .contracts import adopt_columns
+from .gate import Gate
 from .quarantine import select_rejects
 from .records import ROW_COLUMN, numbered, read_lenient
 
