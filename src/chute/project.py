@@ -51,7 +51,7 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel"] = "csv"
+    format: Literal["csv", "excel", "jsonl"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: bool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
@@ -67,6 +67,9 @@ class Source(_Strict):
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []
+    # jsonl: nested objects become columns named parent<separator>child, or stay JSON text.
+    nested: Literal["flatten", "json"] = "flatten"
+    nested_separator: str = "_"
 
     @field_validator("columns")
     @classmethod
