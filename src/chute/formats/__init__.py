@@ -14,7 +14,8 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
                 rejects: list | None = None) -> Iterator[pl.DataFrame]:
     """Frames of one file (a buffer or a local path) in the format the project declares.
 
-    Readers that can refuse single records (JSON lines) append them to `rejects` when given.
+    Given a `rejects` list, readers refuse single bad records into it (ParseReject, with their
+    line) instead of failing the whole file.
     """
     if source.format == "jsonl":
         from .jsonl import read_jsonl
@@ -26,4 +27,4 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
         return read_excel(data, source, block_bytes)
     from .csv import read_csv
 
-    return read_csv(data, source, block_bytes)
+    return read_csv(data, source, block_bytes, rejects)

@@ -68,13 +68,18 @@ class _RawStream(io.RawIOBase):
         super().close()
 
 
-def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
+def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
+             rejects: list | None = None) -> Iterator[pl.DataFrame]:
     """Yield frames of the file's rows. Raises ReadError with a clear message on bad input.
 
     The file is cut into blocks of at most READ_BLOCK bytes at record boundaries and each block
     is parsed on its own (in parallel inside the block). pyarrow's streaming reader would parse
     ahead of the consumer without limit (2.2 GB resident for a 2 GB file), so it is not used.
     Column names and types come from the first block, as a streaming reader would do.
+
+    With a `rejects` list, a block the strict parse refuses is parsed record by record: its bad
+    records go to the list (with file-wide row and line numbers) and its good ones are yielded;
+    every frame then carries RECORD_COLUMN, each row's position among the file's records.
     """
     stream = open_stream(data, source)
     try:
@@ -85,22 +90,45 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20) -> Iterato
         blocks = _text_blocks(stream, head, min(block_bytes, READ_BLOCK), source)
         names = list(source.columns) if not source.header and source.columns else None
         types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
-        rows = 0
+        rows = lines = 0  # records and lines in the blocks before this one
         for i, block in enumerate(blocks):
-            table = _parse(block, source, names, types)
+            try:
+                table = _parse(block, source, names, types)
+                if table.num_rows:
+                    _reject_undecodable(table, source)
+            except ReadError as exc:
+                if rejects is None:
+                    raise
+                from ..quality.records import ROW_COLUMN, salvage_block
+
+                frame, bad, records = salvage_block(block, source, names, types, rows, lines, exc)
+                rejects.extend(bad)
+                if i == 0:
+                    names = [c for c in frame.columns if c != ROW_COLUMN]
+                rows += records
+                lines += block.obj.count(b"\n", 0, block.nbytes)
+                if frame.height:
+                    yield frame.rename({ROW_COLUMN: RECORD_COLUMN})
+                continue
             if i == 0:  # the first block fixes the names and (where not declared) the types
                 names = table.column_names
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
+            if rejects is not None:
+                lines += block.obj.count(b"\n", 0, block.nbytes)
             if table.num_rows:
-                _reject_undecodable(table, source)
+                frame = pl.from_arrow(table)
+                if rejects is not None:
+                    frame = frame.with_columns(pl.int_range(rows + 1, rows + 1 + frame.height, dtype=pl.Int64)
+                                               .alias(RECORD_COLUMN))
                 rows += table.num_rows
-                yield pl.from_arrow(table)  # type: ignore[misc]
+                yield frame  # type: ignore[misc]
     finally:
         stream.close()
     if rows == 0:
         raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
 
 
+RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
 READ_BLOCK = 16 << 20  # bytes of text per parsed block: bounds memory at a few times this
 
 

@@ -39,11 +39,13 @@ csv.field_size_limit(1 << 30)
 def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.DataFrame]:
     """The frames of one file, each with ROW_COLUMN counting records from `start` (JSON lines:
     the line number the reader gave each record)."""
+    from ..formats.csv import RECORD_COLUMN
     from ..formats.jsonl import LINE_COLUMN
 
     for frame in frames:
-        if LINE_COLUMN in frame.columns:
-            yield frame.rename({LINE_COLUMN: ROW_COLUMN})
+        given = LINE_COLUMN if LINE_COLUMN in frame.columns else RECORD_COLUMN if RECORD_COLUMN in frame.columns else None
+        if given:  # the reader numbered the rows itself (it refused some records on the way)
+            yield frame.rename({given: ROW_COLUMN})
             continue
         yield frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.Int64).alias(ROW_COLUMN))
         start += frame.height
@@ -65,16 +67,48 @@ def read_lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exceptio
     Raises `strict_error` again when there is nothing to salvage (no good record) or nothing
     wrong at record level (the problem is the file as a whole, e.g. it is binary).
     """
+    frame, rejects, _ = _salvaged(bytes(data), source, strict_error)
+    return frame, rejects
+
+
+def salvage_block(block: memoryview, source: Source, names: list[str] | None, types: dict[str, pa.DataType],
+                  rows_before: int, lines_before: int, strict_error: Exception
+                  ) -> tuple[pl.DataFrame, list[ParseReject], int]:
+    """One block of a streamed file (UTF-8 text) that the strict parse refused, record by record.
+
+    `names` is None for the file's first block (it holds the header, if any); later blocks
+    are pure records, read with the types the first block fixed (`types`), so a value that
+    does not convert to them is a reject of its record. Returns the good rows (with file-wide
+    ROW_COLUMN), the rejects (file-wide row and line numbers) and the block's record count.
+    """
+    view = source.model_copy(update={"encoding": "utf-8", "compression": "none"})
+    if names is not None:
+        view = view.model_copy(update={"header": False, "columns": {
+            n: source.columns.get(n) or (_declared(types[n]) if n in types else "text") for n in names}})
+    frame, rejects, records = _salvaged(bytes(block), view, strict_error)
+    for r in rejects:
+        r.row_number += rows_before
+        r.line_number += lines_before
+    return frame.with_columns(pl.col(ROW_COLUMN) + rows_before), rejects, records
+
+
+def _declared(arrow_type: pa.DataType) -> str:
+    """The chute column type a column read as `arrow_type` converts to."""
+    from ..coltypes import from_polars
+
+    return from_polars(pl.from_arrow(pa.array([], arrow_type)).dtype).name
+
+
+def _salvaged(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject], int]:
     try:
-        return _lenient(data, source, strict_error)
+        return _lenient(raw, source, strict_error)
     except ReadError:
         raise
     except Exception:  # the lenient reader could not make sense of it either: the first error stands
         raise strict_error from None
 
 
-def _lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject]]:
-    raw = bytes(data)
+def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject], int]:
     if raw[:2] == GZIP_MAGIC and source.compression != "none":
         raw = gzip.decompress(raw)
     if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
@@ -116,7 +150,7 @@ def _lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exception) -
                 r.value = MASK
     if frame is None or frame.is_empty() or not rejects:
         raise strict_error
-    return frame, rejects
+    return frame, rejects, row
 
 
 def _records(raw: bytes, source: Source) -> Iterator[tuple[int, int, list[str], str]]:
