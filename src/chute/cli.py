@@ -301,3 +301,6 @@ from .cli_watch import dlq, watch  # noqa: E402
 
 for _command in (watch, dlq, s3, ui, deploy):
     main.add_command(_command)
+from .cli_extract import extract as _extract  # noqa: E402
+
+main.add_command(_extract)

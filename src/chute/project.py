@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .coltypes import ColumnType, parse_type
 from .errors import ConfigError
+from .extract.config import Extracts
 from .transforms.steps import Step
 from .quality.contracts import Contract
 
@@ -251,6 +252,7 @@ class Project(_Strict):
     database: Database = Database()
     watch: Watch = Watch()
     schedules: list[Schedule] = []
+    extract: Extracts = {}  # [extract.NAME]: database / API extractions into the landing zone (chute.extract)
     s3: S3 = S3()
     run_log: RunLog = RunLog()
     notify: list[Notify] = []
