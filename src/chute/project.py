@@ -52,7 +52,7 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel"] = "csv"
+    format: Literal["csv", "excel", "parquet"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: bool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
