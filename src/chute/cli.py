@@ -95,16 +95,24 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
 @project_option
 @db_option
 @click.option("--retry-failed", is_flag=True, help="Also retry files that failed before with unchanged content.")
+@click.option("--start-ts", metavar="TIME", help="Only files of partition folders (year=/month=/day=/hhmm=) at or "
+              "after TIME (ISO, UTC unless an offset is given); other folders are not even listed.")
+@click.option("--end-ts", metavar="TIME", help="Only files of partition folders before TIME.")
 @json_option
-def run(project_dir: Path, db_url: str | None, retry_failed: bool, as_json: bool) -> None:
-    """Load everything new in the project's landing zone, exactly once."""
+def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str | None, end_ts: str | None,
+        as_json: bool) -> None:
+    """Load everything new in the project's landing zone, exactly once.
+
+    With --start-ts/--end-ts, only the files whose partition path falls in that window."""
     from .project import load_project
     from .runner import Runner, resolve_database
+    from .sources.partitions import window_option
 
     project = load_project(project_dir)
+    window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
     summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
-                                                     progress=progress).run(), quiet=as_json)
+                                                     progress=progress, window=window).run(), quiet=as_json)
     _report_run(summary, as_json)
 
 
