@@ -69,11 +69,11 @@ def main() -> None:
 # -- init -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce"]), default="stocks", show_default=True,
+@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "ingest"]), default="stocks", show_default=True,
               help="Which example project to start from.")
 @click.option("--files", type=click.IntRange(0), default=None,
               help="How many example files to generate into landing/ (0 for none; default: stocks 300, "
-                   "cafe 40, workforce 4).")
+                   "cafe 40, workforce 4; ingest: days of orders in its source database, 14).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
 @json_option
 def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool) -> None:
@@ -85,7 +85,9 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
         _emit_json(info)
         return
     out.print(f"Created [bold]{folder}[/] from the {example} example: {', '.join(info['created'])}")
-    if info["data"]:
+    if info["data"] and info["data"].get("message"):
+        out.print(info["data"]["message"])
+    elif info["data"]:
         out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing")
     out.print(f"Next: [bold]chute run --project {folder}[/]")
 

@@ -62,6 +62,7 @@ class ExtractJob:
     since: str | None = None  # backfill bounds as given (the kind parses them for its cursor)
     until: str | None = None
     started_at: datetime | None = None
+    warehouse_url: str | None = None  # the target database's URL (a source may live on the same server)
 
     @property
     def backfill(self) -> bool:
@@ -79,27 +80,28 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
     from ..db.postgres import connect
     from ..runner import resolve_database
 
-    conn = connect(db_url or resolve_database(project, None, project.root))
+    db_url = db_url or resolve_database(project, None, project.root)
+    conn = connect(db_url)
     try:
         watermarks.ensure_schema(conn)
         if not watermarks.try_lock(conn, project.name, name):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:
-            return _run_locked(conn, project, name, spec, since, until)
+            return _run_locked(conn, project, name, spec, since, until, db_url)
         finally:
             watermarks.unlock(conn, project.name, name)
     finally:
         conn.close()
 
 
-def _run_locked(conn, project, name, spec, since, until) -> ExtractReport:
+def _run_locked(conn, project, name, spec, since, until, db_url) -> ExtractReport:
     t0 = time.perf_counter()
     before = watermarks.get(conn, project.name, name)
     report = ExtractReport(name, spec.kind, watermark_before=before, watermark_after=before,
                            backfill=since is not None or until is not None)
     started_at = now_utc()
     writer = PartWriter(project, spec, started_at, naive_zone=getattr(spec, "timezone", "UTC"))
-    job = ExtractJob(project, name, spec, writer, before, since, until, started_at)
+    job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url)
     try:
         after = importlib.import_module(KINDS[spec.kind]).extract(job)
         # A backfill re-reads a past window: the watermark never moves for it (not even forward,

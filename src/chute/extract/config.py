@@ -54,7 +54,8 @@ class DatabaseExtract(ExtractBase):
     kind: Literal["database"]
     default_format: ClassVar[str] = "parquet"
     # A SQLAlchemy URL (postgresql://, sqlite:///path, mysql+pymysql://, snowflake://, ...) or
-    # env:VAR to read it from the environment (a URL holding a password is a secret).
+    # env:VAR to read it from the environment (a URL holding a password is a secret), or
+    # warehouse:DBNAME for a database on the same PostgreSQL server as the warehouse.
     url: str = Field(min_length=1)
     table: str | None = None  # [schema.]table
     query: str | None = None  # a SELECT; its output columns include the key (and the cursor)
