@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks", "cafe", "workforce", "stream")
-DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "stream": 20}  # a few seconds of generating each
+EXAMPLES = ("stocks", "cafe", "workforce", "stream", "ingest")
+# A few seconds of generating each; ingest: days of orders in its source database.
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "stream": 20, "ingest": 14}
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,
