@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import psycopg
+import pytest
 
 from chute.project import Schedule, load_project
 from chute.triggers.base import RunRequest, Trigger
@@ -82,3 +83,53 @@ def test_service_runs_schedules_and_duplicate_events_load_once(items_project, db
     assert all(replay.acks)
     assert query("SELECT count(*), count(DISTINCT id) FROM items") == [(4, 4)]
     assert query("SELECT count(*) FROM chute.files") == [(1,)]
+
+
+def test_an_extraction_schedule_extracts_then_loads(tmp_path, db_url, query):
+    """`[extract.NAME] schedule`: chute watch runs the extraction, then a run loads its parts."""
+    import sqlite3
+
+    from chute.project import project_from_dict
+    from chute.watch import default_triggers
+
+    source = tmp_path / "shop.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE orders (order_id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?)", [(i, f"2025-01-01 10:00:0{i}") for i in range(1, 6)])
+    project = project_from_dict({
+        "project": {"name": "shop"}, "landing": {"patterns": ["*.parquet"]}, "source": {"format": "parquet"},
+        "pipeline": {"input": "orders"},
+        "extract": {"orders": {"kind": "database", "url": f"sqlite:///{source}", "table": "orders",
+                               "key": "order_id", "cursor": "updated_at", "schedule": "* * * * * *"}},
+        "tables": {"orders": {"mode": "merge", "primary_key": ["order_id"],
+                              "columns": {"order_id": "bigint", "updated_at": "timestamptz"}}},
+    }, tmp_path)
+    scheduled = [t for t in default_triggers(project, db_url) if isinstance(t, ScheduleTrigger)]
+    assert [(s.name, s.extract) for s in scheduled[0].schedules] == [("extract.orders", ["orders"])]
+    service = WatchService(project, db_url, triggers=scheduled)
+    thread = threading.Thread(target=service.serve, daemon=True)
+    thread.start()
+    try:
+        def loaded() -> int:
+            return query("SELECT count(*) FROM orders")[0][0] if query(
+                "SELECT to_regclass('public.orders') IS NOT NULL")[0][0] else 0
+
+        wait_until(lambda: loaded() == 5, what="the extracted rows loaded")
+        with sqlite3.connect(source) as conn:
+            conn.execute("INSERT INTO orders VALUES (6, '2025-01-01 10:00:09')")
+        wait_until(lambda: loaded() == 6, what="the new row extracted and loaded")
+    finally:
+        service.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(6, 6)]
+    assert query("SELECT value->'key' FROM chute.watermarks WHERE extract = 'orders'") == [([6],)]
+
+
+def test_a_schedule_naming_an_unknown_extraction_is_refused(tmp_path):
+    from chute.errors import ConfigError
+    from chute.project import project_from_dict
+
+    with pytest.raises(ConfigError, match="no \\[extract.NAME\\] section: nope"):
+        project_from_dict({"project": {"name": "p"}, "schedules": [{"name": "s", "cron": "* * * * *",
+                                                                    "extract": ["nope"]}]}, tmp_path)

@@ -236,6 +236,7 @@ class Schedule(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     cron: str
     missed: Literal["report", "run"] = "report"  # missed while down: only record it, or record and run once
+    extract: list[str] = []  # [extract.NAME]s to run (into the landing zone) before the run this fire starts
 
     @field_validator("cron")
     @classmethod
@@ -275,6 +276,14 @@ class Project(_Strict):
                 if target is None or target.primary_key != [parent_column]:
                     raise ValueError(f"tables.{name}.foreign_keys.{column} = {ref!r}: name a configured table "
                                      "and its one-column primary key, as 'table.column'")
+        return self
+
+    @model_validator(mode="after")
+    def _scheduled_extracts_exist(self) -> "Project":
+        for s in self.schedules:
+            unknown = [n for n in s.extract if n not in self.extract]
+            if unknown:
+                raise ValueError(f"schedules {s.name!r}: extract names no [extract.NAME] section: {', '.join(unknown)}")
         return self
 
     @property

@@ -28,7 +28,7 @@ from . import deadletters
 from .db.postgres import connect
 from .errors import ChuteError
 from .metrics import Metrics
-from .project import Project
+from .project import Project, Schedule
 from .retry import RetryPolicy, is_transient, retrying
 from .runner import Runner, RunSummary
 from .triggers.base import RunRequest, Trigger
@@ -50,9 +50,16 @@ def default_triggers(project: Project, db_url: str) -> list[Trigger]:
         from .triggers.s3 import s3_triggers
 
         found.extend(s3_triggers(project, db_url))
-    if project.schedules:
-        found.append(ScheduleTrigger(project.schedules, db_url, project.name))
+    schedules = [*project.schedules, *extract_schedules(project)]
+    if schedules:
+        found.append(ScheduleTrigger(schedules, db_url, project.name))
     return found
+
+
+def extract_schedules(project: Project) -> list[Schedule]:
+    """`[extract.NAME] schedule = CRON`: a schedule that runs the extraction, then a run."""
+    return [Schedule(name=f"extract.{name}", cron=spec.schedule, extract=[name])
+            for name, spec in project.extract.items() if spec.schedule]
 
 
 class WatchService:
@@ -177,6 +184,8 @@ class WatchService:
         details = {"trigger": {"reason": reason, "requests": len(batch),
                                **{k: v for r in batch for k, v in r.details.items()}}}
 
+        self._extract(batch)
+
         def attempt() -> RunSummary:
             return Runner(self.project, self.db_url, trigger=trigger, only=names, prefix=prefix, skip=skip,
                           min_age=min_age, confirmed=confirmed,
@@ -207,6 +216,26 @@ class WatchService:
             self._dead_event(batch, trigger, summary.error)
         for r in batch:
             r.done(ok)
+
+    def _extract(self, batch: list[RunRequest]) -> None:
+        """Extractions a scheduled request names run first, so the run loads what they wrote.
+        One that fails is logged (and kept in chute.watermarks); the run still loads the rest."""
+        names = list(dict.fromkeys(n for r in batch for n in r.details.get("extract", ())))
+        if not names:
+            return
+        from .extract import run_extract
+
+        for name in names:
+            try:
+                report = run_extract(self.project, name, db_url=self.db_url)
+            except ChuteError as exc:
+                log.error("extract %s: %s", name, exc)
+                continue
+            if report.error:
+                log.error("extract %s failed: %s", name, report.error)
+            else:
+                log.info("extract %s: %d rows in %d file(s) in %.2fs", name, report.rows, len(report.files),
+                         report.seconds)
 
     def _could_not_run(self, batch: list[RunRequest], trigger: str, reason: str, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, ChuteError) else f"{type(exc).__name__}: {exc}"

@@ -110,7 +110,8 @@ class ScheduleTrigger(Trigger):
                     ", ".join(d.isoformat() for d in missed[:5]), " ..." if count > 5 else "")
         if s.missed == "run":
             emit(RunRequest(self.name, f"schedule {s.name}: catch-up for {count} missed fire(s)",
-                            details={"schedule": s.name, "missed": count}))
+                            details={"schedule": s.name, "missed": count,
+                                     **({"extract": s.extract} if s.extract else {})}))
 
     # -- the clock -------------------------------------------------------------------------
     def _loop(self, emit: Emit, start: float) -> None:
@@ -141,7 +142,8 @@ class ScheduleTrigger(Trigger):
         log.info("schedule %s (%s) due at %s", s.name, s.cron, due.isoformat())
         emit(RunRequest(self.name, f"schedule {s.name} ({s.cron}) due at {due.isoformat()}",
                         event_time=due.timestamp(), done=done,
-                        details={"schedule": s.name, "due": due.isoformat()}))
+                        details={"schedule": s.name, "due": due.isoformat(),
+                                 **({"extract": s.extract} if s.extract else {})}))
 
     def _take_fire(self, s: Schedule, due: datetime) -> bool:
         """Record the fire; False when another worker already did (it runs it, not us)."""
