@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChuteError, ConfigError, RunInProgress
 from . import watermarks
 from .config import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
-from .parts import PartWriter, now_utc
 
 if TYPE_CHECKING:
     from ..project import Project
+    from .parts import PartWriter
 
 __all__ = ["ExtractJob", "ExtractReport", "run_extract", "run_extracts", "DatabaseExtract", "HttpExtract",
-           "Extract", "ExtractBase", "Extracts", "PartWriter"]
+           "Extract", "ExtractBase", "Extracts"]
 
 KINDS = {"database": "chute.extract.database", "http": "chute.extract.http"}
 
@@ -99,6 +99,8 @@ def _run_locked(conn, project, name, spec, since, until, db_url) -> ExtractRepor
     before = watermarks.get(conn, project.name, name)
     report = ExtractReport(name, spec.kind, watermark_before=before, watermark_after=before,
                            backfill=since is not None or until is not None)
+    from .parts import PartWriter, now_utc  # here, not at the top: chute.toml's models import this package
+
     started_at = now_utc()
     writer = PartWriter(project, spec, started_at, naive_zone=getattr(spec, "timezone", "UTC"))
     job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url)
