@@ -4,6 +4,7 @@ moto's server (read through a subscribed SQS queue), and a local webhook receive
 from __future__ import annotations
 
 import json
+import socket
 import logging
 
 import pytest
@@ -187,3 +188,17 @@ def test_run_log_records_the_notifications_sent(prices, webhook_sink, cli):
     summary = json.loads(cli("run", "-p", prices, "--json").output)
     logged = json.loads((prices / "logs" / f"run-{summary['run_id']}.json").read_text())
     assert [n["ok"] for n in logged["notifications"]] == [True] and len(webhook_sink.requests) == 1
+
+
+def test_a_run_that_cannot_start_still_notifies(prices, webhook_sink, cli):
+    """The database is unreachable: no run row, no run log, but the failure is told."""
+    configure(prices, f'[[notify]]\nkind = "webhook"\nurl = "{webhook_sink.url}"\nattempts = 1\n')
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli("run", "-p", prices, "--db", f"postgresql://chute:pw@127.0.0.1:{port}/nowhere", expect=2)
+    assert "cannot connect" in result.output
+    ((_, _, payload),) = webhook_sink.requests
+    assert payload["text"].startswith("[chute] prices run - failed")
+    text = json.dumps(payload)
+    assert "cannot connect" in text and "pw@" not in text  # the password is not told

@@ -33,3 +33,11 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
                 runlog.write(project, summary, zone, trigger)
         except Exception as exc:  # a bug in a notifier must not fail a run that loaded data
             log.error("notifications of run %s failed: %s", summary.run_id, redact(f"{type(exc).__name__}: {exc}", secrets))
+
+
+def after_failed_start(project, error: str, trigger: str = "manual") -> None:
+    """A run that could not start (the database unreachable, a broken pipeline module): it has
+    no ledger row and no run log, but the people in [[notify]] are still told."""
+    from .runner import RunSummary
+
+    after_run(project, RunSummary(run_id=None, pipeline=project.name, status="failed", error=error), None, trigger)

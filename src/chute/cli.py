@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from . import __version__
-from .errors import ChuteError
+from .errors import ChuteError, RunInProgress
 
 out = Console()
 err = Console(stderr=True)
@@ -113,8 +113,16 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
     project = load_project(project_dir)
     window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
-    summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
-                                                     progress=progress, window=window).run(), quiet=as_json)
+    try:
+        summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
+                                                         progress=progress, window=window).run(), quiet=as_json)
+    except RunInProgress:  # not a failure: another run covers the files
+        raise
+    except ChuteError as exc:  # the run could not start; [[notify]] still hears of it
+        from .after_run import after_failed_start
+
+        after_failed_start(project, str(exc))
+        raise
     _report_run(summary, as_json)
 
 

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from . import deadletters
+from .after_run import after_failed_start
 from .db.postgres import connect
 from .errors import ChuteError
 from .metrics import Metrics
@@ -245,6 +246,7 @@ class WatchService:
             log.error("run (%s) could not happen after its retries: %s", trigger, message)
             self.metrics.record_error(trigger)
             self._dead_event(batch, trigger, message)
+            after_failed_start(self.project, message, trigger)
         for r in batch:
             r.done(False)
 
