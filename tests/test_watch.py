@@ -117,3 +117,24 @@ def test_watch_help_and_bad_project(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "chute.cli", "watch", "-p", str(tmp_path / "nope")],
                              capture_output=True, text=True, env=dict(os.environ), timeout=60)
     assert missing.returncode == 2 and "no chute.toml" in missing.stderr
+
+
+def test_marker_mode_takes_a_local_batch_when_its_marker_lands(items_project, watch_process, query):
+    """`[landing] trigger = "marker"` on a folder: a batch's files wait for its .SUCCESS, then
+    load together in one run (seed 002's convention, without S3)."""
+    project = items_project()
+    config = project / "chute.toml"
+    config.write_text(config.read_text().replace('patterns = ["*.csv"]', 'patterns = ["*.csv"]\ntrigger = "marker"'))
+    w = watch_process(project)
+    drop(project, "day1/a.csv", csv_rows(1, 2))
+    drop(project, "day1/b.csv", csv_rows(3, 2))  # day1 has no marker yet
+    drop(project, "day2/c.csv", csv_rows(5, 2))
+    (project / "landing" / "day2" / ".SUCCESS").write_text("")
+    wait_until(lambda: items_count(query) == 2, what=f"day2 loaded: {w.log()}")
+    assert loaded_ids(query) == [5, 6]  # day1's files were complete but not marked: untouched
+    (project / "landing" / "day1" / ".SUCCESS").write_text("")
+    wait_until(lambda: items_count(query) == 6, what=f"day1 loaded: {w.log()}")
+    runs = query("SELECT r.trigger, array_agg(f.name ORDER BY f.name) FROM chute.files f"
+                 " JOIN chute.runs r USING (run_id) GROUP BY r.run_id, r.trigger ORDER BY r.run_id")
+    assert runs == [("marker", ["day2/c.csv"]), ("marker", ["day1/a.csv", "day1/b.csv"])]
+    assert w.terminate() == 0

@@ -44,7 +44,7 @@ class Landing(_Strict):
     patterns: list[str] = ["*.csv"]
     recursive: bool = True
     # "file": every matching file is taken as it lands. "marker": a folder (batch) is taken only
-    # once its marker object lands, all its files in one run (S3 zones; see docs/s3.md).
+    # once its marker file lands, all its files in one run (folders and S3; docs/watch.md, docs/s3.md).
     trigger: Literal["file", "marker"] = "file"
     marker: str = Field(".SUCCESS", min_length=1, pattern=r"^[^/]+$")
 

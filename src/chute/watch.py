@@ -45,8 +45,9 @@ def default_triggers(project: Project, db_url: str) -> list[Trigger]:
     """The folder trigger for a local landing zone, plus one for the schedules if any."""
     found: list[Trigger] = []
     if "://" not in project.landing.path:  # an s3:// landing zone brings its own trigger
-        found.append(FolderTrigger(project.landing_path, project.landing.patterns, project.landing.recursive,
-                                   project.watch.settle))
+        landing = project.landing
+        found.append(FolderTrigger(project.landing_path, landing.patterns, landing.recursive, project.watch.settle,
+                                   marker=landing.marker if landing.trigger == "marker" else None))
     else:  # S3 events through SQS (chute s3 setup), and a listing now and then for missed ones
         from .triggers.s3 import s3_triggers
 
@@ -178,9 +179,12 @@ class WatchService:
         trigger = "+".join(triggers)
         reasons = list(dict.fromkeys(r.reason for r in batch))
         reason = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
-        skip = self.folder.incomplete() if (whole and self.folder) else set()
+        # A whole-zone look leaves alone files that may still be written, unless a batch marker
+        # vouches for them (its files are complete by convention).
+        unsure = whole and self.folder is not None and any(r.trigger != "marker" for r in batch)
+        skip = self.folder.incomplete() if unsure else set()
         confirmed = {n for r in batch for n in r.names}
-        min_age = self.project.watch.settle if (whole and self.folder) else 0.0
+        min_age = self.project.watch.settle if unsure else 0.0
         event_time = min(r.event_time for r in batch)
         details = {"trigger": {"reason": reason, "requests": len(batch),
                                **{k: v for r in batch for k, v in r.details.items()}}}

@@ -23,4 +23,4 @@ def open_zone(project: "Project") -> LandingZone:
         logs = project.run_log.s3_prefix
         return S3Zone(landing.path, landing.patterns, landing.recursive, marker=marker,
                       exclude=(logs,) if logs else ())
-    return LocalZone(project.landing_path, landing.patterns, landing.recursive)
+    return LocalZone(project.landing_path, landing.patterns, landing.recursive, marker=marker)

@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 
 
 class LocalZone:
-    def __init__(self, root: Path, patterns: list[str], recursive: bool = True):
+    def __init__(self, root: Path, patterns: list[str], recursive: bool = True, *, marker: str | None = None):
         self.root = root
         self.patterns = patterns
         self.recursive = recursive
+        self.marker = marker  # when set, only files of folders holding this marker file (a batch) are listed
 
     def list(self) -> list[FileEntry]:
         if not self.root.is_dir() or not self.patterns:
@@ -31,11 +32,15 @@ class LocalZone:
         cut = len(root) + 1
         wanted = re.compile("|".join(fnmatch.translate(p) for p in self.patterns)).match
         entries: list[FileEntry] = []
+        complete: set[str] = set()  # batch folders ('' = the root, else 'a/b/') holding the marker
         stack = [root]
         while stack:
             folder = stack.pop()
             with os.scandir(folder) as it:
                 for item in it:
+                    if item.name == self.marker and item.is_file():
+                        complete.add(folder[cut:].replace(os.sep, "/") + "/" if folder != root else "")
+                        continue
                     if is_ignored(item.name):
                         continue
                     if item.is_dir(follow_symlinks=False):
@@ -47,6 +52,8 @@ class LocalZone:
                     stat = item.stat()
                     name = item.path[cut:].replace(os.sep, "/")
                     entries.append(FileEntry(name, root_uri + quote(os.fsencode(name)), stat.st_size, stat.st_mtime_ns, item.path))
+        if self.marker is not None:  # a file belongs to a batch when its folder or one above holds the marker
+            entries = [e for e in entries if any(e.name.startswith(done) for done in complete)]
         entries.sort(key=lambda e: e.name)
         return entries
 

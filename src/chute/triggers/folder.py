@@ -34,8 +34,10 @@ log = logging.getLogger("chute.watch")
 class FolderTrigger(Trigger):
     name = "folder"
 
-    def __init__(self, root: Path, patterns: list[str], recursive: bool = True, settle: float = 2.0):
+    def __init__(self, root: Path, patterns: list[str], recursive: bool = True, settle: float = 2.0, *,
+                 marker: str | None = None):
         self.root = Path(root).resolve()
+        self.marker = marker  # batch mode: only this file landing starts a run, for its folder
         self.patterns = patterns
         self.recursive = recursive
         self.settle = settle
@@ -117,6 +119,9 @@ class FolderTrigger(Trigger):
                 self._opened.pop(name, None)
 
     def complete(self, path: str, how: str) -> None:
+        if self.marker is not None and os.path.basename(path) == self.marker:
+            self._batch_done(path)
+            return
         name = self._name(path)
         if name is None:
             return
@@ -154,9 +159,20 @@ class FolderTrigger(Trigger):
             if ready:
                 self._fire(ready, f"size unchanged for {self.settle:g}s")
 
-    def _fire(self, names: list[str], how: str) -> None:
-        if self._emit is None or self._stopping.is_set():
+    def _batch_done(self, marker_path: str) -> None:
+        try:
+            parts = Path(marker_path).resolve().parent.relative_to(self.root).parts
+        except ValueError:
             return
+        if any(is_ignored(p) for p in parts) or (parts and not self.recursive) or self._emit is None \
+                or self._stopping.is_set():
+            return
+        folder = "/".join(parts) + "/" if parts else None
+        self._emit(RunRequest("marker", f"batch marker landed in {folder or 'the landing folder'}", prefix=folder))
+
+    def _fire(self, names: list[str], how: str) -> None:
+        if self._emit is None or self._stopping.is_set() or self.marker is not None:
+            return  # batch mode: the files of a batch wait for its marker
         log.debug("complete (%s): %s", how, ", ".join(names))
         self._emit(RunRequest(self.name, f"{len(names)} file(s) landed ({how})", names=tuple(names)))
 
@@ -168,6 +184,10 @@ class _Handler(FileSystemEventHandler):
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
             self.trigger.written(_text(event.src_path))
+        elif self.trigger.marker is not None:  # a marker written at once into a new folder can beat its watch
+            marker = os.path.join(_text(event.src_path), self.trigger.marker)
+            if os.path.isfile(marker):
+                self.trigger.complete(marker, "found in a new folder")
 
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
