@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install iac postgres chromium demo test bench clean
+.PHONY: install iac postgres mariadb chromium demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ iac: $(IAC_VENV)/.installed
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+# MariaDB's server for the database-extraction tests (they skip, saying why, without it).
+mariadb:
+	@bash scripts/ensure-mariadb.sh
+
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; it never downloads one).
 chromium:
 	@bash scripts/ensure-chromium.sh
@@ -39,7 +43,7 @@ demo: install postgres
 	@echo
 	@echo "Rows are in PostgreSQL: psql \"\$$($(BIN)/chute db url -p $(DEMO))\" -c 'select count(*) from historical_stocks_data'"
 
-test: install postgres chromium iac
+test: install postgres mariadb chromium iac
 	$(BIN)/pytest
 
 bench: install postgres

@@ -16,6 +16,7 @@ COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["
 COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
 COMMANDS += [["ui"]]
 COMMANDS += [["deploy"], ["deploy", "aws"]]
+COMMANDS += [["extract"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

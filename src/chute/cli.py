@@ -69,11 +69,11 @@ def main() -> None:
 # -- init -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce"]), default="stocks", show_default=True,
+@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "ingest"]), default="stocks", show_default=True,
               help="Which example project to start from.")
 @click.option("--files", type=click.IntRange(0), default=None,
               help="How many example files to generate into landing/ (0 for none; default: stocks 300, "
-                   "cafe 40, workforce 4).")
+                   "cafe 40, workforce 4; ingest: days of orders in its source database, 14).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
 @json_option
 def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool) -> None:
@@ -85,7 +85,9 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
         _emit_json(info)
         return
     out.print(f"Created [bold]{folder}[/] from the {example} example: {', '.join(info['created'])}")
-    if info["data"]:
+    if info["data"] and info["data"].get("message"):
+        out.print(info["data"]["message"])
+    elif info["data"]:
         out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing")
     out.print(f"Next: [bold]chute run --project {folder}[/]")
 
@@ -95,16 +97,24 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
 @project_option
 @db_option
 @click.option("--retry-failed", is_flag=True, help="Also retry files that failed before with unchanged content.")
+@click.option("--start-ts", metavar="TIME", help="Only files of partition folders (year=/month=/day=/hhmm=) at or "
+              "after TIME (ISO, UTC unless an offset is given); other folders are not even listed.")
+@click.option("--end-ts", metavar="TIME", help="Only files of partition folders before TIME.")
 @json_option
-def run(project_dir: Path, db_url: str | None, retry_failed: bool, as_json: bool) -> None:
-    """Load everything new in the project's landing zone, exactly once."""
+def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str | None, end_ts: str | None,
+        as_json: bool) -> None:
+    """Load everything new in the project's landing zone, exactly once.
+
+    With --start-ts/--end-ts, only the files whose partition path falls in that window."""
     from .project import load_project
     from .runner import Runner, resolve_database
+    from .sources.partitions import window_option
 
     project = load_project(project_dir)
+    window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
     summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
-                                                     progress=progress).run(), quiet=as_json)
+                                                     progress=progress, window=window).run(), quiet=as_json)
     _report_run(summary, as_json)
 
 
@@ -301,3 +311,6 @@ from .cli_watch import dlq, watch  # noqa: E402
 
 for _command in (watch, dlq, s3, ui, deploy):
     main.add_command(_command)
+from .cli_extract import extract as _extract  # noqa: E402
+
+main.add_command(_extract)

@@ -143,7 +143,7 @@ class Runner:
                  trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
                  only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
                  min_age: float = 0.0, confirmed: Iterable[str] = (),
-                 stop: threading.Event | None = None, details: dict | None = None):
+                 stop: threading.Event | None = None, details: dict | None = None, window=None):
         self.project = project
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
@@ -154,6 +154,9 @@ class Runner:
         # confirmed them complete.
         self.min_age = min_age
         self.confirmed = frozenset(confirmed)
+        # A time window (sources.partitions.Window): only files of partition folders in it,
+        # other folders pruned by path (chute run --start-ts/--end-ts).
+        self.window = window
         self.stop = stop or threading.Event()  # set: finish the files in hand, start no more
         self.details = details or {}
         self.db_url = db_url
@@ -222,7 +225,7 @@ class Runner:
         self.rows_sent = 0  # rows sent to PostgreSQL so far (committed or not): for the progress bar
         entries: list[FileEntry] = []
         try:
-            entries = self.zone.list()
+            entries = self._list()
             if self.only is not None:
                 entries = [e for e in entries if e.name in self.only]
             if self.prefix:
@@ -258,6 +261,13 @@ class Runner:
             details.update(claimed_elsewhere=summary.claimed_elsewhere, interrupted=summary.interrupted)
         ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, details)
         return summary
+
+    def _list(self) -> list[FileEntry]:
+        if self.window is None:
+            return self.zone.list()
+        from .sources.partitions import list_window
+
+        return list_window(self.zone, self.window)
 
     def _claimed(self, conn: psycopg.Connection, pending: list[FileEntry], summary: RunSummary
                  ) -> Iterator[list[FileEntry]]:

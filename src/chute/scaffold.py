@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks", "cafe", "workforce")
-DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4}  # a few seconds of generating each
+EXAMPLES = ("stocks", "cafe", "workforce", "ingest")
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "ingest": 14}  # ingest: days of orders in its source database  # a few seconds of generating each
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,

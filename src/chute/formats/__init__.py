@@ -16,6 +16,10 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
         from .excel import read_excel
 
         return read_excel(data, source, block_bytes)
+    if source.format == "parquet":
+        from .parquet import read_parquet
+
+        return read_parquet(data, source, block_bytes)
     from .csv import read_csv
 
     return read_csv(data, source, block_bytes)

@@ -1,0 +1,84 @@
+"""Where each extraction got to, kept in the ledger's schema of the target database.
+
+    chute.watermarks   one row per (pipeline, extraction): the last value of its cursor
+                       (JSON), when it moved, and what the last run wrote
+
+The watermark moves only after every part of a run is written, so a crash mid-run leaves it
+where it was: the next run extracts the same rows again, into parts with the same bytes,
+which the ledger skips by content hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS chute;
+CREATE TABLE IF NOT EXISTS chute.watermarks (
+    pipeline        text NOT NULL,
+    extract         text NOT NULL,
+    value           jsonb,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    last_started_at timestamptz,
+    last_rows       bigint,
+    last_files      integer,
+    last_seconds    double precision,
+    last_error      text,
+    PRIMARY KEY (pipeline, extract)
+);
+"""
+
+# One extraction of a name at a time (pg_try_advisory_lock namespace, 'chux').
+_LOCK_NAMESPACE = 0x63687578
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NAMESPACE,))  # concurrent CREATE IF NOT EXISTS
+        conn.execute(SCHEMA_SQL)
+
+
+def get(conn: psycopg.Connection, pipeline: str, name: str) -> Any:
+    """The extraction's watermark (a JSON value), or None before its first run."""
+    row = conn.execute("SELECT value FROM chute.watermarks WHERE pipeline = %s AND extract = %s",
+                       (pipeline, name)).fetchone()
+    return row[0] if row else None
+
+
+def set(conn: psycopg.Connection, pipeline: str, name: str, value: Any) -> None:  # noqa: A001 (the interface's name)
+    conn.execute(
+        """INSERT INTO chute.watermarks (pipeline, extract, value) VALUES (%s, %s, %s)
+           ON CONFLICT (pipeline, extract) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        (pipeline, name, Jsonb(value)))
+
+
+def record_run(conn: psycopg.Connection, pipeline: str, name: str, *, started_at, rows: int, files: int,
+               seconds: float, error: str | None) -> None:
+    """What the last run did, beside the watermark (which it leaves alone)."""
+    conn.execute(
+        """INSERT INTO chute.watermarks (pipeline, extract, last_started_at, last_rows, last_files, last_seconds,
+                                         last_error)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (pipeline, extract) DO UPDATE SET last_started_at = EXCLUDED.last_started_at,
+               last_rows = EXCLUDED.last_rows, last_files = EXCLUDED.last_files,
+               last_seconds = EXCLUDED.last_seconds, last_error = EXCLUDED.last_error""",
+        (pipeline, name, started_at, rows, files, seconds, error))
+
+
+def all_of(conn: psycopg.Connection, pipeline: str) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM chute.watermarks WHERE pipeline = %s ORDER BY extract",
+                           (pipeline,)).fetchall()
+
+
+def try_lock(conn: psycopg.Connection, pipeline: str, name: str) -> bool:
+    return conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                        (_LOCK_NAMESPACE, f"{pipeline}/{name}")).fetchone()[0]
+
+
+def unlock(conn: psycopg.Connection, pipeline: str, name: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, f"{pipeline}/{name}"))
