@@ -52,7 +52,7 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel", "parquet"] = "csv"
+    format: Literal["csv", "excel", "parquet", "jsonl"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: bool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
@@ -68,6 +68,9 @@ class Source(_Strict):
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []
+    # jsonl: nested objects become columns named parent<separator>child, or stay JSON text.
+    nested: Literal["flatten", "json"] = "flatten"
+    nested_separator: str = "_"
 
     @field_validator("columns")
     @classmethod
@@ -215,6 +218,11 @@ class Watch(_Strict):
     # least one transaction; by default a claim is bounded by the unit size, 1 GiB of input).
     claim_files: int = Field(100_000, ge=1)
     rescan: float = Field(60, gt=0)  # seconds between full looks at the zone (missed events, lapsed claims)
+    # Micro-batches (docs/streaming.md): with max_batch_delay set, a run starts when its first
+    # file has waited that many seconds or max_batch_files files are in hand, whichever comes
+    # first (debounce then plays no part); unset, runs start after `debounce` seconds of quiet.
+    max_batch_delay: float | None = Field(None, ge=0)
+    max_batch_files: int | None = Field(None, ge=1)  # also caps a debounced run's events
     max_attempts: int = Field(3, ge=1)  # failed attempts of one file version before it is a dead letter
     retry_attempts: int = Field(5, ge=1)  # tries of a run hit by a transient error (database down, network)
     retry_initial: float = Field(0.5, gt=0)  # seconds before the first retry; doubles each time, with jitter

@@ -415,10 +415,10 @@ class Runner:
         except OSError as exc:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
         sha = hashlib.sha256(data).hexdigest()
-        rejects: list[ParseReject] = []
+        rejects: list[ParseReject] = []  # records the reader refused (JSON lines: bad lines)
         try:
-            frames = list(numbered(read_source(data, self.source, self.batch_bytes)))
-            frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+            frames = list(numbered(read_source(data, self.source, self.batch_bytes, rejects)))
+            frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
         except FileError as exc:
             if self.source.format != "csv":
                 return _Ready(entry, sha, None, str(exc))
@@ -502,6 +502,8 @@ class Runner:
                         unit.write(target, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
+                if ready[0].frame is None and ready[0].rejects:  # streamed: the reader refused these lines
+                    gate.parse_rejects(ready[0].entry.name, ready[0].rejects)
                 for item in ready:
                     e = item.entry
                     gate.enforce(e.name, rows_read[e.name])
@@ -539,7 +541,8 @@ class Runner:
             lit = pl.lit(entry.name).alias(self.source.file_column)
             data = self.zone.local_path(entry) or (lambda: self.zone.open(entry))
             # The next block is parsed on a thread while this one is transformed and copied.
-            for frame in read_ahead(numbered(read_source(data, self.source, self.batch_bytes))):
+            ready[0].rejects = []
+            for frame in read_ahead(numbered(read_source(data, self.source, self.batch_bytes, ready[0].rejects))):
                 yield frame.with_columns(lit)
             return
         frames = [r.frame for r in ready if r.frame is not None]

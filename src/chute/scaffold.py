@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks", "cafe", "workforce", "ingest")
-DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "ingest": 14}  # ingest: days of orders in its source database  # a few seconds of generating each
+EXAMPLES = ("stocks", "cafe", "workforce", "ingest", "stream")
+# a few seconds of generating each; ingest: days of orders in its source database
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "ingest": 14, "stream": 20}
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,

@@ -119,10 +119,12 @@ class WatchService:
             return [RunRequest("rescan", "periodic look at the whole zone")]
         if first is None:
             return []
+        if self.project.watch.max_batch_delay is not None:
+            return self._micro_batch(first)
         batch = [first]
         quiet = self.project.watch.debounce
         cap = time.monotonic() + quiet * _DEBOUNCE_CAP
-        while quiet > 0 and (left := min(quiet, cap - time.monotonic())) > 0:
+        while quiet > 0 and (left := min(quiet, cap - time.monotonic())) > 0 and not self._full(batch):
             try:
                 item = self.queue.get(timeout=left)
             except queue.Empty:
@@ -131,6 +133,33 @@ class WatchService:
                 break
             batch.append(item)
         return batch
+
+    def _micro_batch(self, first: RunRequest) -> list[RunRequest]:
+        """Requests until the first one has waited max_batch_delay seconds since its event, or
+        max_batch_files files are in hand. A steady stream thus makes one run (one transaction
+        per unit of input) per batch instead of one per file, and a quiet one still loads
+        within the delay. Requests queued while the last run went are taken at once."""
+        batch = [first]
+        deadline = time.monotonic() - max(0.0, time.time() - first.event_time) + self.project.watch.max_batch_delay
+        while not self._full(batch):
+            try:
+                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic())) \
+                    if deadline > time.monotonic() else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stopping: run what we have (its files are complete), then end
+                break
+            batch.append(item)
+        return batch
+
+    def _full(self, batch: list[RunRequest]) -> bool:
+        """max_batch_files reached (a request for the whole zone fills the batch at once)."""
+        limit = self.project.watch.max_batch_files
+        if limit is None:
+            return False
+        if any(not r.names for r in batch):
+            return True
+        return len({n for r in batch for n in r.names}) >= limit
 
     def _run(self, batch: list[RunRequest]) -> None:
         whole = any(not r.names for r in batch)

@@ -10,8 +10,16 @@ import pyarrow as pa
 from ..project import Source
 
 
-def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
-    """Frames of one file (a buffer or a local path) in the format the project declares."""
+def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20,
+                rejects: list | None = None) -> Iterator[pl.DataFrame]:
+    """Frames of one file (a buffer or a local path) in the format the project declares.
+
+    Readers that can refuse single records (JSON lines) append them to `rejects` when given.
+    """
+    if source.format == "jsonl":
+        from .jsonl import read_jsonl
+
+        return read_jsonl(data, source, block_bytes, rejects)
     if source.format == "excel":
         from .excel import read_excel
 

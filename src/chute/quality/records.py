@@ -37,8 +37,14 @@ csv.field_size_limit(1 << 30)
 
 
 def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.DataFrame]:
-    """The frames of one file, each with ROW_COLUMN counting records from `start`."""
+    """The frames of one file, each with ROW_COLUMN counting records from `start` (JSON lines:
+    the line number the reader gave each record)."""
+    from ..formats.jsonl import LINE_COLUMN
+
     for frame in frames:
+        if LINE_COLUMN in frame.columns:
+            yield frame.rename({LINE_COLUMN: ROW_COLUMN})
+            continue
         yield frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.Int64).alias(ROW_COLUMN))
         start += frame.height
 
@@ -181,6 +187,10 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
     found: dict[int, tuple[int, str]] = {}
     if not rows:
         return found
+    if source.format == "jsonl":
+        from ..formats.jsonl import locate_lines
+
+        return locate_lines(path_or_bytes, source, rows)
     with _open_text(path_or_bytes, source) as text:
         names: list[str] | None = None
         row = 0
