@@ -167,3 +167,27 @@ def test_a_crash_before_the_upstream_commit_leaves_neither_rows_nor_messages(tmp
     assert query("SELECT count(*) FROM chute.queue WHERE status = 'ready'") == [(3,)]
     run(cli, down)
     assert query("SELECT order_id, shop_id, total FROM orders ORDER BY 1") == expected_orders([1, 2, 3])
+
+
+def test_watch_of_the_follower_runs_when_messages_arrive(tmp_path, api_server, db_url, cli, query, watch_process):
+    from fixtures_watch import wait_until
+
+    up, down, _ = setup(tmp_path, api_server)
+    cli("extract", "-p", up)
+    run(cli, up)
+    def orders() -> int:
+        return query("SELECT CASE WHEN to_regclass('orders') IS NULL THEN 0"
+                     " ELSE (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM orders', false, true, '')))[1]::text::int END")[0][0]
+
+    watch = watch_process(down)  # its startup run subscribes and takes the present keys
+    wait_until(lambda: orders() == 3, what="the first orders")
+    SHOPS.append({"shop_id": 3, "name": "shop 3"})
+    try:
+        cli("extract", "-p", up)
+    finally:
+        SHOPS.pop()
+    run(cli, up)  # its commit enqueues; the watch's queue trigger starts a run
+    wait_until(lambda: orders() == 5, what="the orders of shop 3")
+    watch.wait_log("run (queue)")
+    assert watch.terminate() == 0
+    assert query("SELECT order_id, shop_id, total FROM orders ORDER BY 1") == expected_orders([1, 2, 3])
