@@ -8,9 +8,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks", "cafe", "workforce", "ingest", "stream")
+EXAMPLES = ("stocks", "cafe", "workforce", "ingest", "stream", "retail")
 # a few seconds of generating each; ingest: days of orders in its source database
-DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "ingest": 14, "stream": 20}
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "ingest": 14, "stream": 20,
+                 "retail": 1}  # retail: writes its three stage folders (its data comes from its API)
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,

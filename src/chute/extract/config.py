@@ -115,7 +115,7 @@ class HttpExtract(ExtractBase):
     kind: Literal["http"]
     default_format: ClassVar[str] = "jsonl"
     # May hold {name} placeholders, filled from each for_each row (URL-quoted).
-    url: str = Field(min_length=1, pattern=r"^https?://")
+    url: str = Field(min_length=1, pattern=r"^(https?://|\{)")  # http(s)://..., or {param}/... from [params]
     params: dict[str, str | int | float | bool] = {}  # query parameters; string values may hold {name} too
     records: str = ""  # dotted path to the list of records in the body; "" = the body is the list
     pagination: HttpPagination = HttpPagination()

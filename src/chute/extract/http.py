@@ -43,13 +43,20 @@ def placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
-def fill(text: str, row: dict[str, Any], *, for_url: bool) -> str:
-    missing = placeholders(text) - set(row)
+def fill(text: str, row: dict[str, Any], *, for_url: bool, params: dict[str, Any] | None = None) -> str:
+    """{name} from the for_each row (URL-quoted in a URL), else from the project's [params] (as is)."""
+    params = params or {}
+    missing = placeholders(text) - set(row) - set(params)
     if missing:
-        raise ConfigError(f"{text!r} needs {', '.join(sorted(missing))}, which the for_each row lacks "
-                          f"(it has: {', '.join(sorted(row)) or 'nothing'})")
-    values = {k: quote(str(v), safe="") if for_url else str(v) for k, v in row.items()}
+        raise ConfigError(f"{text!r} needs {', '.join(sorted(missing))}, which neither the for_each row nor "
+                          f"[params] has (the row has: {', '.join(sorted(row)) or 'nothing'})")
+    values = {k: str(v) for k, v in params.items()}
+    values.update({k: quote(str(v), safe="") if for_url else str(v) for k, v in row.items()})
     return text.format_map(values)
+
+
+def project_params(project) -> dict[str, Any]:
+    return {k: v for k, v in project.params.items() if isinstance(v, (str, int, float))}
 
 
 def rows_of(job) -> list[dict[str, Any]]:
@@ -72,8 +79,10 @@ def rows_of(job) -> list[dict[str, Any]]:
             raise
         except Exception as exc:
             raise ConfigError(f"extraction {job.name!r}: for_each_query failed: {exc}") from None
-    if placeholders(spec.url):
-        raise ConfigError(f"extraction {job.name!r}: the url has placeholders but no for_each fills them")
+    unfilled = placeholders(spec.url) - set(project_params(job.project))
+    if unfilled:
+        raise ConfigError(f"extraction {job.name!r}: the url's {', '.join(sorted(unfilled))} is not in [params] "
+                          "and no for_each fills it")
     return [{}]
 
 
@@ -102,10 +111,12 @@ def extract(job) -> Any:
             raise HttpError(f"extraction {job.name!r}: the records do not fit one table ({exc})") from None
         job.writer.write(table)
 
+    known = project_params(job.project)
     with HttpFetcher(options_of(spec)) as fetcher:
         for row in rows_of(job):
-            url = fill(spec.url, row, for_url=True)
-            params = {k: fill(v, row, for_url=False) if isinstance(v, str) else v for k, v in spec.params.items()}
+            url = fill(spec.url, row, for_url=True, params=known)
+            params = {k: fill(v, row, for_url=False, params=known) if isinstance(v, str) else v
+                      for k, v in spec.params.items()}
             if spec.cursor_param and since is not None:
                 params[spec.cursor_param] = since
             if spec.until_param and job.until is not None:
