@@ -121,7 +121,19 @@ def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
         "rejects": rejected,
         "dead_letters": count_for_pipeline(conn, DEAD_LETTERS, project.name),
         "watch": watch_status(conn, project.name),
+        "queue": queue_depth(conn, project.name),
     }
+
+
+def queue_depth(conn: psycopg.Connection, pipeline: str) -> dict[str, dict[str, int]] | None:
+    """Chained stages (chute.chain): messages by state for this stage and the stages that follow it."""
+    from .chain import queue
+
+    if not queue.exists(conn):
+        return None
+    stages = {pipeline} | {s["stage"] for s in queue.subscribers(conn, pipeline)}
+    depth = {stage: n for stage, n in queue.depth(conn).items() if stage in stages}
+    return depth or None
 
 
 def overview_line(numbers: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .coltypes import ColumnType, parse_type
 from .errors import ConfigError
 from .extract.config import Extracts
+from .chain.config import Follow
 from .transforms.steps import Step
 from .quality.contracts import Contract
 
@@ -261,6 +262,7 @@ class Project(_Strict):
     database: Database = Database()
     watch: Watch = Watch()
     schedules: list[Schedule] = []
+    follow: Follow | None = None  # [follow]: a stage of a chain, run by the messages of the one it follows (chute.chain)
     extract: Extracts = {}  # [extract.NAME]: database / API extractions into the landing zone (chute.extract)
     s3: S3 = S3()
     run_log: RunLog = RunLog()

@@ -73,6 +73,7 @@ class RunSummary:
     exports: list[str] = field(default_factory=list)
     log: str | None = None  # where the run's JSON log was written (chute.runlog)
     notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
+    chain: dict | None = None  # a following stage's run: messages claimed, acknowledged, failed (chute.chain)
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -145,8 +146,14 @@ class Runner:
                  trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
                  only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
                  min_age: float = 0.0, confirmed: Iterable[str] = (),
-                 stop: threading.Event | None = None, details: dict | None = None, window=None):
+                 stop: threading.Event | None = None, details: dict | None = None, window=None,
+                 commit_hooks: Iterable = (), consume: bool = True):
         self.project = project
+        # Statements that ride in each load's transaction (chute.chain.publish: messages to the
+        # stages that follow this pipeline, acknowledgements of the messages this run consumes).
+        self.commit_hooks = list(commit_hooks)
+        self.hooks: list = []
+        self.consume = consume  # a project with [follow] runs by consuming its queue (chute.chain)
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
         self.prefix = prefix
@@ -177,6 +184,10 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        if self.consume and self.project.follow is not None:
+            from .chain.consume import consume
+
+            return consume(self)  # claims messages, extracts, then runs a Runner(consume=False)
         started = time.perf_counter()
         plan = build_plan(self.project)
         targets = targets_of(self.project)
@@ -186,6 +197,9 @@ class Runner:
             ledger.ensure_schema(conn)
             workers.ensure_schema(conn)
             deadletters.ensure_schema(conn)
+            from .chain.publish import publishers
+
+            self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
             for t in targets.values():
                 ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
             adopt_columns(conn, targets, self.contracts)
@@ -512,6 +526,8 @@ class Runner:
                         # Drift policy, types and the table's contract; rejected rows stay in the gate.
                         conformed = gate.check(_frame_of(values[table], table), target, only_file)
                         unit.write(target, conformed)
+                        for hook in self.hooks:
+                            hook.rows(table, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
                 if ready[0].frame is None and ready[0].rejects:  # streamed: the reader refused these lines
@@ -535,9 +551,13 @@ class Runner:
                 for f in files:
                     f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
             t0 = time.perf_counter()
-            unit.commit(files)
+            unit.commit(files, [s for hook in self.hooks for s in hook.statements(files)])
+            for hook in self.hooks:
+                hook.committed()
             self._time("commit", t0)
         except BaseException:
+            for hook in self.hooks:
+                hook.reset()
             unit.rollback()
             gate.undo()
             for name, t in targets.items():

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-EXAMPLES = ("stocks", "cafe", "workforce", "stream", "ingest")
-# A few seconds of generating each; ingest: days of orders in its source database.
-DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "stream": 20, "ingest": 14}
+EXAMPLES = ("stocks", "cafe", "workforce", "stream", "ingest", "retail")
+# A few seconds of generating each; ingest: days of orders in its source database; retail: writes
+# its three stage folders (its data comes from its API).
+DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "stream": 20, "ingest": 14, "retail": 1}
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,

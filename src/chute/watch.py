@@ -42,10 +42,15 @@ _DEBOUNCE_CAP = 10  # a steady stream of events still starts a run after 10 x de
 
 
 def default_triggers(project: Project, db_url: str) -> list[Trigger]:
-    """The folder trigger for a local landing zone, plus one for the schedules if any."""
+    """The folder trigger for a local landing zone (the queue's for a chained stage), plus one for the
+    schedules if any."""
     found: list[Trigger] = []
-    if "://" not in project.landing.path:  # an s3:// landing zone brings its own trigger
-        landing = project.landing
+    landing = project.landing
+    if project.follow is not None:  # a chained stage: its upstream's messages drive it (it writes its own files)
+        from .chain.trigger import QueueTrigger
+
+        found.append(QueueTrigger(db_url, project.name, project.follow.poll))
+    elif "://" not in landing.path:  # an s3:// landing zone brings its own trigger
         found.append(FolderTrigger(project.landing_path, landing.patterns, landing.recursive, project.watch.settle,
                                    marker=landing.marker if landing.trigger == "marker" else None))
     else:  # S3 events through SQS (chute s3 setup), and a listing now and then for missed ones

@@ -63,6 +63,7 @@ class ExtractJob:
     until: str | None = None
     started_at: datetime | None = None
     warehouse_url: str | None = None  # the target database's URL (a source may live on the same server)
+    keys: list[dict] | None = None  # for_each = "message": the rows of a chain message (chute.chain)
 
     @property
     def backfill(self) -> bool:
@@ -70,7 +71,7 @@ class ExtractJob:
 
 
 def run_extract(project: "Project", name: str, *, since: str | None = None, until: str | None = None,
-                db_url: str | None = None) -> ExtractReport:
+                db_url: str | None = None, keys: list[dict] | None = None) -> ExtractReport:
     """Run one extraction. Errors of the source are in the report (error); the parts written
     before them stay (valid rows; a rerun writes them again with the same bytes)."""
     spec = project.extract.get(name)
@@ -87,14 +88,14 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
         if not watermarks.try_lock(conn, project.name, name):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:
-            return _run_locked(conn, project, name, spec, since, until, db_url)
+            return _run_locked(conn, project, name, spec, since, until, db_url, keys)
         finally:
             watermarks.unlock(conn, project.name, name)
     finally:
         conn.close()
 
 
-def _run_locked(conn, project, name, spec, since, until, db_url) -> ExtractReport:
+def _run_locked(conn, project, name, spec, since, until, db_url, keys=None) -> ExtractReport:
     t0 = time.perf_counter()
     before = watermarks.get(conn, project.name, name)
     report = ExtractReport(name, spec.kind, watermark_before=before, watermark_after=before,
@@ -103,7 +104,7 @@ def _run_locked(conn, project, name, spec, since, until, db_url) -> ExtractRepor
 
     started_at = now_utc()
     writer = PartWriter(project, spec, started_at, naive_zone=getattr(spec, "timezone", "UTC"))
-    job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url)
+    job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url, keys)
     try:
         after = importlib.import_module(KINDS[spec.kind]).extract(job)
         # A backfill re-reads a past window: the watermark never moves for it (not even forward,

@@ -95,12 +95,60 @@ class DatabaseExtract(ExtractBase):
         return self
 
 
+class HttpPagination(BaseModel):
+    """How an API hands out its pages (see docs/chains.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    style: Literal["none", "cursor", "page", "link"] = "none"
+    cursor_param: str = "cursor"  # cursor: the query parameter carrying the cursor back
+    cursor_path: str = "next_cursor"  # cursor: dotted path of the next cursor in the body
+    page_param: str = "page"  # page: the query parameter of the page number
+    start_page: int = 1
+    page_size_param: str | None = None  # a query parameter asking for page_size records a page
+    page_size: int | None = Field(None, ge=1)
+
+
 class HttpExtract(ExtractBase):
-    """A paginated JSON API (issue7-chain adds its keys)."""
+    """A paginated JSON API: every page's records into part files (see docs/chains.md)."""
 
     kind: Literal["http"]
     default_format: ClassVar[str] = "jsonl"
-    url: str = Field(min_length=1)
+    # May hold {name} placeholders, filled from each for_each row (URL-quoted).
+    url: str = Field(min_length=1, pattern=r"^(https?://|\{)")  # http(s)://..., or {param}/... from [params]
+    params: dict[str, str | int | float | bool] = {}  # query parameters; string values may hold {name} too
+    records: str = ""  # dotted path to the list of records in the body; "" = the body is the list
+    pagination: HttpPagination = HttpPagination()
+    headers: dict[str, str] = {}  # sent as they are: never put a secret here
+    headers_env: dict[str, str] = {}  # header -> name of the environment variable holding its value
+    rate_limit: float | None = Field(None, gt=0)  # requests per second at most
+    timeout: float = Field(30, gt=0)  # seconds per request
+    attempts: int = Field(5, ge=1, le=20)  # tries of one request hit by 5xx/429/timeouts, the first included
+    retry_initial: float = Field(0.5, gt=0)  # seconds before the first retry; doubles, with jitter
+    retry_max: float = Field(30, gt=0)
+    max_retry_after: float = Field(300, ge=0)  # a 429 asking to wait longer fails the extraction
+    # Incremental: send the watermark as this query parameter (e.g. updated_since) and keep the
+    # greatest value of cursor_field among the records as the next watermark.
+    cursor_param: str | None = None
+    cursor_field: str | None = None
+    start: str | None = None  # cursor_param's value on the first run (default: not sent)
+    until_param: str | None = None  # `chute extract --until`: sent as this query parameter
+    # Fan-out: one request sequence per row. "message": the keys of the chain message being
+    # consumed ([follow], chute.chain); for_each_query: the rows of a query on the target database.
+    for_each: Literal["message"] | None = None
+    for_each_query: str | None = None
+    add_keys: bool = True  # copy each row's values into its records (when they lack the field)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "HttpExtract":
+        if self.for_each and self.for_each_query:
+            raise ValueError("set for_each = 'message' or for_each_query, not both")
+        if bool(self.cursor_param) != bool(self.cursor_field):
+            raise ValueError("an incremental extraction needs both cursor_param and cursor_field")
+        if self.cursor_param and self.for_each == "message":
+            raise ValueError("for_each = 'message' extractions are driven by messages, not by a watermark "
+                             "(remove cursor_param/cursor_field)")
+        return self
 
 
 Extract = Annotated[DatabaseExtract | HttpExtract, Field(discriminator="kind")]

@@ -1,0 +1,136 @@
+"""A following stage's run: claim messages -> do their work (extract for their keys) -> one
+load run whose transactions acknowledge them -> failed messages back off or die.
+
+    chute run -p sales      (a project with [follow]) does exactly this, and so does each
+                            run of `chute watch -p sales`, woken by chain.trigger.QueueTrigger
+
+Exactly once across the handoff: the upstream wrote each message in the transaction that
+loaded its rows; here a message is acknowledged in the transaction that loads the rows its
+work produced (or on its own when that work found nothing new to load). A crash in between
+leaves the message leased; its lease lapses and it is claimed again; the extraction writes
+the same bytes, which the ledger skips. Failed work never touches the upstream's rows: the
+message is retried with backoff, then becomes a dead letter of this stage (`chute dlq list`),
+and `chute dlq retry` replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..db.postgres import connect
+from ..errors import ChuteError, ConfigError
+from . import queue
+from .publish import Acker
+
+if TYPE_CHECKING:
+    from ..runner import Runner, RunSummary
+
+log = logging.getLogger("chute.chain")
+
+
+def message_extracts(project) -> list[str]:
+    follow = project.follow
+    names = follow.extract or sorted(n for n, s in project.extract.items() if getattr(s, "for_each", None) == "message")
+    for n in names:
+        spec = project.extract.get(n)
+        if spec is None:
+            raise ConfigError(f"[follow] extract names {n!r}, which is not an [extract.{n}] of chute.toml")
+        if getattr(spec, "for_each", None) != "message":
+            raise ConfigError(f"[follow] extract names {n!r}, which needs for_each = \"message\" to take a message's keys")
+    if follow.on == "rows" and not names:
+        raise ConfigError("[follow] on = 'rows': add an [extract.NAME] with for_each = \"message\" "
+                          "(it fetches what each key of the upstream stands for)")
+    return names
+
+
+def consume(outer: "Runner") -> "RunSummary":
+    from ..extract import run_extract
+    from ..runner import Runner, RunSummary
+
+    project, db_url, stage = outer.project, outer.db_url, outer.pipeline
+    follow = project.follow
+    extracts = message_extracts(project)
+    max_attempts = follow.max_attempts or project.watch.max_attempts
+    conn = connect(db_url)
+    try:
+        queue.ensure_schema(conn)
+        backfilled = queue.subscribe(conn, stage, follow)
+        revived = queue.requeue_revived(conn, stage)
+        messages = queue.claim(conn, stage, follow.messages_per_run, project.watch.lease)
+        files_of: dict[int, list[str]] = {}
+        failed: dict[int, str] = {}
+        released: list[int] = []
+        for m in messages:
+            mid = m["message_id"]
+            if outer.stop.is_set():
+                released.append(mid)
+                continue
+            try:
+                if follow.on == "files":
+                    files_of[mid] = list(m["payload"].get("files", []))
+                else:
+                    names: list[str] = []
+                    for name in extracts:
+                        report = run_extract(project, name, keys=m["payload"].get("keys", []), db_url=db_url)
+                        names += report.files
+                        if report.error:
+                            raise ChuteError(f"extract {name}: {report.error}")
+                    files_of[mid] = names
+            except ChuteError as exc:
+                failed[mid] = str(exc)
+                log.warning("message %d (%s) failed: %s", mid, queue.describe(m["payload"]), exc)
+        queue.release(conn, released)
+        working = {mid: names for mid, names in files_of.items() if mid not in failed}
+        acker = Acker(stage, {mid: set(n) for mid, n in working.items()})
+        details = {**outer.details, "chain": {"claimed": len(messages), "backfilled": backfilled, "revived": revived}}
+        if follow.on == "files" and not any(files_of.values()):
+            summary = RunSummary(None, stage, "succeeded")
+        else:
+            only = sorted({n for names in files_of.values() for n in names}) if follow.on == "files" else None
+            summary = Runner(project, db_url, pipeline_name=stage, trigger=outer.trigger, retry_failed=outer.retry_failed,
+                             progress=outer.progress, stop=outer.stop, details=details, only=only,
+                             commit_hooks=[acker], consume=False).run()
+        # Work that had nothing new to load (no files, or files already loaded): acknowledged here.
+        settled = _settled(conn, stage, {mid: acker.remaining.get(mid, set()) for mid in working})
+        for mid in working:
+            if mid in acker.acked:
+                continue
+            left = acker.remaining.get(mid, set())
+            if not left or left <= settled:
+                queue.ack(conn, stage, mid)
+                acker.acked.add(mid)
+            else:
+                failed[mid] = _file_errors(conn, stage, left - settled) or summary.error or "its files did not load"
+        dead = 0
+        for m in messages:
+            if m["message_id"] in failed:
+                dead += queue.fail(conn, stage, m, failed[m["message_id"]], max_attempts=max_attempts,
+                                   initial=project.watch.retry_initial, maximum=project.watch.retry_max)
+        summary.chain = {"claimed": len(messages), "acknowledged": len(acker.acked), "failed": len(failed),
+                         "dead": dead, "released": len(released), "backfilled": backfilled, "revived": revived}
+        summary.dead_letters += dead
+        if failed and summary.status == "succeeded":
+            summary.status = "failed"
+            summary.error = summary.error or "; ".join(f"message {mid}: {e}" for mid, e in list(failed.items())[:3])
+        return summary
+    finally:
+        conn.close()
+
+
+def _settled(conn, stage: str, remaining: dict[int, set[str]]) -> set[str]:
+    """Of these names, those whose latest version is loaded or skipped (its content already loaded)."""
+    names = sorted({n for left in remaining.values() for n in left})
+    if not names:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT ON (name) name, status FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
+        " ORDER BY name, updated_at DESC", (stage, names)).fetchall()
+    return {n for n, status in rows if status in ("loaded", "loaded_with_rejects", "skipped")}
+
+
+def _file_errors(conn, stage: str, names: set[str]) -> str | None:
+    rows = conn.execute(
+        "SELECT DISTINCT ON (name) name, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
+        " AND status = 'failed' ORDER BY name, updated_at DESC", (stage, sorted(names))).fetchall()
+    return "; ".join(f"{n}: {e}" for n, e in rows[:3]) or None
