@@ -1,6 +1,6 @@
 """Dead letters: what chute gave up on, kept for a person to look at, re-queue or purge.
 
-    chute.dead_letters  one row per file version (kind 'file') or event (kind 'event')
+    chute.dead_letters  one row per file version (kind 'file'), event ('event') or chain message ('message')
 
 A file version becomes a dead letter when it fails with a terminal error (bad data, a node
 that raises: retrying cannot help) or when it has failed `[watch] max_attempts` times with
@@ -31,7 +31,7 @@ ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS retryable boolean NOT NULL DEFA
 CREATE TABLE IF NOT EXISTS chute.dead_letters (
     dlq_id      bigserial PRIMARY KEY,
     pipeline    text NOT NULL,
-    kind        text NOT NULL CHECK (kind IN ('file', 'event')),
+    kind        text NOT NULL CHECK (kind IN ('file', 'event', 'message')),
     name        text NOT NULL,
     version     text NOT NULL,
     error       text,

@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS chute.queue (
 CREATE INDEX IF NOT EXISTS queue_waiting ON chute.queue (stage, available_at) WHERE status IN ('ready', 'leased');
 """
 
-# Dead letters of kind 'message' (chute.dead_letters was created with 'file' and 'event' only).
+# Dead letters of kind 'message': ledgers created before chains allowed only 'file' and 'event'.
 _KINDS_SQL = """
 ALTER TABLE chute.dead_letters DROP CONSTRAINT IF EXISTS dead_letters_kind_check;
 ALTER TABLE chute.dead_letters ADD CONSTRAINT dead_letters_kind_check CHECK (kind IN ('file', 'event', 'message'));
