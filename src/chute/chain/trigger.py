@@ -11,54 +11,44 @@ import logging
 import threading
 
 from ..db.postgres import connect
-from ..triggers.base import Emit, RunRequest, Trigger
+from ..triggers.base import Emit, PollingTrigger, RunRequest
 from . import queue
 
 log = logging.getLogger("chute.chain")
 
 
-class QueueTrigger(Trigger):
+class QueueTrigger(PollingTrigger):
     name = "queue"
 
     def __init__(self, db_url: str, stage: str, poll: float):
+        super().__init__()
         self.db_url = db_url
         self.stage = stage
-        self.poll = poll
-        self._stopping = threading.Event()
-        self._idle = threading.Event()
+        self.interval = poll
+        self._idle = threading.Event()  # cleared while a run this trigger asked for is pending
         self._idle.set()
-        self._thread: threading.Thread | None = None
+        self._conn = None
 
     def describe(self) -> str:
-        return f"queue of stage {self.stage!r} (chute.queue, every {self.poll:g}s)"
+        return f"queue of stage {self.stage!r} (chute.queue, every {self.interval:g}s)"
 
-    def start(self, emit: Emit) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(emit,), name="chute-queue", daemon=True)
-        self._thread.start()
+    def poll(self, emit: Emit) -> None:
+        if not self._idle.is_set():
+            return
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.db_url)
+            n = queue.waiting(self._conn, self.stage) + queue.revivable(self._conn, self.stage)
+        except Exception as exc:  # the database is away: look again later
+            log.debug("queue not readable: %s", exc)
+            self.closed()
+            return
+        if n:
+            self._idle.clear()
+            emit(RunRequest("queue", f"{n} message(s) waiting for stage {self.stage}",
+                            done=lambda ok: self._idle.set()))
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _loop(self, emit: Emit) -> None:
-        conn = None
-        while not self._stopping.wait(self.poll):
-            if not self._idle.is_set():
-                continue
-            try:
-                if conn is None or conn.closed:
-                    conn = connect(self.db_url)
-                n = queue.waiting(conn, self.stage) + queue.revivable(conn, self.stage)
-            except Exception as exc:  # the database is away: look again later
-                log.debug("queue not readable: %s", exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
-                continue
-            if n:
-                self._idle.clear()
-                emit(RunRequest("queue", f"{n} message(s) waiting for stage {self.stage}",
-                                done=lambda ok: self._idle.set()))
-        if conn is not None:
-            conn.close()
+    def closed(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -38,6 +38,7 @@ Rules a trigger keeps:
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -78,3 +79,45 @@ class Trigger(ABC):
     def describe(self) -> str:
         """One line for the service's start-up log."""
         return self.name
+
+
+class PollingTrigger(Trigger):
+    """A trigger that looks at something every `interval` seconds on its own daemon thread.
+
+    Subclasses set `interval` and write `poll(emit)` (it handles its own errors: the next
+    look comes anyway), and `closed()` to release what the polls held.
+    """
+
+    interval: float = 60.0
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def poll(self, emit: Emit) -> None:
+        """One look; emit a RunRequest when something is worth a run."""
+
+    def closed(self) -> None:
+        """Called on the polling thread once it stops."""
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self, emit: Emit) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(emit,), name=f"chute-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self, emit: Emit) -> None:
+        try:
+            while not self._stopping.wait(self.interval):
+                self.poll(emit)
+        finally:
+            self.closed()

@@ -26,7 +26,7 @@ from urllib.parse import unquote_plus
 
 from ..sources.base import is_ignored
 from ..sources.s3 import parse_s3_url, s3_client
-from .base import Emit, RunRequest, Trigger
+from .base import Emit, PollingTrigger, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
 
@@ -186,39 +186,28 @@ class SqsTrigger(Trigger):
             log.warning("could not release an SQS message: %s", exc)
 
 
-class PollTrigger(Trigger):
+class PollTrigger(PollingTrigger):
     """The fallback: list the zone now and then; ask for a run only for what the ledger has not seen."""
 
     name = "s3-poll"
 
     def __init__(self, project, db_url: str, interval: float | None = None):
+        super().__init__()
         self.project = project
         self.db_url = db_url
         self.interval = interval or project.s3.poll_interval
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def describe(self) -> str:
         return f"listing {self.project.landing.path} every {self.interval:g} s for files no event announced"
 
-    def start(self, emit: Emit) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(emit,), name="chute-s3-poll", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _loop(self, emit: Emit) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                unseen = self.unseen()
-            except Exception as exc:
-                log.warning("polling %s failed: %s", self.project.landing.path, exc)
-                continue
-            if unseen and not self._stopping.is_set():
-                emit(RunRequest("s3-poll", f"{len(unseen)} object(s) not yet in the ledger", names=tuple(unseen)))
+    def poll(self, emit: Emit) -> None:
+        try:
+            unseen = self.unseen()
+        except Exception as exc:
+            log.warning("polling %s failed: %s", self.project.landing.path, exc)
+            return
+        if unseen and not self.stopping:
+            emit(RunRequest("s3-poll", f"{len(unseen)} object(s) not yet in the ledger", names=tuple(unseen)))
 
     def unseen(self) -> list[str]:
         """Names in the zone (complete batches only, in marker mode) the ledger has no settled
