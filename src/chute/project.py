@@ -212,7 +212,7 @@ class Notify(_Strict):
 class Watch(_Strict):
     """`chute watch`: how events become runs, retries, claims, dead letters."""
 
-    debounce: float = Field(0.2, ge=0)  # seconds: events closer together than this make one run
+    debounce: float = Field(0.05, ge=0)  # seconds of quiet awaited before a run (events queued meanwhile join it)
     settle: float = Field(2.0, gt=0)  # seconds a file's size must stay unchanged when no close-after-write event came
     lease: float = Field(300, gt=0)  # seconds a worker's claim on a file lasts without renewal
     # Files a worker claims at a time (smaller: workers share more evenly; each claim is at

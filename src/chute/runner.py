@@ -40,6 +40,7 @@ from .sources.base import FileEntry, LandingZone
 # methods that load: a run with nothing new never needs it, and its imports were a third of
 # that run's time (benchmarks/bench_noop.py).
 if TYPE_CHECKING:
+    from .db.kept import KeptConnections
     from .quality.records import ParseReject
 
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
@@ -147,8 +148,11 @@ class Runner:
                  only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
                  min_age: float = 0.0, confirmed: Iterable[str] = (),
                  stop: threading.Event | None = None, details: dict | None = None, window=None,
-                 commit_hooks: Iterable = (), consume: bool = True):
+                 commit_hooks: Iterable = (), consume: bool = True, kept: "KeptConnections | None" = None):
         self.project = project
+        # A long-running process (chute watch) keeps its connections and schema checks between
+        # runs (db/kept.py); otherwise each run connects and checks afresh.
+        self.kept = kept
         # Statements that ride in each load's transaction (chute.chain.publish: messages to the
         # stages that follow this pipeline, acknowledgements of the messages this run consumes).
         self.commit_hooks = list(commit_hooks)
@@ -192,17 +196,13 @@ class Runner:
         plan = build_plan(self.project)
         targets = targets_of(self.project)
         self.contracts = contracts_of(self.project.tables, plan.contracts)
-        conn = connect(self.db_url)
+        conn = self.kept.psycopg(self.db_url) if self.kept else connect(self.db_url)
+        clean = False
         try:
-            ledger.ensure_schema(conn)
-            workers.ensure_schema(conn)
-            deadletters.ensure_schema(conn)
+            self._ensure_schemas(conn, targets)
             from .chain.publish import publishers
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
-            for t in targets.values():
-                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
-            adopt_columns(conn, targets, self.contracts)
             # Workers share a run by claiming files, except where a run must be alone: `replace`
             # empties the table once per run, which would erase another worker's rows.
             exclusive = any(t.mode == "replace" for t in targets.values())
@@ -214,11 +214,30 @@ class Runner:
             finally:
                 if exclusive:
                     ledger.unlock(conn, self.pipeline)
+            clean = True  # the run recorded its own failures; the connection is still sound
         finally:
-            conn.close()
+            if self.kept:
+                self.kept.give_psycopg(self.db_url, conn, clean)
+                if not clean:  # chute's tables may be what failed: check them again next time
+                    self.kept.forget_checks(self.db_url)
+            else:
+                conn.close()
         summary.seconds = round(time.perf_counter() - started, 3)
         after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
+
+    def _ensure_schemas(self, conn: psycopg.Connection, targets: dict[str, Target]) -> None:
+        """chute's own tables (checked once per process when connections are kept), then the
+        targets (checked every run: someone may have changed one meanwhile)."""
+        if not (self.kept and (self.db_url, "chute") in self.kept.ensured):
+            ledger.ensure_schema(conn)
+            workers.ensure_schema(conn)
+            deadletters.ensure_schema(conn)
+            if self.kept:
+                self.kept.ensured.add((self.db_url, "chute"))
+        for t in targets.values():
+            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
+        adopt_columns(conn, targets, self.contracts)
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
         workers.reap(conn, self.pipeline)  # runs of dead workers -> abandoned; their claims expire
@@ -347,8 +366,9 @@ class Runner:
 
         render = Renderer(conn)
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
-        adbc_conn = connect_adbc(self.db_url)
+        adbc_conn = self.kept.adbc(self.db_url) if self.kept else connect_adbc(self.db_url)
         args = (adbc_conn, render, plan, static, targets)
+        clean = False
         try:
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
                 stream = self._settled(list(self._groups(pending)), readers, ahead, conn, seen, run_id, summary)
@@ -366,8 +386,12 @@ class Runner:
                                 self._load_group(*args, again, run_id, summary)
                     if not taken:
                         break
+            clean = True
         finally:
-            adbc_conn.close()
+            if self.kept:
+                self.kept.give_adbc(self.db_url, adbc_conn, clean and not summary.count("failed"))
+            else:
+                adbc_conn.close()
 
     def _take(self, stream: Iterator[list[_Ready]], taken: list[list[_Ready]]) -> Iterator[list[_Ready]]:
         """Groups from the stream until one unit's worth of input has been taken."""

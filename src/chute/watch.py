@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import deadletters
 from .after_run import after_failed_start
+from .db.kept import KeptConnections
 from .db.postgres import connect
 from .errors import ChuteError
 from .metrics import Metrics
@@ -84,6 +85,7 @@ class WatchService:
         self.ready = threading.Event()  # set once the triggers are started (tests wait on it)
         self.port: int | None = None
         self.runs: list[RunSummary] = []
+        self.kept = KeptConnections()  # connections and schema checks kept between runs
 
     # -- control ---------------------------------------------------------------------------
     def emit(self, request: RunRequest) -> None:
@@ -124,6 +126,7 @@ class WatchService:
                 if request is not None:
                     request.done(False)
             self.metrics.close()
+            self.kept.close()
             log.info("stopped")
 
     def _next_batch(self) -> list[RunRequest]:
@@ -136,6 +139,16 @@ class WatchService:
         if self.project.watch.max_batch_delay is not None:
             return self._micro_batch(first)
         batch = [first]
+        # Whatever queued while the last run went joins at once (a burst costs one run, not one
+        # per file); then wait for `debounce` seconds of quiet, if configured.
+        while not self._full(batch):
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch
+            batch.append(item)
         quiet = self.project.watch.debounce
         cap = time.monotonic() + quiet * _DEBOUNCE_CAP
         while quiet > 0 and (left := min(quiet, cap - time.monotonic())) > 0 and not self._full(batch):
@@ -199,7 +212,7 @@ class WatchService:
         def attempt() -> RunSummary:
             return Runner(self.project, self.db_url, trigger=trigger, only=names, prefix=prefix, skip=skip,
                           min_age=min_age, confirmed=confirmed,
-                          stop=self.stopping, details=details).run()
+                          stop=self.stopping, details=details, kept=self.kept).run()
 
         log.info("run (%s): %s", trigger, reason)
         try:
