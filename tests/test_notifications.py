@@ -123,6 +123,30 @@ def test_unreachable_smtp_server_does_not_fail_the_run(prices, cli):
     assert summary["status"] == "succeeded" and summary["notifications"][0]["ok"] is False
 
 
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_email_over_tls_logs_in_only_after_the_handshake(prices, smtp_starttls, smtp_ssl, tls, cli, monkeypatch):
+    sink = smtp_starttls if tls == "starttls" else smtp_ssl
+    monkeypatch.setenv("SSL_CERT_FILE", str(sink.ca_file))  # trust the test CA (OpenSSL's default paths)
+    configure(prices, EMAIL.format(port=sink.port, extra="").replace('tls = "none"', f'tls = "{tls}"'))
+    summary = json.loads(cli("run", "-p", prices, "--json").output)
+    assert summary["notifications"][0]["ok"] is True, summary["notifications"]
+    (message,) = sink.messages
+    assert message["Subject"] == "Jane_Doe_Pipeline_Success"
+    assert sink.logins == [SMTP_USER]  # the server refuses AUTH before TLS, so this login was encrypted
+
+
+def test_email_to_a_server_whose_certificate_is_not_trusted_is_not_sent(prices, smtp_starttls, cli, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    configure(prices, EMAIL.format(port=smtp_starttls.port, extra="attempts = 1").replace('tls = "none"',
+                                                                                         'tls = "starttls"'))
+    summary = json.loads(cli("run", "-p", prices, "--json").output)
+    assert summary["status"] == "succeeded"
+    (result,) = summary["notifications"]
+    assert result["ok"] is False and "CERTIFICATE_VERIFY_FAILED" in result["error"]
+    assert smtp_starttls.messages == [] and smtp_starttls.logins == []  # no password sent to an unverified server
+    assert SMTP_PASSWORD not in json.dumps(summary)
+
+
 def test_sns_topic_receives_the_notification(prices, aws, cli):
     sns, sqs = aws.client("sns"), aws.client("sqs")
     topic = sns.create_topic(Name="pipeline-status")["TopicArn"]
