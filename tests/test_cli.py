@@ -56,3 +56,18 @@ def test_bad_config_exit_2(tmp_path, cli):
     (tmp_path / "chute.toml").write_text("[project]\n")
     result = cli("run", "-p", tmp_path, expect=2)
     assert "project.name: required key is missing" in result.output
+
+
+def test_names_and_values_that_look_like_markup_are_shown_as_they_are(tmp_path, cli, db_url):
+    """A file named like Rich markup, and a regex with brackets, reach the terminal unchanged."""
+    from conftest import write
+
+    project = tmp_path / "markup"
+    write(project / "chute.toml", '[project]\nname = "markup"\n\n[tables.rows]\n'
+          'columns = { code = "text" }\ncontract = { columns = { code = { regex = "^[a-z]{3}$" } } }\n')
+    write(project / "landing" / "[red]broken[/].csv", b"\x89PNG\r\n\x1a\n\x00\x00 not a CSV\n")
+    write(project / "landing" / "codes.csv", "code\nabc\nABC\n")
+    shown = cli("run", "-p", project, expect=1).output
+    assert "[red]broken[/].csv" in shown
+    rejects = cli("rejects", "list", "-p", project).output
+    assert "[a-z]" in rejects  # Rich would have taken it for a style tag and dropped it

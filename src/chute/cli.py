@@ -15,14 +15,27 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from . import __version__
 from .errors import ChuteError, RunInProgress
 
 out = Console()
 err = Console(stderr=True)
+
+
+class _DataTable(RichTable):
+    def add_row(self, *cells, **kwargs) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def data_table(*columns: str) -> RichTable:
+    """A table of data: cells are shown as they are (a file named '[x].csv' or a regex such as
+    '^[a-z]+$' is not Rich markup)."""
+    return _DataTable(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
 
 EXIT_FILES_FAILED = 1
 EXIT_ERROR = 2
@@ -35,7 +48,7 @@ class ChuteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ChuteError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             sys.exit(EXIT_ERROR)
 
 
@@ -85,12 +98,13 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
     if as_json:
         _emit_json(info)
         return
-    out.print(f"Created [bold]{folder}[/] from the {example} example: {', '.join(info['created'])}")
+    out.print(f"Created [bold]{escape(str(folder))}[/] from the {example} example: {', '.join(info['created'])}")
     if info["data"] and info["data"].get("message"):
         out.print(info["data"]["message"])
     elif info["data"]:
-        out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing")
-    out.print(f"Next: [bold]chute run --project {folder}[/]")
+        out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing",
+                  markup=False)
+    out.print(f"Next: [bold]chute run --project {escape(str(folder))}[/]")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -155,7 +169,7 @@ def _report_run(summary, as_json: bool) -> None:
                   highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
-            table = RichTable("file", "status", "reason", box=box.SIMPLE_HEAD, pad_edge=False)
+            table = data_table("file", "status", "reason")
             for f in problems[:50]:
                 table.add_row(f.name, f.status, f.error or "")
             if len(problems) > 50:
@@ -165,9 +179,9 @@ def _report_run(summary, as_json: bool) -> None:
             out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
                       "fix them or run with --retry-failed.")
         for path in summary.exports:
-            out.print(f"exported {path}")
+            out.print(f"exported {path}", markup=False)
         if summary.error:
-            err.print(f"[bold red]error:[/] {summary.error}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
     if summary.error and not summary.files:
         sys.exit(EXIT_ERROR)
     if not summary.ok:
@@ -206,8 +220,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
                                                     or "none yet (chute run)"))
     out.print(overview_line(numbers), highlight=False)
     if runs:
-        table = RichTable("run", "status", "started", "took", "loaded", "failed", "skipped", "rows",
-                          box=box.SIMPLE_HEAD, pad_edge=False)
+        table = data_table("run", "status", "started", "took", "loaded", "failed", "skipped", "rows")
         for r in runs:
             took = (r["ended_at"] - r["started_at"]).total_seconds() if r["ended_at"] else None
             table.add_row(str(r["run_id"]), r["status"], f"{r['started_at']:%m-%d %H:%M}",
@@ -215,7 +228,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
                           str(r["files_failed"]), str(r["files_skipped"]), f"{r['rows_loaded']:,}")
         out.print(table)
     if failed:
-        table = RichTable("failed file", "run", "error", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = data_table("failed file", "run", "error")
         for f in failed:
             table.add_row(f["name"], str(f["run_id"]), f["error"] or "")
         out.print(table)

@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich import box
-from rich.table import Table as RichTable
+from rich.markup import escape
 
-from .cli import EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
+from .cli import data_table, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
 
 
 @click.command("extract")
@@ -48,7 +47,7 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
     if as_json:
         _emit_json([r.to_dict() for r in reports])
     else:
-        table = RichTable("extraction", "rows", "files", "seconds", "watermark", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = data_table("extraction", "rows", "files", "seconds", "watermark")
         for r in reports:
             mark = "unchanged (backfill)" if r.backfill else \
                 ("unchanged" if r.watermark_after == r.watermark_before else f"{r.watermark_after}")
@@ -56,7 +55,7 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
         out.print(table)
         for r in reports:
             if r.error:
-                err.print(f"[bold red]error:[/] extraction {r.name!r}: {r.error}", highlight=False)
+                err.print(f"[bold red]error:[/] extraction {escape(repr(r.name))}: {escape(r.error)}", highlight=False)
         if any(r.files for r in reports):
             out.print(f"Next: [bold]chute run --project {project_dir}[/] loads the new files")
     if any(r.error for r in reports):

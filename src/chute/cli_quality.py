@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich import box
-from rich.table import Table as RichTable
+from rich.markup import escape
 
-from .cli import _emit_json, db_option, json_option, main, out, project_option
+from .cli import data_table, _emit_json, db_option, json_option, main, out, project_option
 
 _filters = [
     click.option("--file", "file", metavar="NAME", help="Only rejects of this file (its name in the landing zone)."),
@@ -76,8 +75,7 @@ def rejects_list(project_dir: Path, db_url: str | None, file, column, reason, ch
     if not rows:
         out.print("no rejects match")
         return
-    table = RichTable("id", "file", "line", "table", "column", "check", "reason", "value", "state",
-                      box=box.SIMPLE_HEAD, pad_edge=False)
+    table = data_table("id", "file", "line", "table", "column", "check", "reason", "value", "state")
     for r in rows:
         table.add_row(str(r["reject_id"]), r["file_name"], str(r["line_number"] or ""), r["target_table"] or "",
                       r["column_name"] or "", r["check_name"], r["reason"], (r["value"] or "")[:40], r["replay_state"])
@@ -103,7 +101,7 @@ def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, as_json:
         _emit_json(rows[0])
         return
     for key, value in rows[0].items():
-        out.print(f"[bold]{key:>14}[/]  {'' if value is None else value}", highlight=False, markup=True)
+        out.print(f"[bold]{key:>14}[/]  {escape('' if value is None else str(value))}", highlight=False, markup=True)
 
 
 @rejects.command("export")
@@ -132,7 +130,7 @@ def rejects_export(path: Path, project_dir: Path, db_url: str | None, file, colu
     if as_json:
         _emit_json({"path": str(path), "rejects": n})
     else:
-        out.print(f"{n} rejects written to {path}")
+        out.print(f"{n} rejects written to {path}", markup=False)
 
 
 @main.command()

@@ -92,7 +92,7 @@ def dead_letters(project_dir: Path, limit: int, as_json: bool) -> None:
     if not found:
         out.print("The dead-letter queue is empty.")
     for item in found:
-        out.print(f"{item['message_id']}: {', '.join(item['keys']) or '(no objects)'}", highlight=False)
+        out.print(f"{item['message_id']}: {', '.join(item['keys']) or '(no objects)'}", highlight=False, markup=False)
 
 
 @s3.command()

@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import click
-from rich import box
-from rich.table import Table as RichTable
 
 from .errors import ConfigError
 
-from .cli import _emit_json, db_option, json_option, out, project_option  # noqa: E402
+from .cli import data_table, _emit_json, db_option, json_option, out, project_option  # noqa: E402
 
 
 class _JsonLines(logging.Formatter):
@@ -129,8 +127,7 @@ def dlq_list(project_dir: Path, db_url: str | None, everything: bool, as_json: b
     if not rows:
         out.print(f"[bold]{project.name}[/]: no dead letters")
         return
-    table = RichTable("id", "kind", "name", "status", "attempts", "since", "error", box=box.SIMPLE_HEAD,
-                      pad_edge=False)
+    table = data_table("id", "kind", "name", "status", "attempts", "since", "error")
     for r in rows:
         table.add_row(str(r["id"]), r["kind"], r["name"], r["status"], str(r["attempts"]),
                       f"{r['created_at']:%m-%d %H:%M}", (r["error"] or "")[:120])
