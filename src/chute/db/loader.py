@@ -26,6 +26,10 @@ from .postgres import qualified, redact
 from .target import Target
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
+# A merge whose stage holds at least this share of the table's rows rewrites the table
+# instead of updating rows one by one (LoadUnit._rewrite); smaller merges update in place.
+REWRITE_SHARE = 0.2
+REWRITE_MIN = 50_000
 
 
 class LoadUnit:
@@ -42,6 +46,7 @@ class LoadUnit:
         self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
         self.rebuild: dict[str, tuple[Target, str]] = {}  # primary keys to build again at commit
         self.seq = 0
+        self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
         self.rejects = 0  # reject records staged for chute.rejects
 
@@ -62,6 +67,7 @@ class LoadUnit:
                 self.seq += frame.height
                 self.cur.adbc_ingest(self._stage_name(target), _arrow(frame), mode="create_append", temporary=True)
                 self.staged[target.table] = target
+                self.staged_rows[target.table] = self.staged_rows.get(target.table, 0) + frame.height
             else:
                 if target.mode == "replace" and not target.truncated:
                     self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
@@ -189,8 +195,53 @@ class LoadUnit:
         # A temporary table has no statistics: without them the planner joins a small stage to a
         # big table by scanning the whole table (measured: 0.8 s per 60k-row unit on 2 M rows).
         self._exec(sql.SQL("ANALYZE {}").format(stage))
+        primary_key = self._rewrite_instead(target)
+        if primary_key:
+            self._rewrite(target, into, stage, primary_key)
+            return
         for statement in merge_statements(into, stage, list(target.columns), target.primary_key):
             self._exec(statement)
+
+    def _rewrite_instead(self, target: Target) -> str | None:
+        """The primary key's name when rewriting the table beats updating it row by row: the
+        stage holds at least REWRITE_SHARE of the table's rows (and REWRITE_MIN rows), the
+        table has exactly the declared columns, no trigger, and no foreign key refers to it."""
+        staged = self.staged_rows.get(target.table, 0)
+        if staged < REWRITE_MIN:
+            return None
+        self.cur.execute(
+            "SELECT c.reltuples,"
+            " (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+            " EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
+            " OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),"
+            " (SELECT p.conname FROM pg_constraint p WHERE p.contype = 'p' AND p.conrelid = c.oid)"
+            " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
+            (target.schema, target.table))
+        rows, columns, tied, primary_key = self.cur.fetchone()
+        if tied or not primary_key or columns != len(target.columns) or not 0 < rows <= staged / REWRITE_SHARE:
+            return None
+        return primary_key
+
+    def _rewrite(self, target: Target, into: sql.Composable, stage: sql.Identifier, primary_key: str) -> None:
+        """Upsert by rewriting: the table's rows whose key is not staged, then the staged rows,
+        go into an emptied table whose primary key is built again. The truncated table is
+        new to this transaction, so (with wal_level=minimal) the rows skip the WAL; measured
+        on 2 M rows that all conflict: ~6.6 s of SQL against ~30 s for UPDATE + INSERT.
+        The table is locked for writes and reads until commit, as a TRUNCATE requires."""
+        cols = _list(target.columns)
+        match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in target.primary_key)
+        kept = sql.Identifier(self._stage_name(target) + "_k")
+        self._exec(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(into))
+        self._exec(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} t WHERE NOT EXISTS "
+                           "(SELECT 1 FROM {} s WHERE {}) UNION ALL SELECT {} FROM {}")
+                   .format(kept, cols, into, stage, match, cols, stage))
+        self._exec(sql.SQL("TRUNCATE {}").format(into))
+        self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(into, sql.Identifier(primary_key)))
+        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, kept))
+        self._exec(sql.SQL("DROP TABLE {}").format(kept))
+        self._exec(sql.SQL("SET LOCAL maintenance_work_mem = '256MB'"))
+        self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            into, sql.Identifier(primary_key), _list(target.primary_key)))
 
     def _drop_stages(self) -> None:
         for target in self.staged.values():
