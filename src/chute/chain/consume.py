@@ -101,7 +101,8 @@ def consume(outer: "Runner") -> "RunSummary":
                 queue.ack(conn, stage, mid)
                 acker.acked.add(mid)
             else:
-                failed[mid] = _file_errors(conn, stage, left - settled) or summary.error or "its files did not load"
+                failed[mid] = (_file_errors(conn, stage, left - settled) or summary.error
+                               or _unseen(project, stage, left - settled))
         dead = 0
         for m in messages:
             if m["message_id"] in failed:
@@ -134,3 +135,11 @@ def _file_errors(conn, stage: str, names: set[str]) -> str | None:
         "SELECT DISTINCT ON (name) name, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
         " AND status = 'failed' ORDER BY name, updated_at DESC", (stage, sorted(names))).fetchall()
     return "; ".join(f"{n}: {e}" for n, e in rows[:3]) or None
+
+
+def _unseen(project, stage: str, names: set[str]) -> str:
+    """Why named files neither loaded nor failed: the run never saw them (a file named by the
+    upstream that this stage's zone lacks, or that its [landing] patterns leave out)."""
+    shown = ", ".join(sorted(names)[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{shown}: not in the landing zone of stage {stage} ({project.landing.path}) or not matching its "
+            f"[landing] patterns {', '.join(project.landing.patterns)}")
