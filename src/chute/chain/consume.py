@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..db.postgres import connect
 from ..errors import ChuteError, ConfigError
+from ..heartbeat import Heartbeat
 from . import queue
 from .publish import Acker
 
@@ -53,11 +54,19 @@ def consume(outer: "Runner") -> "RunSummary":
     extracts = message_extracts(project)
     max_attempts = follow.max_attempts or project.watch.max_attempts
     conn = connect(db_url)
+    heartbeat = None
     try:
         queue.ensure_schema(conn)
         backfilled = queue.subscribe(conn, stage, follow)
         revived = queue.requeue_revived(conn, stage)
-        messages = queue.claim(conn, stage, follow.messages_per_run, project.watch.lease)
+        me = queue.consumer_id()
+        lease = project.watch.lease
+        messages = queue.claim(conn, stage, follow.messages_per_run, lease, by=me)
+        # Our leases are renewed while the work runs, however long an extraction takes; a
+        # consumer that dies stops renewing, and its messages are claimable after one lease.
+        ids = [m["message_id"] for m in messages]
+        if messages:
+            heartbeat = Heartbeat(db_url, lease / 3, lambda c: queue.renew(c, ids, me, lease), f"{stage}:{me}").start()
         files_of: dict[int, list[str]] = {}
         failed: dict[int, str] = {}
         released: list[int] = []
@@ -116,6 +125,8 @@ def consume(outer: "Runner") -> "RunSummary":
             summary.error = summary.error or "; ".join(f"message {mid}: {e}" for mid, e in list(failed.items())[:3])
         return summary
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         conn.close()
 
 
