@@ -118,3 +118,26 @@ def test_a_slow_consumer_renews_its_leases_and_a_second_consumer_takes_none(tmp_
     assert query("SELECT order_id, shop_id FROM orders ORDER BY 1") == [(10, 1), (11, 1), (20, 2)]
     assert len(api_server.hits("/shops/1/orders")) == 1  # fetched by one consumer, once
 
+
+def test_a_consumer_waits_for_a_peer_holding_the_extraction_without_spending_an_attempt(
+        tmp_path, api_server, db_url, cli, query):
+    up, down, gate = setup(tmp_path, api_server, per_run=1)
+    run(cli, down)  # subscribes while the upstream has nothing: its load sends the two messages
+    cli("extract", "-p", up)
+    run(cli, up)
+    assert query("SELECT count(*) FROM chute.queue WHERE status = 'ready'") == [(2,)]
+    first = consumer(down)  # claims shop 1's message and holds the extraction while the API stalls
+    second = None
+    try:
+        wait_until(lambda: api_server.hits("/shops/1/orders"), what="the first consumer's request")
+        second = consumer(down)  # claims shop 2's message and finds the extraction held
+        wait_until(lambda: query("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'")[0][0],
+                   what="the second consumer to wait for the extraction")
+    finally:
+        gate.set()
+    one, two = result_of(first), result_of(second)
+    for result in (one, two):
+        assert result["status"] == "succeeded", result
+        assert result["chain"]["claimed"] == 1 and result["chain"]["acknowledged"] == 1 and result["chain"]["failed"] == 0
+    assert query("SELECT status, attempts FROM chute.queue ORDER BY message_id") == [("done", 1), ("done", 1)]
+    assert query("SELECT order_id, shop_id FROM orders ORDER BY 1") == [(10, 1), (11, 1), (20, 2)]

@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..db.postgres import connect
-from ..errors import ChuteError, ConfigError
+from ..errors import ChuteError, ConfigError, RunInProgress
 from ..heartbeat import Heartbeat
 from . import queue
 from .publish import Acker
@@ -70,9 +70,10 @@ def consume(outer: "Runner") -> "RunSummary":
         files_of: dict[int, list[str]] = {}
         failed: dict[int, str] = {}
         released: list[int] = []
+        busy = False  # a peer consumer of this stage held an extraction for longer than we wait
         for m in messages:
             mid = m["message_id"]
-            if outer.stop.is_set():
+            if outer.stop.is_set() or busy:
                 released.append(mid)
                 continue
             try:
@@ -81,15 +82,23 @@ def consume(outer: "Runner") -> "RunSummary":
                 else:
                     names: list[str] = []
                     for name in extracts:
-                        report = run_extract(project, name, keys=m["payload"].get("keys", []), db_url=db_url)
+                        # A peer's extraction is no fault of this message: wait our turn (our
+                        # leases are renewed meanwhile), then give the message back untried.
+                        report = run_extract(project, name, keys=m["payload"].get("keys", []), db_url=db_url,
+                                             wait=lease, stop=outer.stop)
                         names += report.files
                         if report.error:
                             raise ChuteError(f"extract {name}: {report.error}")
                     files_of[mid] = names
+            except RunInProgress as exc:
+                busy = True
+                released.append(mid)
+                files_of.pop(mid, None)
+                log.info("message %d (%s) given back, not tried: %s", mid, queue.describe(m["payload"]), exc)
             except ChuteError as exc:
                 failed[mid] = str(exc)
                 log.warning("message %d (%s) failed: %s", mid, queue.describe(m["payload"]), exc)
-        queue.release(conn, released)
+        queue.release(conn, released, by=me)
         working = {mid: names for mid, names in files_of.items() if mid not in failed}
         acker = Acker(stage, {mid: set(n) for mid, n in working.items()})
         details = {**outer.details, "chain": {"claimed": len(messages), "backfilled": backfilled, "revived": revived}}

@@ -234,13 +234,14 @@ def fail(conn: psycopg.Connection, stage: str, message: dict, error: str, *, max
     return dead and bool(mine)
 
 
-def release(conn: psycopg.Connection, message_ids: list[int]) -> None:
-    """Messages claimed but not started (the run was asked to stop): ready again, no attempt spent."""
+def release(conn: psycopg.Connection, message_ids: list[int], by: str | None = None) -> None:
+    """Messages claimed but not started (the run was asked to stop, or a peer held the
+    extraction): ready again, no attempt spent. With `by`, only those that consumer holds."""
     if message_ids:
         with conn.transaction():
             conn.execute("UPDATE chute.queue SET status = 'ready', attempts = greatest(attempts - 1, 0),"
-                         " lease_until = NULL, updated_at = now() WHERE message_id = ANY(%s) AND status = 'leased'",
-                         (message_ids,))
+                         " lease_until = NULL, updated_at = now() WHERE message_id = ANY(%s) AND status = 'leased'"
+                         " AND (%s::text IS NULL OR leased_by = %s)", (message_ids, by, by))
 
 
 def describe(payload: dict) -> str:

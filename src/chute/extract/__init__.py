@@ -12,6 +12,7 @@ value), or None to leave it as it was. The files are ordinary landing files: `ch
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -71,9 +72,13 @@ class ExtractJob:
 
 
 def run_extract(project: "Project", name: str, *, since: str | None = None, until: str | None = None,
-                db_url: str | None = None, keys: list[dict] | None = None) -> ExtractReport:
+                db_url: str | None = None, keys: list[dict] | None = None, wait: float = 0.0,
+                stop: "threading.Event | None" = None) -> ExtractReport:
     """Run one extraction. Errors of the source are in the report (error); the parts written
-    before them stay (valid rows; a rerun writes them again with the same bytes)."""
+    before them stay (valid rows; a rerun writes them again with the same bytes).
+
+    One extraction of a name runs at a time (its parts would share names): when another holds
+    it, wait up to `wait` seconds (chain consumers of one stage take turns), then RunInProgress."""
     spec = project.extract.get(name)
     if spec is None:
         known = ", ".join(sorted(project.extract)) or "none configured"
@@ -85,7 +90,7 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
     conn = connect(db_url)
     try:
         watermarks.ensure_schema(conn)
-        if not watermarks.try_lock(conn, project.name, name):
+        if not watermarks.lock(conn, project.name, name, wait=wait, stop=stop):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:
             return _run_locked(conn, project, name, spec, since, until, db_url, keys)

@@ -10,6 +10,8 @@ which the ledger skips by content hash.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -78,6 +80,25 @@ def all_of(conn: psycopg.Connection, pipeline: str) -> list[dict]:
 def try_lock(conn: psycopg.Connection, pipeline: str, name: str) -> bool:
     return conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
                         (_LOCK_NAMESPACE, f"{pipeline}/{name}")).fetchone()[0]
+
+
+def lock(conn: psycopg.Connection, pipeline: str, name: str, *, wait: float = 0.0,
+         stop: threading.Event | None = None) -> bool:
+    """The extraction's lock, waiting up to `wait` seconds for the process that holds it (a peer
+    consumer of the same stage extracting for its own message); False when it is still held.
+    Waits in slices of a second at most, so a stop request is heard."""
+    if try_lock(conn, pipeline, name):
+        return True
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
+        try:
+            with conn.transaction():  # a session lock taken in a transaction outlives it
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, int(min(left, 1.0) * 1000))}ms",))
+                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, f"{pipeline}/{name}"))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            continue
+    return False
 
 
 def unlock(conn: psycopg.Connection, pipeline: str, name: str) -> None:
