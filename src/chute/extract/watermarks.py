@@ -1,7 +1,9 @@
 """Where each extraction got to, kept in the ledger's schema of the target database.
 
     chute.watermarks   one row per (pipeline, extraction): the last value of its cursor
-                       (JSON), when it moved, and what the last run wrote
+                       (JSON), when it moved, and what the last run wrote; an extraction
+                       that fans out (for_each) keeps one more row per key, named
+                       `extraction|column=value` (key_name)
 
 The watermark moves only after every part of a run is written, so a crash mid-run leaves it
 where it was: the next run extracts the same rows again, into parts with the same bytes,
@@ -49,6 +51,19 @@ def get(conn: psycopg.Connection, pipeline: str, name: str) -> Any:
     row = conn.execute("SELECT value FROM chute.watermarks WHERE pipeline = %s AND extract = %s",
                        (pipeline, name)).fetchone()
     return row[0] if row else None
+
+
+def key_name(name: str, row: dict[str, Any]) -> str:
+    """The watermark's name for one for_each row: `orders|shop=north` (sorted, so it is stable).
+    Each key of a fan-out keeps its own place: one key's history never hides another's records."""
+    return name + "|" + ",".join(f"{k}={row[k]}" for k in sorted(row))
+
+
+def keyed(conn: psycopg.Connection, pipeline: str, name: str) -> dict[str, Any]:
+    """The watermarks of this extraction's keys: key_name -> value."""
+    rows = conn.execute("SELECT extract, value FROM chute.watermarks WHERE pipeline = %s"
+                        " AND starts_with(extract, %s) AND value IS NOT NULL", (pipeline, name + "|")).fetchall()
+    return dict(rows)
 
 
 def set(conn: psycopg.Connection, pipeline: str, name: str, value: Any) -> None:  # noqa: A001 (the interface's name)
