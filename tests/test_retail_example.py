@@ -93,3 +93,11 @@ def test_the_api_module_runs_as_a_command():
     done = subprocess.run([sys.executable, "-m", "chute.examples.retail.api", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "--fail" in done.stdout
+
+
+def test_init_creates_only_what_the_example_uses(tmp_path, cli):
+    folder = tmp_path / "retail"
+    created = json.loads(cli("init", folder, "--example", "retail", "--json").output)
+    top = sorted(p.name for p in folder.iterdir())
+    assert top == ["api.py", "branches", "generate.py", "sales", "salespersons"], top  # no unused landing/ etc.
+    assert not any(c.rstrip("/") in ("landing", "reference", "processed") for c in created["created"])

@@ -50,7 +50,8 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
         table = data_table("extraction", "rows", "files", "seconds", "watermark")
         for r in reports:
             mark = "unchanged (backfill)" if r.backfill else \
-                ("unchanged" if r.watermark_after == r.watermark_before else f"{r.watermark_after}")
+                (f"{len(r.keyed_watermarks)} key(s) moved" if r.keyed_watermarks else
+                 "unchanged" if r.watermark_after == r.watermark_before else f"{r.watermark_after}")
             table.add_row(r.name, f"{r.rows:,}", str(len(r.files)), f"{r.seconds:.2f}", mark)
         out.print(table)
         for r in reports:

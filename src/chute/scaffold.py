@@ -12,6 +12,10 @@ EXAMPLES = ("stocks", "cafe", "workforce", "stream", "ingest", "retail")
 # A few seconds of generating each; ingest: days of orders in its source database; retail: writes
 # its three stage folders (its data comes from its API).
 DEFAULT_FILES = {"stocks": 300, "cafe": 40, "workforce": 4, "stream": 20, "ingest": 14, "retail": 1}
+# Folders made beside chute.toml. retail has no chute.toml at its top: each stage folder is a
+# project whose landing zone the extraction creates, so it gets none.
+FOLDERS = {"retail": ()}
+DEFAULT_FOLDERS = ("landing", "reference", "processed")
 
 
 def create_project(folder: Path, example: str, *, files: int | None = None, seed: int = 42,
@@ -27,7 +31,7 @@ def create_project(folder: Path, example: str, *, files: int | None = None, seed
         if item.is_file() and not item.name.startswith((".", "__")):
             (folder / item.name).write_bytes(item.read_bytes())
             created.append(item.name)
-    for sub in ("landing", "reference", "processed"):
+    for sub in FOLDERS.get(example, DEFAULT_FOLDERS):
         (folder / sub).mkdir(exist_ok=True)
         created.append(f"{sub}/")
     files = DEFAULT_FILES[example] if files is None else files

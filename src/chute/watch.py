@@ -78,6 +78,7 @@ class WatchService:
         self.triggers = default_triggers(project, db_url) if triggers is None else triggers
         self.folder = next((t for t in self.triggers if isinstance(t, FolderTrigger)), None)
         self.metrics = Metrics(project.name)
+        self.metrics.track_queue(db_url, project.name)  # chute_queue_messages (chained stages)
         self.metrics_port = metrics_port
         self.policy = RetryPolicy.of(project.watch)
         self.stopping = threading.Event()

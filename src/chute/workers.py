@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 
 import psycopg
 
-from .db.postgres import connect
+from .heartbeat import Heartbeat
 
 log = logging.getLogger("chute.workers")
 
@@ -88,8 +87,7 @@ class Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
+        self._beat: Heartbeat | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def register(self, conn: psycopg.Connection, run_id: int) -> None:
@@ -99,35 +97,22 @@ class Worker:
             (self.id, self.pipeline, run_id, self.host, self.pid, self.lease))
 
     def start_heartbeat(self) -> None:
-        self._beat = threading.Thread(target=self._heartbeat, name="chute-heartbeat", daemon=True)
-        self._beat.start()
+        self._beat = Heartbeat(self.db_url, self.lease / 3, self._renew, self.id).start()
 
     def close(self, conn: psycopg.Connection | None) -> None:
         """Stop the heartbeat; drop this worker's row and any claim it still holds."""
-        self._stop.set()
         if self._beat:
-            self._beat.join()
+            self._beat.stop()
         if conn is not None and not conn.closed:
             with conn.transaction():
                 conn.execute("DELETE FROM chute.claims WHERE worker = %s", (self.id,))
                 conn.execute("DELETE FROM chute.workers WHERE worker = %s", (self.id,))
 
-    def _heartbeat(self) -> None:
-        conn = None
-        while not self._stop.wait(self.lease / 3):
-            try:
-                if conn is None or conn.closed:
-                    conn = connect(self.db_url)
-                with conn.transaction():
-                    conn.execute("UPDATE chute.workers SET expires_at = now() + make_interval(secs => %s)"
-                                 " WHERE worker = %s", (self.lease, self.id))
-                    conn.execute("UPDATE chute.claims SET expires_at = now() + make_interval(secs => %s)"
-                                 " WHERE worker = %s", (self.lease, self.id))
-            except Exception as exc:  # the database is away: keep trying; the lease may lapse
-                log.warning("heartbeat of %s failed: %s", self.id, exc)
-                conn = None
-        if conn is not None:
-            conn.close()
+    def _renew(self, conn: psycopg.Connection) -> None:
+        conn.execute("UPDATE chute.workers SET expires_at = now() + make_interval(secs => %s)"
+                     " WHERE worker = %s", (self.lease, self.id))
+        conn.execute("UPDATE chute.claims SET expires_at = now() + make_interval(secs => %s)"
+                     " WHERE worker = %s", (self.lease, self.id))
 
     # -- claims ----------------------------------------------------------------------------
     def claim(self, conn: psycopg.Connection, names: list[str]) -> set[str]:

@@ -19,7 +19,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..db.postgres import connect
-from ..errors import ChuteError, ConfigError
+from ..errors import ChuteError, ConfigError, RunInProgress
+from ..heartbeat import Heartbeat
 from . import queue
 from .publish import Acker
 
@@ -53,17 +54,26 @@ def consume(outer: "Runner") -> "RunSummary":
     extracts = message_extracts(project)
     max_attempts = follow.max_attempts or project.watch.max_attempts
     conn = connect(db_url)
+    heartbeat = None
     try:
         queue.ensure_schema(conn)
         backfilled = queue.subscribe(conn, stage, follow)
         revived = queue.requeue_revived(conn, stage)
-        messages = queue.claim(conn, stage, follow.messages_per_run, project.watch.lease)
+        me = queue.consumer_id()
+        lease = project.watch.lease
+        messages = queue.claim(conn, stage, follow.messages_per_run, lease, by=me)
+        # Our leases are renewed while the work runs, however long an extraction takes; a
+        # consumer that dies stops renewing, and its messages are claimable after one lease.
+        ids = [m["message_id"] for m in messages]
+        if messages:
+            heartbeat = Heartbeat(db_url, lease / 3, lambda c: queue.renew(c, ids, me, lease), f"{stage}:{me}").start()
         files_of: dict[int, list[str]] = {}
         failed: dict[int, str] = {}
         released: list[int] = []
+        busy = False  # a peer consumer of this stage held an extraction for longer than we wait
         for m in messages:
             mid = m["message_id"]
-            if outer.stop.is_set():
+            if outer.stop.is_set() or busy:
                 released.append(mid)
                 continue
             try:
@@ -72,15 +82,23 @@ def consume(outer: "Runner") -> "RunSummary":
                 else:
                     names: list[str] = []
                     for name in extracts:
-                        report = run_extract(project, name, keys=m["payload"].get("keys", []), db_url=db_url)
+                        # A peer's extraction is no fault of this message: wait our turn (our
+                        # leases are renewed meanwhile), then give the message back untried.
+                        report = run_extract(project, name, keys=m["payload"].get("keys", []), db_url=db_url,
+                                             wait=lease, stop=outer.stop)
                         names += report.files
                         if report.error:
                             raise ChuteError(f"extract {name}: {report.error}")
                     files_of[mid] = names
+            except RunInProgress as exc:
+                busy = True
+                released.append(mid)
+                files_of.pop(mid, None)
+                log.info("message %d (%s) given back, not tried: %s", mid, queue.describe(m["payload"]), exc)
             except ChuteError as exc:
                 failed[mid] = str(exc)
                 log.warning("message %d (%s) failed: %s", mid, queue.describe(m["payload"]), exc)
-        queue.release(conn, released)
+        queue.release(conn, released, by=me)
         working = {mid: names for mid, names in files_of.items() if mid not in failed}
         acker = Acker(stage, {mid: set(n) for mid, n in working.items()})
         details = {**outer.details, "chain": {"claimed": len(messages), "backfilled": backfilled, "revived": revived}}
@@ -101,7 +119,8 @@ def consume(outer: "Runner") -> "RunSummary":
                 queue.ack(conn, stage, mid)
                 acker.acked.add(mid)
             else:
-                failed[mid] = _file_errors(conn, stage, left - settled) or summary.error or "its files did not load"
+                failed[mid] = (_file_errors(conn, stage, left - settled) or summary.error
+                               or _unseen(project, stage, left - settled))
         dead = 0
         for m in messages:
             if m["message_id"] in failed:
@@ -115,6 +134,8 @@ def consume(outer: "Runner") -> "RunSummary":
             summary.error = summary.error or "; ".join(f"message {mid}: {e}" for mid, e in list(failed.items())[:3])
         return summary
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         conn.close()
 
 
@@ -134,3 +155,11 @@ def _file_errors(conn, stage: str, names: set[str]) -> str | None:
         "SELECT DISTINCT ON (name) name, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
         " AND status = 'failed' ORDER BY name, updated_at DESC", (stage, sorted(names))).fetchall()
     return "; ".join(f"{n}: {e}" for n, e in rows[:3]) or None
+
+
+def _unseen(project, stage: str, names: set[str]) -> str:
+    """Why named files neither loaded nor failed: the run never saw them (a file named by the
+    upstream that this stage's zone lacks, or that its [landing] patterns leave out)."""
+    shown = ", ".join(sorted(names)[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{shown}: not in the landing zone of stage {stage} ({project.landing.path}) or not matching its "
+            f"[landing] patterns {', '.join(project.landing.patterns)}")

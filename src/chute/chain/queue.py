@@ -20,6 +20,7 @@ import json
 import random
 import socket
 import os
+import uuid
 from typing import Any
 
 import psycopg
@@ -145,7 +146,8 @@ def subscribers(conn: psycopg.Connection, upstream: str) -> list[dict]:
 
 # -- consuming -----------------------------------------------------------------------------
 def consumer_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """One consume's name in leased_by: two consumers in one process are told apart too."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def requeue_revived(conn: psycopg.Connection, stage: str) -> int:
@@ -161,8 +163,8 @@ def requeue_revived(conn: psycopg.Connection, stage: str) -> int:
     return len(rows)
 
 
-def claim(conn: psycopg.Connection, stage: str, limit: int, lease: float) -> list[dict]:
-    """Up to `limit` ready messages (or ones whose consumer's lease lapsed), leased to us."""
+def claim(conn: psycopg.Connection, stage: str, limit: int, lease: float, by: str | None = None) -> list[dict]:
+    """Up to `limit` ready messages (or ones whose consumer's lease lapsed), leased to `by`."""
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """UPDATE chute.queue SET status = 'leased', attempts = attempts + 1, leased_by = %s,
@@ -172,8 +174,19 @@ def claim(conn: psycopg.Connection, stage: str, limit: int, lease: float) -> lis
                        WHERE stage = %s AND ((status = 'ready' AND available_at <= now())
                                              OR (status = 'leased' AND lease_until < now()))
                        ORDER BY message_id LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING message_id, upstream, upstream_run, payload, attempts""",
-            (consumer_id(), lease, stage, limit)).fetchall()
+               RETURNING message_id, upstream, upstream_run, payload, attempts, leased_by""",
+            (by or consumer_id(), lease, stage, limit)).fetchall()
+
+
+def renew(conn: psycopg.Connection, message_ids: list[int], by: str, lease: float) -> int:
+    """Extend the lease of those of these messages `by` still holds (the consumer's heartbeat
+    while their work runs). Acknowledged or failed ones are no longer leased and are left alone."""
+    if not message_ids:
+        return 0
+    return conn.execute(
+        "UPDATE chute.queue SET lease_until = now() + make_interval(secs => %s)"
+        " WHERE message_id = ANY(%s) AND status = 'leased' AND leased_by = %s",
+        (lease, list(message_ids), by)).rowcount
 
 
 # Run inside the consumer's load transaction (ADBC, $n parameters): the message is done
@@ -202,11 +215,13 @@ def fail(conn: psycopg.Connection, stage: str, message: dict, error: str, *, max
     dead = attempts >= max_attempts
     delay = min(maximum, initial * 2 ** (attempts - 1)) + random.uniform(0, min(initial, 1.0))
     with conn.transaction():
-        conn.execute(
+        mine = conn.execute(
             "UPDATE chute.queue SET status = %s, error = %s, lease_until = NULL, updated_at = now(),"
-            " available_at = now() + make_interval(secs => %s) WHERE message_id = %s AND status = 'leased'",
-            ("dead" if dead else "ready", error, 0 if dead else delay, message["message_id"]))
-        if dead:
+            " available_at = now() + make_interval(secs => %s) WHERE message_id = %s AND status = 'leased'"
+            " AND leased_by IS NOT DISTINCT FROM %s",  # not if our lease lapsed and another consumer holds it
+            ("dead" if dead else "ready", error, 0 if dead else delay, message["message_id"],
+             message.get("leased_by"))).rowcount
+        if dead and mine:
             conn.execute(
                 """INSERT INTO chute.dead_letters AS d (pipeline, kind, name, version, error, attempts, details)
                    VALUES (%s, 'message', %s, %s, %s, %s, %s)
@@ -216,16 +231,17 @@ def fail(conn: psycopg.Connection, stage: str, message: dict, error: str, *, max
                 (stage, f"from {message['upstream']}: {describe(message['payload'])}", str(message["message_id"]),
                  error, attempts, Jsonb({"payload": message["payload"], "upstream": message["upstream"],
                                          "upstream_run": message["upstream_run"]})))
-    return dead
+    return dead and bool(mine)
 
 
-def release(conn: psycopg.Connection, message_ids: list[int]) -> None:
-    """Messages claimed but not started (the run was asked to stop): ready again, no attempt spent."""
+def release(conn: psycopg.Connection, message_ids: list[int], by: str | None = None) -> None:
+    """Messages claimed but not started (the run was asked to stop, or a peer held the
+    extraction): ready again, no attempt spent. With `by`, only those that consumer holds."""
     if message_ids:
         with conn.transaction():
             conn.execute("UPDATE chute.queue SET status = 'ready', attempts = greatest(attempts - 1, 0),"
-                         " lease_until = NULL, updated_at = now() WHERE message_id = ANY(%s) AND status = 'leased'",
-                         (message_ids,))
+                         " lease_until = NULL, updated_at = now() WHERE message_id = ANY(%s) AND status = 'leased'"
+                         " AND (%s::text IS NULL OR leased_by = %s)", (message_ids, by, by))
 
 
 def describe(payload: dict) -> str:

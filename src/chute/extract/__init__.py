@@ -12,6 +12,7 @@ value), or None to leave it as it was. The files are ordinary landing files: `ch
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -42,6 +43,7 @@ class ExtractReport:
     seconds: float = 0.0
     error: str | None = None
     backfill: bool = False  # --since/--until: the watermark was left alone
+    keyed_watermarks: dict[str, Any] = field(default_factory=dict)  # a fan-out's keys whose watermark moved
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,18 @@ class ExtractJob:
     started_at: datetime | None = None
     warehouse_url: str | None = None  # the target database's URL (a source may live on the same server)
     keys: list[dict] | None = None  # for_each = "message": the rows of a chain message (chute.chain)
+    # A fan-out's watermarks, one per for_each row (watermarks.key_name): read before the run;
+    # `moved` holds the new ones, saved with the rest when the run ends without error.
+    keyed: dict[str, Any] = field(default_factory=dict)
+    moved: dict[str, Any] = field(default_factory=dict)
+
+    def watermark_of(self, row: dict[str, Any]) -> Any:
+        """Where this for_each row's last run ended (the extraction's own watermark without a row)."""
+        return self.keyed.get(watermarks.key_name(self.name, row)) if row else self.watermark
+
+    def advance(self, row: dict[str, Any], value: Any) -> None:
+        if row:
+            self.moved[watermarks.key_name(self.name, row)] = value
 
     @property
     def backfill(self) -> bool:
@@ -71,9 +85,13 @@ class ExtractJob:
 
 
 def run_extract(project: "Project", name: str, *, since: str | None = None, until: str | None = None,
-                db_url: str | None = None, keys: list[dict] | None = None) -> ExtractReport:
+                db_url: str | None = None, keys: list[dict] | None = None, wait: float = 0.0,
+                stop: "threading.Event | None" = None) -> ExtractReport:
     """Run one extraction. Errors of the source are in the report (error); the parts written
-    before them stay (valid rows; a rerun writes them again with the same bytes)."""
+    before them stay (valid rows; a rerun writes them again with the same bytes).
+
+    One extraction of a name runs at a time (its parts would share names): when another holds
+    it, wait up to `wait` seconds (chain consumers of one stage take turns), then RunInProgress."""
     spec = project.extract.get(name)
     if spec is None:
         known = ", ".join(sorted(project.extract)) or "none configured"
@@ -85,7 +103,7 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
     conn = connect(db_url)
     try:
         watermarks.ensure_schema(conn)
-        if not watermarks.try_lock(conn, project.name, name):
+        if not watermarks.lock(conn, project.name, name, wait=wait, stop=stop):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:
             return _run_locked(conn, project, name, spec, since, until, db_url, keys)
@@ -104,14 +122,19 @@ def _run_locked(conn, project, name, spec, since, until, db_url, keys=None) -> E
 
     started_at = now_utc()
     writer = PartWriter(project, spec, started_at, naive_zone=getattr(spec, "timezone", "UTC"))
-    job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url, keys)
+    job = ExtractJob(project, name, spec, writer, before, since, until, started_at, db_url, keys,
+                     keyed=watermarks.keyed(conn, project.name, name))
     try:
         after = importlib.import_module(KINDS[spec.kind]).extract(job)
         # A backfill re-reads a past window: the watermark never moves for it (not even forward,
         # which would skip the rows between the old watermark and the window).
-        if after is not None and not job.backfill:
-            watermarks.set(conn, project.name, name, after)
-            report.watermark_after = after
+        if not job.backfill:
+            if after is not None:
+                watermarks.set(conn, project.name, name, after)
+                report.watermark_after = after
+            for key, value in job.moved.items():
+                watermarks.set(conn, project.name, key, value)
+            report.keyed_watermarks = dict(job.moved)
     except ChuteError as exc:
         report.error = str(exc)
     report.files, report.rows = list(writer.files), writer.rows

@@ -128,7 +128,8 @@ class HttpExtract(ExtractBase):
     retry_max: float = Field(30, gt=0)
     max_retry_after: float = Field(300, ge=0)  # a 429 asking to wait longer fails the extraction
     # Incremental: send the watermark as this query parameter (e.g. updated_since) and keep the
-    # greatest value of cursor_field among the records as the next watermark.
+    # greatest value of cursor_field among the records as the next watermark (with for_each, one
+    # watermark per row: each key resumes where it ended).
     cursor_param: str | None = None
     cursor_field: str | None = None
     start: str | None = None  # cursor_param's value on the first run (default: not sent)
@@ -145,9 +146,6 @@ class HttpExtract(ExtractBase):
             raise ValueError("set for_each = 'message' or for_each_query, not both")
         if bool(self.cursor_param) != bool(self.cursor_field):
             raise ValueError("an incremental extraction needs both cursor_param and cursor_field")
-        if self.cursor_param and self.for_each == "message":
-            raise ValueError("for_each = 'message' extractions are driven by messages, not by a watermark "
-                             "(remove cursor_param/cursor_field)")
         return self
 
 

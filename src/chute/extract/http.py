@@ -11,7 +11,8 @@ Records of every page are gathered into parts of `batch_size` records (jsonl by 
 With for_each, each row's values fill the URL's {placeholders} and are copied into its
 records (add_keys), so a salesperson record knows its branch even when the API omits it.
 Incremental: the watermark (or --since) is sent as `cursor_param`, and the greatest
-`cursor_field` seen becomes the next watermark, kept in chute.watermarks.
+`cursor_field` seen becomes the next watermark, kept in chute.watermarks; with for_each, one
+watermark per row (`salespersons|branch_id=B01`), so each key resumes where it ended.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ def _greater(a: Any, b: Any) -> Any:
 
 def extract(job) -> Any:
     spec: HttpExtract = job.spec
-    since = job.since if job.since is not None else (job.watermark if job.watermark is not None else spec.start)
     best = job.watermark
     buffer: list[dict] = []
 
@@ -114,6 +114,11 @@ def extract(job) -> Any:
     known = project_params(job.project)
     with HttpFetcher(options_of(spec)) as fetcher:
         for row in rows_of(job):
+            # Each for_each row has its own watermark: a key fetched after another never skips
+            # its records older than the other key's latest (job.watermark_of, watermarks.key_name).
+            mark = job.watermark_of(row)
+            since = job.since if job.since is not None else (mark if mark is not None else spec.start)
+            best_of_row = mark
             url = fill(spec.url, row, for_url=True, params=known)
             params = {k: fill(v, row, for_url=False, params=known) if isinstance(v, str) else v
                       for k, v in spec.params.items()}
@@ -127,10 +132,17 @@ def extract(job) -> Any:
                         for k, v in row.items():
                             record.setdefault(k, v)
                     if spec.cursor_field:
-                        best = _greater(best, record.get(spec.cursor_field))
+                        best_of_row = _greater(best_of_row, record.get(spec.cursor_field))
                 buffer.extend(page)
                 while len(buffer) >= spec.batch_size:
                     flush(spec.batch_size)
+            if spec.cursor_field and row:
+                if best_of_row is not None and best_of_row != mark:
+                    job.advance(row, best_of_row)
+            elif spec.cursor_field:
+                best = best_of_row
     if buffer:
         flush(len(buffer))
-    return best if spec.cursor_field else None
+    # A fan-out's watermarks are its keys' (job.moved); its own stays unused.
+    fans_out = bool(spec.for_each or spec.for_each_query)
+    return best if spec.cursor_field and not fans_out else None

@@ -1,7 +1,9 @@
 """Where each extraction got to, kept in the ledger's schema of the target database.
 
     chute.watermarks   one row per (pipeline, extraction): the last value of its cursor
-                       (JSON), when it moved, and what the last run wrote
+                       (JSON), when it moved, and what the last run wrote; an extraction
+                       that fans out (for_each) keeps one more row per key, named
+                       `extraction|column=value` (key_name)
 
 The watermark moves only after every part of a run is written, so a crash mid-run leaves it
 where it was: the next run extracts the same rows again, into parts with the same bytes,
@@ -10,6 +12,8 @@ which the ledger skips by content hash.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -49,6 +53,19 @@ def get(conn: psycopg.Connection, pipeline: str, name: str) -> Any:
     return row[0] if row else None
 
 
+def key_name(name: str, row: dict[str, Any]) -> str:
+    """The watermark's name for one for_each row: `orders|shop=north` (sorted, so it is stable).
+    Each key of a fan-out keeps its own place: one key's history never hides another's records."""
+    return name + "|" + ",".join(f"{k}={row[k]}" for k in sorted(row))
+
+
+def keyed(conn: psycopg.Connection, pipeline: str, name: str) -> dict[str, Any]:
+    """The watermarks of this extraction's keys: key_name -> value."""
+    rows = conn.execute("SELECT extract, value FROM chute.watermarks WHERE pipeline = %s"
+                        " AND starts_with(extract, %s) AND value IS NOT NULL", (pipeline, name + "|")).fetchall()
+    return dict(rows)
+
+
 def set(conn: psycopg.Connection, pipeline: str, name: str, value: Any) -> None:  # noqa: A001 (the interface's name)
     conn.execute(
         """INSERT INTO chute.watermarks (pipeline, extract, value) VALUES (%s, %s, %s)
@@ -78,6 +95,25 @@ def all_of(conn: psycopg.Connection, pipeline: str) -> list[dict]:
 def try_lock(conn: psycopg.Connection, pipeline: str, name: str) -> bool:
     return conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
                         (_LOCK_NAMESPACE, f"{pipeline}/{name}")).fetchone()[0]
+
+
+def lock(conn: psycopg.Connection, pipeline: str, name: str, *, wait: float = 0.0,
+         stop: threading.Event | None = None) -> bool:
+    """The extraction's lock, waiting up to `wait` seconds for the process that holds it (a peer
+    consumer of the same stage extracting for its own message); False when it is still held.
+    Waits in slices of a second at most, so a stop request is heard."""
+    if try_lock(conn, pipeline, name):
+        return True
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
+        try:
+            with conn.transaction():  # a session lock taken in a transaction outlives it
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, int(min(left, 1.0) * 1000))}ms",))
+                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, f"{pipeline}/{name}"))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            continue
+    return False
 
 
 def unlock(conn: psycopg.Connection, pipeline: str, name: str) -> None:

@@ -24,7 +24,6 @@ from .. import ledger
 from ..db.loader import LoadUnit, Renderer
 from ..db.postgres import connect, connect_adbc, ensure_table
 from ..errors import ChuteError, ConfigError, FileError, RunInProgress
-from ..formats.csv import read_csv
 from ..project import Project
 from .contracts import contracts_of
 from .contracts import adopt_columns
@@ -173,13 +172,20 @@ def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id
 
 
 def _read(raw: bytes, project: Project):
+    """The file's records as the run read them (ROW_COLUMN: CSV record number, or JSON-lines
+    line number) and the records its reader refuses, by [source] format, so row numbers agree."""
     import pyarrow as pa
 
+    from ..formats import read_source
+
     source = project.source
+    rejects: list = []  # JSON lines: lines that are not JSON objects (the reader refuses them one by one)
     try:
-        frames = list(numbered(read_csv(pa.py_buffer(raw), source, 1 << 30)))
-        return (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]), []
+        frames = list(numbered(read_source(pa.py_buffer(raw), source, 1 << 30, rejects)))
+        return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects
     except FileError as exc:
+        if source.format != "csv":
+            raise
         return read_lenient(raw, source, exc)
 
 
