@@ -109,10 +109,11 @@ def test_only_a_follower_gets_a_stage_queue_dlq_function_and_alarms(tmp_path, cl
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["StageDLQ", "Arn"]},
                                       "maxReceiveCount": 2}  # [follow] max_attempts
     assert "KmsMasterKeyId" in queue and "KmsMasterKeyId" in follower["StageDLQ"]["Properties"]
-    upstream_topic = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:chute-shops-${Environment}-chain"}
+    upstream_topic = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+                                 "chute-shops-${Environment}-chain"}
     subscription = follower["UpstreamSubscription"]["Properties"]
-    assert subscription == {"TopicArn": upstream_topic, "Protocol": "sqs", "Endpoint": {"Fn::GetAtt": ["StageQueue", "Arn"]},
-                            "RawMessageDelivery": True}
+    assert subscription == {"TopicArn": upstream_topic, "Protocol": "sqs", "RawMessageDelivery": True,
+                            "Endpoint": {"Fn::GetAtt": ["StageQueue", "Arn"]}}
     allowed = follower["StageQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert allowed["Principal"] == {"Service": "sns.amazonaws.com"}
     assert allowed["Condition"] == {"ArnEquals": {"aws:SourceArn": upstream_topic}}
@@ -131,7 +132,8 @@ def test_only_a_follower_gets_a_stage_queue_dlq_function_and_alarms(tmp_path, cl
 
     # The notify function may publish to its own chain topic, and to nothing else new.
     notify = upstream["NotifyRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    assert {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "AlertTopic"}, {"Ref": "ChainTopic"}]} in notify
+    assert {"Effect": "Allow", "Action": ["sns:Publish"],
+            "Resource": [{"Ref": "AlertTopic"}, {"Ref": "ChainTopic"}]} in notify
 
     tf_up = (up / "infra" / "terraform" / "modules" / "chute" / "main.tf").read_text()
     tf_down = (down / "infra" / "terraform" / "modules" / "chute" / "main.tf").read_text()
@@ -345,7 +347,7 @@ def test_a_stage_that_cannot_run_raises_so_sqs_redrives_the_wakeup(chain, query)
     zone that cannot load, and a database that cannot be reached."""
     chain["stage"]({"sweep": True})
     boto3.client("s3").put_object(Bucket="orders-landing", Key="orders/junk.jsonl", Body=b"this is not json\n")
-    with pytest.raises(handlers.StageFailed, match="orders"):
+    with pytest.raises(handlers.StageFailed, match="stage orders: orders/junk.jsonl: "):
         chain["stage"]({"sweep": True})
     assert query("SELECT name, status FROM chute.files WHERE pipeline = 'orders'") == [("orders/junk.jsonl", "failed")]
 

@@ -74,7 +74,8 @@ class RunSummary:
     exports: list[str] = field(default_factory=list)
     log: str | None = None  # where the run's JSON log was written (chute.runlog)
     notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
-    chain: dict | None = None  # a following stage's run: messages claimed, acknowledged, failed (chute.chain)
+    # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
+    chain: dict | None = None
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""

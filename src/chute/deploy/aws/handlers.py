@@ -385,7 +385,7 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One run of this chained stage: claim its messages in chute.queue, extract for their keys
     into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
     ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
-    from ...errors import TransientError as Unavailable
+    from ...errors import TransientError as Unavailable  # the database away, the pipeline's lock held
     from ...runner import Runner
 
     p = stage_project()
@@ -396,11 +396,12 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         summary = Runner(p, database_url(), trigger="sqs" if records else "schedule",
                          details={"woken_by": woken_by} if woken_by else None).run()
-    except (RunInProgress, Unavailable) as exc:
+    except Unavailable as exc:
         raise TransientError(str(exc)) from exc
     data = summary.to_dict()
     data["files"] = data["files"][:100]
     chain = summary.chain or {}
     if not summary.ok and not chain.get("failed"):
-        raise StageFailed(f"stage {p.name}: {summary.error or 'the run failed'}")
+        failed = "; ".join(f"{f.name}: {f.error}" for f in summary.files if f.status == "failed")[:1000]
+        raise StageFailed(f"stage {p.name}: {summary.error or failed or 'the run failed'}")
     return data

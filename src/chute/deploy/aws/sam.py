@@ -263,7 +263,8 @@ def _topic(model: StackModel) -> Json:
 
 
 def upstream_topic_arn(model: StackModel) -> Json:
-    return sub("arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:" + model.upstream_topic_name("${Environment}"))
+    return sub("arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+               + model.upstream_topic_name("${Environment}"))
 
 
 def _chain(model: StackModel) -> Json:

@@ -310,7 +310,8 @@ def _chain(model: StackModel) -> list[Block]:
     if model.upstream is None:
         return blocks
     upstream = template("arn:${data.aws_partition.current.partition}:sns:${data.aws_region.current.name}:"
-                        "${data.aws_caller_identity.current.account_id}:" + model.upstream_topic_name("${var.environment}"))
+                        "${data.aws_caller_identity.current.account_id}:"
+                        + model.upstream_topic_name("${var.environment}"))
     doc = Block("data", ("aws_iam_policy_document", "stage_queue"))
     st = doc.add(Block("statement", body=[("sid", "UpstreamChainTopicSends"), ("actions", ["sqs:SendMessage"]),
                                           ("resources", [Expr("aws_sqs_queue.stage_queue.arn")])]))
@@ -415,8 +416,9 @@ OUTPUTS = [
 def outputs(model: StackModel) -> list[tuple[str, str, str]]:
     if model.upstream is None:
         return OUTPUTS
-    return OUTPUTS + [("stage_queue_url", f"Wake-ups of this stage (from {model.upstream})", "aws_sqs_queue.stage_queue.url"),
-                      ("stage_dlq_url", "Wake-ups the stage failed on", "aws_sqs_queue.stage_dlq.url")]
+    return OUTPUTS + [
+        ("stage_queue_url", f"Wake-ups of this stage (from {model.upstream})", "aws_sqs_queue.stage_queue.url"),
+        ("stage_dlq_url", "Wake-ups the stage failed on", "aws_sqs_queue.stage_dlq.url")]
 
 
 def module_main(model: StackModel) -> str:
