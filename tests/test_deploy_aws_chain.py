@@ -239,11 +239,17 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
     assert built == chain_topic
     sns.subscribe(TopicArn=built, Protocol="sqs", Endpoint=_arn(sqs, queue), Attributes={"RawMessageDelivery": "true"})
     assert {f.key for f in follower.functions} == {f.key for f in upstream.functions} | {"stage"}
+    # The follower is an upstream in turn (a third stage may follow it): its own chain topic, and
+    # the queue of a stage that follows it.
+    own_topic = sns.create_topic(Name=follower.chain_topic_name("dev"))["TopicArn"]
+    next_queue = sqs.create_queue(QueueName="lines-stage")["QueueUrl"]
+    sns.subscribe(TopicArn=own_topic, Protocol="sqs", Endpoint=_arn(sqs, next_queue),
+                  Attributes={"RawMessageDelivery": "true"})
 
     def stage(event: dict) -> dict:
         """The follower's stage function, with its stack's environment."""
         for name, value in {"CHUTE_PROJECT_DIR": str(down), "CHUTE_LANDING_BUCKET": "orders-landing",
-                            "CHUTE_DB_SECRET_ARN": secret}.items():
+                            "CHUTE_DB_SECRET_ARN": secret, "CHUTE_CHAIN_TOPIC_ARN": own_topic}.items():
             monkeypatch.setenv(name, value)
         return handlers.stage(event)
 
@@ -267,7 +273,7 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
     for cached in (handlers._project, handlers._plan, handlers._static):
         cached.cache_clear()
     return {"sqs": sqs, "queue": queue, "dlq": dlq, "stage": stage, "upstream_load": upstream_load,
-            "broken": broken, "down": down}
+            "broken": broken, "down": down, "next_queue": next_queue}
 
 
 def _orders(query) -> list[tuple]:
@@ -277,7 +283,19 @@ def _orders(query) -> list[tuple]:
 EXPECTED = sorted((o["order_id"], s, o["total"]) for s in ORDERS for o in ORDERS[s])
 
 
-def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain, query):
+def _subscribe(db_url: str, stage: str, **follow) -> None:
+    """What the first run of a stage does: subscribe it (chain.queue.subscribe)."""
+    import psycopg
+
+    from chute.chain import queue
+    from chute.chain.config import Follow
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        queue.ensure_schema(conn)
+        queue.subscribe(conn, stage, Follow(**follow))
+
+
+def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain, query, db_url):
     sweep = chain["stage"]({"sweep": True})  # the sweeper's first run subscribes the stage
     assert sweep["status"] == "succeeded" and sweep["chain"]["claimed"] == 0
     assert query("SELECT stage, upstream FROM chute.subscriptions") == [("orders", "shops")]
@@ -295,17 +313,25 @@ def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain,
     assert json.loads(wakeups[0]["Body"]) == {"upstream": "shops", "batch_id": done["name"], "published": 2,
                                               "run_id": run_id}
 
+    _subscribe(db_url, "lines", project="orders", table="orders", key=["order_id"])  # a third stage
     event = _sqs_event(wakeups)
     first = chain["stage"](event)
     assert first["status"] == "succeeded", first
     assert first["chain"]["claimed"] == 2 and first["chain"]["acknowledged"] == 2
     assert _orders(query) == EXPECTED
-    assert query("SELECT status, count(*) FROM chute.queue GROUP BY 1") == [("done", 2)]
+    # The stage's loads sent the third stage its messages, and the stage woke it.
+    assert query("SELECT payload FROM chute.queue WHERE stage = 'lines' AND upstream_run = %s ORDER BY 1",
+                 (first["run_id"],)) == [({"keys": [{"order_id": o}]},) for o in (10, 11, 20)]
+    woken = _drain(chain["sqs"], chain["next_queue"])
+    assert [json.loads(m["Body"])["published"] for m in woken] == [3] and first["woken"]
+    assert query("SELECT stage, status, count(*) FROM chute.queue GROUP BY 1, 2 ORDER BY 1") == [
+        ("lines", "ready", 3), ("orders", "done", 2)]
     assert query("SELECT trigger FROM chute.runs WHERE pipeline = 'orders' ORDER BY run_id") == [
         ("schedule",), ("sqs",)]
 
     again = chain["stage"](event)  # SQS delivers at least once: the same wake-up again
     assert again["status"] == "succeeded" and again["chain"]["claimed"] == 0
+    assert "woken" not in again and _drain(chain["sqs"], chain["next_queue"]) == []
     assert query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(3, 3)]
     # The extracted parts went to the follower's landing bucket (the image's files are read-only).
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="orders-landing")["Contents"]]

@@ -393,15 +393,39 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise ChuteError(f"project {p.name} has no [follow] section; render the deployment again")
     records = [r for r in (event.get("Records") or []) if isinstance(r, dict)]
     woken_by = [r.get("body", "")[:500] for r in records]
+    db_url = database_url()
     try:
-        summary = Runner(p, database_url(), trigger="sqs" if records else "schedule",
+        summary = Runner(p, db_url, trigger="sqs" if records else "schedule",
                          details={"woken_by": woken_by} if woken_by else None).run()
     except Unavailable as exc:
         raise TransientError(str(exc)) from exc
     data = summary.to_dict()
     data["files"] = data["files"][:100]
+    # A middle stage (branches -> salespersons -> sales) is an upstream too: its run's loads sent
+    # messages to the stages that follow it; wake them as the notify step does for a batch.
+    published = _published_by(db_url, p.name, summary.run_id)
+    if published:
+        data["woken"] = wake_followers(p.name, {"summary": {"chain": {"published": published},
+                                                            "run_id": summary.run_id}})
     chain = summary.chain or {}
     if not summary.ok and not chain.get("failed"):
         failed = "; ".join(f"{f.name}: {f.error}" for f in summary.files if f.status == "failed")[:1000]
         raise StageFailed(f"stage {p.name}: {summary.error or failed or 'the run failed'}")
     return data
+
+
+def _published_by(db_url: str, pipeline: str, run_id: int | None) -> int:
+    """Messages this pipeline's run sent to the stages that follow it (written by its loads)."""
+    from ...chain import queue
+    from ...db.postgres import connect
+
+    if run_id is None:
+        return 0
+    conn = connect(db_url)
+    try:
+        if not queue.exists(conn):
+            return 0
+        return int(conn.execute("SELECT count(*) FROM chute.queue WHERE upstream = %s AND upstream_run = %s",
+                                (pipeline, run_id)).fetchone()[0])
+    finally:
+        conn.close()

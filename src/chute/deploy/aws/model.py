@@ -99,9 +99,11 @@ def _functions(follows: bool = False) -> list[Function]:
         # the database). Its extractions write into the landing bucket, which its run then loads.
         functions.append(Function(
             "stage", f"{HANDLERS}.stage", "Chained stage: claim its chute.queue messages, extract, load, acknowledge",
-            2048, 900, True, ("project_dir", "landing_bucket", "db_secret"), (
+            2048, 900, True, ("project_dir", "landing_bucket", "db_secret", "chain_topic"), (
                 Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                            "sqs:ChangeMessageVisibility"), ("stage_queue",)),
+                # A middle stage wakes the stages that follow it, as the notify step does for a batch.
+                Statement(("sns:Publish",), ("chain_topic",)),
                 Statement(("s3:ListBucket",), ("landing_bucket",)),
                 Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
                 Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
