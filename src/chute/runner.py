@@ -25,6 +25,7 @@ from psycopg import sql
 
 from . import deadletters, ledger, workers
 from .after_run import after_run
+from .commit_hooks import CommitHooks
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
@@ -74,7 +75,8 @@ class RunSummary:
     exports: list[str] = field(default_factory=list)
     log: str | None = None  # where the run's JSON log was written (chute.runlog)
     notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
-    chain: dict | None = None  # a following stage's run: messages claimed, acknowledged, failed (chute.chain)
+    # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
+    chain: dict | None = None
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -526,6 +528,7 @@ class Runner:
 
         unit = LoadUnit(adbc_conn, render, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
+        hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
         replace_state = {name: t.truncated for name, t in targets.items()}
@@ -550,8 +553,7 @@ class Runner:
                         # Drift policy, types and the table's contract; rejected rows stay in the gate.
                         conformed = gate.check(_frame_of(values[table], table), target, only_file)
                         unit.write(target, conformed)
-                        for hook in self.hooks:
-                            hook.rows(table, conformed)
+                        hooks.rows(table, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
                 if ready[0].frame is None and ready[0].rejects:  # streamed: the reader refused these lines
@@ -575,13 +577,10 @@ class Runner:
                 for f in files:
                     f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
             t0 = time.perf_counter()
-            unit.commit(files, [s for hook in self.hooks for s in hook.statements(files)])
-            for hook in self.hooks:
-                hook.committed()
+            hooks.commit(unit, files)
             self._time("commit", t0)
         except BaseException:
-            for hook in self.hooks:
-                hook.reset()
+            hooks.reset()
             unit.rollback()
             gate.undo()
             for name, t in targets.items():

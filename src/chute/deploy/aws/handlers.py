@@ -6,7 +6,10 @@
              action read:    a landing file -> the input dataset as staged Parquet (formats.csv)
              action node:    one pipeline node on staged Parquet -> staged Parquet (pipeline.py)
     load     the staged table datasets -> PostgreSQL exactly once (staged_load.py: loader + ledger)
-    notify   the run's outcome -> SNS; a failed batch -> the failed-runs queue
+    notify   the run's outcome -> SNS; a failed batch -> the failed-runs queue; when the load sent
+             messages to following stages (chute.chain), a wake-up -> the chain topic
+    stage    a chained stage ([follow]): an SQS wake-up or the sweeper's schedule -> exactly what
+             `chute run -p STAGE` does (chain.consume through the Runner), landing zone on S3
 
 Configuration comes from environment variables set by the template (model.ENVIRONMENT).
 Errors worth a retry are raised as TransientError, which the state machine retries with
@@ -338,10 +341,91 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     execution = event.get("execution") or {}
     subject, body = message(project().name, outcome, execution)
     published = client("sns").publish(TopicArn=setting("topic"), Subject=subject, Message=body)
+    woken = wake_followers(project().name, execution)
     parked = None
     if outcome != "succeeded":
         keep = {k: execution.get(k) for k in ("batch_id", "bucket", "event_key", "files", "error")}
         keep["summary"] = {k: v for k, v in (execution.get("summary") or {}).items() if k != "files"}
         parked = client("sqs").send_message(QueueUrl=setting("failed_runs_queue"),
                                             MessageBody=json.dumps(keep, default=str))["MessageId"]
-    return {"published": published["MessageId"], "parked": parked}
+    return {"published": published["MessageId"], "parked": parked, "woken": woken}
+
+
+def wake_followers(project_name: str, execution: dict[str, Any]) -> str | None:
+    """The load committed messages for the stages that follow this project: tell them (their
+    stage queues subscribe to this topic). Only a wake-up: the messages are in chute.queue."""
+    published = ((execution.get("summary") or {}).get("chain") or {}).get("published") or 0
+    if not published:
+        return None
+    body = {"upstream": project_name, "batch_id": execution.get("batch_id"), "published": published,
+            "run_id": (execution.get("summary") or {}).get("run_id")}
+    return client("sns").publish(TopicArn=setting("chain_topic"), Message=json.dumps(body))["MessageId"]
+
+
+# -- stage ---------------------------------------------------------------------------------------
+class StageFailed(Exception):
+    """The stage's run failed for a reason other than its messages' work (those are retried and
+    dead-lettered in chute.queue): raised so that SQS delivers the wake-up again, and after
+    max_attempts parks it in the stage's dead-letter queue (an alarm)."""
+
+
+def stage_project() -> Project:
+    """The project as `chute run` sees it, with the landing zone in the stack's landing bucket (the
+    image's files are read-only) and run logs under /tmp (uploaded to the bucket as well)."""
+    import tempfile
+
+    p = project()
+    bucket = setting("landing_bucket")
+    landing = p.landing.model_copy(update={"path": f"s3://{bucket}/"})
+    run_log = p.run_log.model_copy(update={"folder": os.path.join(tempfile.gettempdir(), "chute-logs")})
+    return p.model_copy(update={"landing": landing, "run_log": run_log})
+
+
+def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """One run of this chained stage: claim its messages in chute.queue, extract for their keys
+    into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
+    ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
+    from ...errors import TransientError as Unavailable  # the database away, the pipeline's lock held
+    from ...runner import Runner
+
+    p = stage_project()
+    if p.follow is None:
+        raise ChuteError(f"project {p.name} has no [follow] section; render the deployment again")
+    records = [r for r in (event.get("Records") or []) if isinstance(r, dict)]
+    woken_by = [r.get("body", "")[:500] for r in records]
+    db_url = database_url()
+    try:
+        summary = Runner(p, db_url, trigger="sqs" if records else "schedule",
+                         details={"woken_by": woken_by} if woken_by else None).run()
+    except Unavailable as exc:
+        raise TransientError(str(exc)) from exc
+    data = summary.to_dict()
+    data["files"] = data["files"][:100]
+    # A middle stage (branches -> salespersons -> sales) is an upstream too: its run's loads sent
+    # messages to the stages that follow it; wake them as the notify step does for a batch.
+    published = _published_by(db_url, p.name, summary.run_id)
+    if published:
+        data["woken"] = wake_followers(p.name, {"summary": {"chain": {"published": published},
+                                                            "run_id": summary.run_id}})
+    chain = summary.chain or {}
+    if not summary.ok and not chain.get("failed"):
+        failed = "; ".join(f"{f.name}: {f.error}" for f in summary.files if f.status == "failed")[:1000]
+        raise StageFailed(f"stage {p.name}: {summary.error or failed or 'the run failed'}")
+    return data
+
+
+def _published_by(db_url: str, pipeline: str, run_id: int | None) -> int:
+    """Messages this pipeline's run sent to the stages that follow it (written by its loads)."""
+    from ...chain import queue
+    from ...db.postgres import connect
+
+    if run_id is None:
+        return 0
+    conn = connect(db_url)
+    try:
+        if not queue.exists(conn):
+            return 0
+        return int(conn.execute("SELECT count(*) FROM chute.queue WHERE upstream = %s AND upstream_run = %s",
+                                (pipeline, run_id)).fetchone()[0])
+    finally:
+        conn.close()

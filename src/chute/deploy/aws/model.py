@@ -16,7 +16,7 @@ from ...pipeline import Plan
 from ...project import Project
 from ...runner import build_plan
 from . import statemachine
-from .names import resource_prefix
+from .names import chain_topic_name, resource_prefix
 
 HANDLERS = "chute.deploy.aws.handlers"
 PROJECT_DIR_IN_IMAGE = "/var/task/project"  # where the Dockerfile copies the project
@@ -24,6 +24,8 @@ STAGING_PREFIX = "staging/"
 STAGING_DAYS = 7  # staged Parquet is only needed while an execution runs (and for a look after)
 LOG_RETENTION_DAYS = 365
 MARKER = ".SUCCESS"
+SWEEP_MINUTES = 5  # a chained stage's sweeper: a run this often, whatever woke it (a lost wake-up strands nothing)
+STAGE_QUEUE_AGE_S = 1800  # alarm: a wake-up waited longer than this in a stage's queue
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class Function:
-    key: str  # trigger | node | load | notify
+    key: str  # trigger | node | load | notify | stage (a project with [follow])
     handler: str
     description: str
     memory_mb: int
@@ -58,14 +60,14 @@ _KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
 _XRAY = Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
 
 
-def _functions() -> list[Function]:
+def _functions(follows: bool = False) -> list[Function]:
     def logs(key: str) -> Statement:
         return Statement(("logs:CreateLogStream", "logs:PutLogEvents"), (f"log_group:{key}",))
 
     def dlq() -> Statement:
         return Statement(("sqs:SendMessage",), ("functions_dlq",))
 
-    return [
+    functions = [
         Function("trigger", f"{HANDLERS}.trigger", "S3 event or .SUCCESS marker -> one Step Functions execution",
                  512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker"), (
                      Statement(("states:StartExecution",), ("state_machine",)),
@@ -87,11 +89,26 @@ def _functions() -> list[Function]:
                      Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
                      _KEY, _XRAY, logs("load"), dlq()), 2),
         Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
-                 256, 60, False, ("project_dir", "topic", "failed_runs_queue"), (
-                     Statement(("sns:Publish",), ("topic",)),
+                 256, 60, False, ("project_dir", "topic", "failed_runs_queue", "chain_topic"), (
+                     Statement(("sns:Publish",), ("topic", "chain_topic")),
                      Statement(("sqs:SendMessage",), ("failed_runs_queue",)),
                      _KEY, _XRAY, logs("notify"), dlq()), 5),
     ]
+    if follows:
+        # A chained stage: `chute run -p STAGE` on Lambda (in the VPC: it reads chute.queue and loads
+        # the database). Its extractions write into the landing bucket, which its run then loads.
+        functions.append(Function(
+            "stage", f"{HANDLERS}.stage", "Chained stage: claim its chute.queue messages, extract, load, acknowledge",
+            2048, 900, True, ("project_dir", "landing_bucket", "db_secret", "chain_topic"), (
+                Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                           "sqs:ChangeMessageVisibility"), ("stage_queue",)),
+                # A middle stage wakes the stages that follow it, as the notify step does for a batch.
+                Statement(("sns:Publish",), ("chain_topic",)),
+                Statement(("s3:ListBucket",), ("landing_bucket",)),
+                Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
+                Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
+                _KEY, _XRAY, logs("stage"), dlq()), 2))
+    return functions
 
 
 @dataclass(frozen=True)
@@ -99,14 +116,30 @@ class Queue:
     key: str
     description: str
     dead_letter_of: str | None = None  # the queue whose failed messages land here
+    consumer: str | None = None  # the function an event source mapping feeds from this queue
+    dead_letter_queue: str | None = None  # where messages go after max_receive_count receives
+    max_receive_count: int = 5
 
 
 QUEUES = [
-    Queue("events_queue", "S3 object events (via EventBridge) waiting for the trigger function"),
+    Queue("events_queue", "S3 object events (via EventBridge) waiting for the trigger function",
+          consumer="trigger", dead_letter_queue="events_dlq"),
     Queue("events_dlq", "events the trigger failed on after its retries", dead_letter_of="events_queue"),
     Queue("functions_dlq", "failed asynchronous invocations of the functions"),
     Queue("failed_runs_queue", "batches whose execution failed, for a look and a redrive"),
 ]
+
+
+def _queues(project: Project) -> list[Queue]:
+    queues = list(QUEUES)
+    if project.follow is not None:
+        # SQS carries the wake-ups; the work itself (keys, attempts, dead letters) stays in chute.queue.
+        attempts = project.follow.max_attempts or project.watch.max_attempts
+        queues += [Queue("stage_queue", f"wake-ups of this stage from {project.follow.project}'s chain topic",
+                         consumer="stage", dead_letter_queue="stage_dlq", max_receive_count=attempts),
+                   Queue("stage_dlq", "wake-ups the stage function failed on after its retries",
+                         dead_letter_of="stage_queue")]
+    return queues
 
 
 @dataclass(frozen=True)
@@ -120,7 +153,7 @@ class Alarm:
     description: str
 
 
-def _alarms(functions: list[Function]) -> list[Alarm]:
+def _alarms(functions: list[Function], queues: list[Queue]) -> list[Alarm]:
     alarms: list[Alarm] = []
     for f in functions:
         dim = ("FunctionName", f"function:{f.key}")
@@ -136,8 +169,12 @@ def _alarms(functions: list[Function]) -> list[Alarm]:
         Alarm("executions_timed_out", "AWS/States", "ExecutionsTimedOut", "Sum", 0,
               ("StateMachineArn", "state_machine"), "a pipeline execution timed out"),
     ]
-    for q in QUEUES:
-        if q.key != "events_queue":
+    for q in queues:
+        if q.key == "stage_queue":
+            alarms.append(Alarm("stage_queue_age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+                                STAGE_QUEUE_AGE_S, ("QueueName", f"queue_name:{q.key}"),
+                                f"a wake-up of the stage waited over {STAGE_QUEUE_AGE_S} s"))
+        elif q.consumer is None:
             alarms.append(Alarm(f"{q.key}_depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
                                 ("QueueName", f"queue_name:{q.key}"), f"messages waiting in {q.key}"))
     return alarms
@@ -165,7 +202,22 @@ class StackModel:
 
     @property
     def alarms(self) -> list[Alarm]:
-        return _alarms(self.functions)
+        return _alarms(self.functions, self.queues)
+
+    @property
+    def upstream(self) -> str | None:
+        """The project this one follows ([follow] project), or None."""
+        return self.project.follow.project if self.project.follow is not None else None
+
+    def chain_topic_name(self, environment: str) -> str:
+        return chain_topic_name(self.project.name, environment)
+
+    def upstream_topic_name(self, environment: str) -> str:
+        assert self.upstream is not None
+        return chain_topic_name(self.upstream, environment)
+
+    def queue(self, key: str) -> Queue:
+        return next(q for q in self.queues if q.key == key)
 
     def function(self, key: str) -> Function:
         return next(f for f in self.functions if f.key == key)
@@ -178,7 +230,8 @@ class StackModel:
 
 
 def build_model(project: Project) -> StackModel:
-    return StackModel(project, build_plan(project), resource_prefix(project.name))
+    return StackModel(project, build_plan(project), resource_prefix(project.name),
+                      functions=_functions(project.follow is not None), queues=_queues(project))
 
 
 # Environment variables the handlers read, by symbolic name.
@@ -192,4 +245,6 @@ ENVIRONMENT = {
     "db_secret": "CHUTE_DB_SECRET_ARN",
     "topic": "CHUTE_TOPIC_ARN",
     "failed_runs_queue": "CHUTE_FAILED_RUNS_QUEUE_URL",
+    "chain_topic": "CHUTE_CHAIN_TOPIC_ARN",
+    "landing_bucket": "CHUTE_LANDING_BUCKET",
 }

@@ -32,3 +32,11 @@ def resource_prefix(project_name: str) -> str:
 def logical_id(text: str) -> str:
     """A CloudFormation logical id (alphanumeric) from a node or table name."""
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part) or "X"
+
+
+def chain_topic_name(project_name: str, environment: str) -> str:
+    """The SNS topic a project's stack publishes its chain wake-ups to ("messages were sent to
+    the stages that follow me"). Derived from the project's name and the environment only, so
+    a follower's stack can name its upstream's topic without looking it up; `environment` is
+    the literal or the template's reference to it (${Environment}, ${var.environment})."""
+    return f"chute-{resource_prefix(project_name)}-{environment}-chain"

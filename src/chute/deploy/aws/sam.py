@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
-                    STATE_MACHINE_STATEMENTS, Statement, StackModel)
+                    STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
 from .names import logical_id
 
 Json = dict[str, Any]
@@ -37,7 +37,7 @@ def skip(*reasons: tuple[str, str]) -> Json:
 
 
 QUEUE_IDS = {"events_queue": "EventsQueue", "events_dlq": "EventsDLQ", "functions_dlq": "FunctionsDLQ",
-             "failed_runs_queue": "FailedRunsQueue"}
+             "failed_runs_queue": "FailedRunsQueue", "stage_queue": "StageQueue", "stage_dlq": "StageDLQ"}
 
 NO_ACCESS_LOGS = ("CKV_AWS_18", "object-level access is audited with CloudTrail data events for the account; "
                                 "an access-log bucket per stack would need its own log bucket in turn")
@@ -64,6 +64,7 @@ def resolve(name: str) -> Any:
         "staging_objects": sub("${StagingBucket.Arn}/" + STAGING_PREFIX + "*"),
         "state_machine": ref("PipelineStateMachine"),
         "topic": ref("AlertTopic"),
+        "chain_topic": ref("ChainTopic"),
         "db_secret": if_("CreateDb", ref("DbSecret"), ref("ExistingDatabaseSecretArn")),
         **{q: att(lid, "Arn") for q, lid in QUEUE_IDS.items()},
     }[name]
@@ -80,6 +81,8 @@ def environment(name: str) -> Any:
         "db_secret": resolve("db_secret"),
         "topic": ref("AlertTopic"),
         "failed_runs_queue": ref("FailedRunsQueue"),
+        "chain_topic": ref("ChainTopic"),
+        "landing_bucket": ref("LandingBucket"),
     }[name]
 
 
@@ -131,7 +134,8 @@ def template(model: StackModel) -> Json:
     resources.update(_key())
     resources.update(_buckets())
     resources.update(_queues(model))
-    resources.update(_topic())
+    resources.update(_topic(model))
+    resources.update(_chain(model))
     resources.update(_network())
     resources.update(_database())
     resources.update(_functions(model))
@@ -157,7 +161,7 @@ def template(model: StackModel) -> Json:
         "Conditions": {"CreateDb": {"Fn::Equals": [ref("CreateDatabase"), "yes"]},
                        "IsProd": {"Fn::Equals": [ref("Environment"), "prod"]}},
         "Resources": resources,
-        "Outputs": _outputs(),
+        "Outputs": _outputs(model),
     }
 
 
@@ -230,9 +234,11 @@ def _queues(model: StackModel) -> Json:
     out: Json = {}
     for q in model.queues:
         properties: Json = {"KmsMasterKeyId": ref("Key"), "MessageRetentionPeriod": 1209600}
-        if q.key == "events_queue":
-            properties["VisibilityTimeout"] = model.function("trigger").timeout_s * 6  # AWS's advice for SQS sources
-            properties["RedrivePolicy"] = {"deadLetterTargetArn": att("EventsDLQ", "Arn"), "maxReceiveCount": 5}
+        if q.consumer:
+            properties["VisibilityTimeout"] = model.function(q.consumer).timeout_s * 6  # AWS's advice for SQS sources
+        if q.dead_letter_queue:
+            properties["RedrivePolicy"] = {"deadLetterTargetArn": att(QUEUE_IDS[q.dead_letter_queue], "Arn"),
+                                           "maxReceiveCount": q.max_receive_count}
         out[QUEUE_IDS[q.key]] = {"Type": "AWS::SQS::Queue", "Properties": properties}
     out["EventsQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
         "Queues": [ref("EventsQueue"), ref("EventsDLQ")], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
@@ -242,12 +248,39 @@ def _queues(model: StackModel) -> Json:
     return out
 
 
-def _topic() -> Json:
+def _topic(model: StackModel) -> Json:
     return {
         "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {
             "DisplayName": sub("chute ${AWS::StackName}"), "KmsMasterKeyId": ref("Key")}},
+        # Wake-ups of the stages that follow this project (docs/deploy-aws.md, "Chained stages on AWS"):
+        # a name derived from the project, so a follower's stack can subscribe without a lookup.
+        "ChainTopic": {"Type": "AWS::SNS::Topic", "Properties": {
+            "TopicName": sub(model.chain_topic_name("${Environment}")),
+            "DisplayName": sub("chute ${AWS::StackName}: chain wake-ups"), "KmsMasterKeyId": ref("Key")}},
         "AlertSubscription": {"Type": "AWS::SNS::Subscription", "Properties": {
             "TopicArn": ref("AlertTopic"), "Protocol": "email", "Endpoint": ref("AlertEmail")}},
+    }
+
+
+def upstream_topic_arn(model: StackModel) -> Json:
+    return sub("arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+               + model.upstream_topic_name("${Environment}"))
+
+
+def _chain(model: StackModel) -> Json:
+    """A follower's wake-ups: its stage queue subscribes to the upstream's chain topic."""
+    if model.upstream is None:
+        return {}
+    topic = upstream_topic_arn(model)
+    return {
+        "StageQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [ref("StageQueue")], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "UpstreamChainTopicSends", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage", "Resource": att("StageQueue", "Arn"),
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]}}},
+        "UpstreamSubscription": {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": topic, "Protocol": "sqs", "Endpoint": att("StageQueue", "Arn"),
+            "RawMessageDelivery": True}},
     }
 
 
@@ -345,6 +378,14 @@ def _functions(model: StackModel) -> Json:
         if f.key == "trigger":
             properties["Events"] = {"LandingEvents": {"Type": "SQS", "Properties": {
                 "Queue": att("EventsQueue", "Arn"), "BatchSize": 10}}}
+        if f.key == "stage":
+            properties["Events"] = {
+                "Wakeups": {"Type": "SQS", "Properties": {"Queue": att("StageQueue", "Arn"), "BatchSize": 10}},
+                # The sweeper: messages in backoff, or whose wake-up was lost, are taken within minutes.
+                "Sweep": {"Type": "Schedule", "Properties": {
+                    "Schedule": f"rate({SWEEP_MINUTES} minutes)", "Input": '{"sweep": true}',
+                    "Description": "chute: run the stage even without a wake-up"}},
+            }
         out[f"{name}Function"] = {"Type": "AWS::Serverless::Function", "Properties": properties, "Metadata": metadata}
     return out
 
@@ -389,8 +430,14 @@ def _alarms(model: StackModel) -> Json:
     return out
 
 
-def _outputs() -> Json:
+def _outputs(model: StackModel) -> Json:
+    stage = {} if model.upstream is None else {
+        "StageQueueUrl": {"Description": f"Wake-ups of this stage (from {model.upstream})", "Value": ref("StageQueue")},
+        "StageDLQUrl": {"Description": "Wake-ups the stage failed on", "Value": ref("StageDLQ")},
+    }
     return {
+        "ChainTopicArn": {"Description": "Wake-ups of the stages that follow this project", "Value": ref("ChainTopic")},
+        **stage,
         "LandingBucketName": {"Description": "Upload files (and .SUCCESS markers) here", "Value": ref("LandingBucket")},
         "StateMachineArn": {"Description": "The pipeline", "Value": ref("PipelineStateMachine")},
         "AlertTopicArn": {"Description": "Notifications and alarms", "Value": ref("AlertTopic")},

@@ -6,7 +6,10 @@ ledger rules as `chute run`:
 - content already loaded under another name is recorded `skipped`;
 - a file that failed to read or transform is recorded `failed`, with its error;
 - the rest load in one transaction; if it fails, file by file, so one bad file cannot
-  sink the others.
+  sink the others;
+- the stages that follow this pipeline (chute.chain) get their messages in that same
+  transaction, through the same commit hooks as `chute run` (commit_hooks.py); the summary's
+  `chain.published` counts them, and the notify step then wakes the followers up.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import polars as pl
 
 from ... import ledger
+from ...chain.publish import publishers
+from ...commit_hooks import CommitHooks
 from ...db.loader import LoadUnit, Renderer, Target
 from ...db.postgres import connect, connect_adbc, ensure_table
 from ...errors import DatabaseError, FileError, RunInProgress
@@ -48,17 +53,20 @@ def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigg
         for t in targets.values():
             ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
         gate_of = _gates(project)
+        hooks = CommitHooks(publishers(conn, pipeline))
         if not ledger.try_lock(conn, pipeline):
             raise RunInProgress(f"another run of {pipeline!r} is in progress")
         try:
             run_id = ledger.start_run(conn, pipeline, trigger)
             summary = RunSummary(run_id, pipeline, "succeeded", excluded=excluded)
             try:
-                _load(conn, db_url, pipeline, run_id, targets, gate_of, files, summary)
+                _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summary)
             except Exception as exc:  # recorded on the run, then reported by the caller
                 summary.error = str(exc) if isinstance(exc, DatabaseError) else f"{type(exc).__name__}: {exc}"
             if summary.error or summary.count("failed"):
                 summary.status = "failed"
+            if hooks.hooks:  # some stage follows this pipeline: how many messages it was sent
+                summary.chain = {"published": sum(h.published for h in hooks.hooks)}
             ledger.finish_run(conn, run_id, summary.status, len(files), summary.error, {"trigger": trigger})
         finally:
             ledger.unlock(conn, pipeline)
@@ -68,7 +76,7 @@ def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigg
     return summary
 
 
-def _load(conn, db_url, pipeline, run_id, targets, gate_of, files, summary) -> None:
+def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summary) -> None:
     known = ledger.known_files(conn, pipeline)
     loaded = ledger.loaded_content(conn, pipeline)
     ready: list[StagedFile] = []
@@ -93,14 +101,14 @@ def _load(conn, db_url, pipeline, run_id, targets, gate_of, files, summary) -> N
     try:
         render = Renderer(conn)
         try:
-            _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, ready, summary)
+            _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, hooks, ready, summary)
         except (FileError, DatabaseError):
             if len(ready) == 1:
                 _record_failure(conn, pipeline, run_id, ready[0], summary)
                 return
             for f in ready:  # isolate the bad file(s)
                 try:
-                    _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, [f], summary)
+                    _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, hooks, [f], summary)
                 except (FileError, DatabaseError):
                     _record_failure(conn, pipeline, run_id, f, summary)
     finally:
@@ -120,8 +128,8 @@ def _gates(project: Project) -> Callable[[LoadUnit], Gate]:
     return lambda unit: Gate(contracts, project.source, unit)
 
 
-def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_of, files: list[StagedFile],
-          summary) -> None:
+def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_of, hooks: CommitHooks,
+          files: list[StagedFile], summary) -> None:
     """The rows of `files` into every target, their ledger rows, rejects and the run counters:
     one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
     unit = LoadUnit(adbc_conn, render, pipeline, run_id, allow_direct=False)
@@ -134,6 +142,7 @@ def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_
             for table, target in targets.items():
                 conformed = gate.check(f.frame(table), target, f.entry.name)
                 unit.write(target, conformed)
+                hooks.rows(table, conformed)
                 loaded += conformed.height
             e = f.entry
             gate.enforce(e.name, f.meta.get("rows_read") or 0)
@@ -144,8 +153,9 @@ def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_
                              rows_rejected=rejected))
         if any(r["rows_rejected"] for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
             unit.reject(gate.records([(r["name"], r["sha256"]) for r in rows], lambda name: b""))
-        unit.commit(rows)
+        hooks.commit(unit, rows)
     except BaseException:
+        hooks.reset()
         unit.rollback()
         gate.undo()
         for name, t in targets.items():
