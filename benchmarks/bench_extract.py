@@ -26,7 +26,7 @@ CREATE TABLE orders (order_id bigint PRIMARY KEY, user_id integer NOT NULL, orde
                      total numeric(10,2) NOT NULL, status text NOT NULL, note text,
                      placed_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
 INSERT INTO orders
-SELECT i, (i * 7919) % 200000, i % 7, round((i % 10000) / 100.0, 2), (ARRAY['placed','delivered','cancelled'])[i % 3 + 1],
+SELECT i, (i::bigint * 7919) % 200000, i % 7, round((i % 10000) / 100.0, 2), (ARRAY['placed','delivered','cancelled'])[i % 3 + 1],
        CASE WHEN i % 5 = 0 THEN NULL ELSE 'note ' || i END,
        timestamptz '2025-01-01' + i * interval '1 second',
        timestamptz '2025-01-01' + (i / 3) * interval '1 second'   -- ties: 3 rows per cursor value
