@@ -10,57 +10,12 @@ import os
 import subprocess
 import sys
 
+from fixtures_chain import follower, upstream, write_projects
+
 SHOPS = [{"shop_id": i, "name": f"shop {i}"} for i in (1, 2)]
 ORDERS = {1: [{"order_id": 10, "total": 1.5}, {"order_id": 11, "total": 2.5}],
           2: [{"order_id": 20, "total": 3.0}],
           3: [{"order_id": 30, "total": 4.0}, {"order_id": 31, "total": 5.0}]}
-
-UPSTREAM = """
-[project]
-name = "shops"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "shops"
-[tables.shops]
-mode = "merge"
-primary_key = ["shop_id"]
-columns = {{shop_id = "int", name = "text"}}
-[extract.shops]
-kind = "http"
-url = "{url}/shops"
-"""
-
-DOWNSTREAM = """
-[project]
-name = "orders"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "orders"
-[tables.orders]
-mode = "merge"
-primary_key = ["order_id"]
-columns = {{order_id = "int", shop_id = "int", total = "float"}}
-[follow]
-project = "shops"
-table = "shops"
-key = "shop_id"
-max_attempts = 2
-[watch]
-retry_initial = 0.01
-retry_max = 0.01
-[extract.orders]
-kind = "http"
-url = "{url}/shops/{{shop_id}}/orders"
-for_each = "message"
-attempts = 2
-retry_initial = 0.01
-"""
 
 
 def setup(tmp_path, api_server):
@@ -69,10 +24,9 @@ def setup(tmp_path, api_server):
     for shop in ORDERS:
         api_server.route(f"/shops/{shop}/orders", lambda q, h, shop=shop:
                          (500, {}, {"error": "down"}) if shop in broken else (200, {}, ORDERS[shop]))
-    up, down = tmp_path / "shops", tmp_path / "orders"
-    for folder, text in ((up, UPSTREAM), (down, DOWNSTREAM)):
-        folder.mkdir()
-        (folder / "chute.toml").write_text(text.format(url=api_server.url), encoding="utf-8")
+    up, down = write_projects(tmp_path, upstream(api_server.url), follower(
+        api_server.url, follow="max_attempts = 2", watch="retry_initial = 0.01\nretry_max = 0.01",
+        extract="attempts = 2\nretry_initial = 0.01"))
     return up, down, broken
 
 

@@ -10,55 +10,11 @@ import subprocess
 import sys
 import threading
 
+from fixtures_chain import follower, upstream, write_projects
 from fixtures_watch import wait_until
 
 SHOPS = [{"shop_id": i, "name": f"shop {i}"} for i in (1, 2)]
 ORDERS = {1: [{"order_id": 10, "total": 1.5}, {"order_id": 11, "total": 2.5}], 2: [{"order_id": 20, "total": 3.0}]}
-
-UPSTREAM = """
-[project]
-name = "shops"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "shops"
-[tables.shops]
-mode = "merge"
-primary_key = ["shop_id"]
-columns = {{shop_id = "int", name = "text"}}
-[extract.shops]
-kind = "http"
-url = "{url}/shops"
-"""
-
-DOWNSTREAM = """
-[project]
-name = "orders"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "orders"
-[tables.orders]
-mode = "merge"
-primary_key = ["order_id"]
-columns = {{order_id = "int", shop_id = "int", total = "float"}}
-[follow]
-project = "shops"
-table = "shops"
-key = "shop_id"
-messages_per_run = {per_run}
-[watch]
-lease = 1
-[extract.orders]
-kind = "http"
-url = "{url}/shops/{{shop_id}}/orders"
-for_each = "message"
-timeout = 120
-"""
 
 
 def setup(tmp_path, api_server, *, per_run: int):
@@ -75,10 +31,8 @@ def setup(tmp_path, api_server, *, per_run: int):
     api_server.route("/shops", lambda q, h: (200, {}, SHOPS))
     for shop in ORDERS:
         api_server.route(f"/shops/{shop}/orders", orders_of(shop))
-    up, down = tmp_path / "shops", tmp_path / "orders"
-    for folder, text in ((up, UPSTREAM), (down, DOWNSTREAM)):
-        folder.mkdir()
-        (folder / "chute.toml").write_text(text.format(url=api_server.url, per_run=per_run), encoding="utf-8")
+    up, down = write_projects(tmp_path, upstream(api_server.url), follower(
+        api_server.url, follow=f"messages_per_run = {per_run}", watch="lease = 1", extract="timeout = 120"))
     return up, down, gate
 
 

@@ -10,55 +10,8 @@ import urllib.request
 
 import psycopg
 
+from fixtures_chain import follower, upstream, write_projects
 from fixtures_watch import wait_until
-
-UPSTREAM = """
-[project]
-name = "shops"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "shops"
-[tables.shops]
-mode = "merge"
-primary_key = ["shop_id"]
-columns = {{shop_id = "int", name = "text"}}
-[extract.shops]
-kind = "http"
-url = "{url}/shops"
-"""
-
-# shop 2's orders always fail; the first failure backs off an hour, the second is its last.
-DOWNSTREAM = """
-[project]
-name = "orders"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "orders"
-[tables.orders]
-mode = "merge"
-primary_key = ["order_id"]
-columns = {{order_id = "int", shop_id = "int"}}
-[follow]
-project = "shops"
-table = "shops"
-key = "shop_id"
-max_attempts = 2
-poll = 0.2
-[watch]
-retry_initial = 3600
-retry_max = 3600
-[extract.orders]
-kind = "http"
-url = "{url}/shops/{{shop_id}}/orders"
-for_each = "message"
-attempts = 1
-"""
 
 
 def queue_of(query) -> list[tuple]:
@@ -80,10 +33,10 @@ def test_watch_metrics_show_the_stage_queue_depth_at_scrape_time(tmp_path, api_s
     api_server.route("/shops", lambda q, h: (200, {}, [{"shop_id": 1, "name": "a"}, {"shop_id": 2, "name": "b"}]))
     api_server.route("/shops/1/orders", lambda q, h: (200, {}, [{"order_id": 10}]))
     api_server.route("/shops/2/orders", lambda q, h: (500, {}, {"error": "down"}))
-    up, down = tmp_path / "shops", tmp_path / "orders"
-    for folder, text in ((up, UPSTREAM), (down, DOWNSTREAM)):
-        folder.mkdir()
-        (folder / "chute.toml").write_text(text.format(url=api_server.url), encoding="utf-8")
+    # shop 2's orders always fail; the first failure backs off an hour, the second is its last.
+    up, down = write_projects(tmp_path, upstream(api_server.url), follower(
+        api_server.url, columns='order_id = "int", shop_id = "int"', follow="max_attempts = 2\npoll = 0.2",
+        watch="retry_initial = 3600\nretry_max = 3600", extract="attempts = 1"))
     cli("extract", "-p", up)
     cli("run", "-p", up)
 

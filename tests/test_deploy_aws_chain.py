@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from fixtures_chain import follower, upstream, write_projects
+
 boto3 = pytest.importorskip("boto3")
 
 from chute.deploy.aws import handlers  # noqa: E402
@@ -33,57 +35,11 @@ from chute.project import load_project  # noqa: E402
 SHOPS = [{"shop_id": 1, "name": "shop 1"}, {"shop_id": 2, "name": "shop 2"}]
 ORDERS = {1: [{"order_id": 10, "total": 1.5}, {"order_id": 11, "total": 2.5}], 2: [{"order_id": 20, "total": 3.0}]}
 
-UPSTREAM = """
-[project]
-name = "shops"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "shops"
-[tables.shops]
-mode = "merge"
-primary_key = ["shop_id"]
-columns = {shop_id = "int", name = "text"}
-"""
-
-FOLLOWER = """
-[project]
-name = "orders"
-[landing]
-patterns = ["*.jsonl"]
-[source]
-format = "jsonl"
-[pipeline]
-input = "orders"
-[tables.orders]
-mode = "merge"
-primary_key = ["order_id"]
-columns = {{order_id = "int", shop_id = "int", total = "float"}}
-[follow]
-project = "shops"
-table = "shops"
-key = "shop_id"
-max_attempts = 2
-[watch]
-retry_initial = 0.01
-retry_max = 0.01
-[extract.orders]
-kind = "http"
-url = "{url}/shops/{{shop_id}}/orders"
-for_each = "message"
-attempts = 2
-retry_initial = 0.01
-"""
-
 
 def _projects(tmp_path: Path, url: str) -> tuple[Path, Path]:
-    up, down = tmp_path / "shops", tmp_path / "orders"
-    for folder, text in ((up, UPSTREAM), (down, FOLLOWER.format(url=url))):
-        folder.mkdir()
-        (folder / "chute.toml").write_text(text, encoding="utf-8")
-    return up, down
+    return write_projects(tmp_path, upstream(), follower(
+        url, follow="max_attempts = 2", watch="retry_initial = 0.01\nretry_max = 0.01",
+        extract="attempts = 2\nretry_initial = 0.01"))
 
 
 # -- rendered ------------------------------------------------------------------------------------
