@@ -83,3 +83,36 @@ def lambdas_in_process(sfn_aws, monkeypatch):
 
     monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda self, event=None: _run_handler(self, event))
     return sfn_aws
+
+
+# -- helpers of the end-to-end tests (plain functions) ---------------------------------------------
+def placeholder_zip() -> bytes:
+    """The code of a moto Lambda function: a placeholder, the handlers run in the test process."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("placeholder.py", "# the handlers run in the test process\n")
+    return buffer.getvalue()
+
+
+def drain(sqs, url: str) -> list[dict]:
+    """Every message waiting in the queue, received and deleted."""
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return messages
+        for m in got:
+            messages.append(m)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def bodies(sqs, url: str) -> list[str]:
+    return [m["Body"] for m in drain(sqs, url)]
+
+
+def sqs_event(messages: list[dict]) -> dict:
+    """The event Lambda's SQS event source mapping would deliver for these messages."""
+    return {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"], "body": m["Body"]} for m in messages]}

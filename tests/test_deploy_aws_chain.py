@@ -14,10 +14,8 @@ stage leaves the upstream untouched and its message becomes a dead letter that
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,6 +23,7 @@ import pytest
 import yaml
 
 from fixtures_chain import follower, upstream, write_projects
+from fixtures_deploy_aws import drain, placeholder_zip, sqs_event
 
 boto3 = pytest.importorskip("boto3")
 
@@ -114,28 +113,6 @@ def test_check_passes_for_a_follower(tmp_path, cli):
 
 
 # -- end to end on moto --------------------------------------------------------------------------
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("placeholder.py", "# the handlers run in the test process\n")
-    return buffer.getvalue()
-
-
-def _drain(sqs, url: str) -> list[dict]:
-    got_all = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return got_all
-        for m in got:
-            got_all.append(m)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-
-def _sqs_event(messages: list[dict]) -> dict:
-    return {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
-
-
 def _arn(sqs, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
@@ -177,7 +154,7 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
            "CHUTE_FAILED_RUNS_QUEUE_URL": sqs.create_queue(QueueName="shops-failed-runs")["QueueUrl"],
            "CHUTE_CHAIN_TOPIC_ARN": chain_topic}
     arns = {f.key: lam.create_function(FunctionName=f"shops-{f.key}", Runtime="python3.12", Role=role,
-                                       Handler=f.command, Code={"ZipFile": _zip()},
+                                       Handler=f.command, Code={"ZipFile": placeholder_zip()},
                                        Environment={"Variables": env})["FunctionArn"]
             for f in upstream.functions}
     machine = sfn.create_state_machine(name="shops-pipeline", definition=json.dumps(upstream.definition(arns)),
@@ -216,7 +193,7 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
         body = "".join(json.dumps(s) + "\n" for s in SHOPS).encode()
         s3.put_object(Bucket="shops-landing", Key=f"{day}/shops.jsonl", Body=body)
         s3.put_object(Bucket="shops-landing", Key=f"{day}/.SUCCESS", Body=b"")
-        started = handlers.trigger(_sqs_event(_drain(sqs, events)))["started"]
+        started = handlers.trigger(sqs_event(drain(sqs, events)))["started"]
         assert len(started) == 1
         arn = sfn.list_executions(stateMachineArn=machine)["executions"][0]["executionArn"]
         for _ in range(600):  # bounded: at most ~2 minutes
@@ -264,13 +241,13 @@ def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain,
     assert sent == [(run_id, {"keys": [{"shop_id": 1}]}), (run_id, {"keys": [{"shop_id": 2}]})]
     assert json.loads(done["output"])["summary"]["chain"] == {"published": 2}
 
-    wakeups = _drain(chain["sqs"], chain["queue"])  # notify -> chain topic -> the follower's stage queue
+    wakeups = drain(chain["sqs"], chain["queue"])  # notify -> chain topic -> the follower's stage queue
     assert len(wakeups) == 1
     assert json.loads(wakeups[0]["Body"]) == {"upstream": "shops", "batch_id": done["name"], "published": 2,
                                               "run_id": run_id}
 
     _subscribe(db_url, "lines", project="orders", table="orders", key=["order_id"])  # a third stage
-    event = _sqs_event(wakeups)
+    event = sqs_event(wakeups)
     first = chain["stage"](event)
     assert first["status"] == "succeeded", first
     assert first["chain"]["claimed"] == 2 and first["chain"]["acknowledged"] == 2
@@ -278,7 +255,7 @@ def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain,
     # The stage's loads sent the third stage its messages, and the stage woke it.
     assert query("SELECT payload FROM chute.queue WHERE stage = 'lines' AND upstream_run = %s ORDER BY 1",
                  (first["run_id"],)) == [({"keys": [{"order_id": o}]},) for o in (10, 11, 20)]
-    woken = _drain(chain["sqs"], chain["next_queue"])
+    woken = drain(chain["sqs"], chain["next_queue"])
     assert [json.loads(m["Body"])["published"] for m in woken] == [3] and first["woken"]
     assert query("SELECT stage, status, count(*) FROM chute.queue GROUP BY 1, 2 ORDER BY 1") == [
         ("lines", "ready", 3), ("orders", "done", 2)]
@@ -287,7 +264,7 @@ def test_upstream_load_publishes_wakes_the_stage_which_loads_exactly_once(chain,
 
     again = chain["stage"](event)  # SQS delivers at least once: the same wake-up again
     assert again["status"] == "succeeded" and again["chain"]["claimed"] == 0
-    assert "woken" not in again and _drain(chain["sqs"], chain["next_queue"]) == []
+    assert "woken" not in again and drain(chain["sqs"], chain["next_queue"]) == []
     assert query("SELECT count(*), count(DISTINCT order_id) FROM orders") == [(3, 3)]
     # The extracted parts went to the follower's landing bucket (the image's files are read-only).
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="orders-landing")["Contents"]]
@@ -298,7 +275,7 @@ def test_a_failing_stage_keeps_upstream_rows_dead_letters_and_replays(chain, que
     chain["stage"]({"sweep": True})
     chain["broken"].add(2)  # the API fails for shop 2
     assert chain["upstream_load"]("2024-05-02")["status"] == "SUCCEEDED"
-    event = _sqs_event(_drain(chain["sqs"], chain["queue"]))
+    event = sqs_event(drain(chain["sqs"], chain["queue"]))
 
     first = chain["stage"](event)  # message work failing is the ledger's to retry: no exception for SQS
     assert first["status"] == "failed" and first["chain"]["failed"] == 1 and first["chain"]["dead"] == 0

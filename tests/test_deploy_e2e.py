@@ -3,14 +3,14 @@ through chute's Lambda handlers (in process) into a real PostgreSQL, exactly onc
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from fixtures_deploy_aws import bodies, drain, placeholder_zip, sqs_event
 
 boto3 = pytest.importorskip("boto3")
 
@@ -19,24 +19,6 @@ from chute.deploy.aws.model import build_model  # noqa: E402
 from chute.project import load_project  # noqa: E402
 
 HANDLERS = "chute.deploy.aws.handlers"
-
-
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("placeholder.py", "# the handlers run in the test process\n")
-    return buffer.getvalue()
-
-
-def _drain(sqs, url: str) -> list[str]:
-    bodies = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return bodies
-        for m in got:
-            bodies.append(m["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
 def _finished(sfn, arn: str) -> dict:
@@ -85,7 +67,7 @@ def stack(stocks, db_url, lambdas_in_process, monkeypatch):
     for f in model.functions:
         arns[f.key] = lam.create_function(
             FunctionName=f"stocks-{f.key}", Runtime="python3.12", Role=role, Handler=f.command,
-            Code={"ZipFile": _zip()}, Timeout=f.timeout_s, MemorySize=f.memory_mb,
+            Code={"ZipFile": placeholder_zip()}, Timeout=f.timeout_s, MemorySize=f.memory_mb,
             Environment={"Variables": env})["FunctionArn"]
     machine = sfn.create_state_machine(name="stocks-pipeline", definition=json.dumps(model.definition(arns)),
                                        roleArn=role)["stateMachineArn"]
@@ -102,10 +84,6 @@ def _upload(stack, folder: str, files: dict[str, bytes]) -> None:
     stack["s3"].put_object(Bucket="landing", Key=f"{folder}/.SUCCESS", Body=b"")
 
 
-def _sqs_event(bodies: list[str]) -> dict:
-    return {"Records": [{"eventSource": "aws:sqs", "messageId": str(i), "body": b} for i, b in enumerate(bodies)]}
-
-
 def _top_files(stocks: Path) -> list[Path]:
     from chute.runner import build_plan
 
@@ -118,7 +96,7 @@ def _top_files(stocks: Path) -> list[Path]:
 def test_marker_runs_the_pipeline_once_into_postgres(stack, stocks, query):
     landing = sorted((stocks / "landing").iterdir())
     _upload(stack, "2024-05-01", {p.name: p.read_bytes() for p in landing})
-    event = _sqs_event(_drain(stack["sqs"], stack["events"]))  # s3:TestEvent, every file, the marker
+    event = sqs_event(drain(stack["sqs"], stack["events"]))  # s3:TestEvent, every file, the marker
 
     report = handlers.trigger(event)
     assert len(report["started"]) == 1 and not report["duplicates"]
@@ -141,16 +119,16 @@ def test_marker_runs_the_pipeline_once_into_postgres(stack, stocks, query):
     assert query("select count(*) from historical_stocks_data")[0][0] == expected
     assert query("select count(*), min(status) from chute.runs") == [(1, "succeeded")]
 
-    notes = _drain(stack["sqs"], stack["inbox"])
+    notes = bodies(stack["sqs"], stack["inbox"])
     assert len(notes) == 1 and "succeeded" in notes[0] and f"rows loaded: {expected}" in notes[0]
-    assert _drain(stack["sqs"], stack["failed_runs"]) == []
+    assert bodies(stack["sqs"], stack["failed_runs"]) == []
 
 
 def test_bad_file_fails_the_run_notifies_and_parks_the_batch(stack, stocks, query):
     good = _top_files(stocks)[0]
     bad_name = _top_files(stocks)[1].name
     _upload(stack, "bad-day", {good.name: good.read_bytes(), bad_name: b"Date,Open\n2024-05-01,abc\n"})
-    handlers.trigger(_sqs_event(_drain(stack["sqs"], stack["events"])))
+    handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
     execution = stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"][0]
     assert _finished(stack["sfn"], execution["executionArn"])["status"] == "FAILED"
 
@@ -160,7 +138,7 @@ def test_bad_file_fails_the_run_notifies_and_parks_the_batch(stack, stocks, quer
     # either could be named first.
     assert "column 'Open'" in query("select error from chute.files where status = 'failed'")[0][0]
     assert query("select count(*) from historical_stocks_data")[0][0] == len(good.read_text().splitlines()) - 1
-    notes = _drain(stack["sqs"], stack["inbox"])
+    notes = bodies(stack["sqs"], stack["inbox"])
     assert len(notes) == 1 and "failed" in notes[0] and bad_name in notes[0]
-    parked = [json.loads(b) for b in _drain(stack["sqs"], stack["failed_runs"])]
+    parked = [json.loads(b) for b in bodies(stack["sqs"], stack["failed_runs"])]
     assert [p["batch_id"] for p in parked] == [execution["name"]]
