@@ -10,7 +10,8 @@ a chain publishes its messages in the same transaction whichever of them loads i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import polars as pl
 
@@ -32,3 +33,19 @@ class CommitHooks:
     def reset(self) -> None:
         for hook in self.hooks:
             hook.reset()
+
+
+@contextmanager
+def undone_on_failure(unit, hooks: CommitHooks, gate, targets: dict) -> Iterator[None]:
+    """A unit that fails rolls back, and so does what it changed in memory: the hooks' pending
+    statements, the gate's counters, and which replace-mode tables count as emptied."""
+    truncated = {name: t.truncated for name, t in targets.items()}
+    try:
+        yield
+    except BaseException:
+        hooks.reset()
+        unit.rollback()
+        gate.undo()
+        for name, t in targets.items():
+            t.truncated = truncated[name]
+        raise

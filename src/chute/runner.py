@@ -25,7 +25,7 @@ from psycopg import sql
 
 from . import deadletters, ledger, workers
 from .after_run import after_run
-from .commit_hooks import CommitHooks
+from .commit_hooks import CommitHooks, undone_on_failure
 from .db.postgres import connect, connect_adbc, ensure_table, qualified
 from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
@@ -531,10 +531,9 @@ class Runner:
         hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
-        replace_state = {name: t.truncated for name, t in targets.items()}
         fc = self.source.file_column
         files: list[dict] = []
-        try:
+        with undone_on_failure(unit, hooks, gate, targets):
             taken_groups: list[list[_Ready]] = []
             for ready in groups:
                 taken_groups.append(ready)
@@ -579,13 +578,6 @@ class Runner:
             t0 = time.perf_counter()
             hooks.commit(unit, files)
             self._time("commit", t0)
-        except BaseException:
-            hooks.reset()
-            unit.rollback()
-            gate.undo()
-            for name, t in targets.items():
-                t.truncated = replace_state[name]
-            raise
         for f in files:
             summary.files.append(FileOutcome(f["name"], f["status"], f["rows_read"], f["rows_loaded"],
                                              rows_rejected=f["rows_rejected"]))

@@ -24,7 +24,7 @@ import polars as pl
 
 from ... import ledger
 from ...chain.publish import publishers
-from ...commit_hooks import CommitHooks
+from ...commit_hooks import CommitHooks, undone_on_failure
 from ...db.loader import LoadUnit, Renderer, Target
 from ...db.postgres import connect, connect_adbc, ensure_table
 from ...errors import DatabaseError, FileError, RunInProgress
@@ -134,9 +134,8 @@ def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_
     one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
     unit = LoadUnit(adbc_conn, render, pipeline, run_id, allow_direct=False)
     gate = gate_of(unit)
-    replace_state = {name: t.truncated for name, t in targets.items()}
     rows: list[dict] = []
-    try:
+    with undone_on_failure(unit, hooks, gate, targets):
         for f in files:
             loaded = 0
             for table, target in targets.items():
@@ -154,13 +153,6 @@ def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_
         if any(r["rows_rejected"] for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
             unit.reject(gate.records([(r["name"], r["sha256"]) for r in rows], lambda name: b""))
         hooks.commit(unit, rows)
-    except BaseException:
-        hooks.reset()
-        unit.rollback()
-        gate.undo()
-        for name, t in targets.items():
-            t.truncated = replace_state[name]
-        raise
     for r in rows:
         summary.files.append(FileOutcome(r["name"], r["status"], r["rows_read"], r["rows_loaded"],
                                          rows_rejected=r["rows_rejected"]))
