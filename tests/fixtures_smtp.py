@@ -119,33 +119,19 @@ def tls_certificate(tmp_path_factory):
     return folder / "ca.pem", context
 
 
-@pytest.fixture
-def smtp_starttls(tls_certificate):
+def _tls_sink(tls_certificate, tls: str):
     ca_file, context = tls_certificate
-    sink, controller = _serve(refuse=False, tls="starttls", context=context)
+    sink, controller = _serve(refuse=False, tls=tls, context=context)
     sink.ca_file = ca_file
     yield sink
     controller.stop()
+
+
+@pytest.fixture
+def smtp_starttls(tls_certificate):
+    yield from _tls_sink(tls_certificate, "starttls")
 
 
 @pytest.fixture
 def smtp_ssl(tls_certificate):
-    ca_file, context = tls_certificate
-    sink, controller = _serve(refuse=False, tls="ssl", context=context)
-    sink.ca_file = ca_file
-    yield sink
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_sink():
-    sink, controller = _serve(refuse=False)
-    yield sink
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_failing():
-    sink, controller = _serve(refuse=True)
-    yield sink
-    controller.stop()
+    yield from _tls_sink(tls_certificate, "ssl")
