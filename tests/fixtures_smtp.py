@@ -135,3 +135,17 @@ def smtp_starttls(tls_certificate):
 @pytest.fixture
 def smtp_ssl(tls_certificate):
     yield from _tls_sink(tls_certificate, "ssl")
+
+
+@pytest.fixture
+def smtp_sink():
+    sink, controller = _serve(refuse=False)
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_failing():
+    sink, controller = _serve(refuse=True)
+    yield sink
+    controller.stop()
