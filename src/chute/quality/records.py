@@ -113,19 +113,16 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
         raw = gzip.decompress(raw)
     if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise strict_error
-    names, expected = None, None
-    if not source.header and source.columns:
-        names = list(source.columns)
+    names = None if source.header else (list(source.columns) or None)
+    expected = None
     good: list[list[str]] = []
     good_rows: list[int] = []
     rejects: list[ParseReject] = []
     where: dict[int, tuple[int, str, list[str]]] = {}  # row -> (line, text, fields) of good records
     row = 0
-    for line, end, fields, text in _records(raw, source):
-        if source.header and names is None:
-            names = fields
-            continue
-        row += 1
+    for row, header, (line, end, fields, text) in _numbered(_records(raw, source), source):
+        if source.header:
+            names = header
         if expected is None:
             expected = len(names) if names else len(fields)
         header = names if source.header else None
@@ -151,6 +148,20 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
     if frame is None or frame.is_empty() or not rejects:
         raise strict_error
     return frame, rejects, row
+
+
+def _numbered(records: Iterable[tuple[int, int, list[str], str]], source: Source
+              ) -> Iterator[tuple[int, list[str] | None, tuple[int, int, list[str], str]]]:
+    """The data records numbered from 1 (the rows of `source_row`), each with the file's header
+    fields (None when the source has no header line)."""
+    header: list[str] | None = None
+    row = 0
+    for record in records:
+        if source.header and header is None:
+            header = record[2]
+            continue
+        row += 1
+        yield row, header, record
 
 
 def _records(raw: bytes, source: Source) -> Iterator[tuple[int, int, list[str], str]]:
@@ -226,13 +237,7 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
 
         return locate_lines(path_or_bytes, source, rows)
     with _open_text(path_or_bytes, source) as text:
-        names: list[str] | None = None
-        row = 0
-        for line, _, fields, record in _scan(text, source):
-            if source.header and names is None:
-                names = fields
-                continue
-            row += 1
+        for row, names, (line, _, fields, record) in _numbered(_scan(text, source), source):
             if row in rows:
                 found[row] = (line, mask_record(record, fields, names, source))
                 if len(found) == len(rows):
