@@ -116,3 +116,20 @@ def bodies(sqs, url: str) -> list[str]:
 def sqs_event(messages: list[dict]) -> dict:
     """The event Lambda's SQS event source mapping would deliver for these messages."""
     return {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
+
+
+def db_secret(secrets, db_url: str) -> str:
+    """A Secrets Manager secret holding the test database's coordinates, as the stack's secret does."""
+    from urllib.parse import urlparse
+
+    db = urlparse(db_url)
+    return secrets.create_secret(Name="db", SecretString=json.dumps({
+        "host": db.hostname, "port": db.port, "username": db.username, "password": db.password,
+        "dbname": db.path.lstrip("/")}))["ARN"]
+
+
+def lambda_role(iam) -> str:
+    """A role Lambda functions may assume (moto checks that one exists, not what it allows)."""
+    return iam.create_role(RoleName="chute", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]

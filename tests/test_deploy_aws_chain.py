@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import yaml
 
 from fixtures_chain import follower, upstream, write_projects
-from fixtures_deploy_aws import drain, placeholder_zip, sqs_event
+from fixtures_deploy_aws import db_secret, drain, lambda_role, placeholder_zip, sqs_event
 
 boto3 = pytest.importorskip("boto3")
 
@@ -133,13 +132,8 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
     iam, lam, sfn, secrets = (boto3.client(n) for n in ("iam", "lambda", "stepfunctions", "secretsmanager"))
     account = boto3.client("sts").get_caller_identity()["Account"]
 
-    db = urlparse(db_url)
-    secret = secrets.create_secret(Name="db", SecretString=json.dumps({
-        "host": db.hostname, "port": db.port, "username": db.username, "password": db.password,
-        "dbname": db.path.lstrip("/")}))["ARN"]
-    role = iam.create_role(RoleName="chute", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    secret = db_secret(secrets, db_url)
+    role = lambda_role(iam)
 
     # The upstream's stack.
     for bucket in ("shops-landing", "shops-staging", "orders-landing"):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from fixtures_deploy_aws import bodies, drain, placeholder_zip, sqs_event
+from fixtures_deploy_aws import bodies, db_secret, drain, lambda_role, placeholder_zip, sqs_event
 
 boto3 = pytest.importorskip("boto3")
 
@@ -50,14 +49,9 @@ def stack(stocks, db_url, lambdas_in_process, monkeypatch):
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
 
-    db = urlparse(db_url)
-    secret = secrets.create_secret(Name="db", SecretString=json.dumps({
-        "host": db.hostname, "port": db.port, "username": db.username, "password": db.password,
-        "dbname": db.path.lstrip("/")}))["ARN"]
+    secret = db_secret(secrets, db_url)
 
-    role = iam.create_role(RoleName="chute", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    role = lambda_role(iam)
     env = {"CHUTE_PROJECT_DIR": str(stocks), "CHUTE_STAGING_BUCKET": "staging", "CHUTE_STAGING_PREFIX": "staging/",
            "CHUTE_LANDING_PREFIX": "", "CHUTE_DB_SECRET_ARN": secret, "CHUTE_TOPIC_ARN": topic,
            "CHUTE_FAILED_RUNS_QUEUE_URL": failed_runs, "CHUTE_WAIT_FOR_MARKER": "yes"}
