@@ -1,5 +1,5 @@
 """Start-up stays light: the CLI, config parsing and a run with nothing to load import no
-pyarrow, numpy, ADBC, SQLAlchemy or httpx (together they were a third of a no-op run's time;
+pyarrow, numpy, pgpq, SQLAlchemy or httpx (together they were a third of a no-op run's time;
 benchmarks/bench_noop.py measures it). The loading code imports them where it loads."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("pyarrow", "numpy", "adbc_driver_postgresql.dbapi", "sqlalchemy", "httpx", "boto3", "fastapi")
+HEAVY = ("pyarrow", "numpy", "pgpq", "sqlalchemy", "httpx", "boto3", "fastapi")
 
 
 def _imported_after(code: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Column types a user can declare, and what each means in PostgreSQL and in Arrow/polars.
 
-One table keeps the two sides consistent: ADBC's binary COPY needs the Arrow type of each
+One table keeps the two sides consistent: binary COPY needs the Arrow type of each
 column to match the PostgreSQL column it lands in, so chute creates tables from the same
 declaration it casts frames to.
 """

@@ -172,7 +172,7 @@ def touch(conn: psycopg.Connection, pipeline: str, entry, sha256: str) -> None:
                      (entry.mtime_ns, pipeline, entry.name, sha256))
 
 
-# Written on the load connection (ADBC, $n placeholders) inside the load transaction, so a
+# Written on the load connection (psycopg raw cursor, $n placeholders) inside the load transaction, so a
 # file's ledger row commits together with its rows. The rows come from a staged Arrow table.
 COMMIT_FILES_SQL = """
 INSERT INTO chute.files AS f (pipeline, name, uri, size, mtime_ns, sha256, status, run_id,

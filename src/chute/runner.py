@@ -26,7 +26,7 @@ from psycopg import sql
 from . import deadletters, ledger, workers
 from .after_run import after_run
 from .commit_hooks import CommitHooks, undone_on_failure
-from .db.postgres import connect, connect_adbc, ensure_table, qualified
+from .db.postgres import connect, connect_loader, ensure_table, qualified
 from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
 from .pipeline import Pipeline, Plan, load_pipeline
@@ -364,12 +364,9 @@ class Runner:
         and each group's rows go into the open transaction as they come. If a unit fails, it
         is rolled back and its groups are loaded again one by one, isolating bad files.
         """
-        from .db.loader import Renderer
-
-        render = Renderer(conn)
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
-        adbc_conn = self.kept.adbc(self.db_url) if self.kept else connect_adbc(self.db_url)
-        args = (adbc_conn, render, plan, static, targets)
+        load_conn = self.kept.loader(self.db_url) if self.kept else connect_loader(self.db_url)
+        args = (load_conn, conn, plan, static, targets)
         clean = False
         try:
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
@@ -391,9 +388,9 @@ class Runner:
             clean = True
         finally:
             if self.kept:
-                self.kept.give_adbc(self.db_url, adbc_conn, clean and not summary.count("failed"))
+                self.kept.give_loader(self.db_url, load_conn, clean and not summary.count("failed"))
             else:
-                adbc_conn.close()
+                load_conn.close()
 
     def _take(self, stream: Iterator[list[_Ready]], taken: list[list[_Ready]]) -> Iterator[list[_Ready]]:
         """Groups from the stream until one unit's worth of input has been taken."""
@@ -494,11 +491,11 @@ class Runner:
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
         summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
-    def _load_group(self, adbc_conn, render, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
+    def _load_group(self, load_conn, conn, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
         from .db.loader import is_duplicate_key
 
-        args = (adbc_conn, render, plan, static, targets)
+        args = (load_conn, conn, plan, static, targets)
         try:
             try:
                 self._load_unit(*args, [ready], run_id, summary)
@@ -509,24 +506,24 @@ class Runner:
                 self._load_unit(*args, [ready], run_id, summary, direct=False)
         except (FileError, DatabaseError) as exc:
             if len(ready) == 1:
-                first = ledger.loaded_content(render.conn, self.pipeline).get(ready[0].sha256) \
+                first = ledger.loaded_content(conn, self.pipeline).get(ready[0].sha256) \
                     if "files_content_loaded_once" in str(exc) else None
                 if first:  # another worker loaded the same content (under another name) meanwhile
-                    self._duplicate(render.conn, ready[0], first, run_id, summary)
+                    self._duplicate(conn, ready[0], first, run_id, summary)
                 else:
-                    self._failed(render.conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc),
+                    self._failed(conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc),
                                  retryable=is_transient(exc))
                 return
             for item in ready:  # isolate the bad file(s)
-                self._load_group(adbc_conn, render, plan, static, targets, [item], run_id, summary)
+                self._load_group(*args, [item], run_id, summary)
 
-    def _load_unit(self, adbc_conn, render, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
+    def _load_unit(self, load_conn, conn, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
         from .db.loader import LoadUnit
         from .quality.gate import Gate
 
-        unit = LoadUnit(adbc_conn, render, self.pipeline, run_id, allow_direct=direct)
+        unit = LoadUnit(load_conn, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
         hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded

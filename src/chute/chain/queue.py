@@ -189,7 +189,7 @@ def renew(conn: psycopg.Connection, message_ids: list[int], by: str, lease: floa
         (lease, list(message_ids), by)).rowcount
 
 
-# Run inside the consumer's load transaction (ADBC, $n parameters): the message is done
+# Run inside the consumer's load transaction ($n parameters): the message is done
 # exactly when the rows it brought are committed.
 ACK_SQL = """
 UPDATE chute.queue SET status = 'done', lease_until = NULL, error = NULL, updated_at = now()

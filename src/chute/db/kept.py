@@ -1,8 +1,8 @@
 """Connections a long-running process keeps between its runs (`chute watch`).
 
-A run of one small file is dominated by fixed costs: the ADBC driver reads the server's type
-catalogue when it connects (~80 ms here, more than loading 1,000 rows), and the schema checks
-of the ledger and target tables are a dozen round trips. A watch keeps both connections open
+A run of one small file is dominated by fixed costs: connecting (two connections, the ledger's
+and the one that loads), and the schema checks of the ledger and target tables, a dozen
+round trips. A watch keeps both connections open
 and remembers the checks it made, so a file's rows are queryable sooner after it lands.
 
 A connection is handed to one run at a time and taken back only when the run ended cleanly
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import psycopg
 
-from .postgres import connect, connect_adbc
+from .postgres import connect, connect_loader
 
 log = logging.getLogger("chute.db")
 
@@ -27,7 +26,7 @@ class KeptConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pg: dict[str, psycopg.Connection] = {}
-        self._adbc: dict[str, Any] = {}
+        self._loader: dict[str, psycopg.Connection] = {}
         self.ensured: set[tuple] = set()  # schema checks done: (url, what) — forgotten after a failed run
 
     # -- psycopg: the ledger's connection --------------------------------------------------
@@ -52,26 +51,24 @@ class KeptConnections:
         else:
             conn.close()
 
-    # -- ADBC: the connection that writes data ---------------------------------------------
-    def adbc(self, url: str):
+    # -- the connection that writes data (connect_loader) ---------------------------------
+    def loader(self, url: str) -> psycopg.Connection:
         with self._lock:
-            conn = self._adbc.pop(url, None)
+            conn = self._loader.pop(url, None)
         if conn is not None:
             try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                    cur.fetchall()
-                conn.rollback()  # end the transaction the check opened (the dbapi is not autocommit)
+                conn.execute("SELECT 1")
+                conn.rollback()  # end the transaction the check opened (not autocommit)
                 return conn
-            except Exception:
+            except psycopg.Error:
                 log.info("a kept data connection was gone; connecting again")
                 _close(conn)
-        return connect_adbc(url)
+        return connect_loader(url)
 
-    def give_adbc(self, url: str, conn, ok: bool) -> None:
-        if ok:
+    def give_loader(self, url: str, conn: psycopg.Connection, ok: bool) -> None:
+        if ok and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             with self._lock:
-                old, self._adbc[url] = self._adbc.get(url), conn
+                old, self._loader[url] = self._loader.get(url), conn
             if old is not None and old is not conn:
                 _close(old)
         else:
@@ -82,12 +79,12 @@ class KeptConnections:
 
     def close(self) -> None:
         with self._lock:
-            pg, adbc = list(self._pg.values()), list(self._adbc.values())
+            pg, loader = list(self._pg.values()), list(self._loader.values())
             self._pg.clear()
-            self._adbc.clear()
+            self._loader.clear()
         for conn in pg:
             conn.close()
-        for conn in adbc:
+        for conn in loader:
             _close(conn)
 
 

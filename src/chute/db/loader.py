@@ -1,7 +1,7 @@
 """One load unit: the rows of some files into their target tables, with the files' ledger
-rows and the run's counters, in ONE transaction on the ADBC connection.
+rows and the run's counters, in ONE transaction on the load connection (postgres.connect_loader).
 
-Rows reach PostgreSQL by binary COPY from Arrow. `append` and `replace` copy straight into
+Rows reach PostgreSQL by binary COPY from Arrow (db/copy.py). `append` and `replace` copy straight into
 the target; `merge` copies into an index-free temporary table, then upserts by primary key.
 A merge into an EMPTY table is a plain COPY: the table is locked and truncated (on a cluster
 with wal_level=minimal the COPY then skips the WAL), its primary key index is dropped and
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
@@ -22,6 +22,7 @@ from .. import ledger
 from ..coltypes import ColumnType
 from ..errors import DatabaseError
 from ..quality import quarantine
+from .copy import copy_arrow, create_temporary
 from .postgres import qualified, redact
 from .target import Target
 
@@ -33,11 +34,9 @@ REWRITE_MIN = 50_000
 
 
 class LoadUnit:
-    def __init__(self, conn: adbc.Connection, render: "Renderer", pipeline: str, run_id: int,
-                 allow_direct: bool = True):
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection, pipeline: str, run_id: int, allow_direct: bool = True):
+        self.conn = conn  # from connect_loader: not autocommit, $n placeholders
         self.cur = conn.cursor()
-        self.render = render
         self.pipeline = pipeline
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
@@ -58,21 +57,21 @@ class LoadUnit:
             if target.mode == "merge" and self._direct(target, frame):
                 # An empty table has nothing to merge with: COPY straight in (its primary key
                 # still refuses duplicates; the runner then retries the unit through the stage).
-                self.cur.adbc_ingest(target.table, _arrow(frame), mode="append", db_schema_name=target.schema)
+                copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
             elif target.mode == "merge":
                 # Duplicate keys are checked per frame; across frames (a streamed file) assume them.
                 if target.table in self.staged or frame.select(target.primary_key).is_duplicated().any():
                     self.dedup.add(target.table)
                 frame = frame.with_columns(pl.int_range(self.seq, self.seq + frame.height, dtype=pl.Int64).alias(SEQ))
                 self.seq += frame.height
-                self.cur.adbc_ingest(self._stage_name(target), _arrow(frame), mode="create_append", temporary=True)
+                self._stage(self._stage_name(target), frame.to_arrow())
                 self.staged[target.table] = target
                 self.staged_rows[target.table] = self.staged_rows.get(target.table, 0) + frame.height
             else:
                 if target.mode == "replace" and not target.truncated:
                     self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
                     target.truncated = True  # reset by the runner if this unit rolls back
-                self.cur.adbc_ingest(target.table, _arrow(frame), mode="append", db_schema_name=target.schema)
+                copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
@@ -88,7 +87,7 @@ class LoadUnit:
     def reject(self, records: pa.Table) -> None:
         """Stage reject records; commit() moves them into chute.rejects with the ledger rows."""
         if records.num_rows:
-            self.cur.adbc_ingest(quarantine.STAGE_TABLE, records, mode="create_append", temporary=True)
+            self._stage(quarantine.STAGE_TABLE, records)
             self.rejects += records.num_rows
 
     def _direct(self, target: Target, frame: pl.DataFrame) -> bool:
@@ -143,8 +142,8 @@ class LoadUnit:
             self._build_primary_keys()
             for target in self.staged.values():
                 self._merge(target)
-            self.cur.adbc_ingest("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA),
-                                 mode="replace", temporary=True)
+            self._exec(sql.SQL("DROP TABLE IF EXISTS chute_stage_files"))
+            self._stage("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA))
             self.cur.execute(ledger.COMMIT_FILES_SQL)
             if self.rejects:
                 self.cur.execute(quarantine.COMMIT_REJECTS_SQL, (self.pipeline,))
@@ -256,8 +255,13 @@ class LoadUnit:
     def _stage_name(target: Target) -> str:
         return f"chute_stage_{target.schema}_{target.table}"[:60]
 
+    def _stage(self, name: str, rows: pa.Table) -> None:
+        """Rows into a temporary table of this session, created at its first rows."""
+        create_temporary(self.cur, name, rows.schema)
+        copy_arrow(self.cur, sql.Identifier(name), rows)
+
     def _exec(self, statement: sql.Composable) -> None:
-        self.cur.execute(self.render(statement))
+        self.cur.execute(statement)
 
 
 def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[str], key: list[str],
@@ -295,16 +299,6 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
     return [*statements, insert_new]
 
 
-class Renderer:
-    """psycopg.sql composes statements safely; ADBC runs the text."""
-
-    def __init__(self, psycopg_conn):
-        self.conn = psycopg_conn
-
-    def __call__(self, statement: sql.Composable) -> str:
-        return statement.as_string(self.conn)
-
-
 _FILES_SCHEMA = pa.schema([
     ("pipeline", pa.string()), ("name", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
     ("mtime_ns", pa.int64()), ("sha256", pa.string()), ("status", pa.string()), ("run_id", pa.int64()),
@@ -314,17 +308,6 @@ _FILES_SCHEMA = pa.schema([
 
 def _list(names) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, names))
-
-
-# ADBC encodes a whole record batch before it sends it, so one big batch makes the client
-# encode and the server parse one after the other; batches of this many rows let them
-# overlap (measured: 2 M rows x 9 columns in ~3.1 s as 64k-row batches, ~4.9 s as one).
-COPY_BATCH_ROWS = 65_536
-
-
-def _arrow(frame: pl.DataFrame) -> pa.RecordBatchReader:
-    table = frame.to_arrow()
-    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=COPY_BATCH_ROWS))
 
 
 def _db_message(exc: Exception) -> str:

@@ -6,16 +6,12 @@ Identifiers always go through psycopg.sql.Identifier and values through paramete
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from ..coltypes import ColumnType
 from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
-
-if TYPE_CHECKING:
-    import adbc_driver_postgresql.dbapi as adbc
 
 
 def redact(text: str) -> str:
@@ -42,14 +38,14 @@ def _refused_for_good(exc: psycopg.Error) -> bool:
         or ("database" in text and "does not exist" in text)
 
 
-def connect_adbc(url: str) -> "adbc.Connection":
-    """The connection that writes data: binary COPY from Arrow plus the ledger, one transaction."""
-    import adbc_driver_postgresql.dbapi as adbc  # here: a run with nothing to load never needs it
-
-    try:
-        return adbc.connect(url)
-    except Exception as exc:
-        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+def connect_loader(url: str) -> psycopg.Connection:
+    """The connection that writes data: binary COPY plus the ledger rows, one transaction
+    (db/loader.py). Not autocommit; its cursors take PostgreSQL's own $1, $2 placeholders,
+    so the statements it runs are the same text the server sees."""
+    conn = connect(url)
+    conn.autocommit = False
+    conn.cursor_factory = psycopg.RawCursor
+    return conn
 
 
 def qualified(schema: str, table: str) -> sql.Composed:

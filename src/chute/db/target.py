@@ -1,5 +1,5 @@
 """A target table as the loader sees it (kept apart from loader.py so that code which only
-needs the description, like a run with nothing to load, does not import pyarrow and ADBC)."""
+needs the description, like a run with nothing to load, does not import pyarrow and pgpq)."""
 
 from __future__ import annotations
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from psycopg import sql
 
 from .. import ledger
-from ..db.loader import LoadUnit, Renderer
-from ..db.postgres import connect, connect_adbc, ensure_table
+from ..db.loader import LoadUnit
+from ..db.postgres import connect, connect_loader, ensure_table
 from ..errors import ChuteError, ConfigError, FileError, RunInProgress
 from ..project import Project
 from .contracts import contracts_of
@@ -121,13 +120,12 @@ def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id
     still_bad = {r.row_number for r in parse_rejects if r.row_number in wanted}
     frame = frame.filter(pl.col(ROW_COLUMN).is_in(sorted(wanted))).with_columns(
         pl.lit(name).alias(project.source.file_column))
-    adbc_conn = connect_adbc(db_url)
+    load_conn = connect_loader(db_url)
     reasons: dict[str, int] = {}
-    render = Renderer(conn)
     try:
         for _ in range(3):  # a record passes when all its rows pass; drop the others and check again
             candidates = frame.filter(~pl.col(ROW_COLUMN).is_in(sorted(still_bad)))
-            unit = LoadUnit(adbc_conn, render, project.name, run_id, allow_direct=False)
+            unit = LoadUnit(load_conn, project.name, run_id, allow_direct=False)
             gate = Gate(contracts, project.source, unit)
             goods = []
             values = plan.run_batch(candidates, static, {}) if candidates.height else {}
@@ -152,7 +150,7 @@ def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id
                 unit.write(target, good)
                 loaded += good.height
             ids = [r["reject_id"] for r in rejects if r["row_number"] in set(replayed_rows)]
-            marked = _mark_replayed(unit, render, ids, run_id)
+            marked = _mark_replayed(unit, ids, run_id)
             if marked != len(ids):
                 raise FileError(f"{name}: {len(ids) - marked} of the selected rejects were replayed meanwhile; "
                                 "nothing was replayed")
@@ -164,7 +162,7 @@ def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id
             gate.undo()
             raise
     finally:
-        adbc_conn.close()
+        load_conn.close()
     outcome.update(records_replayed=len(replayed_rows), rows_loaded=loaded,
                    records_still_failing=len(wanted & still_bad),
                    still_failing_because=reasons | {r.reason: 1 for r in parse_rejects if r.row_number in wanted})
@@ -189,13 +187,11 @@ def _read(raw: bytes, project: Project):
         return read_lenient(raw, source, exc)
 
 
-def _mark_replayed(unit: LoadUnit, render: Renderer, ids: list[int], run_id: int) -> int:
+def _mark_replayed(unit: LoadUnit, ids: list[int], run_id: int) -> int:
     if not ids:
         return 0
-    unit.cur.execute(render(sql.SQL(
-        "UPDATE chute.rejects SET replay_state = 'replayed', replayed_at = now(), replay_run_id = {}"
-        " WHERE reject_id = ANY({}) AND replay_state = 'pending' RETURNING reject_id").format(
-            sql.Literal(run_id), sql.Literal(ids))))
+    unit.cur.execute("UPDATE chute.rejects SET replay_state = 'replayed', replayed_at = now(), replay_run_id = $1"
+                     " WHERE reject_id = ANY($2) AND replay_state = 'pending' RETURNING reject_id", (run_id, ids))
     return len(unit.cur.fetchall())
 
 

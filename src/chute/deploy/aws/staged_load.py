@@ -25,8 +25,8 @@ import polars as pl
 from ... import ledger
 from ...chain.publish import publishers
 from ...commit_hooks import CommitHooks, undone_on_failure
-from ...db.loader import LoadUnit, Renderer, Target
-from ...db.postgres import connect, connect_adbc, ensure_table
+from ...db.loader import LoadUnit, Target
+from ...db.postgres import connect, connect_loader, ensure_table
 from ...errors import DatabaseError, FileError, RunInProgress
 from ...project import Project
 from ...quality.contracts import contracts_of
@@ -97,22 +97,21 @@ def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summar
             ready.append(f)
     if not ready:
         return
-    adbc_conn = connect_adbc(db_url)
+    load_conn = connect_loader(db_url)
     try:
-        render = Renderer(conn)
         try:
-            _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, hooks, ready, summary)
+            _unit(load_conn, pipeline, run_id, targets, gate_of, hooks, ready, summary)
         except (FileError, DatabaseError):
             if len(ready) == 1:
                 _record_failure(conn, pipeline, run_id, ready[0], summary)
                 return
             for f in ready:  # isolate the bad file(s)
                 try:
-                    _unit(adbc_conn, render, pipeline, run_id, targets, gate_of, hooks, [f], summary)
+                    _unit(load_conn, pipeline, run_id, targets, gate_of, hooks, [f], summary)
                 except (FileError, DatabaseError):
                     _record_failure(conn, pipeline, run_id, f, summary)
     finally:
-        adbc_conn.close()
+        load_conn.close()
 
 
 def _record_failure(conn, pipeline, run_id, f: StagedFile, summary: RunSummary) -> None:
@@ -128,11 +127,11 @@ def _gates(project: Project) -> Callable[[LoadUnit], Gate]:
     return lambda unit: Gate(contracts, project.source, unit)
 
 
-def _unit(adbc_conn, render, pipeline, run_id, targets: dict[str, Target], gate_of, hooks: CommitHooks,
+def _unit(load_conn, pipeline, run_id, targets: dict[str, Target], gate_of, hooks: CommitHooks,
           files: list[StagedFile], summary) -> None:
     """The rows of `files` into every target, their ledger rows, rejects and the run counters:
     one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
-    unit = LoadUnit(adbc_conn, render, pipeline, run_id, allow_direct=False)
+    unit = LoadUnit(load_conn, pipeline, run_id, allow_direct=False)
     gate = gate_of(unit)
     rows: list[dict] = []
     with undone_on_failure(unit, hooks, gate, targets):

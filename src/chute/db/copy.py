@@ -1,0 +1,62 @@
+"""Arrow -> PostgreSQL binary COPY: pgpq encodes the record batches, psycopg sends them.
+
+Measured on 2 M rows x 9 columns here (docs/benchmarks.md, fifth session): the server takes
+~1.2 s to take in the binary COPY whoever sends it. ADBC's ingest spent ~1.1 s of client CPU
+encoding, which on two cores left the CSV parser and the server fighting for the other one;
+pgpq encodes the same rows in ~0.25 s. Binary COPY carries no type information, so the
+Arrow types must be the exact binary form of the columns they land in: chute casts frames to
+the declared types first (coltypes.py).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pgpq import ArrowToPostgresBinaryEncoder
+from psycopg import Cursor, sql
+
+# Rows per encoded batch: big enough that per-call overhead vanishes, small enough that the
+# server starts on the first rows while the client encodes the next (~6 MB of COPY data).
+COPY_BATCH_ROWS = 65_536
+
+
+def copy_arrow(cur: Cursor, into: sql.Composable, data: pa.Table) -> None:
+    """COPY the rows of `data` into table `into`, by column name."""
+    data = _encodable(data)
+    encoder = ArrowToPostgresBinaryEncoder(data.schema)
+    columns = sql.SQL(", ").join(map(sql.Identifier, data.column_names))
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(into, columns)) as copy:
+        copy.write(encoder.write_header())
+        for batch in data.to_batches(max_chunksize=COPY_BATCH_ROWS):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
+
+
+def create_temporary(cur: Cursor, name: str, schema: pa.Schema) -> None:
+    """A temporary table (if not there yet) with a column of the matching type per Arrow field."""
+    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(sql_type(f.type)))
+                                 for f in schema)
+    cur.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(name), columns))
+
+
+def sql_type(t: pa.DataType) -> str:
+    """The PostgreSQL type whose binary form pgpq writes for Arrow type `t`."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
+        return "text"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    simple = {pa.bool_(): "boolean", pa.int16(): "smallint", pa.int32(): "integer", pa.int64(): "bigint",
+              pa.float32(): "real", pa.float64(): "double precision", pa.date32(): "date",
+              pa.binary(): "bytea", pa.large_binary(): "bytea"}
+    if t in simple:
+        return simple[t]
+    raise TypeError(f"no PostgreSQL column type for Arrow type {t}")
+
+
+def _encodable(data: pa.Table) -> pa.Table:
+    """pgpq has no encoder for Arrow's null type (a column with no value at all): send text NULLs."""
+    for i, field in enumerate(data.schema):
+        if pa.types.is_null(field.type):
+            data = data.set_column(i, field.with_type(pa.string()), data.column(i).cast(pa.string()))
+    return data
