@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .db.kept import KeptConnections
     from .quality.records import ParseReject
 
+FIRST_GROUP = 4 << 20  # bytes of input in the first group of small files (see Runner._groups)
+
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
 
 
@@ -433,15 +435,20 @@ class Runner:
         return ready
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
+        """Small files in groups of up to `batch_mb`. The first groups are smaller (FIRST_GROUP,
+        doubling up to batch_mb): the first COPY waits for the first group to be read, and
+        meanwhile the server has nothing to do."""
         group: list[FileEntry] = []
         size = 0
+        limit = min(FIRST_GROUP, self.batch_bytes)
         for e in pending:
             if e.size > self.batch_bytes:
                 yield [e]
                 continue
-            if group and size + e.size > self.batch_bytes:
+            if group and size + e.size > limit:
                 yield group
                 group, size = [], 0
+                limit = min(2 * limit, self.batch_bytes)
             group.append(e)
             size += e.size
         if group:
