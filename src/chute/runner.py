@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -115,6 +115,15 @@ class _Ready:
     error: str | None = None
     retryable: bool = False  # the error may go away (an I/O error), unlike bad data
     rejects: list[ParseReject] = field(default_factory=list)  # records the reader refused (quarantined)
+    digest: Future[str] | None = None  # a streamed file's sha256, computed while it loads (sha256 "" until then)
+
+
+class _SameContent(FileError):
+    """A streamed file turned out, once hashed, to hold content already loaded or being loaded."""
+
+    def __init__(self, sha256: str, first: tuple[int | None, str]):
+        super().__init__(f"same content as {first[1]}")
+        self.sha256, self.first = sha256, first
 
 
 def landing_zone(project: Project) -> LandingZone:
@@ -368,7 +377,7 @@ class Runner:
         """
         seen: dict[str, tuple[int | None, str]] = dict(loaded)
         load_conn = self.kept.loader(self.db_url) if self.kept else connect_loader(self.db_url)
-        args = (load_conn, conn, plan, static, targets)
+        args = (load_conn, conn, seen, plan, static, targets)
         clean = False
         try:
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
@@ -407,7 +416,7 @@ class Runner:
     def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
         """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
         def read_group(group: list[FileEntry]) -> list[_Ready]:
-            return list(readers.map(self._read, group))
+            return list(readers.map(lambda entry: self._read(entry, readers), group))
 
         upcoming = ahead.submit(read_group, groups[0]) if groups else None
         for i in range(len(groups)):
@@ -427,10 +436,11 @@ class Runner:
         for item in results:
             if item.error is not None:
                 self._failed(conn, item.entry, item.sha256, run_id, summary, item.error, retryable=item.retryable)
-            elif item.sha256 in seen:
+            elif item.digest is None and item.sha256 in seen:
                 self._duplicate(conn, item, seen[item.sha256], run_id, summary)
             else:
-                seen[item.sha256] = (None, item.entry.name)
+                if item.digest is None:  # else marked seen once hashed (_check_content)
+                    seen[item.sha256] = (None, item.entry.name)
                 ready.append(item)
         return ready
 
@@ -454,13 +464,18 @@ class Runner:
         if group:
             yield group
 
-    def _read(self, entry: FileEntry) -> _Ready:
-        """Hash and (for small files) parse one file. Runs on a worker thread: no database here."""
+    def _read(self, entry: FileEntry, hashing: Executor | None = None) -> _Ready:
+        """Hash and (for small files) parse one file. Runs on a worker thread: no database here.
+
+        A big file is streamed at load time. Given `hashing`, it is hashed there meanwhile, so
+        its rows start flowing at once (_check_content refuses known content before commit)."""
         from .formats import read_source
         from .quality.records import numbered, read_lenient
 
         try:
-            if entry.size > self.batch_bytes:  # streamed at load time; only hashed now
+            if entry.size > self.batch_bytes:
+                if hashing is not None:
+                    return _Ready(entry, "", None, digest=hashing.submit(self._digest, entry))
                 return _Ready(entry, self._digest(entry), None)
             data = self.zone.read(entry)
         except OSError as exc:
@@ -498,11 +513,12 @@ class Runner:
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
         summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
-    def _load_group(self, load_conn, conn, plan, static, targets, ready: list[_Ready], run_id, summary) -> None:
+    def _load_group(self, load_conn, conn, seen, plan, static, targets, ready: list[_Ready], run_id,
+                    summary) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
         from .db.loader import is_duplicate_key
 
-        args = (load_conn, conn, plan, static, targets)
+        args = (load_conn, conn, seen, plan, static, targets)
         try:
             try:
                 self._load_unit(*args, [ready], run_id, summary)
@@ -513,8 +529,11 @@ class Runner:
                 self._load_unit(*args, [ready], run_id, summary, direct=False)
         except (FileError, DatabaseError) as exc:
             if len(ready) == 1:
-                first = ledger.loaded_content(conn, self.pipeline).get(ready[0].sha256) \
-                    if "files_content_loaded_once" in str(exc) else None
+                if isinstance(exc, _SameContent):
+                    ready[0].sha256, first = exc.sha256, exc.first
+                else:
+                    first = ledger.loaded_content(conn, self.pipeline).get(ready[0].sha256) \
+                        if "files_content_loaded_once" in str(exc) else None
                 if first:  # another worker loaded the same content (under another name) meanwhile
                     self._duplicate(conn, ready[0], first, run_id, summary)
                 else:
@@ -524,7 +543,7 @@ class Runner:
             for item in ready:  # isolate the bad file(s)
                 self._load_group(*args, [item], run_id, summary)
 
-    def _load_unit(self, load_conn, conn, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
+    def _load_unit(self, load_conn, conn, seen, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
         from .db.loader import LoadUnit
@@ -559,6 +578,8 @@ class Runner:
                         hooks.rows(table, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
+                    self._check_content(ready[0], seen, wait=False)
+                self._check_content(ready[0], seen, wait=True)
                 if ready[0].frame is None and ready[0].rejects:  # streamed: the reader refused these lines
                     gate.parse_rejects(ready[0].entry.name, ready[0].rejects)
                 for item in ready:
@@ -585,6 +606,21 @@ class Runner:
         for f in files:
             summary.files.append(FileOutcome(f["name"], f["status"], f["rows_read"], f["rows_loaded"],
                                              rows_rejected=f["rows_rejected"]))
+
+    def _check_content(self, item: _Ready, seen: dict, wait: bool) -> None:
+        """Once a streamed file's hash is known (`wait`: wait for it), refuse content already
+        loaded: _SameContent rolls the unit back and the file is recorded as a duplicate."""
+        if item.digest is None or not (wait or item.digest.done()):
+            return
+        try:
+            sha = item.digest.result()
+        except OSError as exc:
+            raise FileError(f"cannot read the file: {exc.strerror or exc}") from None
+        item.digest = None
+        if sha in seen:
+            raise _SameContent(sha, seen[sha])
+        item.sha256 = sha
+        seen[sha] = (None, item.entry.name)
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
         from .formats import read_source
