@@ -37,7 +37,7 @@ from .sources import open_zone
 from .quality.contracts import adopt_columns, contracts_of
 from .sources.base import FileEntry, LandingZone
 
-# The loading machinery (pyarrow, ADBC, the readers, the quality gate) is imported in the
+# The loading machinery (pyarrow, pgpq, the readers, the quality gate) is imported in the
 # methods that load: a run with nothing new never needs it, and its imports were a third of
 # that run's time (benchmarks/bench_noop.py).
 if TYPE_CHECKING:
