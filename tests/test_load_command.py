@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from conftest import write
 
@@ -73,6 +74,26 @@ def test_merge_into_empty_table_with_keys_repeated_across_blocks(tmp_path, query
     assert query("SELECT count(*) FROM kv")[0][0] == 200_000
     assert query("SELECT value FROM kv WHERE key = 'k5'") == [("last",)]
     assert query("SELECT rows_read, rows_loaded FROM chute.files") == [(200_001, 200_001)]
+
+
+@pytest.mark.parametrize("tracked", [20_000_000, 10])  # keys hashed to find repeats; or too many: assumed
+def test_merge_into_a_loaded_table_with_keys_repeated_across_blocks(tmp_path, query, db_url, monkeypatch, tracked):
+    """Into a table that has rows, a merge stages its rows; a key repeated in a later block of a
+    streamed file must still leave one row, the last one."""
+    from chute.db import loader
+    from chute.oneshot import load_file
+
+    monkeypatch.setattr(loader, "TRACKED_KEYS", tracked)
+    load = dict(mode="merge", primary_key=["key"], types=("value=text",), db_url=db_url, folder=tmp_path,
+                batch_mb=0.25)
+    write(tmp_path / "first.csv", "key,value\nk1,old\nz,kept\n")
+    assert load_file(tmp_path / "first.csv", "kv", **load).status == "succeeded"
+    rows = "".join(f"k{i},{i}\n" for i in range(200_000)) + "k5,last\n"  # ~2.4 MB: several blocks
+    summary = load_file(write(tmp_path / "big.csv", "key,value\n" + rows), "kv", **load)
+    assert summary.status == "succeeded", summary.files
+    assert query("SELECT count(*) FROM kv")[0][0] == 200_001
+    assert query("SELECT key, value FROM kv WHERE key IN ('k1', 'k5', 'z') ORDER BY key") == [
+        ("k1", "1"), ("k5", "last"), ("z", "kept")]
 
 
 PK_OF = ("SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "

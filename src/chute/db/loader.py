@@ -31,6 +31,7 @@ SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wi
 # instead of updating rows one by one (LoadUnit._rewrite); smaller merges update in place.
 REWRITE_SHARE = 0.2
 REWRITE_MIN = 50_000
+TRACKED_KEYS = 20_000_000  # staged rows per merge target whose keys LoadUnit._track_keys hashes
 
 
 class LoadUnit:
@@ -40,7 +41,8 @@ class LoadUnit:
         self.pipeline = pipeline
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
-        self.dedup: set[str] = set()  # merge targets whose staged rows repeat a key
+        self.dedup: set[str] = set()  # merge targets whose staged rows (may) repeat a key
+        self.key_hashes: dict[str, list[pl.Series]] = {}  # a hash of every staged key, per merge target
         self.allow_direct = allow_direct
         self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
         self.rebuild: dict[str, tuple[Target, str]] = {}  # primary keys to build again at commit
@@ -59,9 +61,7 @@ class LoadUnit:
                 # still refuses duplicates; the runner then retries the unit through the stage).
                 copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
             elif target.mode == "merge":
-                # Duplicate keys are checked per frame; across frames (a streamed file) assume them.
-                if target.table in self.staged or frame.select(target.primary_key).is_duplicated().any():
-                    self.dedup.add(target.table)
+                self._track_keys(target, frame)
                 frame = frame.with_columns(pl.int_range(self.seq, self.seq + frame.height, dtype=pl.Int64).alias(SEQ))
                 self.seq += frame.height
                 self._stage(self._stage_name(target), frame.to_arrow())
@@ -83,6 +83,26 @@ class LoadUnit:
                 qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(type_.sql)))
         except Exception as exc:
             raise DatabaseError(f"adding column {name} to {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+
+    def _track_keys(self, target: Target, frame: pl.DataFrame) -> None:
+        """Remember a 64-bit hash of each staged key, so that _merge deduplicates the stage
+        (a sort of every staged row: ~1.2-2 s for 2 M rows) only when a key really repeats.
+        A hash collision costs that sort, never a wrong result. Past TRACKED_KEYS rows,
+        repeats are assumed instead, to bound memory at 8 bytes a row."""
+        if target.table in self.dedup:
+            return
+        hashes = self.key_hashes.setdefault(target.table, [])
+        if sum(map(len, hashes)) + frame.height > TRACKED_KEYS:
+            self.dedup.add(target.table)
+            del self.key_hashes[target.table]
+            return
+        hashes.append(frame.select(pl.struct(target.primary_key).hash(seed=0)).to_series())
+
+    def _repeats_a_key(self, target: Target) -> bool:
+        if target.table in self.dedup:
+            return True
+        hashes = self.key_hashes.pop(target.table, [])
+        return bool(hashes) and pl.concat(hashes).is_duplicated().any()
 
     def reject(self, records: pa.Table) -> None:
         """Stage reject records; commit() moves them into chute.rejects with the ledger rows."""
@@ -178,7 +198,7 @@ class LoadUnit:
         row conflicts; at 200 k rows none of them was faster (docs/benchmarks.md).
         """
         stage = sql.Identifier(self._stage_name(target))
-        if target.table in self.dedup:  # the unit holds a key more than once: the last row wins
+        if self._repeats_a_key(target):  # the unit holds a key more than once: the last row wins
             deduped = sql.Identifier(self._stage_name(target) + "_d")
             self._exec(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT DISTINCT ON ({}) * FROM {} ORDER BY {}, {} DESC")
                        .format(deduped, _list(target.primary_key), stage, _list(target.primary_key),
@@ -222,22 +242,21 @@ class LoadUnit:
         return primary_key
 
     def _rewrite(self, target: Target, into: sql.Composable, stage: sql.Identifier, primary_key: str) -> None:
-        """Upsert by rewriting: the table's rows whose key is not staged, then the staged rows,
-        go into an emptied table whose primary key is built again. The truncated table is
-        new to this transaction, so (with wal_level=minimal) the rows skip the WAL; measured
-        on 2 M rows that all conflict: ~6.6 s of SQL against ~30 s for UPDATE + INSERT.
+        """Upsert by rewriting: the table's rows whose key is not staged join the staged rows
+        in the stage, and they all go back into the emptied table, whose primary key is built
+        again. The truncated table is new to this transaction, so (with wal_level=minimal) the
+        rows skip the WAL. Measured on 2 M rows that all conflict: ~6.6 s of SQL against ~30 s
+        for UPDATE + INSERT, when the kept rows still went through a table of their own.
         The table is locked for writes and reads until commit, as a TRUNCATE requires."""
         cols = _list(target.columns)
         match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in target.primary_key)
-        kept = sql.Identifier(self._stage_name(target) + "_k")
         self._exec(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(into))
-        self._exec(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} t WHERE NOT EXISTS "
-                           "(SELECT 1 FROM {} s WHERE {}) UNION ALL SELECT {} FROM {}")
-                   .format(kept, cols, into, stage, match, cols, stage))
+        # The subquery reads the stage as it was before this statement: only staged keys count.
+        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} s WHERE {})")
+                   .format(stage, cols, cols, into, stage, match))
         self._exec(sql.SQL("TRUNCATE {}").format(into))
         self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(into, sql.Identifier(primary_key)))
-        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, kept))
-        self._exec(sql.SQL("DROP TABLE {}").format(kept))
+        self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
         self._exec(sql.SQL("SET LOCAL maintenance_work_mem = '256MB'"))
         self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
             into, sql.Identifier(primary_key), _list(target.primary_key)))
