@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import psycopg
 
@@ -25,50 +26,43 @@ log = logging.getLogger("chute.db")
 class KeptConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pg: dict[str, psycopg.Connection] = {}
-        self._loader: dict[str, psycopg.Connection] = {}
+        # (role, url) -> an idle connection; role "ledger" (autocommit) or "loader" (connect_loader)
+        self._idle: dict[tuple[str, str], psycopg.Connection] = {}
         self.ensured: set[tuple] = set()  # schema checks done: (url, what) — forgotten after a failed run
 
-    # -- psycopg: the ledger's connection --------------------------------------------------
     def psycopg(self, url: str) -> psycopg.Connection:
-        with self._lock:
-            conn = self._pg.pop(url, None)
-        if conn is not None:
-            try:
-                conn.execute("SELECT 1")
-                return conn
-            except psycopg.Error:
-                log.info("a kept database connection was gone; connecting again")
-                conn.close()
-        return connect(url)
+        """The ledger's connection (autocommit)."""
+        return self._take("ledger", url, connect)
 
     def give_psycopg(self, url: str, conn: psycopg.Connection, ok: bool) -> None:
-        if ok and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            with self._lock:
-                old, self._pg[url] = self._pg.get(url), conn
-            if old is not None and old is not conn:
-                old.close()
-        else:
-            conn.close()
+        self._give("ledger", url, conn, ok)
 
-    # -- the connection that writes data (connect_loader) ---------------------------------
     def loader(self, url: str) -> psycopg.Connection:
+        """The connection that writes data in one transaction (connect_loader)."""
+        return self._take("loader", url, connect_loader)
+
+    def give_loader(self, url: str, conn: psycopg.Connection, ok: bool) -> None:
+        self._give("loader", url, conn, ok)
+
+    def _take(self, role: str, url: str, new: Callable[[str], psycopg.Connection]) -> psycopg.Connection:
         with self._lock:
-            conn = self._loader.pop(url, None)
+            conn = self._idle.pop((role, url), None)
         if conn is not None:
             try:
                 conn.execute("SELECT 1")
-                conn.rollback()  # end the transaction the check opened (not autocommit)
+                if not conn.autocommit:
+                    conn.rollback()  # end the transaction the check opened
                 return conn
             except psycopg.Error:
-                log.info("a kept data connection was gone; connecting again")
+                log.info("a kept %s connection was gone; connecting again", role)
                 _close(conn)
-        return connect_loader(url)
+        return new(url)
 
-    def give_loader(self, url: str, conn: psycopg.Connection, ok: bool) -> None:
+    def _give(self, role: str, url: str, conn: psycopg.Connection, ok: bool) -> None:
+        """Keep a connection the run left idle and clean; close any other."""
         if ok and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             with self._lock:
-                old, self._loader[url] = self._loader.get(url), conn
+                old, self._idle[(role, url)] = self._idle.get((role, url)), conn
             if old is not None and old is not conn:
                 _close(old)
         else:
@@ -79,12 +73,9 @@ class KeptConnections:
 
     def close(self) -> None:
         with self._lock:
-            pg, loader = list(self._pg.values()), list(self._loader.values())
-            self._pg.clear()
-            self._loader.clear()
-        for conn in pg:
-            conn.close()
-        for conn in loader:
+            idle = list(self._idle.values())
+            self._idle.clear()
+        for conn in idle:
             _close(conn)
 
 
