@@ -41,8 +41,8 @@ class LoadUnit:
         self.pipeline = pipeline
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
-        self.dedup: set[str] = set()  # merge targets whose staged rows (may) repeat a key
-        self.key_hashes: dict[str, list[pl.Series]] = {}  # a hash of every staged key, per merge target
+        # Per merge target, a hash of every staged key; None: too many to keep, repeats assumed.
+        self.key_hashes: dict[str, list[pl.Series] | None] = {}
         self.allow_direct = allow_direct
         self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
         self.rebuild: dict[str, tuple[Target, str]] = {}  # primary keys to build again at commit
@@ -89,20 +89,17 @@ class LoadUnit:
         (a sort of every staged row: ~1.2-2 s for 2 M rows) only when a key really repeats.
         A hash collision costs that sort, never a wrong result. Past TRACKED_KEYS rows,
         repeats are assumed instead, to bound memory at 8 bytes a row."""
-        if target.table in self.dedup:
-            return
         hashes = self.key_hashes.setdefault(target.table, [])
-        if sum(map(len, hashes)) + frame.height > TRACKED_KEYS:
-            self.dedup.add(target.table)
-            del self.key_hashes[target.table]
+        if hashes is None:
             return
-        hashes.append(frame.select(pl.struct(target.primary_key).hash(seed=0)).to_series())
+        if sum(map(len, hashes)) + frame.height > TRACKED_KEYS:
+            self.key_hashes[target.table] = None
+        else:
+            hashes.append(frame.select(pl.struct(target.primary_key).hash(seed=0)).to_series())
 
     def _repeats_a_key(self, target: Target) -> bool:
-        if target.table in self.dedup:
-            return True
         hashes = self.key_hashes.pop(target.table, [])
-        return bool(hashes) and pl.concat(hashes).is_duplicated().any()
+        return hashes is None or (bool(hashes) and pl.concat(hashes).is_duplicated().any())
 
     def reject(self, records: pa.Table) -> None:
         """Stage reject records; commit() moves them into chute.rejects with the ledger rows."""
