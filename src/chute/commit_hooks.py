@@ -1,9 +1,9 @@
 """Commit hooks: statements that ride in a load unit's own transaction.
 
-A hook (chute.chain.publish: Publisher, Acker) is told each table's rows as they are written
-(`rows`), gives its statements for the unit's commit (`statements`, $n parameters, run on the
-load connection) and then hears whether the unit committed (`committed`) or rolled back
-(`reset`). `chute run` (runner.py) and the load step on AWS (deploy/aws/staged_load.py) load
+A hook (chute.chain.publish: Publisher, Acker; chute.export: Kept) is told each table's rows as
+they are written (`rows`), gives its statements for the unit's commit (`statements`, $n
+parameters, run on the load connection) and then hears whether the unit committed
+(`committed`, with the transaction's id) or rolled back (`reset`). `chute run` (runner.py) and the load step on AWS (deploy/aws/staged_load.py) load
 through the same LoadUnit; both drive their hooks through this one class, so the upstream of
 a chain publishes its messages in the same transaction whichever of them loads it.
 """
@@ -28,7 +28,7 @@ class CommitHooks:
         """The unit's rows, its ledger rows and every hook's statements: one COMMIT."""
         unit.commit(files, [s for hook in self.hooks for s in hook.statements(files)])
         for hook in self.hooks:
-            hook.committed()
+            hook.committed(unit.xid)
 
     def reset(self) -> None:
         for hook in self.hooks:

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import psycopg
-from psycopg import sql
 
 from . import deadletters, ledger, workers
 from .after_run import after_run
 from .commit_hooks import CommitHooks, undone_on_failure
-from .db.postgres import connect, connect_loader, ensure_table, qualified
+from .db.postgres import connect, connect_loader, ensure_table
 from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
+from .export import Kept, write_export
 from .pipeline import Pipeline, Plan, load_pipeline
 from .transforms.steps import nodes_from_steps
 from .project import Project
@@ -170,6 +170,7 @@ class Runner:
         # stages that follow this pipeline, acknowledgements of the messages this run consumes).
         self.commit_hooks = list(commit_hooks)
         self.hooks: list = []
+        self.export_rows: Kept | None = None  # a first load's rows, for the export files
         self.consume = consume  # a project with [follow] runs by consuming its queue (chute.chain)
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
@@ -216,6 +217,10 @@ class Runner:
             from .chain.publish import publishers
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
+            exported = {name for name, table in self.project.tables.items() if table.export}
+            self.export_rows = Kept(exported) if exported else None
+            if self.export_rows:
+                self.hooks.append(self.export_rows)
             # Workers share a run by claiming files, except where a run must be alone: `replace`
             # empties the table once per run, which would erase another worker's rows.
             exclusive = any(t.mode == "replace" for t in targets.values())
@@ -652,34 +657,19 @@ class Runner:
 
     # -- after the loads -------------------------------------------------------------------
     def _export(self, conn: psycopg.Connection, summary: RunSummary) -> list[str]:
-        """Rewrite each table's export CSV from the table, when this run loaded rows."""
+        """Rewrite each table's export CSV (export.py), when this run loaded rows."""
         if not summary.count("loaded"):
             return []
         written = []
         for name, table in self.project.tables.items():
-            if not table.export:
-                continue
-            path = self.project.path(table.export)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            order = sql.SQL(", ").join(map(sql.Identifier, table.primary_key)) if table.primary_key else sql.SQL("1")
-            query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-                qualified(table.schema_, name), order)
-            t0 = time.perf_counter()
-            # Workers export one at a time, each after the loads committed before it started,
-            # so the file left last holds every row.
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_EXPORT_LOCK, self.pipeline))
-                with partial.open("wb") as out, conn.cursor().copy(query) as copy:
-                    for block in copy:
-                        out.write(block)
-                partial.replace(path)  # readers never see a half-written file
-            self._time("export", t0)
-            written.append(str(path))
+            if table.export:
+                t0 = time.perf_counter()
+                path = self.project.path(table.export)
+                how = write_export(conn, self.pipeline, table.schema_, name, table.primary_key, path, self.export_rows)
+                self._time("export from memory" if how == "memory" else "export", t0)
+                written.append(str(path))
+        self.export_rows = None  # the rows are written: let them go
         return written
-
-
-_EXPORT_LOCK = 0x63687565
 
 
 def _frame_of(value: Any, table: str) -> pl.DataFrame:

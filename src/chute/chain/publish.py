@@ -7,7 +7,7 @@
 
 A hook is told the rows of each table as they are written (`rows`), returns its statements
 for the unit's commit (`statements`, $n parameters, run on the load connection), and hears
-whether the unit committed (`committed`) or rolled back (`reset`).
+whether the unit committed (`committed`, with its transaction id) or rolled back (`reset`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Publisher:
                 self._count = getattr(self, "_count", 0) + len(payloads)
         return out
 
-    def committed(self) -> None:
+    def committed(self, xid: int) -> None:
         self.published += getattr(self, "_count", 0)
         self.reset()
 
@@ -90,7 +90,7 @@ class Acker:
                 out.append((queue.RESOLVE_SQL, (self.stage, str(mid))))
         return out
 
-    def committed(self) -> None:
+    def committed(self, xid: int) -> None:
         for mid, left in self._tentative.items():
             if left:
                 self.remaining[mid] = left

@@ -50,6 +50,7 @@ class LoadUnit:
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
         self.rejects = 0  # reject records staged for chute.rejects
+        self.xid = 0  # the transaction's id, once committed (export.py tells its rows by it)
 
     def write(self, target: Target, frame: pl.DataFrame) -> None:
         """Send rows (already cast to the target's types) into the open transaction."""
@@ -173,6 +174,8 @@ class LoadUnit:
             ))
             for statement, params in extra:
                 self.cur.execute(statement, params)
+            self.cur.execute("SELECT pg_current_xact_id()::text::bigint")
+            self.xid = self.cur.fetchone()[0]
         except Exception as exc:
             raise DatabaseError(f"committing the load failed: {_db_message(exc)}") from exc
         _crash_point("before_commit")

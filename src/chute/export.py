@@ -1,0 +1,231 @@
+"""A table's export file (`[tables.NAME] export = "processed/x.csv"`), rewritten after a run
+that loaded rows: every row of the table, ordered by its primary key, as PostgreSQL's
+`COPY (SELECT * FROM t ORDER BY key) TO STDOUT (FORMAT csv, HEADER)` writes it.
+
+The server needs ~2 s to format 2 M rows as CSV. When the run itself wrote every row the table
+holds (a first load), the rows are still in memory: `Kept` holds them and `postgres_csv` writes
+them byte for byte as the server would (tests/test_export.py compares the two on real
+PostgreSQL), so the file is the same whichever way it was made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from .db.postgres import qualified
+
+KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
+_LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
+_C_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"}
+_SORTABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # key types polars orders as PostgreSQL
+SLICE_ROWS = 262_144  # rows formatted at a time: bounds the memory of the text
+
+
+class Kept:
+    """Commit hook (commit_hooks.py): the rows each committed unit wrote to the tables that have
+    an export, with the unit's transaction id, so `write_export` can tell whether the table
+    holds exactly these rows."""
+
+    def __init__(self, tables: set[str], limit: int = KEPT_BYTES):
+        self.frames: dict[str, list[pl.DataFrame] | None] = {t: [] for t in tables}
+        self.pending: dict[str, list[pl.DataFrame]] = {t: [] for t in tables}
+        self.xids: list[int] = []
+        self.limit = limit
+        self.bytes = 0
+
+    def rows(self, table: str, frame: pl.DataFrame) -> None:
+        if self.frames.get(table) is None:
+            return
+        self.pending[table].append(frame)
+        self.bytes += frame.estimated_size()
+        if self.bytes > self.limit:  # too big to keep: the export is read from the table
+            self.frames = dict.fromkeys(self.frames)
+            self.pending = {t: [] for t in self.pending}
+
+    def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
+        return []
+
+    def committed(self, xid: int) -> None:
+        self.xids.append(xid)
+        for table, frames in self.pending.items():
+            if self.frames[table] is not None:
+                self.frames[table].extend(frames)
+        self.reset()
+
+    def reset(self) -> None:
+        self.pending = {t: [] for t in self.pending}
+
+
+def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: str, key: list[str], path: Path,
+                 kept: Kept | None) -> str:
+    """Rewrite `path` from the table, or from `kept` rows when they are all the table holds.
+    Returns how: "memory" or "table"."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    rows = _kept_rows(kept, table, key)
+    try:
+        # Workers export one at a time, each after the loads committed before it started, so
+        # the file left last holds every row.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK, pipeline))
+            if rows is not None:
+                # The server checks that these are the table's rows while the client writes them.
+                with ThreadPoolExecutor(1) as pool:
+                    written = pool.submit(_write, partial, postgres_csv(rows))
+                    same = _table_holds(conn, schema, table, rows, kept.xids)
+                    written.result()
+                if same:
+                    partial.replace(path)  # readers never see a half-written file
+                    return "memory"
+            order = sql.SQL(", ").join(map(sql.Identifier, key)) if key else sql.SQL("1")
+            query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+                qualified(schema, table), order)
+            with conn.cursor().copy(query) as copy:
+                _write(partial, copy)
+            partial.replace(path)
+            return "table"
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write(path: Path, chunks) -> None:
+    with path.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def _kept_rows(kept: Kept | None, table: str, key: list[str]) -> pl.DataFrame | None:
+    """The kept rows of `table` in export order, if postgres_csv can write them; else None."""
+    frames = kept.frames.get(table) if kept and kept.xids else None
+    if not frames or not key:
+        return None
+    types = frames[0].schema
+    if any(f.schema != types for f in frames) or any(types.get(k) not in _SORTABLE for k in key):
+        return None
+    rows = pl.concat(frames, rechunk=False)
+    if postgres_csv_unsupported(rows):
+        return None
+    return rows.sort(key, maintain_order=True)
+
+
+def _table_holds(conn: psycopg.Connection, schema: str, table: str, rows: pl.DataFrame, xids: list[int]) -> bool:
+    """Whether the table holds exactly `rows` (written by the transactions `xids`, and no
+    other row), in the same columns, with text keys ordered by code point as polars does."""
+    found = conn.execute(
+        "SELECT array_agg(a.attname::text ORDER BY a.attnum),"
+        " bool_and(a.attcollation = 0 OR c.collname IN ('C', 'POSIX', 'ucs_basic')"
+        "          OR (c.collname = 'default' AND d.datcollate = ANY(%s)))"
+        " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+        " CROSS JOIN (SELECT datcollate FROM pg_database WHERE datname = current_database()) d"
+        " WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped", (list(_C_COLLATIONS), schema, table)).fetchone()
+    if not found or found[0] != rows.columns or not found[1]:
+        return False
+    count, foreign = conn.execute(
+        sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin::text::bigint = ANY(%s)) FROM {}").format(
+            qualified(schema, table)), ([x % (1 << 32) for x in xids],)).fetchone()
+    return not foreign and count == rows.height
+
+
+# -- PostgreSQL's CSV text ---------------------------------------------------------------------
+def postgres_csv_unsupported(frame: pl.DataFrame) -> list[str]:
+    """Columns whose text postgres_csv cannot reproduce (the server writes those files): other
+    types; dates PostgreSQL writes otherwise (BC, years past 9999); doubles of 2^53 or more,
+    where PostgreSQL's float8out may print a digit more than the shortest form polars prints
+    (its Ryu never takes a representation on the rounding boundary); and the text \\. in a
+    table of one column, which PostgreSQL quotes there."""
+    bad = [c for c, t in frame.schema.items() if _formatter(t) is _UNSUPPORTED]
+    if frame.width == 1 and frame.dtypes[0] == pl.String and (frame.to_series() == "\\.").any():
+        bad.append(frame.columns[0])
+    checks = {c: pl.col(c).dt.year().is_between(1, 9999) for c, t in frame.schema.items() if t == pl.Date}
+    checks |= {c: (pl.col(c).abs() < 2.0 ** 53) | ~pl.col(c).is_finite()
+               for c, t in frame.schema.items() if t == pl.Float64}
+    if checks and frame.height:
+        ok = frame.select([check.or_(pl.col(c).is_null()).all().alias(c) for c, check in checks.items()]).row(0)
+        bad += [c for c, fine in zip(checks, ok) if not fine]
+    return bad
+
+
+def postgres_csv(frame: pl.DataFrame) -> Iterator[bytes]:
+    """The frame as COPY ... TO (FORMAT csv, HEADER) writes it: a header line, then one line
+    per row; NULL as nothing, text quoted only where it must be (and "" for an empty string).
+
+    Integers, dates and text polars writes as PostgreSQL does; doubles and booleans are
+    turned into PostgreSQL's text first, a column per thread."""
+    single = frame.width == 1
+    yield (",".join(_quoted(c, single) for c in frame.columns) + "\n").encode()
+    formats = {c: _formatter(t) for c, t in frame.schema.items()}
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for start in range(0, frame.height, SLICE_ROWS):
+            part = frame.slice(start, SLICE_ROWS)
+            columns = pool.map(lambda c: formats[c](part.get_column(c)) if formats[c] else part.get_column(c),
+                               part.columns)
+            yield pl.DataFrame(list(columns)).write_csv(include_header=False, quote_style="necessary",
+                                                        null_value="").encode()
+
+
+def _quoted(value: str, single: bool) -> str:
+    if value == "" or any(ch in value for ch in ',"\n\r') or (single and value == "\\."):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _boolean(s: pl.Series) -> pl.Series:
+    return s.to_frame().select(pl.when(pl.col(s.name)).then(pl.lit("t")).when(~pl.col(s.name)).then(pl.lit("f"))
+                               .alias(s.name)).to_series()
+
+
+def _float8(s: pl.Series) -> pl.Series:
+    """float8out with extra_float_digits = 1 (the default since PostgreSQL 12): the shortest
+    digits that read back as the same double, which polars prints too; plain when the decimal
+    exponent is in -4..14 (polars writes these plainly, with a ".0" on whole numbers), else
+    d.ddde+XX (polars' choice differs there, so those few are laid out again)."""
+    size = s.abs()
+    plain = (size >= 1e-4) & (size < 1e15)  # false for 0, NaN and the infinities
+    text = s.cast(pl.String).str.strip_suffix(".0")
+    rest = (s.is_not_null() & ~plain).fill_null(False)
+    if rest.any():
+        where = rest.arg_true()
+        text = text.scatter(where, _float8_scientific(s.gather(where)))
+    return text
+
+
+def _float8_scientific(s: pl.Series) -> pl.Series:
+    """float8out of values outside the plain range: d.ddde+XX, 0, -0, NaN, +-Infinity."""
+    v, text = pl.col("v"), pl.col("v").cast(pl.String)
+    parts = text.str.extract_groups(r"^-?(\d+)(?:\.(\d*))?(?:e([+-]?\d+))?$")  # polars: plain or d.dde-7
+    whole = parts.struct[0]
+    all_digits = whole + parts.struct[1].fill_null("")
+    leading = all_digits.str.len_chars() - all_digits.str.strip_chars_start("0").str.len_chars()
+    digits = all_digits.str.strip_chars("0")
+    exp = parts.struct[2].cast(pl.Int32).fill_null(0) + whole.str.len_chars().cast(pl.Int32) - 1 \
+        - leading.cast(pl.Int32)
+    rest = digits.str.slice(1)
+    number = pl.when(v < 0).then(pl.lit("-")).otherwise(pl.lit("")) + digits.str.slice(0, 1) \
+        + pl.when(rest == "").then(pl.lit("")).otherwise(pl.lit(".") + rest) \
+        + pl.when(exp < 0).then(pl.lit("e-")).otherwise(pl.lit("e+")) + exp.abs().cast(pl.String).str.zfill(2)
+    return s.alias("v").to_frame().select(
+        pl.when(v.is_nan()).then(pl.lit("NaN"))
+        .when(v == float("inf")).then(pl.lit("Infinity"))
+        .when(v == float("-inf")).then(pl.lit("-Infinity"))
+        .when(v == 0).then(pl.when(text.str.starts_with("-")).then(pl.lit("-0")).otherwise(pl.lit("0")))
+        .otherwise(number)).to_series()
+
+
+_NATIVE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # polars writes these as PostgreSQL does
+_UNSUPPORTED = object()
+
+
+def _formatter(dtype: pl.DataType):
+    """A function to PostgreSQL's text for the column, None where polars writes it the same
+    way, _UNSUPPORTED where neither can."""
+    if dtype in _NATIVE:
+        return None
+    return {pl.Float64: _float8, pl.Boolean: _boolean}.get(dtype, _UNSUPPORTED)

@@ -1,0 +1,149 @@
+"""Export files (export.py): written from the rows in memory after a first load, byte for byte
+as PostgreSQL's COPY ... TO CSV writes them from the table, and from the table otherwise."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import random
+import struct
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from chute.db.copy import copy_arrow
+from chute.export import Kept, postgres_csv, postgres_csv_unsupported, write_export
+from conftest import write
+
+TABLE = "historical_stocks_data"
+KEY = ["company_name", "stock_date"]
+
+
+def server_csv(conn: psycopg.Connection, query: str) -> bytes:
+    out = io.BytesIO()
+    with conn.cursor().copy(f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER)") as copy:
+        for block in copy:
+            out.write(block)
+    return out.getvalue()
+
+
+def awkward_rows(n: int = 30_000) -> pl.DataFrame:
+    """Values whose text is easy to get wrong: doubles of every size (whole numbers, 1e-05 and
+    0.0001, 1e+15 and 999999999999999.9, -0, NaN, infinities), text to quote, NULLs."""
+    rnd = random.Random(5)
+    doubles = [12.0, 0.1 + 0.2, 1e-5, 1e-4, 0.001, 123456789012345.0, 1e15, 999999999999999.9, 9e15, -0.0, 0.0,
+               5e-324, 2.5e-7, 1e-300, float("nan"), float("inf"), float("-inf"), 100.0, -3.25, None]
+    while len(doubles) < n:
+        v = struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0]  # any bit pattern: every exponent
+        for candidate in (v, rnd.uniform(-1e3, 1e3) * 10.0 ** rnd.randint(-12, 15), round(rnd.uniform(0, 500), 2)):
+            if not abs(candidate) < 2.0 ** 53:  # see postgres_csv_unsupported
+                candidate = rnd.uniform(-1, 1)
+            doubles.append(candidate)
+    doubles = doubles[:n]
+    texts = ["", "a", "a,b", 'say "hi"', "line\nbreak", "cr\rx", " spaced ", "\\.", "ünï", None, "x'y", "tab\tx"]
+    dates = [datetime.date(2020, 1, 2), datetime.date(1, 1, 1), datetime.date(9999, 12, 31), datetime.date(5, 3, 4),
+             None]
+    return pl.DataFrame({
+        "id": range(n),
+        "f": pl.Series(doubles, dtype=pl.Float64),
+        "b": [rnd.choice([True, False, None]) for _ in range(n)],
+        "d": [rnd.choice(dates) for _ in range(n)],
+        "s": [rnd.choice(texts) for _ in range(n)],
+        "i": [rnd.choice([0, -1, 2 ** 62, None, 17]) for _ in range(n)],
+        "i32": pl.Series([rnd.choice([0, -5, 2 ** 31 - 1, None]) for _ in range(n)], dtype=pl.Int32),
+    })
+
+
+def test_rows_are_written_as_postgresql_writes_them(db_url):
+    rows = awkward_rows()
+    assert postgres_csv_unsupported(rows) == []
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TEMPORARY TABLE t (id bigint, f float8, b boolean, d date, s text, i bigint, i32 integer)")
+        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+        theirs = server_csv(conn, "SELECT * FROM t ORDER BY id")
+    ours = b"".join(postgres_csv(rows))
+    assert ours.count(b"\n") > rows.height  # quoted line breaks inside values
+    assert ours == theirs
+
+
+def test_what_postgresql_writes_otherwise_is_left_to_the_server():
+    assert postgres_csv_unsupported(pl.DataFrame({"f": [1.0, 2.0 ** 53]})) == ["f"]  # Ryu may print a digit more
+    days_to_year_10000 = (datetime.date(9999, 12, 31) - datetime.date(1970, 1, 1)).days + 1
+    past_9999 = pl.Series("d", [days_to_year_10000], dtype=pl.Int32).cast(pl.Date)
+    assert postgres_csv_unsupported(past_9999.to_frame()) == ["d"]
+    assert postgres_csv_unsupported(pl.DataFrame({"r": [1.5]}, schema={"r": pl.Float32})) == ["r"]
+    assert postgres_csv_unsupported(pl.DataFrame({"s": ["x", "\\."]})) == ["s"]  # quoted in a one-column table
+    assert postgres_csv_unsupported(pl.DataFrame({"s": ["x", "\\."], "i": [1, 2]})) == []
+
+
+def test_a_first_load_writes_the_export_from_memory_as_the_table_would(stocks, cli, db_url, query):
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert "export from memory" in summary["timings"] and "export" not in summary["timings"]
+    path = stocks / "processed" / "historical_stock_data.csv"
+    from_memory = path.read_bytes()
+    with psycopg.connect(db_url) as conn:
+        assert from_memory == server_csv(conn, f"SELECT * FROM {TABLE} ORDER BY company_name, stock_date")
+        assert write_export(conn, "stocks", "public", TABLE, KEY, path, None) == "table"
+    assert path.read_bytes() == from_memory
+
+    # A later run adds to rows it did not write: the file comes from the table, and has them all.
+    loaded = stocks / "landing" / query("SELECT min(name) FROM chute.files WHERE status = 'loaded'")[0][0]
+    write(loaded, loaded.read_text() + "2099-01-04,1,2,0.5,1.5,100,0\n")
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert summary["files_loaded"] == 1
+    assert "export" in summary["timings"] and "export from memory" not in summary["timings"]
+    with psycopg.connect(db_url) as conn:
+        assert path.read_bytes() == server_csv(conn, f"SELECT * FROM {TABLE} ORDER BY company_name, stock_date")
+    assert b"2099-01-04" in path.read_bytes()
+
+
+def kept_table(conn: psycopg.Connection, rows: pl.DataFrame) -> Kept:
+    """Table t holding `rows`, written (and committed) as a load unit would, with a Kept that saw it."""
+    conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
+    copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+    xid = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+    conn.commit()
+    kept = Kept({"t"})
+    kept.rows("t", rows)
+    kept.committed(xid)
+    return kept
+
+
+def test_rows_another_writer_changed_send_the_export_to_the_table(db_url, tmp_path):
+    rows = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]})
+    path = tmp_path / "t.csv"
+    with psycopg.connect(db_url) as conn:
+        kept = kept_table(conn, rows)
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
+        assert path.read_bytes() == b"k,v\n1,10\n2,2.25\n3,0.5\n"
+        with psycopg.connect(db_url, autocommit=True) as other:  # same number of rows, one value changed
+            other.execute("UPDATE t SET v = 7 WHERE k = 2")
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "table"
+        assert path.read_bytes() == b"k,v\n1,10\n2,7\n3,0.5\n"
+        with psycopg.connect(db_url, autocommit=True) as other:
+            other.execute("UPDATE t SET v = 2.25 WHERE k = 2; INSERT INTO t VALUES (4, 1)")
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "table"
+        assert path.read_bytes().endswith(b"4,1\n")
+
+
+def test_rows_too_big_to_keep_are_let_go(db_url, tmp_path):
+    rows = pl.DataFrame({"k": range(1000), "v": [1.5] * 1000})
+    with psycopg.connect(db_url) as conn:
+        kept = kept_table(conn, rows)
+        small = Kept({"t"}, limit=rows.estimated_size() // 2)
+        small.rows("t", rows)
+        small.committed(kept.xids[0])
+        assert small.frames["t"] is None
+        assert write_export(conn, "p", "public", "t", ["k"], tmp_path / "t.csv", small) == "table"
+        assert write_export(conn, "p", "public", "t", ["k"], tmp_path / "t.csv", kept) == "memory"
+
+
+def test_rows_of_a_unit_that_rolled_back_are_not_kept():
+    kept = Kept({"t"})
+    kept.rows("t", pl.DataFrame({"k": [1]}))
+    kept.reset()
+    kept.rows("t", pl.DataFrame({"k": [2]}))
+    kept.committed(10)
+    assert [f["k"].to_list() for f in kept.frames["t"]] == [[2]]
