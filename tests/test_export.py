@@ -147,3 +147,16 @@ def test_rows_of_a_unit_that_rolled_back_are_not_kept():
     kept.rows("t", pl.DataFrame({"k": [2]}))
     kept.committed(10)
     assert [f["k"].to_list() for f in kept.frames["t"]] == [[2]]
+
+
+def test_only_tables_a_run_may_fill_alone_keep_their_rows(db_url):
+    from chute.export import first_loads
+    from chute.project import Table
+
+    k = {"k": "integer"}
+    tables = {"empty": Table(columns=k, export="e.csv"), "loaded": Table(columns=k, export="f.csv"),
+              "replaced": Table(columns=k, mode="replace", export="r.csv"), "plain": Table(columns=k)}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE empty (k int); CREATE TABLE loaded (k int); INSERT INTO loaded VALUES (1);"
+                     "CREATE TABLE replaced (k int); INSERT INTO replaced VALUES (1); CREATE TABLE plain (k int)")
+        assert first_loads(conn, tables) == {"empty", "replaced"}

@@ -47,7 +47,7 @@ class Kept:
         self.bytes += frame.estimated_size()
         if self.bytes > self.limit:  # too big to keep: the export is read from the table
             self.frames = dict.fromkeys(self.frames)
-            self.pending = {t: [] for t in self.pending}
+            self.reset()
 
     def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
         return []
@@ -60,7 +60,20 @@ class Kept:
         self.reset()
 
     def reset(self) -> None:
+        self.bytes = sum(f.estimated_size() for frames in self.frames.values() if frames for f in frames)
         self.pending = {t: [] for t in self.pending}
+
+
+def first_loads(conn: psycopg.Connection, tables: dict) -> set[str]:
+    """The tables with an export whose rows this run may write all of: empty as it begins, or
+    replaced by it. Only their rows are kept (a table that already holds rows is exported from
+    the table, and keeping this run's rows would only cost memory)."""
+    found = set()
+    for name, table in tables.items():
+        if table.export and (table.mode == "replace" or not conn.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(qualified(table.schema_, name))).fetchone()[0]):
+            found.add(name)
+    return found
 
 
 def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: str, key: list[str], path: Path,

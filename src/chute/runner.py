@@ -28,7 +28,7 @@ from .commit_hooks import CommitHooks, undone_on_failure
 from .db.postgres import connect, connect_loader, ensure_table
 from .db.target import Target
 from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
-from .export import Kept, write_export
+from .export import Kept, first_loads, write_export
 from .pipeline import Pipeline, Plan, load_pipeline
 from .transforms.steps import nodes_from_steps
 from .project import Project
@@ -217,7 +217,7 @@ class Runner:
             from .chain.publish import publishers
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
-            exported = {name for name, table in self.project.tables.items() if table.export}
+            exported = first_loads(conn, self.project.tables)
             self.export_rows = Kept(exported) if exported else None
             if self.export_rows:
                 self.hooks.append(self.export_rows)
