@@ -23,7 +23,8 @@ from .db.postgres import qualified
 
 KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
 _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
-_C_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"}
+# Collations (and database locales) that order text by code point, as polars sorts it.
+_CODE_POINT_ORDER = ["C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"]
 _SORTABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # key types polars orders as PostgreSQL
 SLICE_ROWS = 262_144  # rows formatted at a time: bounds the memory of the text
 
@@ -133,12 +134,12 @@ def _table_holds(conn: psycopg.Connection, schema: str, table: str, rows: pl.Dat
     other row), in the same columns, with text keys ordered by code point as polars does."""
     found = conn.execute(
         "SELECT array_agg(a.attname::text ORDER BY a.attnum),"
-        " bool_and(a.attcollation = 0 OR c.collname IN ('C', 'POSIX', 'ucs_basic')"
-        "          OR (c.collname = 'default' AND d.datcollate = ANY(%s)))"
+        " bool_and(a.attcollation = 0 OR c.collname = ANY(%(order)s)"
+        "          OR (c.collname = 'default' AND d.datcollate = ANY(%(order)s)))"
         " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
         " CROSS JOIN (SELECT datcollate FROM pg_database WHERE datname = current_database()) d"
-        " WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass AND a.attnum > 0"
-        " AND NOT a.attisdropped", (list(_C_COLLATIONS), schema, table)).fetchone()
+        " WHERE a.attrelid = format('%%I.%%I', %(schema)s::text, %(table)s::text)::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped", {"order": _CODE_POINT_ORDER, "schema": schema, "table": table}).fetchone()
     if not found or found[0] != rows.columns or not found[1]:
         return False
     count, foreign = conn.execute(

@@ -189,6 +189,7 @@ COMMIT_RUN_SQL = """
 UPDATE chute.runs SET files_loaded = files_loaded + $1, rows_read = rows_read + $2,
                       rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4
  WHERE run_id = $5
+RETURNING pg_current_xact_id()::text::bigint
 """
 
 

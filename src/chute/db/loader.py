@@ -172,10 +172,9 @@ class LoadUnit:
                 sum(f["rows_rejected"] for f in files),
                 self.run_id,
             ))
+            self.xid = self.cur.fetchone()[0]  # the run's counters return the transaction's id
             for statement, params in extra:
                 self.cur.execute(statement, params)
-            self.cur.execute("SELECT pg_current_xact_id()::text::bigint")
-            self.xid = self.cur.fetchone()[0]
         except Exception as exc:
             raise DatabaseError(f"committing the load failed: {_db_message(exc)}") from exc
         _crash_point("before_commit")
