@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# numpy's OpenBLAS starts a spinning thread per core when numpy is imported (~0.1 CPU-s, taken
+# from the server on a small machine); chute does no linear algebra.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import click
 from rich import box
 from rich.console import Console
@@ -326,11 +330,11 @@ if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli,
 
 # Commands that live in their own modules.
 from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
-from .cli_deploy import deploy  # noqa: E402
-from .cli_s3 import s3  # noqa: E402
-from .cli_ui import ui  # noqa: E402
-from .cli_extract import extract  # noqa: E402
-from .cli_watch import dlq, watch  # noqa: E402
+from .cli_deploy import deploy
+from .cli_s3 import s3
+from .cli_ui import ui
+from .cli_extract import extract
+from .cli_watch import dlq, watch
 
 for _command in (watch, dlq, s3, ui, deploy, extract):
     main.add_command(_command)

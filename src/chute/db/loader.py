@@ -21,6 +21,7 @@ from psycopg import sql
 from .. import ledger
 from ..coltypes import ColumnType
 from ..errors import DatabaseError
+from ..formats import row_numbers
 from ..quality import quarantine
 from .copy import copy_arrow, create_temporary
 from .postgres import qualified, redact
@@ -63,7 +64,7 @@ class LoadUnit:
                 copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
             elif target.mode == "merge":
                 self._track_keys(target, frame)
-                frame = frame.with_columns(pl.int_range(self.seq, self.seq + frame.height, dtype=pl.Int64).alias(SEQ))
+                frame = frame.with_columns(row_numbers(SEQ, self.seq, frame.height))
                 self.seq += frame.height
                 self._stage(self._stage_name(target), frame.to_arrow())
                 self.staged[target.table] = target

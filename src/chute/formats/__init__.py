@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from ..project import Source
+
+
+def row_numbers(name: str, start: int, count: int) -> pl.Series:
+    """start, start+1, ... as an Int64 column (eager: a lazy int_range costs ~0.1 ms a frame)."""
+    return pl.Series(name, np.arange(start, start + count, dtype=np.int64))
 
 
 def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv as _csv
+import functools
 import io
 import os
 import re
@@ -21,10 +22,12 @@ import pyarrow.csv as pacsv
 
 from ..errors import ReadError
 from ..project import Source
+from . import row_numbers
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+@functools.cache
 def _arrow_type(dtype: pl.DataType) -> pa.DataType:
     return pl.Series([], dtype=dtype).to_arrow().type
 
@@ -91,9 +94,13 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         names = list(source.columns) if not source.header and source.columns else None
         types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
         rows = lines = 0  # records and lines in the blocks before this one
+        previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, block in enumerate(blocks):
+            if rejects is not None and previous is not None:
+                lines += previous.obj.count(b"\n", 0, previous.nbytes)
+            previous = block
             try:
-                table = _parse(block, source, names, types, threads=i == 0)
+                table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
             except ReadError as exc:
@@ -106,20 +113,16 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 if i == 0:
                     names = [c for c in frame.columns if c != ROW_COLUMN]
                 rows += records
-                lines += block.obj.count(b"\n", 0, block.nbytes)
                 if frame.height:
                     yield frame.rename({ROW_COLUMN: RECORD_COLUMN})
                 continue
             if i == 0:  # the first block fixes the names and (where not declared) the types
                 names = table.column_names
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
-            if rejects is not None:
-                lines += block.obj.count(b"\n", 0, block.nbytes)
             if table.num_rows:
                 frame = pl.from_arrow(table)
                 if rejects is not None:
-                    frame = frame.with_columns(pl.int_range(rows + 1, rows + 1 + frame.height, dtype=pl.Int64)
-                                               .alias(RECORD_COLUMN))
+                    frame = frame.with_columns(row_numbers(RECORD_COLUMN, rows + 1, frame.height))
                 rows += table.num_rows
                 yield frame  # type: ignore[misc]
     finally:
@@ -130,6 +133,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
 READ_BLOCK = 16 << 20  # bytes of text per parsed block: bounds memory at a few times this
+THREADED_BLOCK = 4 << 20  # a smaller first block is parsed on one core (small files are read side by side)
 
 
 def _parse(block: memoryview, source: Source, names: list[str] | None, types: dict,
@@ -169,8 +173,12 @@ def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[mem
     carry = b""
     chunk = head + stream.read(max(0, size - len(head)))
     while chunk:
+        following = stream.read(size)
         text = decode(chunk, False)
         buf = carry + text if carry else text
+        if not following:  # the last chunk: no boundary to look for (a small file is one block)
+            carry = buf
+            break
         end = _last_boundary(buf, quote)
         if end < 0 and len(buf) > 4 * size:  # a stray quote inside a field unbalanced the count
             end = buf.rfind(b"\n")
@@ -179,7 +187,7 @@ def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[mem
         else:
             yield memoryview(buf)[:end + 1]
             carry = buf[end + 1:]
-        chunk = stream.read(size)
+        chunk = following
     tail = carry + decode(b"", True)
     if tail:
         yield memoryview(tail if tail.endswith(b"\n") else tail + b"\n")
@@ -254,5 +262,7 @@ def explain(message: str, source: Source, names: list[str] = ()) -> str:
     if m := re.search(r"In CSV column #(\d+): (.*)", message):
         index = int(m[1])
         column = repr(names[index]) if index < len(names) else f"#{index + 1}"
-        return f"column {column}: {m[2][:300]}"
+        # pyarrow's "Row #N" counts within the block and only when parsing on one thread: drop it
+        detail = re.sub(r"^Row #\d+: ", "", m[2])
+        return f"column {column}: {detail[:300]}"
     return f"cannot parse as CSV: {message[:300]}"

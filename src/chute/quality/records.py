@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import ReadError
+from ..formats import row_numbers
 from ..formats.csv import GZIP_MAGIC, read_csv
 from ..project import Source
 from .contracts import cast_expr
@@ -47,7 +48,7 @@ def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.Data
         if given:  # the reader numbered the rows itself (it refused some records on the way)
             yield frame.rename({given: ROW_COLUMN})
             continue
-        yield frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.Int64).alias(ROW_COLUMN))
+        yield frame.with_columns(row_numbers(ROW_COLUMN, start, frame.height))
         start += frame.height
 
 
