@@ -140,6 +140,53 @@ def test_rows_too_big_to_keep_are_let_go(db_url, tmp_path):
         assert write_export(conn, "p", "public", "t", ["k"], tmp_path / "t.csv", kept) == "memory"
 
 
+def test_the_file_written_while_the_last_unit_commits_is_used(db_url, tmp_path, monkeypatch):
+    import chute.export
+
+    formatted = []
+    monkeypatch.setattr(chute.export, "postgres_csv", lambda rows: formatted.append(rows.height) or postgres_csv(rows))
+    path = tmp_path / "out" / "t.csv"
+    rows = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]})
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
+        kept = Kept({"t"})
+        kept.rows("t", rows)
+        kept.write_early({"t": (["k"], path)})  # input all read; the unit has not committed yet
+        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+        kept.committed(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
+        conn.commit()
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
+    assert formatted == [3]  # written once, before the commit
+    assert path.read_bytes() == b"k,v\n1,10\n2,2.25\n3,0.5\n"
+    assert [p.name for p in path.parent.iterdir()] == ["t.csv"]
+
+
+def test_a_file_written_early_from_rows_that_rolled_back_is_dropped(db_url, tmp_path):
+    path = tmp_path / "t.csv"
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
+        kept = Kept({"t"})
+        kept.rows("t", pl.DataFrame({"k": [1], "v": [9.0]}))
+        kept.write_early({"t": (["k"], path)})
+        kept.reset()  # that unit rolled back; its files are loaded again on their own
+        rows = pl.DataFrame({"k": [2, 1], "v": [0.5, 1.0]})
+        kept.rows("t", rows)
+        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+        kept.committed(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
+        conn.commit()
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
+    assert path.read_bytes() == b"k,v\n1,1\n2,0.5\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no partial file left behind
+
+
+def test_an_early_write_nobody_takes_leaves_no_file(tmp_path):
+    kept = Kept({"t"})
+    kept.rows("t", pl.DataFrame({"k": range(600_000), "v": [1.5] * 600_000}))
+    kept.write_early({"t": (["k"], tmp_path / "t.csv")})
+    kept.close()  # the run failed before its exports
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rows_of_a_unit_that_rolled_back_are_not_kept():
     kept = Kept({"t"})
     kept.rows("t", pl.DataFrame({"k": [1]}))

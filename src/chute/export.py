@@ -5,14 +5,18 @@ that loaded rows: every row of the table, ordered by its primary key, as Postgre
 The server needs ~2 s to format 2 M rows as CSV. When the run itself wrote every row the table
 holds (a first load), the rows are still in memory: `Kept` holds them and `postgres_csv` writes
 them byte for byte as the server would (tests/test_export.py compares the two on real
-PostgreSQL), so the file is the same whichever way it was made.
+PostgreSQL), so the file is the same whichever way it was made. Once the run has read all its
+input, the file is written while the last unit commits (the server then builds the primary
+key and the client would wait); it replaces the export only if the table then holds exactly
+those rows.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -40,6 +44,7 @@ class Kept:
         self.xids: list[int] = []
         self.limit = limit
         self.bytes = 0
+        self.early: dict[str, _Writing] = {}  # files being written before the last commit
 
     def rows(self, table: str, frame: pl.DataFrame) -> None:
         if self.frames.get(table) is None:
@@ -64,6 +69,39 @@ class Kept:
         self.bytes = sum(f.estimated_size() for frames in self.frames.values() if frames for f in frames)
         self.pending = {t: [] for t in self.pending}
 
+    def write_early(self, exports: dict[str, tuple[list[str], Path]]) -> None:
+        """Start writing each table's export ({table: (key, path)}) from the rows kept so far and
+        those of the unit about to commit. The runner calls this once its input is all read."""
+        for table, (key, path) in exports.items():
+            if self.frames.get(table) is None:
+                continue
+            frames = self.frames[table] + self.pending[table]
+            old = self.early.pop(table, None)
+            if old and old.used(frames, path):
+                self.early[table] = old
+                continue
+            if old:
+                old.cancel()
+            if _sortable(frames, key):
+                self.early[table] = _Writing(frames, key, path)
+
+    def writing(self, table: str, key: list[str], path: Path) -> _Writing | None:
+        """The write of `table`'s export from the rows kept now: the early one if it used exactly
+        these rows, else a new one. None when there are none, or postgres_csv cannot write them."""
+        frames = self.frames.get(table) if self.xids else None
+        early = self.early.pop(table, None)
+        if early and frames and early.used(frames, path):
+            return early
+        if early:
+            early.cancel()
+        return _Writing(frames, key, path) if frames and _sortable(frames, key) else None
+
+    def close(self) -> None:
+        """Stop the early writes nobody took (the run ended before its exports)."""
+        for early in self.early.values():
+            early.cancel()
+        self.early = {}
+
 
 def first_loads(conn: psycopg.Connection, tables: dict) -> set[str]:
     """The tables with an export whose rows this run may write all of: empty as it begins, or
@@ -82,22 +120,20 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
     """Rewrite `path` from the table, or from `kept` rows when they are all the table holds.
     Returns how: "memory" or "table"."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    rows = _kept_rows(kept, table, key)
+    partial = _partial(path)
+    writing = kept.writing(table, key, path) if kept else None
     try:
         # Workers export one at a time, each after the loads committed before it started, so
         # the file left last holds every row.
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK, pipeline))
-            if rows is not None:
+            if writing is not None:
                 # The server checks that these are the table's rows while the client writes them.
-                with ThreadPoolExecutor(1) as pool:
-                    written = pool.submit(_write, partial, postgres_csv(rows))
-                    same = _table_holds(conn, schema, table, rows, kept.xids)
-                    written.result()
-                if same:
+                if _table_holds(conn, schema, table, writing.columns, writing.height, kept.xids) \
+                        and writing.done.result():
                     partial.replace(path)  # readers never see a half-written file
                     return "memory"
+                writing.cancel()
             order = sql.SQL(", ").join(map(sql.Identifier, key)) if key else sql.SQL("1")
             query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
                 qualified(schema, table), order)
@@ -106,7 +142,13 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
             partial.replace(path)
             return "table"
     finally:
+        if writing is not None:
+            writing.cancel()
         partial.unlink(missing_ok=True)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
 def _write(path: Path, chunks) -> None:
@@ -115,23 +157,61 @@ def _write(path: Path, chunks) -> None:
             out.write(chunk)
 
 
-def _kept_rows(kept: Kept | None, table: str, key: list[str]) -> pl.DataFrame | None:
-    """The kept rows of `table` in export order, if postgres_csv can write them; else None."""
-    frames = kept.frames.get(table) if kept and kept.xids else None
-    if not frames or not key:
-        return None
+def _sortable(frames: list[pl.DataFrame], key: list[str]) -> bool:
+    """Whether polars orders these frames' rows by `key` as PostgreSQL does, and they agree on columns."""
     types = frames[0].schema
-    if any(f.schema != types for f in frames) or any(types.get(k) not in _SORTABLE for k in key):
-        return None
-    rows = pl.concat(frames, rechunk=False)
-    if postgres_csv_unsupported(rows):
-        return None
-    return rows.sort(key, maintain_order=True)
+    return bool(key) and all(f.schema == types for f in frames) and all(types.get(k) in _SORTABLE for k in key)
 
 
-def _table_holds(conn: psycopg.Connection, schema: str, table: str, rows: pl.DataFrame, xids: list[int]) -> bool:
-    """Whether the table holds exactly `rows` (written by the transactions `xids`, and no
-    other row), in the same columns, with text keys ordered by code point as polars does."""
+class _Writing:
+    """A thread writing kept rows, in key order, to the export's .partial file. `done` tells
+    whether it wrote them all (False: postgres_csv cannot write these values, or cancelled)."""
+
+    def __init__(self, frames: list[pl.DataFrame], key: list[str], path: Path):
+        self.frames, self.key, self.path, self.partial = frames, key, path, _partial(path)
+        self.columns = frames[0].columns
+        self.height = sum(f.height for f in frames)
+        self.stop = threading.Event()
+        self.done: Future[bool] = Future()
+        threading.Thread(target=self._run, name="chute-export", daemon=True).start()
+
+    def used(self, frames: list[pl.DataFrame], path: Path) -> bool:
+        return path == self.path and len(frames) == len(self.frames) and all(
+            a is b for a, b in zip(frames, self.frames))
+
+    def cancel(self) -> None:
+        """Stop (within a slice of rows) and remove the partial file (gone already if it was taken)."""
+        self.stop.set()
+        try:
+            self.done.result()
+        except Exception:  # a write that failed is not needed any more
+            pass
+        self.partial.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        try:
+            self.done.set_result(self._write())
+        except BaseException as exc:
+            self.done.set_exception(exc)
+
+    def _write(self) -> bool:
+        rows = pl.concat(self.frames, rechunk=False)
+        if postgres_csv_unsupported(rows):
+            return False
+        rows = rows.sort(self.key, maintain_order=True)
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        with self.partial.open("wb") as out:
+            for chunk in postgres_csv(rows):
+                if self.stop.is_set():
+                    return False
+                out.write(chunk)
+        return True
+
+
+def _table_holds(conn: psycopg.Connection, schema: str, table: str, columns: list[str], height: int,
+                 xids: list[int]) -> bool:
+    """Whether the table holds exactly the kept rows (`height` of them in `columns`, written by
+    the transactions `xids`, and no other row), with text keys ordered by code point as polars does."""
     found = conn.execute(
         "SELECT array_agg(a.attname::text ORDER BY a.attnum),"
         " bool_and(a.attcollation = 0 OR c.collname = ANY(%(order)s)"
@@ -140,12 +220,12 @@ def _table_holds(conn: psycopg.Connection, schema: str, table: str, rows: pl.Dat
         " CROSS JOIN (SELECT datcollate FROM pg_database WHERE datname = current_database()) d"
         " WHERE a.attrelid = format('%%I.%%I', %(schema)s::text, %(table)s::text)::regclass AND a.attnum > 0"
         " AND NOT a.attisdropped", {"order": _CODE_POINT_ORDER, "schema": schema, "table": table}).fetchone()
-    if not found or found[0] != rows.columns or not found[1]:
+    if not found or found[0] != columns or not found[1]:
         return False
     count, foreign = conn.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin::text::bigint = ANY(%s)) FROM {}").format(
             qualified(schema, table)), ([x % (1 << 32) for x in xids],)).fetchone()
-    return not foreign and count == rows.height
+    return not foreign and count == height
 
 
 # -- PostgreSQL's CSV text ---------------------------------------------------------------------

@@ -240,6 +240,9 @@ class Runner:
                     self.kept.forget_checks(self.db_url)
             else:
                 conn.close()
+            if self.export_rows:
+                self.export_rows.close()
+                self.export_rows = None  # the rows are written (or the run failed): let them go
         summary.seconds = round(time.perf_counter() - started, 3)
         after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
@@ -417,6 +420,8 @@ class Runner:
             size += sum(item.entry.size for item in ready)
             if size >= self.unit_bytes:
                 return
+        if taken and self.export_rows:  # all input is read: write the exports while this unit commits
+            self.export_rows.write_early(self._export_files())
 
     def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
         """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
@@ -661,15 +666,17 @@ class Runner:
         if not summary.count("loaded"):
             return []
         written = []
-        for name, table in self.project.tables.items():
-            if table.export:
-                t0 = time.perf_counter()
-                path = self.project.path(table.export)
-                how = write_export(conn, self.pipeline, table.schema_, name, table.primary_key, path, self.export_rows)
-                self._time("export from memory" if how == "memory" else "export", t0)
-                written.append(str(path))
-        self.export_rows = None  # the rows are written: let them go
+        for name, (key, path) in self._export_files().items():
+            t0 = time.perf_counter()
+            how = write_export(conn, self.pipeline, self.project.tables[name].schema_, name, key, path,
+                               self.export_rows)
+            self._time("export from memory" if how == "memory" else "export", t0)
+            written.append(str(path))
         return written
+
+    def _export_files(self) -> dict[str, tuple[list[str], Path]]:
+        return {name: (table.primary_key, self.project.path(table.export))
+                for name, table in self.project.tables.items() if table.export}
 
 
 def _frame_of(value: Any, table: str) -> pl.DataFrame:
