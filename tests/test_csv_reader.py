@@ -116,3 +116,24 @@ def test_types_of_the_first_block_hold_for_the_rest():
 def test_invalid_bytes_in_a_declared_encoding():
     with pytest.raises(ReadError, match="not valid utf-16 text"):
         read("a\nx\n".encode("utf-16")[:-1], encoding="utf-16")
+
+
+def test_plain_small_files_are_parsed_together_and_told_apart_by_count():
+    from chute.formats.csv import read_together
+
+    files = [b"a,b\n1,x\n2,y\n",                # together
+             b"a,b\n3,\"q,uoted\"\n",           # a quote: a record may span lines, read alone
+             b"a,b\n4,z\n",                     # together
+             b"b,a\nw,5\n",                     # another header, read alone
+             b"a,b\n",                          # no data rows: read alone (fails there)
+             b"a,b\n6,v\n\n7,u\n",              # a blank line, read alone
+             b"a,b\r\n8,t\r\n",                 # CRLF, read alone
+             b"a,b\n9,s"]                       # no final newline, read alone
+    chosen, rows, counts = read_together([pa.py_buffer(f) for f in files], Source())
+    assert chosen == [0, 2] and counts == [2, 1]
+    assert rows.to_dict(as_series=False) == {"a": [1, 2, 4], "b": ["x", "y", "z"]}
+    assert read_together([pa.py_buffer(files[0]), pa.py_buffer(files[1])], Source()) is None  # one is not a batch
+    # A value one file cannot convert fails the text: each file is then read alone, with its own error.
+    assert read_together([pa.py_buffer(b"a\n1\n"), pa.py_buffer(b"a\nnope\n")], Source(columns={"a": "integer"})) is None
+    assert read_together([pa.py_buffer(b"1,x\n"), pa.py_buffer(b"2,y\n3,z\n")],
+                         Source(header=False, columns={"n": "integer", "s": "text"}))[2] == [1, 2]

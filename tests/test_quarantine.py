@@ -156,3 +156,19 @@ def test_a_streamed_file_with_content_already_loaded_is_skipped_while_the_others
     third = json.loads(cli("run", "-p", trades, "--json").output)
     assert third["files_loaded"] == 0 and third["unchanged"] >= 1
     assert query("SELECT count(*) FROM trades")[0][0] == 6001
+
+
+def test_files_read_together_keep_their_own_lines_and_counts(trades, cli, query):
+    # a.csv, c.csv and d.csv are plain: parsed as one text. b.csv quotes a value, so it is read
+    # alone (a quoted record may span lines), and has a ragged line.
+    land(trades, "a.csv", "1,2024-01-02,ABC,buy,1,t\n2,2024-01-02,ABC,hold,1,t\n")
+    land(trades, "b.csv", '3,2024-01-02,ABC,"buy",1,t\n4,2024-01-02\n5,2024-01-02,ABC,buy,1,t\n')
+    land(trades, "c.csv", "6,2024-01-02,ABC,buy,1,t\n")
+    land(trades, "d.csv", "7,2024-01-02,ABC,buy,1,t\n8,2024-01-02,ABC,buy,1,t\n9,2024-01-02,ABC,buy,-1,t\n")
+    summary = json.loads(cli("run", "-p", trades, "--json").output)
+    assert summary["files_loaded"] == 4 and summary["rows_rejected"] == 3
+    assert [r[0] for r in query("SELECT id FROM trades ORDER BY id")] == [1, 3, 5, 6, 7, 8]
+    assert query("SELECT file_name, line_number, row_number, check_name FROM chute.rejects ORDER BY 1") == [
+        ("a.csv", 3, 2, "allowed"), ("b.csv", 3, 2, "parse"), ("d.csv", 4, 3, "min")]
+    assert query("SELECT name, rows_read, rows_loaded, rows_rejected FROM chute.files ORDER BY 1") == [
+        ("a.csv", 2, 1, 1), ("b.csv", 3, 2, 1), ("c.csv", 1, 1, 0), ("d.csv", 3, 2, 1)]

@@ -116,6 +116,7 @@ class _Ready:
     retryable: bool = False  # the error may go away (an I/O error), unlike bad data
     rejects: list[ParseReject] = field(default_factory=list)  # records the reader refused (quarantined)
     digest: Future[str] | None = None  # a streamed file's sha256, computed while it loads (sha256 "" until then)
+    batch: pl.DataFrame | None = None  # the rows of the files read together with this one (frame: a slice)
 
 
 class _SameContent(FileError):
@@ -426,6 +427,8 @@ class Runner:
     def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
         """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
         def read_group(group: list[FileEntry]) -> list[_Ready]:
+            if len(group) > 1 and self.source.format == "csv":
+                return self._read_together(group, readers)
             return list(readers.map(lambda entry: self._read(entry, readers), group))
 
         upcoming = ahead.submit(read_group, groups[0]) if groups else None
@@ -479,9 +482,6 @@ class Runner:
 
         A big file is streamed at load time. Given `hashing`, it is hashed there meanwhile, so
         its rows start flowing at once (_check_content refuses known content before commit)."""
-        from .formats import read_source
-        from .quality.records import numbered, read_lenient
-
         try:
             if entry.size > self.batch_bytes:
                 if hashing is not None:
@@ -490,7 +490,49 @@ class Runner:
             data = self.zone.read(entry)
         except OSError as exc:
             return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
-        sha = hashlib.sha256(data).hexdigest()
+        return self._parsed(entry, data, hashlib.sha256(data).hexdigest())
+
+    def _read_together(self, group: list[FileEntry], readers: Executor) -> list[_Ready]:
+        """A group of small CSV files: those plain enough are parsed as one text (formats/csv.py:
+        read_together), the others one by one."""
+        import numpy as np
+
+        from .formats.csv import read_together
+        from .quality.records import ROW_COLUMN
+
+        def content(entry: FileEntry) -> tuple[bytes, str] | _Ready:
+            try:
+                data = self.zone.read(entry)
+            except OSError as exc:
+                return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
+            return data, hashlib.sha256(data).hexdigest()
+
+        contents = list(readers.map(content, group))
+        readable = [i for i, c in enumerate(contents) if not isinstance(c, _Ready)]
+        together = read_together([contents[i][0] for i in readable], self.source)
+        results: list[_Ready | None] = [c if isinstance(c, _Ready) else None for c in contents]
+        if together:
+            chosen, rows, counts = together
+            chosen = [readable[i] for i in chosen]
+            which = np.repeat(np.arange(len(chosen)), counts)
+            starts = np.repeat(np.cumsum(counts) - counts, counts)
+            rows = rows.with_columns(
+                pl.Series(ROW_COLUMN, np.arange(1, rows.height + 1) - starts),  # from 1 in each file
+                pl.Series(self.source.file_column, [group[i].name for i in chosen]).gather(which))
+            offset = 0
+            for i, count in zip(chosen, counts):
+                results[i] = _Ready(group[i], contents[i][1], rows.slice(offset, count), batch=rows)
+                offset += count
+        alone = [i for i, r in enumerate(results) if r is None]
+        for i, ready in zip(alone, readers.map(lambda i: self._parsed(group[i], *contents[i]), alone)):
+            results[i] = ready
+        return results
+
+    def _parsed(self, entry: FileEntry, data, sha: str) -> _Ready:
+        """A small file's rows, parsed from its bytes."""
+        from .formats import read_source
+        from .quality.records import numbered, read_lenient
+
         rejects: list[ParseReject] = []  # records the reader refused (JSON lines: bad lines)
         try:
             frames = list(numbered(read_source(data, self.source, self.batch_bytes, rejects)))
@@ -601,7 +643,7 @@ class Runner:
                                       status="loaded_with_rejects" if rejected else "loaded", run_id=run_id,
                                       rows_read=rows_read[e.name] + len(item.rejects),
                                       rows_loaded=per_file_loaded.get(e.name, 0), rows_rejected=rejected))
-                    item.frame = None  # written: free it now (a failed unit reads the file again)
+                    item.frame = item.batch = None  # written: free it now (a failed unit reads the file again)
             if not files:
                 return
             if any(f["rows_rejected"] for f in files):
@@ -646,8 +688,16 @@ class Runner:
             for frame in read_ahead(numbered(read_source(data, self.source, self.batch_bytes, ready[0].rejects))):
                 yield frame.with_columns(lit)
             return
-        frames = [r.frame for r in ready if r.frame is not None]
-        yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        rest = [r for r in ready if r.frame is not None]
+        batch = next((r.batch for r in rest if r.batch is not None), None)
+        # Files read together are loaded as the one frame they were read into, unless some of
+        # them dropped out (duplicates): then each one's slice goes, as other files' frames do.
+        if batch is not None and sum(r.frame.height for r in rest if r.batch is batch) == batch.height:
+            yield batch
+            rest = [r for r in rest if r.batch is not batch]
+        if rest:
+            frames = [r.frame for r in rest]
+            yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
     def _failed(self, conn, entry: FileEntry, sha: str, run_id: int, summary: RunSummary, message: str,
                 retryable: bool = False) -> None:
