@@ -41,6 +41,8 @@ from .sources.base import FileEntry, LandingZone
 # methods that load: a run with nothing new never needs it, and its imports were a third of
 # that run's time (benchmarks/bench_noop.py).
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .db.kept import KeptConnections
     from .quality.records import ParseReject
 
@@ -482,15 +484,23 @@ class Runner:
 
         A big file is streamed at load time. Given `hashing`, it is hashed there meanwhile, so
         its rows start flowing at once (_check_content refuses known content before commit)."""
+        if entry.size <= self.batch_bytes:
+            content = self._content(entry)
+            return content if isinstance(content, _Ready) else self._parsed(entry, *content)
         try:
-            if entry.size > self.batch_bytes:
-                if hashing is not None:
-                    return _Ready(entry, "", None, digest=hashing.submit(self._digest, entry))
-                return _Ready(entry, self._digest(entry), None)
+            if hashing is not None:
+                return _Ready(entry, "", None, digest=hashing.submit(self._digest, entry))
+            return _Ready(entry, self._digest(entry), None)
+        except OSError as exc:
+            return _unreadable(entry, exc)
+
+    def _content(self, entry: FileEntry) -> tuple[pa.Buffer, str] | _Ready:
+        """A small file's bytes and their sha256, or why it cannot be read."""
+        try:
             data = self.zone.read(entry)
         except OSError as exc:
-            return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
-        return self._parsed(entry, data, hashlib.sha256(data).hexdigest())
+            return _unreadable(entry, exc)
+        return data, hashlib.sha256(data).hexdigest()
 
     def _read_together(self, group: list[FileEntry], readers: Executor) -> list[_Ready]:
         """A group of small CSV files: those plain enough are parsed as one text (formats/csv.py:
@@ -500,14 +510,7 @@ class Runner:
         from .formats.csv import read_together
         from .quality.records import ROW_COLUMN
 
-        def content(entry: FileEntry) -> tuple[bytes, str] | _Ready:
-            try:
-                data = self.zone.read(entry)
-            except OSError as exc:
-                return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
-            return data, hashlib.sha256(data).hexdigest()
-
-        contents = list(readers.map(content, group))
+        contents = list(readers.map(self._content, group))
         readable = [i for i, c in enumerate(contents) if not isinstance(c, _Ready)]
         together = read_together([contents[i][0] for i in readable], self.source)
         results: list[_Ready | None] = [c if isinstance(c, _Ready) else None for c in contents]
@@ -528,7 +531,7 @@ class Runner:
             results[i] = ready
         return results
 
-    def _parsed(self, entry: FileEntry, data, sha: str) -> _Ready:
+    def _parsed(self, entry: FileEntry, data: pa.Buffer, sha: str) -> _Ready:
         """A small file's rows, parsed from its bytes."""
         from .formats import read_source
         from .quality.records import numbered, read_lenient
@@ -727,6 +730,10 @@ class Runner:
     def _export_files(self) -> dict[str, tuple[list[str], Path]]:
         return {name: (table.primary_key, self.project.path(table.export))
                 for name, table in self.project.tables.items() if table.export}
+
+
+def _unreadable(entry: FileEntry, exc: OSError) -> _Ready:
+    return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
 
 
 def _frame_of(value: Any, table: str) -> pl.DataFrame:
