@@ -330,11 +330,11 @@ if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli,
 
 # Commands that live in their own modules.
 from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
-from .cli_deploy import deploy
-from .cli_s3 import s3
-from .cli_ui import ui
-from .cli_extract import extract
-from .cli_watch import dlq, watch
+from .cli_deploy import deploy  # noqa: E402
+from .cli_s3 import s3  # noqa: E402
+from .cli_ui import ui  # noqa: E402
+from .cli_extract import extract  # noqa: E402
+from .cli_watch import dlq, watch  # noqa: E402
 
 for _command in (watch, dlq, s3, ui, deploy, extract):
     main.add_command(_command)

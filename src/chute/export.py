@@ -151,10 +151,14 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
-def _write(path: Path, chunks) -> None:
+def _write(path: Path, chunks, stop: threading.Event | None = None) -> bool:
+    """Write the chunks to `path`; False if `stop` was set before the last one."""
     with path.open("wb") as out:
         for chunk in chunks:
+            if stop is not None and stop.is_set():
+                return False
             out.write(chunk)
+    return True
 
 
 def _sortable(frames: list[pl.DataFrame], key: list[str]) -> bool:
@@ -200,12 +204,7 @@ class _Writing:
             return False
         rows = rows.sort(self.key, maintain_order=True)
         self.partial.parent.mkdir(parents=True, exist_ok=True)
-        with self.partial.open("wb") as out:
-            for chunk in postgres_csv(rows):
-                if self.stop.is_set():
-                    return False
-                out.write(chunk)
-        return True
+        return _write(self.partial, postgres_csv(rows), self.stop)
 
 
 def _table_holds(conn: psycopg.Connection, schema: str, table: str, columns: list[str], height: int,
