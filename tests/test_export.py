@@ -99,23 +99,31 @@ def test_a_first_load_writes_the_export_from_memory_as_the_table_would(stocks, c
     assert b"2099-01-04" in path.read_bytes()
 
 
-def kept_table(conn: psycopg.Connection, rows: pl.DataFrame) -> Kept:
+def kept_table(conn: psycopg.Connection, rows: pl.DataFrame, path) -> Kept:
     """Table t holding `rows`, written (and committed) as a load unit would, with a Kept that saw it."""
     conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
     copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
     xid = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
     conn.commit()
-    kept = Kept({"t"})
+    kept = Kept({"t": (["k"], path)})
     kept.rows("t", rows)
     kept.committed(xid)
     return kept
+
+
+def load_unit(conn: psycopg.Connection, kept: Kept, rows: pl.DataFrame) -> None:
+    """One load unit writing `rows` to t and committing, with `kept` told as the runner tells it."""
+    kept.rows("t", rows)
+    copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+    kept.committed(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
+    conn.commit()
 
 
 def test_rows_another_writer_changed_send_the_export_to_the_table(db_url, tmp_path):
     rows = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]})
     path = tmp_path / "t.csv"
     with psycopg.connect(db_url) as conn:
-        kept = kept_table(conn, rows)
+        kept = kept_table(conn, rows, path)
         assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
         assert path.read_bytes() == b"k,v\n1,10\n2,2.25\n3,0.5\n"
         with psycopg.connect(db_url, autocommit=True) as other:  # same number of rows, one value changed
@@ -130,70 +138,87 @@ def test_rows_another_writer_changed_send_the_export_to_the_table(db_url, tmp_pa
 
 def test_rows_too_big_to_keep_are_let_go(db_url, tmp_path):
     rows = pl.DataFrame({"k": range(1000), "v": [1.5] * 1000})
+    path = tmp_path / "t.csv"
     with psycopg.connect(db_url) as conn:
-        kept = kept_table(conn, rows)
-        small = Kept({"t"}, limit=rows.estimated_size() // 2)
+        kept = kept_table(conn, rows, path)
+        small = Kept({"t": (["k"], path)}, limit=rows.estimated_size() // 2)
         small.rows("t", rows)
         small.committed(kept.xids[0])
         assert small.frames["t"] is None
-        assert write_export(conn, "p", "public", "t", ["k"], tmp_path / "t.csv", small) == "table"
-        assert write_export(conn, "p", "public", "t", ["k"], tmp_path / "t.csv", kept) == "memory"
+        assert write_export(conn, "p", "public", "t", ["k"], path, small) == "table"
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
 
 
-def test_the_file_written_while_the_last_unit_commits_is_used(db_url, tmp_path, monkeypatch):
+def counting_formats(monkeypatch) -> list[int]:
+    """The heights of the frames postgres_csv formats from now on."""
     import chute.export
 
-    formatted = []
+    formatted: list[int] = []
     monkeypatch.setattr(chute.export, "postgres_csv", lambda rows: formatted.append(rows.height) or postgres_csv(rows))
+    return formatted
+
+
+def test_units_in_key_order_are_appended_to_the_file_as_they_are_written(db_url, tmp_path, monkeypatch):
+    formatted = counting_formats(monkeypatch)
     path = tmp_path / "out" / "t.csv"
-    rows = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]})
+    first, second = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]}), pl.DataFrame({"k": [5, 4], "v": [1e-05, 0.0]})
     with psycopg.connect(db_url) as conn:
         conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
-        kept = Kept({"t"})
-        kept.rows("t", rows)
-        kept.write_early({"t": (["k"], path)})  # input all read; the unit has not committed yet
-        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
-        kept.committed(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
-        conn.commit()
+        kept = Kept({"t": (["k"], path)})
+        load_unit(conn, kept, first)
+        load_unit(conn, kept, second)
         assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
-    assert formatted == [3]  # written once, before the commit
-    assert path.read_bytes() == b"k,v\n1,10\n2,2.25\n3,0.5\n"
+        assert path.read_bytes() == server_csv(conn, "SELECT * FROM t ORDER BY k")
+    assert formatted == [3, 2]  # each unit's rows formatted once, as they came; never the whole again
+    assert path.read_bytes() == b"k,v\n1,10\n2,2.25\n3,0.5\n4,0\n5,1e-05\n"
     assert [p.name for p in path.parent.iterdir()] == ["t.csv"]
 
 
-def test_a_file_written_early_from_rows_that_rolled_back_is_dropped(db_url, tmp_path):
+def test_units_whose_keys_go_back_are_written_again_as_a_whole(db_url, tmp_path, monkeypatch):
+    formatted = counting_formats(monkeypatch)
+    path = tmp_path / "t.csv"
+    key = ["name", "day"]
+    units = [pl.DataFrame({"name": ["b", "b"], "day": [datetime.date(2020, 1, 2), datetime.date(2020, 1, 1)]}),
+             pl.DataFrame({"name": ["a", "c"], "day": [datetime.date(2021, 1, 1)] * 2})]
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TABLE t (name text, day date, PRIMARY KEY (name, day))")
+        kept = Kept({"t": (key, path)})
+        for rows in units:
+            load_unit(conn, kept, rows)
+        assert write_export(conn, "p", "public", "t", key, path, kept) == "memory"
+        assert path.read_bytes() == server_csv(conn, "SELECT * FROM t ORDER BY name, day")
+    assert formatted == [2, 4]  # the first unit was appended; "a" comes before "b": all again, sorted
+    assert path.read_bytes().splitlines()[1:] == [b"a,2021-01-01", b"b,2020-01-01", b"b,2020-01-02", b"c,2021-01-01"]
+
+
+def test_a_file_written_from_rows_that_rolled_back_is_written_again(db_url, tmp_path):
     path = tmp_path / "t.csv"
     with psycopg.connect(db_url) as conn:
         conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
-        kept = Kept({"t"})
-        kept.rows("t", pl.DataFrame({"k": [1], "v": [9.0]}))
-        kept.write_early({"t": (["k"], path)})
-        kept.reset()  # that unit rolled back; its files are loaded again on their own
-        rows = pl.DataFrame({"k": [2, 1], "v": [0.5, 1.0]})
-        kept.rows("t", rows)
-        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
-        kept.committed(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
-        conn.commit()
+        kept = Kept({"t": (["k"], path)})
+        kept.rows("t", pl.DataFrame({"k": [1], "v": [9.0]}))  # appended to the file at once...
+        kept.reset()  # ...but that unit rolled back; its files are loaded again on their own
+        load_unit(conn, kept, pl.DataFrame({"k": [2, 1], "v": [0.5, 1.0]}))
         assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
     assert path.read_bytes() == b"k,v\n1,1\n2,0.5\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no partial file left behind
 
 
-def test_an_early_write_nobody_takes_leaves_no_file(tmp_path):
-    kept = Kept({"t"})
+def test_a_write_nobody_takes_leaves_no_file(tmp_path):
+    kept = Kept({"t": (["k"], tmp_path / "t.csv")})
     kept.rows("t", pl.DataFrame({"k": range(600_000), "v": [1.5] * 600_000}))
-    kept.write_early({"t": (["k"], tmp_path / "t.csv")})
     kept.close()  # the run failed before its exports
     assert list(tmp_path.iterdir()) == []
 
 
-def test_rows_of_a_unit_that_rolled_back_are_not_kept():
-    kept = Kept({"t"})
+def test_rows_of_a_unit_that_rolled_back_are_not_kept(tmp_path):
+    kept = Kept({"t": (["k"], tmp_path / "t.csv")})
     kept.rows("t", pl.DataFrame({"k": [1]}))
     kept.reset()
     kept.rows("t", pl.DataFrame({"k": [2]}))
     kept.committed(10)
     assert [f["k"].to_list() for f in kept.frames["t"]] == [[2]]
+    kept.close()
 
 
 def test_only_tables_a_run_may_fill_alone_keep_their_rows(db_url):

@@ -5,15 +5,16 @@ that loaded rows: every row of the table, ordered by its primary key, as Postgre
 The server needs ~2 s to format 2 M rows as CSV. When the run itself wrote every row the table
 holds (a first load), the rows are still in memory: `Kept` holds them and `postgres_csv` writes
 them byte for byte as the server would (tests/test_export.py compares the two on real
-PostgreSQL), so the file is the same whichever way it was made. Once the run has read all its
-input, the file is written while the last unit commits (the server then builds the primary
-key and the client would wait); it replaces the export only if the table then holds exactly
-those rows.
+PostgreSQL), so the file is the same whichever way it was made. A thread formats each batch
+of rows as soon as its unit has written it, while the server is still loading; the file
+replaces the export only if, after the last commit, the table holds exactly those rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,15 +37,16 @@ SLICE_ROWS = 262_144  # rows formatted at a time: bounds the memory of the text
 class Kept:
     """Commit hook (commit_hooks.py): the rows each committed unit wrote to the tables that have
     an export, with the unit's transaction id, so `write_export` can tell whether the table
-    holds exactly these rows."""
+    holds exactly these rows. A thread (`_Writing`) formats them into the file as they come."""
 
-    def __init__(self, tables: set[str], limit: int = KEPT_BYTES):
-        self.frames: dict[str, list[pl.DataFrame] | None] = {t: [] for t in tables}
-        self.pending: dict[str, list[pl.DataFrame]] = {t: [] for t in tables}
+    def __init__(self, exports: dict[str, tuple[list[str], Path]], limit: int = KEPT_BYTES):
+        self.exports = exports  # {table: (primary key, export path)}
+        self.frames: dict[str, list[pl.DataFrame] | None] = {t: [] for t in exports}
+        self.pending: dict[str, list[pl.DataFrame]] = {t: [] for t in exports}
         self.xids: list[int] = []
         self.limit = limit
         self.bytes = 0
-        self.early: dict[str, _Writing] = {}  # files being written before the last commit
+        self.writers: dict[str, _Writing] = {}
 
     def rows(self, table: str, frame: pl.DataFrame) -> None:
         if self.frames.get(table) is None:
@@ -52,8 +54,13 @@ class Kept:
         self.pending[table].append(frame)
         self.bytes += frame.estimated_size()
         if self.bytes > self.limit:  # too big to keep: the export is read from the table
+            self.close()
             self.frames = dict.fromkeys(self.frames)
             self.reset()
+            return
+        if table not in self.writers:
+            self.writers[table] = _Writing(*self.exports[table])
+        self.writers[table].add(frame)
 
     def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
         return []
@@ -69,38 +76,26 @@ class Kept:
         self.bytes = sum(f.estimated_size() for frames in self.frames.values() if frames for f in frames)
         self.pending = {t: [] for t in self.pending}
 
-    def write_early(self, exports: dict[str, tuple[list[str], Path]]) -> None:
-        """Start writing each table's export ({table: (key, path)}) from the rows kept so far and
-        those of the unit about to commit. The runner calls this once its input is all read."""
-        for table, (key, path) in exports.items():
-            if self.frames.get(table) is None:
-                continue
-            frames = self.frames[table] + self.pending[table]
-            old = self.early.pop(table, None)
-            if old and old.used(frames, path):
-                self.early[table] = old
-                continue
-            if old:
-                old.cancel()
-            if _sortable(frames, key):
-                self.early[table] = _Writing(frames, key, path)
-
     def writing(self, table: str, key: list[str], path: Path) -> _Writing | None:
-        """The write of `table`'s export from the rows kept now: the early one if it used exactly
-        these rows, else a new one. None when there are none, or postgres_csv cannot write them."""
+        """The write of `table`'s export from the rows committed so far (the one under way when
+        it holds exactly these). None when there are none, or polars cannot order them as
+        PostgreSQL does."""
         frames = self.frames.get(table) if self.xids else None
-        early = self.early.pop(table, None)
-        if early and frames and early.used(frames, path):
-            return early
-        if early:
-            early.cancel()
-        return _Writing(frames, key, path) if frames and _sortable(frames, key) else None
+        writer = self.writers.pop(table, None)
+        if writer and not (frames and _sortable(frames, key) and (writer.key, writer.path) == (key, path)):
+            writer.cancel()
+            writer = None
+        if not frames or not _sortable(frames, key):
+            return None
+        writer = writer or _Writing(key, path)
+        writer.finish(frames)
+        return writer
 
     def close(self) -> None:
-        """Stop the early writes nobody took (the run ended before its exports)."""
-        for early in self.early.values():
-            early.cancel()
-        self.early = {}
+        """Stop the writes nobody took (the run ended before its exports)."""
+        for writer in self.writers.values():
+            writer.cancel()
+        self.writers = {}
 
 
 def first_loads(conn: psycopg.Connection, tables: dict) -> set[str]:
@@ -131,7 +126,7 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
                 # The server checks that these are the table's rows while the client writes them.
                 if _table_holds(conn, schema, table, writing.columns, writing.height, kept.xids) \
                         and writing.done.result():
-                    partial.replace(path)  # readers never see a half-written file
+                    writing.partial.replace(path)  # readers never see a half-written file
                     return "memory"
                 writing.cancel()
             order = sql.SQL(", ").join(map(sql.Identifier, key)) if key else sql.SQL("1")
@@ -147,8 +142,8 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
         partial.unlink(missing_ok=True)
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+def _partial(path: Path, writer: int = 0) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{writer}.partial")
 
 
 def _write(path: Path, chunks, stop: threading.Event | None = None) -> bool:
@@ -167,25 +162,40 @@ def _sortable(frames: list[pl.DataFrame], key: list[str]) -> bool:
     return bool(key) and all(f.schema == types for f in frames) and all(types.get(k) in _SORTABLE for k in key)
 
 
-class _Writing:
-    """A thread writing kept rows, in key order, to the export's .partial file. `done` tells
-    whether it wrote them all (False: postgres_csv cannot write these values, or cancelled)."""
+_WRITERS = itertools.count(1)  # each writer its own .partial file
 
-    def __init__(self, frames: list[pl.DataFrame], key: list[str], path: Path):
-        self.frames, self.key, self.path, self.partial = frames, key, path, _partial(path)
-        self.columns = frames[0].columns
-        self.height = sum(f.height for f in frames)
+
+class _Writing:
+    """A thread writing kept rows, in key order, to the export's .partial file.
+
+    Frames are added as their unit writes them (`add`). While each one, sorted, starts at or
+    after the key where the one before ended (files landing in key order, like one stock file
+    per ticker), it is appended at once: most of the file is written while the server is still
+    loading. `finish` names the rows the file must hold; unless they are exactly the frames
+    appended (a unit rolled back, or the keys went back), the file is written again from them,
+    sorted as a whole. `done` tells whether the file holds them all (False: postgres_csv cannot
+    write these values, or cancelled)."""
+
+    def __init__(self, key: list[str], path: Path):
+        self.key, self.path, self.partial = key, path, _partial(path, next(_WRITERS))
+        self.columns: list[str] = []
+        self.height = 0
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.stop = threading.Event()
         self.done: Future[bool] = Future()
         threading.Thread(target=self._run, name="chute-export", daemon=True).start()
 
-    def used(self, frames: list[pl.DataFrame], path: Path) -> bool:
-        return path == self.path and len(frames) == len(self.frames) and all(
-            a is b for a, b in zip(frames, self.frames))
+    def add(self, frame: pl.DataFrame) -> None:
+        self.queue.put(frame)
+
+    def finish(self, frames: list[pl.DataFrame]) -> None:
+        self.columns, self.height = frames[0].columns, sum(f.height for f in frames)
+        self.queue.put(list(frames))
 
     def cancel(self) -> None:
         """Stop (within a slice of rows) and remove the partial file (gone already if it was taken)."""
         self.stop.set()
+        self.queue.put(None)
         try:
             self.done.result()
         except Exception:  # a write that failed is not needed any more
@@ -199,12 +209,46 @@ class _Writing:
             self.done.set_exception(exc)
 
     def _write(self) -> bool:
-        rows = pl.concat(self.frames, rechunk=False)
+        appended: list[pl.DataFrame] = []
+        ordered, last = True, ()  # () sorts before every key
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        with self.partial.open("wb") as out:
+            while (item := self.queue.get()) is not None and not self.stop.is_set():
+                if isinstance(item, list):  # finish: the rows the file must hold
+                    if ordered and len(item) == len(appended) and all(a is b for a, b in zip(item, appended)):
+                        return True
+                    break
+                if ordered:
+                    last = self._append(out, item, last)
+                    ordered = last is not None
+                    appended.append(item)
+            else:
+                return False
+        rows = pl.concat(item, rechunk=False)
         if postgres_csv_unsupported(rows):
             return False
-        rows = rows.sort(self.key, maintain_order=True)
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        return _write(self.partial, postgres_csv(rows), self.stop)
+        return _write(self.partial, postgres_csv(rows.sort(self.key, maintain_order=True)), self.stop)
+
+    def _append(self, out, frame: pl.DataFrame, last: tuple) -> tuple | None:
+        """Append the frame's rows, sorted, if they start at or after `last`. Returns the key the
+        file now ends at; None when they were not appended (nor will any more be)."""
+        if not _sortable([frame], self.key) or postgres_csv_unsupported(frame):
+            return None
+        if frame.height:
+            frame = frame.sort(self.key, maintain_order=True)
+            ends = frame.select(self.key)
+            first = ends.row(0)
+            if any(ends.null_count().row(0)) or first < last:
+                return None
+            last = ends.row(-1)
+        chunks = postgres_csv(frame)
+        if out.tell():
+            next(chunks)  # the header is written once
+        for chunk in chunks:
+            if self.stop.is_set():
+                return None
+            out.write(chunk)
+        return last
 
 
 def _table_holds(conn: psycopg.Connection, schema: str, table: str, columns: list[str], height: int,

@@ -220,8 +220,8 @@ class Runner:
             from .chain.publish import publishers
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
-            exported = first_loads(conn, self.project.tables)
-            self.export_rows = Kept(exported) if exported else None
+            exported, files = first_loads(conn, self.project.tables), self._export_files()
+            self.export_rows = Kept({t: files[t] for t in exported}) if exported else None
             if self.export_rows:
                 self.hooks.append(self.export_rows)
             # Workers share a run by claiming files, except where a run must be alone: `replace`
@@ -423,8 +423,6 @@ class Runner:
             size += sum(item.entry.size for item in ready)
             if size >= self.unit_bytes:
                 return
-        if taken and self.export_rows:  # all input is read: write the exports while this unit commits
-            self.export_rows.write_early(self._export_files())
 
     def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
         """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
