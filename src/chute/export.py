@@ -12,12 +12,13 @@ replaces the export only if, after the last commit, the table holds exactly thos
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import polars as pl
@@ -278,7 +279,7 @@ def postgres_csv_unsupported(frame: pl.DataFrame) -> list[str]:
     where PostgreSQL's float8out may print a digit more than the shortest form polars prints
     (its Ryu never takes a representation on the rounding boundary); and the text \\. in a
     table of one column, which PostgreSQL quotes there."""
-    bad = [c for c, t in frame.schema.items() if _formatter(t) is _UNSUPPORTED]
+    bad = [c for c, t in frame.schema.items() if t not in _WRITABLE]
     if frame.width == 1 and frame.dtypes[0] == pl.String and (frame.to_series() == "\\.").any():
         bad.append(frame.columns[0])
     checks = {c: pl.col(c).dt.year().is_between(1, 9999) for c, t in frame.schema.items() if t == pl.Date}
@@ -290,22 +291,28 @@ def postgres_csv_unsupported(frame: pl.DataFrame) -> list[str]:
     return bad
 
 
-def postgres_csv(frame: pl.DataFrame) -> Iterator[bytes]:
+def postgres_csv(frame: pl.DataFrame) -> Iterator[bytes | memoryview]:
     """The frame as COPY ... TO (FORMAT csv, HEADER) writes it: a header line, then one line
     per row; NULL as nothing, text quoted only where it must be (and "" for an empty string).
 
     Integers, dates and text polars writes as PostgreSQL does; doubles and booleans are
-    turned into PostgreSQL's text first, a column per thread."""
+    turned into PostgreSQL's text first (all columns of a slice in one polars call)."""
     single = frame.width == 1
-    yield (",".join(_quoted(c, single) for c in frame.columns) + "\n").encode()
-    formats = {c: _formatter(t) for c, t in frame.schema.items()}
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for start in range(0, frame.height, SLICE_ROWS):
-            part = frame.slice(start, SLICE_ROWS)
-            columns = pool.map(lambda c: formats[c](part.get_column(c)) if formats[c] else part.get_column(c),
-                               part.columns)
-            yield pl.DataFrame(list(columns)).write_csv(include_header=False, quote_style="necessary",
-                                                        null_value="").encode()
+    yield (",".join(_quoted(c, single) for c in frame.columns).encode() + b"\n")
+    texts = [_text(c, t) for c, t in frame.schema.items()]
+    doubles = [c for c, t in frame.schema.items() if t == pl.Float64]
+    for start in range(0, frame.height, SLICE_ROWS):
+        part = frame.slice(start, SLICE_ROWS)
+        # Doubles polars lays out otherwise than float8out (tiny, huge, infinite): the few rows are mended
+        odd = part.select([_odd(c).any().alias(c) for c in doubles]).row(0) if doubles else ()
+        lines = part.select(texts)
+        for c in (c for c, found in zip(doubles, odd) if found):
+            where = part.select(_odd(c).arg_true()).to_series()
+            mended = _float8_scientific(part.get_column(c).gather(where))
+            lines = lines.with_columns(lines.get_column(c).scatter(where, mended))
+        out = io.BytesIO()
+        lines.write_csv(out, include_header=False, quote_style="necessary", null_value="")
+        yield out.getbuffer()
 
 
 def _quoted(value: str, single: bool) -> str:
@@ -314,24 +321,23 @@ def _quoted(value: str, single: bool) -> str:
     return value
 
 
-def _boolean(s: pl.Series) -> pl.Series:
-    return s.to_frame().select(pl.when(pl.col(s.name)).then(pl.lit("t")).when(~pl.col(s.name)).then(pl.lit("f"))
-                               .alias(s.name)).to_series()
+def _text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The column as polars must be given it to write PostgreSQL's text."""
+    column = pl.col(name)
+    if dtype == pl.Boolean:
+        return pl.when(column).then(pl.lit("t")).when(~column).then(pl.lit("f")).alias(name)
+    if dtype == pl.Float64:
+        # float8out with extra_float_digits = 1 (the default since PostgreSQL 12): the shortest
+        # digits that read back as the same double, which polars prints too; plain when the
+        # decimal exponent is in -4..14, as polars writes them but for the ".0" of whole numbers.
+        return column.cast(pl.String).str.strip_suffix(".0")
+    return column
 
 
-def _float8(s: pl.Series) -> pl.Series:
-    """float8out with extra_float_digits = 1 (the default since PostgreSQL 12): the shortest
-    digits that read back as the same double, which polars prints too; plain when the decimal
-    exponent is in -4..14 (polars writes these plainly, with a ".0" on whole numbers), else
-    d.ddde+XX (polars' choice differs there, so those few are laid out again)."""
-    size = s.abs()
-    plain = (size >= 1e-4) & (size < 1e15)  # false for 0, NaN and the infinities
-    text = s.cast(pl.String).str.strip_suffix(".0")
-    rest = (s.is_not_null() & ~plain).fill_null(False)
-    if rest.any():
-        where = rest.arg_true()
-        text = text.scatter(where, _float8_scientific(s.gather(where)))
-    return text
+def _odd(name: str) -> pl.Expr:
+    """Doubles outside the plain range (1e-4 <= |x| < 1e15), zero aside: NaN and the infinities too."""
+    size = pl.col(name).abs()
+    return (~((size >= 1e-4) & (size < 1e15)) & (pl.col(name) != 0)).fill_null(False)
 
 
 def _float8_scientific(s: pl.Series) -> pl.Series:
@@ -356,13 +362,5 @@ def _float8_scientific(s: pl.Series) -> pl.Series:
         .otherwise(number)).to_series()
 
 
-_NATIVE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # polars writes these as PostgreSQL does
-_UNSUPPORTED = object()
-
-
-def _formatter(dtype: pl.DataType):
-    """A function to PostgreSQL's text for the column, None where polars writes it the same
-    way, _UNSUPPORTED where neither can."""
-    if dtype in _NATIVE:
-        return None
-    return {pl.Float64: _float8, pl.Boolean: _boolean}.get(dtype, _UNSUPPORTED)
+# Polars writes these as PostgreSQL does; doubles and booleans once _text has turned them into text.
+_WRITABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String, pl.Float64, pl.Boolean)
