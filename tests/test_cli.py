@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -71,3 +73,21 @@ def test_names_and_values_that_look_like_markup_are_shown_as_they_are(tmp_path, 
     assert "[red]broken[/].csv" in shown
     rejects = cli("rejects", "list", "-p", project).output
     assert "[a-z]" in rejects  # Rich would have taken it for a style tag and dropped it
+
+
+def test_the_chute_command_ends_with_its_status_and_all_its_output(stocks, db_url, tmp_path):
+    """The console script (cli.entry) skips the interpreter's teardown with os._exit: the exit
+    status and every line written must still come out, through a pipe too."""
+    def chute(*args):
+        return subprocess.run([sys.executable, "-m", "chute.cli", *map(str, args)], capture_output=True, text=True,
+                              timeout=300)
+
+    loaded = chute("run", "-p", stocks, "--db", db_url, "--json")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["files_loaded"] == TOP_FILES
+    status = chute("status", "-p", stocks, "--db", db_url, "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["files"] == {"loaded": TOP_FILES}
+    missing = chute("status", "-p", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "no chute.toml" in missing.stderr
+    unknown = chute("bogus")
+    assert unknown.returncode == 2 and "No such command 'bogus'" in unknown.stderr
