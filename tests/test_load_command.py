@@ -118,3 +118,24 @@ def test_merge_into_empty_table_referenced_by_a_foreign_key(tmp_path, cli, query
     cli("load", tmp_path / "parent.csv", "--into", "parent", "--mode", "merge", "--primary-key", "id")
     assert query(PK_OF, ("parent",)) == [("parent_pkey", "PRIMARY KEY (id)")]
     assert query("SELECT count(*) FROM parent") == [(2,)]
+
+
+def test_an_append_into_an_empty_table_skips_the_wal_and_keeps_its_primary_key(tmp_path, cli, query, db_url):
+    """The first rows of an empty table are COPYed into it truncated in the same transaction,
+    which (wal_level=minimal, as the embedded cluster runs) writes them without the WAL; its
+    primary key is dropped meanwhile and built again at commit."""
+    def rows(start):  # ~6 MB of table: past wal_skip_threshold (2 MB), under which the rows are logged anyway
+        return "id,v,name\n" + "".join(f"{i},{i * 1.5},name-{i}\n" for i in range(start, start + 100_000))
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, v float8, name text)")
+    wal = []
+    for n, start in enumerate([0, 100_000]):
+        before = query("SELECT pg_current_wal_lsn()")[0][0]
+        cli("load", write(tmp_path / f"{n}.csv", rows(start)), "--into", "t")
+        wal.append(query("SELECT pg_current_wal_lsn() - %s::pg_lsn", (before,))[0][0])
+    assert wal[0] * 5 < wal[1]  # the second load, into rows already there, goes through the WAL
+    assert query("SELECT count(*), count(DISTINCT id) FROM t")[0] == (200_000, 200_000)
+    assert query("SELECT conname FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'") == [("t_pkey",)]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        query("INSERT INTO t VALUES (5, 0, 'again')")

@@ -32,7 +32,7 @@ _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
 # Collations (and database locales) that order text by code point, as polars sorts it.
 _CODE_POINT_ORDER = ["C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"]
 _SORTABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # key types polars orders as PostgreSQL
-SLICE_ROWS = 262_144  # rows formatted at a time: bounds the memory of the text
+SLICE_ROWS = 131_072  # rows formatted at a time: bounds the memory of the text
 
 
 class Kept:

@@ -3,9 +3,9 @@ rows and the run's counters, in ONE transaction on the load connection (postgres
 
 Rows reach PostgreSQL by binary COPY from Arrow (db/copy.py). `append` and `replace` copy straight into
 the target; `merge` copies into an index-free temporary table, then upserts by primary key.
-A merge into an EMPTY table is a plain COPY: the table is locked and truncated (on a cluster
-with wal_level=minimal the COPY then skips the WAL), its primary key index is dropped and
-built again at commit, which costs half the server time of maintaining it row by row.
+A merge or append into an EMPTY table is a plain COPY: the table is locked and truncated (on a
+cluster with wal_level=minimal the COPY then skips the WAL), its primary key index is dropped
+and built again at commit, which costs half the server time of maintaining it row by row.
 Nothing is visible to anyone until commit, so a crash at any point leaves no partial load.
 """
 
@@ -45,8 +45,8 @@ class LoadUnit:
         # Per merge target, a hash of every staged key; None: too many to keep, repeats assumed.
         self.key_hashes: dict[str, list[pl.Series] | None] = {}
         self.allow_direct = allow_direct
-        self.direct: dict[str, bool] = {}  # merge targets loaded by plain COPY (they were empty)
-        self.rebuild: dict[str, tuple[Target, str]] = {}  # primary keys to build again at commit
+        self.direct: dict[str, bool] = {}  # merge and append targets that were empty: COPY straight in
+        self.rebuild: dict[str, tuple[Target, list[str]]] = {}  # primary keys (name, definition) to build at commit
         self.seq = 0
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
@@ -73,6 +73,8 @@ class LoadUnit:
                 if target.mode == "replace" and not target.truncated:
                     self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
                     target.truncated = True  # reset by the runner if this unit rolls back
+                elif target.mode == "append" and target.table not in self.direct:
+                    self.direct[target.table] = self.allow_direct and self._take_if_empty(target)
                 copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
@@ -110,39 +112,40 @@ class LoadUnit:
             self.rejects += records.num_rows
 
     def _direct(self, target: Target, frame: pl.DataFrame) -> bool:
-        """Whether this unit may COPY merge rows straight into the target (decided at its first rows).
+        """Whether this unit may COPY merge rows straight into the target (decided at its first
+        rows): the table is empty, and these rows repeat no key."""
+        if target.table not in self.direct:
+            self.direct[target.table] = self.allow_direct and target.table not in self.staged \
+                and not frame.select(target.primary_key).is_duplicated().any() and self._take_if_empty(target)
+        return self.direct[target.table]
+
+    def _take_if_empty(self, target: Target) -> bool:
+        """Whether the table is empty; if so it is truncated in this transaction, so that (with
+        wal_level=minimal) the rows COPYed into it skip the WAL, and its primary key is dropped
+        and built again at commit, which costs half the server time of maintaining it row by
+        row. Neither when a foreign key refers to the table (TRUNCATE is refused then).
 
         The table is locked first, so no other writer can add rows between the check that it
         is empty and the commit.
         """
-        if target.table not in self.direct:
-            empty = False
-            if self.allow_direct and target.table not in self.staged \
-                    and not frame.select(target.primary_key).is_duplicated().any():
-                table = qualified(target.schema, target.table)
-                self._exec(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
-                self._exec(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table))
-                empty = bool(self.cur.fetchone()[0])
-                if empty:
-                    self._drop_primary_key(target)
-            self.direct[target.table] = empty
-        return self.direct[target.table]
-
-    def _drop_primary_key(self, target: Target) -> None:
-        """Truncate the (empty) table and drop its primary key until commit, unless a foreign
-        key refers to it (then neither is allowed)."""
+        table = qualified(target.schema, target.table)
+        self._exec(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+        self._exec(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table))
+        if not self.cur.fetchone()[0]:
+            return False
         self.cur.execute(
-            "SELECT c.conname, NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' "
-            "AND f.confrelid = c.conrelid) FROM pg_constraint c WHERE c.contype = 'p' "
-            "AND c.conrelid = (SELECT oid FROM pg_class WHERE relname = $1 "
-            "AND relnamespace = $2::regnamespace)", (target.table, target.schema))
-        found = self.cur.fetchone()
-        if found and found[1]:
-            name = found[0]
-            self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
-            self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                qualified(target.schema, target.table), sql.Identifier(name)))
-            self.rebuild[target.table] = (target, name)
+            "SELECT (SELECT array[p.conname::text, pg_get_constraintdef(p.oid)] FROM pg_constraint p"
+            "        WHERE p.contype = 'p' AND p.conrelid = c.oid),"
+            " NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
+            " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
+            (target.schema, target.table))
+        primary_key, free = self.cur.fetchone()
+        if free:
+            self._exec(sql.SQL("TRUNCATE {}").format(table))
+            if primary_key:  # its own definition: `chute load` into a table declares no key
+                self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(primary_key[0])))
+                self.rebuild[target.table] = (target, primary_key)
+        return True
 
     def _build_primary_keys(self) -> None:
         """A repeated key fails here like a COPY into the indexed table would (23505)."""
@@ -150,9 +153,9 @@ class LoadUnit:
             # Deferred foreign-key checks of the rows written so far must run before an ALTER.
             self._exec(sql.SQL("SET CONSTRAINTS ALL IMMEDIATE"))
             self._exec(sql.SQL("SET LOCAL maintenance_work_mem = '256MB'"))
-        for target, name in self.rebuild.values():
-            self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                qualified(target.schema, target.table), sql.Identifier(name), _list(target.primary_key)))
+        for target, (name, definition) in self.rebuild.values():
+            self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(definition)))
 
     def commit(self, files: list[dict], extra: list[tuple[str, tuple]] = ()) -> None:
         """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
