@@ -342,7 +342,7 @@ def _odd(name: str) -> pl.Expr:
 
 
 def _float8_scientific(s: pl.Series) -> pl.Series:
-    """float8out of values outside the plain range: d.ddde+XX, 0, -0, NaN, +-Infinity."""
+    """float8out of the values _odd picks: d.ddde+XX, NaN, +-Infinity."""
     v, text = pl.col("v"), pl.col("v").cast(pl.String)
     parts = text.str.extract_groups(r"^-?(\d+)(?:\.(\d*))?(?:e([+-]?\d+))?$")  # polars: plain or d.dde-7
     whole = parts.struct[0]
@@ -359,7 +359,6 @@ def _float8_scientific(s: pl.Series) -> pl.Series:
         pl.when(v.is_nan()).then(pl.lit("NaN"))
         .when(v == float("inf")).then(pl.lit("Infinity"))
         .when(v == float("-inf")).then(pl.lit("-Infinity"))
-        .when(v == 0).then(pl.when(text.str.starts_with("-")).then(pl.lit("-0")).otherwise(pl.lit("0")))
         .otherwise(number)).to_series()
 
 

@@ -91,8 +91,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
             raise ReadError("the file is empty")
         _reject_binary(head, source.encoding)
         blocks = _text_blocks(stream, head, min(block_bytes, READ_BLOCK), source)
-        names = list(source.columns) if not source.header and source.columns else None
-        types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+        names, types = _declared(source)
         rows = lines = 0  # records and lines in the blocks before this one
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, block in enumerate(blocks):
@@ -174,14 +173,18 @@ def _parse_together(header: bytes, datas: list[bytes], source: Source) -> pl.Dat
     """The files' rows, parsed as one text in one call (on one core: it runs while the rows
     before are being loaded); None if that text does not parse."""
     text = b"".join([header] + [memoryview(d)[len(header):] for d in datas])
-    names = list(source.columns) if not source.header and source.columns else None
-    types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
     try:
-        table = _parse(memoryview(text), source, names, types, threads=False)
+        table = _parse(memoryview(text), source, *_declared(source), threads=False)
         _reject_undecodable(table, source)
     except ReadError:
         return None
     return pl.from_arrow(table)
+
+
+def _declared(source: Source) -> tuple[list[str] | None, dict]:
+    """The column names a header-less file is given, and the arrow types of the declared columns."""
+    names = list(source.columns) if not source.header and source.columns else None
+    return names, {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
 
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
