@@ -82,11 +82,12 @@ class Kept:
         it holds exactly these). None when there are none, or polars cannot order them as
         PostgreSQL does."""
         frames = self.frames.get(table) if self.xids else None
+        usable = bool(frames) and _sortable(frames, key)
         writer = self.writers.pop(table, None)
-        if writer and not (frames and _sortable(frames, key) and (writer.key, writer.path) == (key, path)):
+        if writer and not (usable and (writer.key, writer.path) == (key, path)):
             writer.cancel()
             writer = None
-        if not frames or not _sortable(frames, key):
+        if not usable:
             return None
         writer = writer or _Writing(key, path)
         writer.finish(frames)
@@ -124,7 +125,7 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK, pipeline))
             if writing is not None:
-                # The server checks that these are the table's rows while the client writes them.
+                # The server checks that these are the table's rows (the client may still be writing them).
                 if _table_holds(conn, schema, table, writing.columns, writing.height, kept.xids) \
                         and writing.done.result():
                     writing.partial.replace(path)  # readers never see a half-written file

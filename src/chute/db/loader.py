@@ -32,6 +32,10 @@ SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wi
 # instead of updating rows one by one (LoadUnit._rewrite); smaller merges update in place.
 REWRITE_SHARE = 0.2
 REWRITE_MIN = 50_000
+# A table's primary key as [name, definition] (from `c`, its pg_class row): dropped for a
+# bulk write and built again at commit from its own definition.
+_PRIMARY_KEY = ("(SELECT array[p.conname::text, pg_get_constraintdef(p.oid)] FROM pg_constraint p"
+                " WHERE p.contype = 'p' AND p.conrelid = c.oid)")
 TRACKED_KEYS = 20_000_000  # staged rows per merge target whose keys LoadUnit._track_keys hashes
 
 
@@ -134,18 +138,23 @@ class LoadUnit:
         if not self.cur.fetchone()[0]:
             return False
         self.cur.execute(
-            "SELECT (SELECT array[p.conname::text, pg_get_constraintdef(p.oid)] FROM pg_constraint p"
-            "        WHERE p.contype = 'p' AND p.conrelid = c.oid),"
+            f"SELECT {_PRIMARY_KEY},"
             " NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
             " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
             (target.schema, target.table))
         primary_key, free = self.cur.fetchone()
         if free:
             self._exec(sql.SQL("TRUNCATE {}").format(table))
-            if primary_key:  # its own definition: `chute load` into a table declares no key
-                self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(primary_key[0])))
-                self.rebuild[target.table] = (target, primary_key)
+            if primary_key:
+                self._drop_primary_key(target, primary_key)
         return True
+
+    def _drop_primary_key(self, target: Target, primary_key: list[str]) -> None:
+        """Drop the key ([name, definition]) until commit, where _build_primary_keys builds it
+        again from its own definition (`chute load` into a keyed table declares no key)."""
+        self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            qualified(target.schema, target.table), sql.Identifier(primary_key[0])))
+        self.rebuild[target.table] = (target, primary_key)
 
     def _build_primary_keys(self) -> None:
         """A repeated key fails here like a COPY into the indexed table would (23505)."""
@@ -161,9 +170,9 @@ class LoadUnit:
         """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
         `extra` statements ($n parameters), commit."""
         try:
-            self._build_primary_keys()
             for target in self.staged.values():
                 self._merge(target)
+            self._build_primary_keys()
             self._exec(sql.SQL("DROP TABLE IF EXISTS chute_stage_files"))
             self._stage("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA))
             self.cur.execute(ledger.COMMIT_FILES_SQL)
@@ -224,8 +233,8 @@ class LoadUnit:
         for statement in merge_statements(into, stage, list(target.columns), target.primary_key):
             self._exec(statement)
 
-    def _rewrite_instead(self, target: Target) -> str | None:
-        """The primary key's name when rewriting the table beats updating it row by row: the
+    def _rewrite_instead(self, target: Target) -> list[str] | None:
+        """The primary key ([name, definition]) when rewriting the table beats updating it row by row: the
         stage holds at least REWRITE_SHARE of the table's rows (and REWRITE_MIN rows), the
         table has exactly the declared columns, no trigger, and no foreign key refers to it."""
         staged = self.staged_rows.get(target.table, 0)
@@ -236,7 +245,7 @@ class LoadUnit:
             " (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
             " EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
             " OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),"
-            " (SELECT p.conname FROM pg_constraint p WHERE p.contype = 'p' AND p.conrelid = c.oid)"
+            f" {_PRIMARY_KEY}"
             " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
             (target.schema, target.table))
         rows, columns, tied, primary_key = self.cur.fetchone()
@@ -244,7 +253,7 @@ class LoadUnit:
             return None
         return primary_key
 
-    def _rewrite(self, target: Target, into: sql.Composable, stage: sql.Identifier, primary_key: str) -> None:
+    def _rewrite(self, target: Target, into: sql.Composable, stage: sql.Identifier, primary_key: list[str]) -> None:
         """Upsert by rewriting: the table's rows whose key is not staged join the staged rows
         in the stage, and they all go back into the emptied table, whose primary key is built
         again. The truncated table is new to this transaction, so (with wal_level=minimal) the
@@ -258,11 +267,8 @@ class LoadUnit:
         self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} s WHERE {})")
                    .format(stage, cols, cols, into, stage, match))
         self._exec(sql.SQL("TRUNCATE {}").format(into))
-        self._exec(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(into, sql.Identifier(primary_key)))
+        self._drop_primary_key(target, primary_key)
         self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
-        self._exec(sql.SQL("SET LOCAL maintenance_work_mem = '256MB'"))
-        self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-            into, sql.Identifier(primary_key), _list(target.primary_key)))
 
     def _drop_stages(self) -> None:
         for target in self.staged.values():
