@@ -68,6 +68,24 @@ def test_rows_are_written_as_postgresql_writes_them(db_url):
     assert ours == theirs
 
 
+def test_slices_with_and_without_text_to_quote_are_written_as_postgresql_writes_them(db_url, monkeypatch):
+    """Slices whose text needs no quotes are written without quoting; one empty string, comma,
+    quote or line break anywhere in a slice must still be quoted."""
+    import chute.export
+
+    monkeypatch.setattr(chute.export, "SLICE_ROWS", 10)
+    plain = ["aapl", "msft", "x y", "brk.b"]
+    awkward = ["", "a,b", 'say "hi"', "line\nbreak", "cr\rx"]
+    texts = [plain[i % 4] for i in range(100)]
+    for slice_, value in zip((1, 3, 5, 7, 9), awkward):
+        texts[slice_ * 10 + 4] = value  # one in every other slice
+    rows = pl.DataFrame({"id": range(100), "f": [i / 4 for i in range(100)], "s": texts})
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TEMPORARY TABLE t (id bigint, f float8, s text)")
+        copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
+        assert b"".join(postgres_csv(rows)) == server_csv(conn, "SELECT * FROM t ORDER BY id")
+
+
 def test_what_postgresql_writes_otherwise_is_left_to_the_server():
     assert postgres_csv_unsupported(pl.DataFrame({"f": [1.0, 2.0 ** 53]})) == ["f"]  # Ryu may print a digit more
     days_to_year_10000 = (datetime.date(9999, 12, 31) - datetime.date(1970, 1, 1)).days + 1
