@@ -139,3 +139,33 @@ def test_an_append_into_an_empty_table_skips_the_wal_and_keeps_its_primary_key(t
     assert query("SELECT conname FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'") == [("t_pkey",)]
     with pytest.raises(psycopg.errors.UniqueViolation):
         query("INSERT INTO t VALUES (5, 0, 'again')")
+
+
+def test_the_rows_of_an_empty_table_are_written_frozen(tmp_path, cli, query, db_url):
+    """Rows COPYed into a table the same transaction truncated are frozen (COPY FREEZE): their
+    pages are all-visible and all-frozen at commit, with no VACUUM, so the first reader sets no
+    hint bits. Rows added to a table that already holds some are written as usual."""
+    def rows(start):
+        return "id,name\n" + "".join(f"{i},name-{i}\n" for i in range(start, start + 20_000))
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_visibility")
+    frozen = ("SELECT all_visible, all_frozen, pg_relation_size('t') / current_setting('block_size')::int"
+              " FROM pg_visibility_map_summary('t')")
+    cli("load", write(tmp_path / "0.csv", rows(0)), "--into", "t")
+    visible, all_frozen, pages = query(frozen)[0]
+    assert pages > 10 and visible == all_frozen == pages
+    cli("load", write(tmp_path / "1.csv", rows(20_000)), "--into", "t")
+    visible, all_frozen, pages = query(frozen)[0]
+    assert all_frozen < pages  # the second load's pages
+    assert query("SELECT count(*) FROM t")[0][0] == 40_000
+
+
+def test_a_first_load_under_repeatable_read_is_not_frozen_and_succeeds(tmp_path, cli, query, db_url):
+    """PostgreSQL refuses COPY FREEZE in a repeatable read transaction: there the rows are copied as usual."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_visibility")
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET default_transaction_isolation = 'repeatable read'")
+    cli("load", write(tmp_path / "0.csv", "id\n" + "".join(f"{i}\n" for i in range(20_000))), "--into", "t")
+    assert query("SELECT count(*) FROM t")[0][0] == 20_000
+    assert query("SELECT all_frozen FROM pg_visibility_map_summary('t')")[0][0] == 0

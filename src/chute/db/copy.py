@@ -19,12 +19,14 @@ from psycopg import Cursor, sql
 COPY_BATCH_ROWS = 65_536
 
 
-def copy_arrow(cur: Cursor, into: sql.Composable, data: pa.Table) -> None:
-    """COPY the rows of `data` into table `into`, by column name."""
+def copy_arrow(cur: Cursor, into: sql.Composable, data: pa.Table, freeze: bool = False) -> None:
+    """COPY the rows of `data` into table `into`, by column name. `freeze`: the rows are
+    written frozen (the table must be new or truncated in this transaction, see LoadUnit)."""
     data = _encodable(data)
     encoder = ArrowToPostgresBinaryEncoder(data.schema)
     columns = sql.SQL(", ").join(map(sql.Identifier, data.column_names))
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(into, columns)) as copy:
+    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN ({})").format(into, columns, options)) as copy:
         copy.write(encoder.write_header())
         for batch in data.to_batches(max_chunksize=COPY_BATCH_ROWS):
             copy.write(encoder.write_batch(batch))

@@ -51,6 +51,7 @@ class LoadUnit:
         self.allow_direct = allow_direct
         self.direct: dict[str, bool] = {}  # merge and append targets that were empty: COPY straight in
         self.rebuild: dict[str, tuple[Target, list[str]]] = {}  # primary keys (name, definition) to build at commit
+        self.frozen: set[str] = set()  # tables this transaction truncated: their rows are COPYed FREEZE (_truncate)
         self.seq = 0
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
@@ -65,7 +66,7 @@ class LoadUnit:
             if target.mode == "merge" and self._direct(target, frame):
                 # An empty table has nothing to merge with: COPY straight in (its primary key
                 # still refuses duplicates; the runner then retries the unit through the stage).
-                copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
+                self._copy(target, frame)
             elif target.mode == "merge":
                 self._track_keys(target, frame)
                 frame = frame.with_columns(row_numbers(SEQ, self.seq, frame.height))
@@ -75,11 +76,11 @@ class LoadUnit:
                 self.staged_rows[target.table] = self.staged_rows.get(target.table, 0) + frame.height
             else:
                 if target.mode == "replace" and not target.truncated:
-                    self._exec(sql.SQL("TRUNCATE {}").format(qualified(target.schema, target.table)))
+                    self._truncate(target)
                     target.truncated = True  # reset by the runner if this unit rolls back
                 elif target.mode == "append" and target.table not in self.direct:
                     self.direct[target.table] = self.allow_direct and self._take_if_empty(target)
-                copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow())
+                self._copy(target, frame)
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
@@ -144,10 +145,28 @@ class LoadUnit:
             (target.schema, target.table))
         primary_key, free = self.cur.fetchone()
         if free:
-            self._exec(sql.SQL("TRUNCATE {}").format(table))
+            self._truncate(target)
             if primary_key:
                 self._drop_primary_key(target, primary_key)
         return True
+
+    def _truncate(self, target: Target) -> None:
+        """Empty the table in this transaction. Rows COPYed into it afterwards are written
+        frozen: nobody can see the table until commit, and this way the first reader does not
+        set a hint bit on every row (rewriting all of its pages) and VACUUM need not freeze
+        them later. Not under repeatable read (PostgreSQL refuses FREEZE there), nor for a
+        partitioned table."""
+        table = qualified(target.schema, target.table)
+        self._exec(sql.SQL("TRUNCATE {}").format(table))
+        self.cur.execute("SELECT relkind = 'r' AND current_setting('transaction_isolation') = 'read committed'"
+                         " FROM pg_class WHERE oid = format('%I.%I', $1::text, $2::text)::regclass",
+                         (target.schema, target.table))
+        if self.cur.fetchone()[0]:
+            self.frozen.add(target.table)
+
+    def _copy(self, target: Target, frame: pl.DataFrame) -> None:
+        copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow(),
+                   freeze=target.table in self.frozen)
 
     def _drop_primary_key(self, target: Target, primary_key: list[str]) -> None:
         """Drop the key ([name, definition]) until commit, where _build_primary_keys builds it
