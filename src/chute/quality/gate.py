@@ -159,7 +159,9 @@ class Gate:
             if only_file is not None and total:
                 into[only_file] = into.get(only_file, 0) + total
             return
-        for name, n in files.value_counts().iter_rows():
+        # A file's rows come together: counting runs first hashes ~1,000 names, not 2 M rows.
+        runs = files.rle().struct.unnest()
+        for name, n in runs.group_by("value").agg(pl.col("len").sum()).iter_rows():
             if name is not None:
                 into[name] = into.get(name, 0) + n
 
