@@ -1,13 +1,14 @@
 """Start-up stays light: the CLI, config parsing and a run with nothing to load import no
 pyarrow, numpy, pgpq, SQLAlchemy or httpx (together they were a third of a no-op run's time;
-benchmarks/bench_noop.py measures it). The loading code imports them where it loads."""
+benchmarks/bench_noop.py measures it). The loading code imports them where it loads. rich
+comes in only when something is shown to a person: `--json` output never needs it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("pyarrow", "numpy", "pgpq", "sqlalchemy", "httpx", "boto3", "fastapi")
+HEAVY = ("pyarrow", "numpy", "pgpq", "sqlalchemy", "httpx", "boto3", "fastapi", "rich")
 
 
 def _imported_after(code: str) -> list[str]:

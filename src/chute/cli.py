@@ -21,29 +21,10 @@ gc.set_threshold(100_000, 50, 100)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-from rich.text import Text
 
 from . import __version__
+from .console import data_table, err, escape, out
 from .errors import ChuteError, RunInProgress
-
-out = Console()
-err = Console(stderr=True)
-
-
-class _DataTable(RichTable):
-    def add_row(self, *cells, **kwargs) -> None:
-        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
-
-
-def data_table(*columns: str) -> RichTable:
-    """A table of data: cells are shown as they are (a file named '[x].csv' or a regex such as
-    '^[a-z]+$' is not Rich markup)."""
-    return _DataTable(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
 
 EXIT_FILES_FAILED = 1
 EXIT_ERROR = 2
@@ -152,9 +133,11 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
 def _with_progress(work, quiet: bool):
     if quiet or not err.is_terminal:
         return work(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("[bold]loading"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err.made(), transient=True) as bar:
         task = bar.add_task("run", total=None, rows=0)
 
         def progress(done: int, total: int, rows: int) -> None:

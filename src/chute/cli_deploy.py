@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 # Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
-out = Console()
-err = Console(stderr=True)
+from .console import err, out
 EXIT_CHECKS_FAILED = 1
 
 

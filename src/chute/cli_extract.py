@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
-from .cli import data_table, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
+from .cli import data_table, escape, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
 
 
 @click.command("extract")

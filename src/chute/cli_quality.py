@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
-from .cli import data_table, _emit_json, db_option, json_option, main, out, project_option
+from .cli import data_table, escape, _emit_json, db_option, json_option, main, out, project_option
 
 _filters = [
     click.option("--file", "file", metavar="NAME", help="Only rejects of this file (its name in the landing zone)."),
