@@ -151,10 +151,14 @@ def _partial(path: Path, writer: int = 0) -> Path:
 def _write(path: Path, chunks, stop: threading.Event | None = None) -> bool:
     """Write the chunks to `path`; False if `stop` was set before the last one."""
     with path.open("wb") as out:
-        for chunk in chunks:
-            if stop is not None and stop.is_set():
-                return False
-            out.write(chunk)
+        return _write_to(out, chunks, stop)
+
+
+def _write_to(out, chunks, stop: threading.Event | None = None) -> bool:
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            return False
+        out.write(chunk)
     return True
 
 
@@ -246,11 +250,7 @@ class _Writing:
         chunks = postgres_csv(frame)
         if out.tell():
             next(chunks)  # the header is written once
-        for chunk in chunks:
-            if self.stop.is_set():
-                return None
-            out.write(chunk)
-        return last
+        return last if _write_to(out, chunks, self.stop) else None
 
 
 def _table_holds(conn: psycopg.Connection, schema: str, table: str, columns: list[str], height: int,

@@ -36,6 +36,8 @@ REWRITE_MIN = 50_000
 # bulk write and built again at commit from its own definition.
 _PRIMARY_KEY = ("(SELECT array[p.conname::text, pg_get_constraintdef(p.oid)] FROM pg_constraint p"
                 " WHERE p.contype = 'p' AND p.conrelid = c.oid)")
+# The target's pg_class row as `c` (its schema and name as $1, $2).
+_CLASS = " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass"
 TRACKED_KEYS = 20_000_000  # staged rows per merge target whose keys LoadUnit._track_keys hashes
 
 
@@ -140,8 +142,7 @@ class LoadUnit:
             return False
         self.cur.execute(
             f"SELECT {_PRIMARY_KEY},"
-            " NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
-            " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
+            " NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)" + _CLASS,
             (target.schema, target.table))
         primary_key, free = self.cur.fetchone()
         if free:
@@ -158,9 +159,8 @@ class LoadUnit:
         partitioned table."""
         table = qualified(target.schema, target.table)
         self._exec(sql.SQL("TRUNCATE {}").format(table))
-        self.cur.execute("SELECT relkind = 'r' AND current_setting('transaction_isolation') = 'read committed'"
-                         " FROM pg_class WHERE oid = format('%I.%I', $1::text, $2::text)::regclass",
-                         (target.schema, target.table))
+        self.cur.execute("SELECT c.relkind = 'r' AND current_setting('transaction_isolation') = 'read committed'"
+                         + _CLASS, (target.schema, target.table))
         if self.cur.fetchone()[0]:
             self.frozen.add(target.table)
 
@@ -264,8 +264,7 @@ class LoadUnit:
             " (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
             " EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid)"
             " OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),"
-            f" {_PRIMARY_KEY}"
-            " FROM pg_class c WHERE c.oid = format('%I.%I', $1::text, $2::text)::regclass",
+            f" {_PRIMARY_KEY}" + _CLASS,
             (target.schema, target.table))
         rows, columns, tied, primary_key = self.cur.fetchone()
         if tied or not primary_key or columns != len(target.columns) or not 0 < rows <= staged / REWRITE_SHARE:
