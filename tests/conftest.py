@@ -32,6 +32,8 @@ def clusters_dir():
     folder.chmod(0o755)
     os.environ["CHUTE_CLUSTERS_DIR"] = str(folder)
     yield folder
+    for cluster in folder.iterdir():  # a server a test left running would outlive its removed folder
+        EmbeddedPostgres(cluster).stop()
     shutil.rmtree(folder, ignore_errors=True)
 
 

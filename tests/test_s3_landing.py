@@ -129,7 +129,7 @@ def test_marker_mode_takes_a_batch_only_after_its_marker(tmp_path, aws, s3_bucke
     assert sorted(r[0] for r in query("SELECT id FROM rows")) == [1, 2, 3]
 
 
-def test_run_log_written_in_the_project_and_the_bucket(s3_stocks, s3_bucket, aws, cli):
+def test_run_log_written_in_the_project_and_the_bucket(s3_stocks, s3_bucket, aws, cli, db_url):
     summary = json.loads(cli("run", "-p", s3_stocks, "--json").output)
     run_id = summary["run_id"]
     local = json.loads((s3_stocks / "logs" / f"run-{run_id}.json").read_text())
@@ -142,7 +142,7 @@ def test_run_log_written_in_the_project_and_the_bucket(s3_stocks, s3_bucket, aws
     assert json.loads(cli("run", "-p", s3_stocks, "--json").output)["files_loaded"] == 0
 
 
-def test_missing_bucket_is_a_clear_error(stocks, aws, cli):
+def test_missing_bucket_is_a_clear_error(stocks, aws, cli, db_url):
     use_landing(stocks, "s3://no-such-bucket/x")
     result = cli("run", "-p", stocks, "--json", expect=None)
     assert result.exit_code != 0

@@ -88,7 +88,7 @@ def test_bad_workbook_fails_with_the_rule_it_breaks(tmp_path, cli, query, damage
     assert summary["files_loaded"] == 1  # the good workbook still loads
 
 
-def test_missing_sheet_and_non_workbook_are_read_errors(tmp_path, cli):
+def test_missing_sheet_and_non_workbook_are_read_errors(tmp_path, cli, db_url):
     folder = tmp_path / "wf"
     create_project(folder, "workforce", files=0)
     wb = openpyxl.Workbook()
