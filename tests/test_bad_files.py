@@ -20,6 +20,10 @@ BAD = {
     "binary.us.txt": (bytes(range(256)) * 20, "binary data"),
     "notcsv.us.txt": (b'{"json": "document", "not": ["a", "csv"]}\n{"a": 1}\n', None),
     "badvalue.us.txt": ((HEADER + "2017-01-02,abc,2,1,1.5,10,0\n").encode(), "column 'Open'"),
+    "unclosed.us.txt": ((HEADER + '2017-01-02,1,2,1,1.5,10,"0\n2017-01-03,1,2,1,1.5,10,0\n').encode(),
+                        "a quoted field is never closed: line 2"),
+    "twice.us.txt": ((HEADER.replace("High", "Open") + "2017-01-02,1,2,1,1.5,10,0\n").encode(),
+                     "the header names column 'Open' twice (columns 2 and 3)"),
 }
 
 

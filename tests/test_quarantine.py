@@ -47,6 +47,16 @@ def test_an_unclosed_quote_is_one_reject_not_a_failed_file(trades, cli, query):
     assert line == 3 and "unclosed quote" in reason
 
 
+def test_a_quote_left_open_in_the_last_field_is_a_reject_not_the_rest_of_the_file(trades, cli, query):
+    # The record has its six fields, so nothing looks ragged: the quote runs to the end of the file.
+    land(trades, "open.csv", '1,2024-01-02,ABC,buy,1,a\n2,2024-01-02,ABC,buy,1,"b\n3,2024-01-02,ABC,buy,1,c\n')
+    summary = json.loads(cli("run", "-p", trades, "--json").output)
+    assert summary["files_with_rejects"] == 1 and summary["rows_rejected"] == 1
+    assert query("SELECT id FROM trades") == [(1,)]
+    [(line, reason)] = query("SELECT line_number, reason FROM chute.rejects")
+    assert line == 3 and reason.startswith("unclosed quote: the quote opened in the record on line 3 is never closed")
+
+
 def test_pii_is_masked_everywhere_in_quarantine(trades, cli, query):
     body = "".join(f"{i},2024-01-02,ABC,hold,1,{name}\n" for i, name in enumerate(PERSONS, 1))
     land(trades, "pii.csv", body + "9,2024-01-02,ABC\n")

@@ -94,11 +94,13 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         names, types = _declared(source)
         rows = lines = 0  # records and lines in the blocks before this one
         previous = None  # its lines are counted only once another block follows (most files are one block)
-        for i, block in enumerate(blocks):
+        for i, (block, last) in enumerate(blocks):
             if rejects is not None and previous is not None:
                 lines += previous.obj.count(b"\n", 0, previous.nbytes)
             previous = block
             try:
+                if last:
+                    _check_quotes_closed(block, source, whole_file=i == 0)
                 table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
@@ -212,13 +214,29 @@ def _parse(block: memoryview, source: Source, names: list[str] | None, types: di
         quoted_strings_can_be_null=False,
     )
     try:
-        return pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
+        table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ReadError(explain(str(exc), source, names or _column_names(bytes(block[:65536]), source))) from None
+    if names is None and source.header:
+        _check_header(table.column_names)
+    return table
 
 
-def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[memoryview]:
-    """UTF-8 text in blocks of about `size` bytes, each ending at a record boundary.
+def _check_header(names: list[str]) -> None:
+    """A header naming a column twice: which of the two would a pipeline or a table mean?
+    (Empty names are left to polars, which calls them column_0, column_1, ... as pandas'
+    unnamed index column needs.)"""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        if name and name in seen:
+            raise ReadError(f"the header names column {name!r} twice (columns {seen[name]} and {i}); "
+                            "rename one, or set [source] header = false and declare the columns")
+        seen.setdefault(name, i)
+
+
+def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[tuple[memoryview, bool]]:
+    """UTF-8 text in blocks of about `size` bytes, each ending at a record boundary, and
+    whether it is the last.
 
     A newline ends a record unless it is inside quotes; quotes are balanced at a boundary
     (a doubled quote inside a quoted field counts twice), so counting them tells which
@@ -241,12 +259,38 @@ def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[mem
         if end < 0:
             carry = buf
         else:
-            yield memoryview(buf)[:end + 1]
+            yield memoryview(buf)[:end + 1], False
             carry = buf[end + 1:]
         chunk = following
     tail = carry + decode(b"", True)
     if tail:
-        yield memoryview(tail if tail.endswith(b"\n") else tail + b"\n")
+        yield memoryview(tail if tail.endswith(b"\n") else tail + b"\n"), True
+
+
+def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) -> None:
+    """pyarrow takes a quote still open at the end of the file as a field running to the end:
+    every record after it would become part of one value. PostgreSQL's COPY refuses such a
+    file; so does chute. A quote inside an unquoted field (5" screen) is only a character, so
+    an odd count of quotes is confirmed with the csv module before the file is refused."""
+    if block.obj.count(source.quote.encode(), 0, block.nbytes) % 2 == 0:
+        return
+    text = bytes(block).decode("utf-8", errors="replace")
+    reader = _csv.reader(io.StringIO(text, newline=""),
+                         delimiter=source.delimiter, quotechar=source.quote, strict=True)
+    while True:
+        start = reader.line_num + 1  # the line the next record starts on
+        try:
+            next(reader)
+        except StopIteration:
+            return
+        except _csv.Error as exc:
+            if "unexpected end of data" not in str(exc):
+                continue  # another flaw pyarrow accepts (text after a closing quote): the reader goes on
+            record = text.splitlines()[start - 1][:80]
+            where = f"line {start}" if whole_file else "a record near the end of the file"
+            raise ReadError(f"a quoted field is never closed: {where} ({record!r}) opens a quote that the "
+                            "file never closes, so every line after it would be read as one value; "
+                            f"close the quote, or set [source] quote to another character") from None
 
 
 def _last_boundary(buf: bytes, quote: bytes) -> int:

@@ -131,6 +131,10 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
             rejects.append(ParseReject(row, line, f"not valid {source.encoding} text (set [source] encoding if "
                                        "the whole file is in another encoding)",
                                        mask_record(text, fields, header, source)))
+        elif fields is UNCLOSED:
+            rejects.append(ParseReject(row, line, f"unclosed quote: the quote opened in the record on line {line} "
+                                       f"is never closed, so lines {line}-{end} (the end of the file) would be one value",
+                                       mask_record(text, fields, header, source)))
         elif len(fields) != expected:
             rejects.append(ParseReject(row, line, f"ragged row: expected {expected} fields, got {len(fields)}"
                                        + (f" (lines {line}-{end}: an unclosed quote?)" if end > line else ""),
@@ -179,20 +183,34 @@ def _scan(text: Iterable[str], source: Source) -> Iterator[tuple[int, int, list[
             taken.append(line)
             yield line
 
-    reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote)
+    # strict: the only way to learn that the text ends inside a quoted field
+    reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote, strict=True)
     last = 0
     while True:
         try:
             fields = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # e.g. a NUL byte: the record is unreadable as CSV
-            fields = [f"<{exc}>"]
+        except csv.Error as exc:
+            fields = UNCLOSED if "unexpected end of data" in str(exc) else _forgiving("".join(taken), source, exc)
         first, last = last + 1, reader.line_num
         record = "".join(taken)
         taken.clear()
         if fields:  # a blank line is no record (pyarrow skips them too)
             yield first, last, fields, record
+
+
+UNCLOSED = ["<a quote never closed>"]  # the fields of a record whose quote runs to the end of the text
+
+
+def _forgiving(record: str, source: Source, strict_error: csv.Error) -> list[str]:
+    """The fields of a record the strict reader refused, read as pyarrow reads it (text after
+    a closing quote is kept); one field saying why when it is unreadable as CSV (a NUL byte)."""
+    try:
+        return next(csv.reader(io.StringIO(record, newline=""), delimiter=source.delimiter,
+                               quotechar=source.quote), [])
+    except csv.Error:
+        return [f"<{strict_error}>"]
 
 
 def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows: list[int],
