@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import STOCK_FILES, TOP_FILES, write
+from fixtures_quality import land
 
 HEADER = "Date,Open,High,Low,Close,Volume,OpenInt\n"
 BAD = {
@@ -97,3 +98,15 @@ def test_database_refusal_fails_only_the_offending_file(stocks, cli, query, db_u
     error = query("SELECT error FROM chute.files WHERE status = 'failed'")[0][0]
     assert "violates check constraint" in error
     assert query("SELECT count(DISTINCT company_name) FROM historical_stocks_data")[0][0] == TOP_FILES + 1
+
+
+def test_a_file_name_that_is_not_utf8_loads_under_a_name_the_ledger_can_hold(trades, cli, query):
+    land(trades, "ok.csv", "1,2024-01-02,ABC,buy,1,a\n")
+    land(trades, "caf\udce9.csv", "2,2024-01-02,ABC,buy,2,b\n")  # a Latin-1 é in the name: not UTF-8
+    summary = json.loads(cli("run", "-p", trades, "--json").output)
+    assert summary["status"] == "succeeded" and summary["files_loaded"] == 2
+    assert query("SELECT name, status FROM chute.files ORDER BY name") == [("caf\\xe9.csv", "loaded"),
+                                                                          ("ok.csv", "loaded")]
+    again = json.loads(cli("run", "-p", trades, "--json").output)
+    assert again["files_loaded"] == 0 and again["unchanged"] == 2  # the same name every run
+    assert query("SELECT count(*) FROM trades")[0][0] == 2
