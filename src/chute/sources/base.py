@@ -25,6 +25,16 @@ def is_ignored(name: str) -> bool:
     return name.startswith((".", "~")) or name.endswith(_PARTIAL_SUFFIXES)
 
 
+def stored_name(name: str) -> str:
+    """The name as text PostgreSQL can store. Bytes of a name that are not UTF-8 reach Python as
+    lone surrogates, which no UTF-8 database takes (one such name used to fail the whole run);
+    they are written as \\xe9, the same way every time, so the file keeps one identity in the
+    ledger. The file is still opened by its real path (`location`)."""
+    if name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class LandingZone(Protocol):
     def list(self) -> list[FileEntry]: ...
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
-from .base import FileEntry, is_ignored
+from .base import FileEntry, is_ignored, stored_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,7 +51,7 @@ class LocalZone:
                         continue
                     stat = item.stat()
                     name = item.path[cut:].replace(os.sep, "/")
-                    entries.append(FileEntry(_text(name), root_uri + quote(os.fsencode(name)), stat.st_size,
+                    entries.append(FileEntry(stored_name(name), root_uri + quote(os.fsencode(name)), stat.st_size,
                                              stat.st_mtime_ns, item.path))
         if self.marker is not None:  # a file belongs to a batch when its folder or one above holds the marker
             entries = [e for e in entries if any(e.name.startswith(done) for done in complete)]
@@ -70,12 +70,3 @@ class LocalZone:
     def local_path(self, entry: FileEntry) -> str | None:
         return entry.location
 
-
-def _text(name: str) -> str:
-    """The name as text PostgreSQL can store. Bytes of a name that are not UTF-8 reach Python as
-    lone surrogates, which no UTF-8 database takes (one such name used to fail the whole run);
-    they are written as \\xe9, the same way every time, so the file keeps one identity in the
-    ledger. The file is still opened by its real path (`location`)."""
-    if name.isascii():
-        return name
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .base import FileEntry, LandingZone, is_ignored
+from .base import FileEntry, LandingZone, is_ignored, stored_name
 
 _SEGMENT = re.compile(r"^(year|month|day|hour|hhmm)=(\d{1,4})$")
 
@@ -120,7 +120,8 @@ def _local(zone, window: Window) -> list[FileEntry]:
                     continue
                 stat = item.stat()
                 name = "/".join([*segments, item.name])
-                entries.append(FileEntry(name, Path(item.path).as_uri(), stat.st_size, stat.st_mtime_ns, item.path))
+                entries.append(FileEntry(stored_name(name), Path(item.path).as_uri(), stat.st_size, stat.st_mtime_ns,
+                                         item.path))
     return entries
 
 
