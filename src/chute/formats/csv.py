@@ -286,7 +286,8 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
         except _csv.Error as exc:
             if "unexpected end of data" not in str(exc):
                 continue  # another flaw pyarrow accepts (text after a closing quote): the reader goes on
-            record = text.splitlines()[start - 1][:80]
+            lines = io.StringIO(text, newline="").readlines()  # split as the reader split them
+            record = lines[start - 1].rstrip("\r\n")[:80]
             where = f"line {start}" if whole_file else "a record near the end of the file"
             raise ReadError(f"a quoted field is never closed: {where} ({record!r}) opens a quote that the "
                             "file never closes, so every line after it would be read as one value; "

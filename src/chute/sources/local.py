@@ -69,4 +69,3 @@ class LocalZone:
 
     def local_path(self, entry: FileEntry) -> str | None:
         return entry.location
-
