@@ -132,9 +132,9 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
                                        "the whole file is in another encoding)",
                                        mask_record(text, fields, header, source)))
         elif fields is UNCLOSED:
-            rejects.append(ParseReject(row, line, f"unclosed quote: the quote opened in the record on line {line} "
-                                       f"is never closed, so lines {line}-{end} (the end of the file) would be one value",
-                                       mask_record(text, fields, header, source)))
+            rejects.append(ParseReject(row, line, f"unclosed quote: the quote opened in the record on line "
+                                       f"{line} is never closed, so lines {line}-{end} (the end of the file) "
+                                       "would be one value", mask_record(text, fields, header, source)))
         elif len(fields) != expected:
             rejects.append(ParseReject(row, line, f"ragged row: expected {expected} fields, got {len(fields)}"
                                        + (f" (lines {line}-{end}: an unclosed quote?)" if end > line else ""),
