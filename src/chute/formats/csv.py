@@ -284,7 +284,7 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
         except StopIteration:
             return
         except _csv.Error as exc:
-            if "unexpected end of data" not in str(exc):
+            if not quote_left_open(exc):
                 continue  # another flaw pyarrow accepts (text after a closing quote): the reader goes on
             lines = io.StringIO(text, newline="").readlines()  # split as the reader split them
             record = lines[start - 1].rstrip("\r\n")[:80]
@@ -292,6 +292,11 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
             raise ReadError(f"a quoted field is never closed: {where} ({record!r}) opens a quote that the "
                             "file never closes, so every line after it would be read as one value; "
                             f"close the quote, or set [source] quote to another character") from None
+
+
+def quote_left_open(error: _csv.Error) -> bool:
+    """Whether the csv module's strict reader stopped because the text ended inside quotes."""
+    return "unexpected end of data" in str(error)
 
 
 def _last_boundary(buf: bytes, quote: bytes) -> int:

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..errors import ReadError
 from ..formats import row_numbers
-from ..formats.csv import GZIP_MAGIC, read_csv
+from ..formats.csv import GZIP_MAGIC, quote_left_open, read_csv
 from ..project import Source
 from .contracts import cast_expr
 
@@ -192,7 +192,7 @@ def _scan(text: Iterable[str], source: Source) -> Iterator[tuple[int, int, list[
         except StopIteration:
             return
         except csv.Error as exc:
-            fields = UNCLOSED if "unexpected end of data" in str(exc) else _forgiving("".join(taken), source, exc)
+            fields = UNCLOSED if quote_left_open(exc) else _forgiving("".join(taken), source, exc)
         first, last = last + 1, reader.line_num
         record = "".join(taken)
         taken.clear()
