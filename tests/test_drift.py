@@ -51,7 +51,8 @@ def test_freeze_fails_a_file_with_new_or_missing_columns(tmp_path, cli, query):
     write(project / "landing" / "3.csv", MISSING)
     cli("run", "-p", project, expect=1)
     errors = dict(query("SELECT name, error FROM chute.files WHERE status = 'failed'"))
-    assert "column(s) venue, qty that the table does not declare" in errors["2.csv"]
+    assert "column(s) venue, qty that the table does not have" in errors["2.csv"]
+    assert "set [tables.trades.contract] drift = 'evolve' (adds them)" in errors["2.csv"]
     assert "the data has no column(s) trader" in errors["3.csv"]
     assert query("SELECT id FROM trades") == [(1,)]
 

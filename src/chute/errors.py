@@ -20,6 +20,9 @@ message and the other files go on.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class ChuteError(Exception):
     """Base class: its message is meant for a person and is printed as-is."""
@@ -71,3 +74,30 @@ class ReadError(FileError):
 
 class TransformError(FileError):
     pass
+
+
+# -- naming the setting that fixes a problem ---------------------------------------------------
+# Messages say which setting to change. A project sets them in chute.toml ("[source] encoding");
+# `chute load` has no chute.toml, only its options ("--encoding"), so it names those instead.
+_options: dict[str, str] = {}
+
+
+def setting(key: str, value: str | None = None, section: str = "source") -> str:
+    """How a message names setting `key` of chute.toml's [section] (set to `value`, if given)
+    for the user at hand."""
+    if key in _options:
+        return _options[key] + (f" {value}" if value is not None else "")
+    return f"[{section}] {key}" + (f" = {value!r}" if value is not None else "")
+
+
+@contextmanager
+def options_named(options: dict[str, str]) -> Iterator[None]:
+    """Within this block, messages name command-line options: {"encoding": "--encoding", ...}."""
+    saved = dict(_options)
+    _options.clear()
+    _options.update(options)
+    try:
+        yield
+    finally:
+        _options.clear()
+        _options.update(saved)

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import ReadError
+from ..errors import ReadError, setting
 from ..project import Source
 from . import row_numbers
 
@@ -230,7 +230,7 @@ def _check_header(names: list[str]) -> None:
     for i, name in enumerate(names, 1):
         if name and name in seen:
             raise ReadError(f"the header names column {name!r} twice (columns {seen[name]} and {i}); "
-                            "rename one, or set [source] header = false and declare the columns")
+                            "rename one of them in the file")
         seen.setdefault(name, i)
 
 
@@ -291,7 +291,7 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
             where = f"line {start}" if whole_file else "a record near the end of the file"
             raise ReadError(f"a quoted field is never closed: {where} ({record!r}) opens a quote that the "
                             "file never closes, so every line after it would be read as one value; "
-                            f"close the quote, or set [source] quote to another character") from None
+                            f"close the quote, or set {setting('quote')} to another character") from None
 
 
 def quote_left_open(error: _csv.Error) -> bool:
@@ -319,7 +319,7 @@ def _transcoder(encoding: str):
     try:
         info = codecs.lookup(encoding)
     except LookupError:
-        raise ReadError(f"unknown encoding {encoding!r} in [source] encoding") from None
+        raise ReadError(f"unknown encoding {encoding!r} in {setting('encoding')}") from None
     if info.name == "utf-8":
         return lambda data, final: data
     decoder = info.incrementaldecoder("strict")
@@ -329,14 +329,14 @@ def _transcoder(encoding: str):
             return decoder.decode(data, final).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise ReadError(f"the file is not valid {encoding} text ({exc.reason} at a byte {exc.object[exc.start:exc.end]!r}); "
-                            "set [source] encoding to the file's encoding") from None
+                            f"set {setting('encoding')} to the file's encoding") from None
     return transcode
 
 
 def _reject_binary(head: bytes, encoding: str) -> None:
     if b"\x00" in head and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise ReadError("binary data (NUL bytes): this is not a CSV text file "
-                        "(if it is UTF-16 text, set [source] encoding = 'utf-16')")
+                        f"(if it is UTF-16 text, set {setting('encoding', 'utf-16')})")
 
 
 def _reject_undecodable(batch: pa.Table, source: Source) -> None:
@@ -344,7 +344,7 @@ def _reject_undecodable(batch: pa.Table, source: Source) -> None:
     for field in batch.schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise ReadError(f"column {field.name!r} is not valid {source.encoding} text; "
-                            "set [source] encoding to the file's encoding, e.g. 'latin-1'")
+                            f"set {setting('encoding')} to the file's encoding, e.g. 'latin-1'")
 
 
 def _column_names(head: bytes, source: Source) -> list[str]:
@@ -359,7 +359,7 @@ def explain(message: str, source: Source, names: list[str] = ()) -> str:
     message = message.strip().splitlines()[0]
     if "invalid UTF8" in message or "codec can't decode" in message:
         return (f"the file is not valid {source.encoding} text ({message}); "
-                "set [source] encoding to the file's encoding, e.g. 'latin-1'")
+                f"set {setting('encoding')} to the file's encoding, e.g. 'latin-1'")
     if m := re.search(r"Expected (\d+) columns, got (\d+): (.*)", message):
         return (f"ragged row: expected {m[1]} columns, got {m[2]}: {m[3][:200]!r} "
                 f"(delimiter is {source.delimiter!r})")

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError
+from ..errors import ReadError, setting
 from ..project import Source
 from .csv import Data, _transcoder, open_stream
 
@@ -130,7 +130,7 @@ def _parse_lines(block: bytes, first_line: int) -> tuple[pl.DataFrame | None, li
         try:
             value = json.loads(text)
         except UnicodeDecodeError:
-            problems.append((line, "not valid UTF-8 text (set [source] encoding if the whole file is in "
+            problems.append((line, f"not valid UTF-8 text (set {setting('encoding')} if the whole file is in "
                                    "another encoding)", text))
             continue
         except ValueError as exc:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..coltypes import ColumnType, from_polars, parse_type
 from ..db.loader import LoadUnit, Target
-from ..errors import FileError, TransformError
+from ..errors import FileError, TransformError, setting
 from ..project import Source
 from .contracts import Check, Contract, cast_expr, compile_checks
 from .records import MASK, ROW_COLUMN, ParseReject, locate, row_json
@@ -104,13 +104,16 @@ class Gate:
         missing = [c for c in target.columns if c not in frame.columns]
         extra = [c for c in frame.columns if c not in target.columns and c not in internal]
         if policy == "freeze":
+            section = f"tables.{target.table}.contract"
             if missing:
                 raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} "
-                                     f"(it has: {', '.join(c for c in frame.columns if c not in internal)})")
+                                     f"(it has: {', '.join(c for c in frame.columns if c not in internal)}); "
+                                     f"set {setting('drift', 'discard', section)} to load its rows with them NULL")
             if extra:
+                drift = setting("drift", "evolve", section)
                 raise TransformError(f"{where}: the data has column(s) {', '.join(extra)} that the table does not "
-                                     "declare; declare them in chute.toml, drop them in a node, or set the "
-                                     "table's contract drift = 'evolve' or 'discard'")
+                                     f"have; add them to the table, or set {drift} (adds them) or 'discard' "
+                                     "(leaves them out)")
         if policy == "evolve":
             for name in extra:
                 type_ = _evolved_type(frame.schema[name])

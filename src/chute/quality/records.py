@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError
+from ..errors import ReadError, setting
 from ..formats import row_numbers
 from ..formats.csv import GZIP_MAGIC, quote_left_open, read_csv
 from ..project import Source
@@ -128,7 +128,7 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
             expected = len(names) if names else len(fields)
         header = names if source.header else None
         if _UNDECODABLE.search(text):
-            rejects.append(ParseReject(row, line, f"not valid {source.encoding} text (set [source] encoding if "
+            rejects.append(ParseReject(row, line, f"not valid {source.encoding} text (set {setting('encoding')} if "
                                        "the whole file is in another encoding)",
                                        mask_record(text, fields, header, source)))
         elif fields is UNCLOSED:
