@@ -156,7 +156,8 @@ def _report_run(summary, as_json: bool) -> None:
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
                   + f"; {summary.rows_loaded:,} rows loaded"
-                  + (f", {summary.rows_rejected:,} rejected (chute rejects list)" if summary.rows_rejected else ""),
+                  + (f", {summary.rows_rejected:,} rejected ({_rejects_command(summary.pipeline)})"
+                     if summary.rows_rejected else ""),
                   highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
@@ -177,6 +178,26 @@ def _report_run(summary, as_json: bool) -> None:
         sys.exit(EXIT_ERROR)
     if not summary.ok:
         sys.exit(EXIT_FILES_FAILED)
+
+
+def _rejects_command(pipeline: str) -> str:
+    """The command that lists a run's rejects: `chute load`'s pipelines are not a project's."""
+    # a project's name has no ':'; `chute load` names its loads load:SCHEMA.TABLE
+    return f"chute rejects list --pipeline {pipeline}" if ":" in pipeline else "chute rejects list"
+
+
+def _report_replay(result, as_json: bool) -> None:
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
+    for f in result.files:
+        still = f.get("records_still_failing")
+        line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
+                                              if k in ("records_replayed", "rows_loaded", "status", "error") and v is not None)
+        if still:
+            line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
+        out.print(line, highlight=False)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -233,26 +254,45 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
 @click.option("--primary-key", "primary_key", metavar="COL[,COL]", help="Key columns (needed for --mode merge).")
 @click.option("--type", "types", multiple=True, metavar="COL=TYPE", help="Override an inferred column type; repeatable.")
 @click.option("--delimiter", default=",", show_default=True)
+@click.option("--quote", default='"', show_default=True, help="The character that quotes a field.")
 @click.option("--encoding", default="utf-8", show_default=True)
 @click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@click.option("--drift", type=click.Choice(["freeze", "evolve", "discard"]), default="freeze", show_default=True,
+              help="Columns of the file that an existing table lacks: fail the file, add them to the table, or "
+              "leave them out. Table columns the file lacks fail it (freeze) or stay NULL.")
 @click.option("--batch-mb", type=click.FloatRange(1), default=64, show_default=True,
               help="Read the file in blocks of about this many MB (bounds memory).")
+@click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
+              "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
 @project_option
 @db_option
 @json_option
 def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         encoding: str, no_header: bool, batch_mb: float, project_dir: Path, db_url: str | None,
-         as_json: bool) -> None:
+         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool, project_dir: Path,
+         db_url: str | None, as_json: bool) -> None:
     """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
 
-    Loading the same content again (under any name) does nothing.
+    Loading the same content again (under any name) does nothing. The column types are
+    inferred from the first 16 MB of the file; a later value that does not fit its column
+    is quarantined with its line and reason, and the other rows load. To load such records
+    too, widen the column and replay them:
+
+    \b
+      chute rejects list --pipeline load:public.TABLE
+      psql -c 'ALTER TABLE TABLE ALTER COLUMN price TYPE double precision'
+      chute load FILE --into TABLE --replay
     """
     from .oneshot import load_file
 
-    summary = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
-                        types=types, delimiter=delimiter, encoding=encoding, header=not no_header,
-                        folder=project_dir, db_url=db_url, batch_mb=batch_mb)
-    _report_run(summary, as_json)
+    if len(delimiter) != 1 or len(quote) != 1:
+        raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
+    result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
+                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
+                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay)
+    if replay:
+        _report_replay(result, as_json)
+    else:
+        _report_run(result, as_json)
 
 
 # -- db ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import data_table, escape, _emit_json, db_option, json_option, main, out, project_option
+from .cli import _emit_json, _report_replay, data_table, db_option, escape, json_option, main, out, project_option
 
 _filters = [
     click.option("--file", "file", metavar="NAME", help="Only rejects of this file (its name in the landing zone)."),
@@ -25,17 +25,22 @@ def filter_options(func):
     return func
 
 
-def _open(project_dir: Path, db_url: str | None):
+pipeline_option = click.option(
+    "--pipeline", metavar="NAME", help="Rejects of this pipeline instead of the project's; `chute load` loads "
+    "are named load:SCHEMA.TABLE and need no chute.toml.")
+
+
+def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
+    """The pipeline's name and a connection to its database."""
     from . import ledger
     from .db.postgres import connect
     from .project import load_project
     from .runner import resolve_database
 
-    project = load_project(project_dir)
-    url = resolve_database(project, db_url, project_dir)
-    conn = connect(url)
+    project = None if pipeline else load_project(project_dir)
+    conn = connect(resolve_database(project, db_url, project_dir))
     ledger.ensure_schema(conn)
-    return project, url, conn
+    return pipeline or project.name, conn
 
 
 @main.group()
@@ -48,25 +53,27 @@ def rejects() -> None:
       chute rejects show 42                    one reject with its raw record
       chute rejects export rejects.csv         all matching rejects as CSV
       chute replay --file a.csv                load them again once fixed
+      chute rejects list --pipeline load:public.prices    rejects of `chute load ... --into prices`
     """
 
 
 @rejects.command("list")
 @project_option
 @db_option
+@pipeline_option
 @filter_options
 @click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="pending",
               show_default=True, help="Which rejects to show, by replay state.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @json_option
-def rejects_list(project_dir: Path, db_url: str | None, file, column, reason, check, state: str, limit: int,
+def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check, state: str, limit: int,
                  as_json: bool) -> None:
     """List rejects: file, line, column, check and reason."""
     from .quality.quarantine import select_rejects
 
-    project, _, conn = _open(project_dir, db_url)
+    name, conn = _open(project_dir, db_url, pipeline)
     with conn:
-        rows = select_rejects(conn, project.name, state=state, file=file, column=column, reason=reason,
+        rows = select_rejects(conn, name, state=state, file=file, column=column, reason=reason,
                               check=check, limit=limit)
     if as_json:
         _emit_json(rows)
@@ -85,17 +92,18 @@ def rejects_list(project_dir: Path, db_url: str | None, file, column, reason, ch
 @click.argument("reject_id", type=int)
 @project_option
 @db_option
+@pipeline_option
 @json_option
-def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, as_json: bool) -> None:
+def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, pipeline: str | None, as_json: bool) -> None:
     """Show one reject in full, with its raw record."""
     from .errors import ConfigError
     from .quality.quarantine import select_rejects
 
-    project, _, conn = _open(project_dir, db_url)
+    name, conn = _open(project_dir, db_url, pipeline)
     with conn:
-        rows = select_rejects(conn, project.name, state=None, ids=[reject_id], limit=1)
+        rows = select_rejects(conn, name, state=None, ids=[reject_id], limit=1)
     if not rows:
-        raise ConfigError(f"no reject {reject_id} in pipeline {project.name!r}")
+        raise ConfigError(f"no reject {reject_id} in pipeline {name!r}")
     if as_json:
         _emit_json(rows[0])
         return
@@ -107,24 +115,25 @@ def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, as_json:
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @project_option
 @db_option
+@pipeline_option
 @filter_options
 @click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="all",
               show_default=True)
 @json_option
-def rejects_export(path: Path, project_dir: Path, db_url: str | None, file, column, reason, check, state: str,
+def rejects_export(path: Path, project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check, state: str,
                    as_json: bool) -> None:
     """Write the matching rejects to PATH as CSV (- for standard output)."""
     from .quality.quarantine import export_rejects
 
-    project, _, conn = _open(project_dir, db_url)
+    name, conn = _open(project_dir, db_url, pipeline)
     filters = dict(state=state, file=file, column=column, reason=reason, check=check)
     with conn:
         if str(path) == "-":
-            export_rejects(conn, project.name, sys.stdout.buffer, **filters)
+            export_rejects(conn, name, sys.stdout.buffer, **filters)
             return
         partial = path.with_name(f".{path.name}.partial")
         with partial.open("wb") as f:
-            n = export_rejects(conn, project.name, f, **filters)
+            n = export_rejects(conn, name, f, **filters)
         partial.replace(path)
     if as_json:
         _emit_json({"path": str(path), "rejects": n})
@@ -159,14 +168,4 @@ def replay(project_dir: Path, db_url: str | None, file, column, reason, check, i
     project = load_project(project_dir)
     url = resolve_database(project, db_url, project_dir)
     result = run_replay(project, url, data=data, file=file, column=column, reason=reason, check=check, ids=ids)
-    if as_json:
-        _emit_json(result.to_dict())
-        return
-    out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
-    for f in result.files:
-        still = f.get("records_still_failing")
-        line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
-                                              if k in ("records_replayed", "rows_loaded", "status", "error") and v is not None)
-        if still:
-            line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
-        out.print(line, highlight=False)
+    _report_replay(result, as_json)

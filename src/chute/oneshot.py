@@ -8,46 +8,72 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from .coltypes import from_polars, parse_type
 from .db.postgres import connect, existing_columns
-from .errors import ConfigError, FileError
+from .errors import ConfigError, FileError, options_named
 from .formats.csv import read_csv
 from .project import project_from_dict
 from .runner import Runner, RunSummary, resolve_database
 
+if TYPE_CHECKING:
+    from .quality.replay import ReplayResult
+
+
+# The options of `chute load` that stand for [source] settings, for messages to name.
+OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift"}
+
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
-              types: tuple[str, ...] = (), delimiter: str = ",", encoding: str = "utf-8", header: bool = True,
-              folder: Path = Path("."), db_url: str | None = None, batch_mb: float = 64) -> RunSummary:
-    file = file.resolve()
-    if not file.is_file():
-        raise ConfigError(f"{file}: no such file")
+              types: tuple[str, ...] = (), delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
+              header: bool = True, drift: str = "freeze", folder: Path = Path("."), db_url: str | None = None,
+              batch_mb: float = 64, replay: bool = False) -> RunSummary | ReplayResult:
+    """Load `file` into `table`, or with `replay` load its quarantined records again. A file
+    that failed before is tried again: naming it is asking for it."""
+    with options_named(OPTIONS):
+        file = file.resolve()
+        if not file.is_file():
+            raise ConfigError(f"{file}: no such file")
+        schema, _, name = table.rpartition(".")
+        schema = schema or "public"
+        overrides = _parse_overrides(types)
+        source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
+                        "batch_mb": batch_mb}
+        url = resolve_database(None, db_url, folder)
+        with connect(url) as conn:
+            existing = existing_columns(conn, schema, name)
+        if existing:
+            columns = {c: _known_type(c, t, f"{schema}.{name}") for c, t in existing.items()}
+        elif replay:
+            raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
+        else:
+            columns = _infer(file, source, overrides)
+        # The reader parses with the table's types, so a value that does not fit is a reject
+        # of its line, and --replay after ALTER TABLE reads it with the new type.
+        source["columns"] = columns
+        project = project_from_dict({
+            "project": {"name": "load"},
+            "landing": {"path": str(file.parent), "patterns": [glob.escape(file.name)], "recursive": False},
+            "source": source,
+            "pipeline": {"input": name},
+            "tables": {name: {"mode": mode, "primary_key": primary_key or [], "columns": columns, "schema": schema,
+                              "contract": {"drift": drift}}},
+        }, root=folder.resolve(), origin="chute load")
+        pipeline = pipeline_name(f"{schema}.{name}")
+        if replay:
+            from .quality.replay import replay as replay_rejects
+
+            return replay_rejects(project, url, pipeline=pipeline, file=file.name)
+        return Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+
+
+def pipeline_name(table: str) -> str:
+    """The ledger's name for the loads into [SCHEMA.]TABLE, e.g. load:public.prices."""
     schema, _, name = table.rpartition(".")
-    schema = schema or "public"
-    overrides = _parse_overrides(types)
-    source: dict = {"header": header, "delimiter": delimiter, "encoding": encoding, "batch_mb": batch_mb}
-    url = resolve_database(None, db_url, folder)
-    with connect(url) as conn:
-        existing = existing_columns(conn, schema, name)
-    if existing:
-        columns = {c: _known_type(c, t, f"{schema}.{name}") for c, t in existing.items()}
-    else:
-        columns = _infer(file, source, overrides)
-    if not header:
-        source["columns"] = {c: t for c, t in columns.items()}
-    elif overrides:
-        source["columns"] = overrides
-    project = project_from_dict({
-        "project": {"name": "load"},
-        "landing": {"path": str(file.parent), "patterns": [glob.escape(file.name)], "recursive": False},
-        "source": source,
-        "pipeline": {"input": name},
-        "tables": {name: {"mode": mode, "primary_key": primary_key or [], "columns": columns, "schema": schema}},
-    }, root=folder.resolve(), origin="chute load")
-    return Runner(project, url, pipeline_name=f"load:{schema}.{name}", trigger="load").run()
+    return f"load:{schema or 'public'}.{name}"
 
 
 def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
@@ -62,13 +88,23 @@ def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
 
 
 def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str]:
-    """Column types from the first block of the file (64 MB), with the user's overrides on top."""
+    """Column types from the first block of the file (16 MB), with the user's overrides on top.
+    Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from .project import Source
+    from .quality.records import ROW_COLUMN, read_lenient
 
     options = Source(**source, columns=overrides)
+    head = _prefix(file)
     try:
-        first = next(read_csv(_prefix(file), options))
-    except (FileError, StopIteration):  # gzip, or a first row longer than the prefix: parse the file
+        first = next(read_csv(head, options))
+    except StopIteration:
+        first = None
+    except FileError as exc:
+        try:
+            first = read_lenient(head, options, exc)[0].drop(ROW_COLUMN)
+        except FileError:
+            first = None
+    if first is None:  # gzip, or a first row longer than the prefix: parse the file
         try:
             first = next(read_csv(str(file), options))
         except FileError as exc:

@@ -44,24 +44,29 @@ class ReplayResult:
         return {"run_id": self.run_id, "records_replayed": self.replayed, "files": self.files}
 
 
-def replay(project: Project, db_url: str, *, data: Path | None = None, **filters: Any) -> ReplayResult:
+def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
+           **filters: Any) -> ReplayResult:
+    """`pipeline`: the ledger's name for the project's loads, if not its name (`chute load`'s)."""
     from ..runner import build_plan, landing_zone, targets_of
+
+    pipeline = pipeline or project.name
 
     conn = connect(db_url)
     try:
         ledger.ensure_schema(conn)
-        pending = select_rejects(conn, project.name, state="pending", limit=None, **filters)
-        failed = None if pending else _failed_file(conn, project.name, filters.get("file"))
+        pending = select_rejects(conn, pipeline, state="pending", limit=None, **filters)
+        failed = None if pending else _failed_file(conn, pipeline, filters.get("file"))
     finally:
         conn.close()
     if failed:
-        return _replay_failed_file(project, db_url, failed)
+        return _replay_failed_file(project, db_url, pipeline, failed)
     if not pending:
-        raise ConfigError("nothing to replay: no pending rejects match (see chute rejects list)")
+        listing = "chute rejects list" + (f" --pipeline {pipeline}" if pipeline != project.name else "")
+        raise ConfigError(f"nothing to replay: no pending rejects match (see {listing})")
     conn = connect(db_url)
     try:
-        if not ledger.try_lock(conn, project.name):
-            raise RunInProgress(f"a run of {project.name!r} is in progress; replay when it ends")
+        if not ledger.try_lock(conn, pipeline):
+            raise RunInProgress(f"a run of {pipeline!r} is in progress; replay when it ends")
         try:
             plan = build_plan(project)
             targets = targets_of(project)
@@ -72,7 +77,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, **filters
                 ensure_table(conn, t.schema, t.table, t.columns, t.primary_key)
             adopt_columns(conn, targets, contracts)
             static = plan.run_static(_provided(project))
-            run_id = ledger.start_run(conn, project.name, "replay")
+            run_id = ledger.start_run(conn, pipeline, "replay")
             result = ReplayResult(run_id)
             by_file: dict[int, list[dict]] = {}
             for r in pending:
@@ -82,7 +87,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, **filters
             status, error = "succeeded", None
             try:
                 for file_id, rejects in by_file.items():
-                    result.files.append(_replay_file(conn, db_url, project, plan, static, targets, contracts,
+                    result.files.append(_replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts,
                                                      run_id, file_id, rejects, zone, entries, data))
             except ChuteError as exc:
                 status, error = "failed", str(exc)
@@ -91,12 +96,12 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, **filters
                 ledger.finish_run(conn, run_id, status, len(by_file), error, {})
             return result
         finally:
-            ledger.unlock(conn, project.name)
+            ledger.unlock(conn, pipeline)
     finally:
         conn.close()
 
 
-def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id, file_id, rejects, zone, entries,
+def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts, run_id, file_id, rejects, zone, entries,
                  data: Path | None) -> dict[str, Any]:
     from ..runner import _frame_of
 
@@ -125,7 +130,7 @@ def _replay_file(conn, db_url, project, plan, static, targets, contracts, run_id
     try:
         for _ in range(3):  # a record passes when all its rows pass; drop the others and check again
             candidates = frame.filter(~pl.col(ROW_COLUMN).is_in(sorted(still_bad)))
-            unit = LoadUnit(load_conn, project.name, run_id, allow_direct=False)
+            unit = LoadUnit(load_conn, pipeline, run_id, allow_direct=False)
             gate = Gate(contracts, project.source, unit)
             goods = []
             values = plan.run_batch(candidates, static, {}) if candidates.height else {}
@@ -216,7 +221,7 @@ def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
     return name if row and row[0] == "failed" else None
 
 
-def _replay_failed_file(project: Project, db_url: str, name: str) -> ReplayResult:
+def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str) -> ReplayResult:
     """A file that failed as a whole: load it again (after the contract was fixed)."""
     from ..runner import Runner
 
@@ -230,7 +235,7 @@ def _replay_failed_file(project: Project, db_url: str, name: str) -> ReplayResul
         def __getattr__(self, attr):
             return getattr(self.zone, attr)
 
-    runner = Runner(project, db_url, trigger="replay", retry_failed=True)
+    runner = Runner(project, db_url, pipeline_name=pipeline, trigger="replay", retry_failed=True)
     runner.zone = OneFile(runner.zone)
     summary = runner.run()
     files = [{"file": f.name, "status": f.status, "rows_loaded": f.rows_loaded, "rows_rejected": f.rows_rejected,
