@@ -152,3 +152,13 @@ def test_plain_small_files_are_parsed_together_and_told_apart_by_count():
     assert read_together([pa.py_buffer(b"a\n1\n"), pa.py_buffer(b"a\nnope\n")], Source(columns={"a": "integer"})) is None
     assert read_together([pa.py_buffer(b"1,x\n"), pa.py_buffer(b"2,y\n3,z\n")],
                          Source(header=False, columns={"n": "integer", "s": "text"}))[2] == [1, 2]
+
+
+def test_count_byte_counts_as_bytes_count_does_across_its_slices():
+    from chute.formats import count_byte
+
+    data = b'a,"b"\n' * 400_000  # 2.4 MB: three of count_byte's 1 MB slices
+    for start, end in [(0, None), (1, None), (0, 1 << 20), ((1 << 20) - 3, (2 << 20) + 5), (7, 7)]:
+        stop = len(data) if end is None else end
+        assert count_byte(data, b"\n", start, end) == data.count(b"\n", start, stop)
+        assert count_byte(memoryview(data)[start:stop], b'"') == data.count(b'"', start, stop)

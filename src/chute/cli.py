@@ -19,6 +19,10 @@ gc.set_threshold(100_000, 50, 100)
 # numpy's OpenBLAS starts a spinning thread per core when numpy is imported (~0.1 CPU-s, taken
 # from the server on a small machine); chute does no linear algebra.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Arrow's allocator (mimalloc) hands freed memory back to the kernel after 10 ms, and every
+# block of a big file then faults it in again, zeroed (~0.08 CPU-s of 2 M rows); after 1 s it
+# is still handed back, so an idle `chute watch` does not sit on it.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 
 import click
 
@@ -275,12 +279,13 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
     Loading the same content again (under any name) does nothing. The column types are
     inferred from the first 16 MB of the file; a later value that does not fit its column
     is quarantined with its line and reason, and the other rows load. To load such records
-    too, widen the column and replay them:
+    too, widen the column and replay them, e.g.:
 
     \b
-      chute rejects list --pipeline load:public.TABLE
-      psql -c 'ALTER TABLE TABLE ALTER COLUMN price TYPE double precision'
-      chute load FILE --into TABLE --replay
+      chute load prices.csv --into prices
+      chute rejects list --pipeline load:public.prices
+      psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
+      chute load prices.csv --into prices --replay
     """
     from .oneshot import load_file
 

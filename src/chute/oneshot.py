@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .quality.replay import ReplayResult
 
 
-# The options of `chute load` that stand for [source] settings, for messages to name.
+# The options of `chute load` that stand for chute.toml settings, for messages to name.
 OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift"}
 
 
@@ -62,18 +62,12 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             "tables": {name: {"mode": mode, "primary_key": primary_key or [], "columns": columns, "schema": schema,
                               "contract": {"drift": drift}}},
         }, root=folder.resolve(), origin="chute load")
-        pipeline = pipeline_name(f"{schema}.{name}")
+        pipeline = f"load:{schema}.{name}"
         if replay:
             from .quality.replay import replay as replay_rejects
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         return Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
-
-
-def pipeline_name(table: str) -> str:
-    """The ledger's name for the loads into [SCHEMA.]TABLE, e.g. load:public.prices."""
-    schema, _, name = table.rpartition(".")
-    return f"load:{schema or 'public'}.{name}"
 
 
 def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:

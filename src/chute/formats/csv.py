@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import ReadError, setting
 from ..project import Source
-from . import row_numbers
+from . import count_byte, row_numbers
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -96,7 +96,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, (block, last) in enumerate(blocks):
             if rejects is not None and previous is not None:
-                lines += previous.obj.count(b"\n", 0, previous.nbytes)
+                lines += count_byte(previous, b"\n")
             previous = block
             try:
                 if last:
@@ -158,7 +158,7 @@ def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], 
     if not headers:
         return None
     header, chosen = max(headers.items(), key=lambda h: len(h[1]))
-    counts = [datas[i].count(b"\n") - (1 if source.header else 0) for i in chosen]
+    counts = [count_byte(datas[i], b"\n") - (1 if source.header else 0) for i in chosen]
     while len(chosen) >= 2:
         rows = _parse_together(header, [datas[i] for i in chosen], source)
         if rows is not None and rows.height == sum(counts):
@@ -272,7 +272,7 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
     every record after it would become part of one value. PostgreSQL's COPY refuses such a
     file; so does chute. A quote inside an unquoted field (5" screen) is only a character, so
     an odd count of quotes is confirmed with the csv module before the file is refused."""
-    if block.obj.count(source.quote.encode(), 0, block.nbytes) % 2 == 0:
+    if count_byte(block, source.quote.encode()) % 2 == 0:
         return
     text = bytes(block).decode("utf-8", errors="replace")
     reader = _csv.reader(io.StringIO(text, newline=""),
@@ -304,12 +304,12 @@ def _last_boundary(buf: bytes, quote: bytes) -> int:
     end = buf.rfind(b"\n")
     if end < 0:
         return -1
-    quotes = buf.count(quote, 0, end)
+    quotes = count_byte(buf, quote, 0, end)
     while quotes % 2:
         before = buf.rfind(b"\n", 0, end)
         if before < 0:
             return -1
-        quotes -= buf.count(quote, before, end)
+        quotes -= count_byte(buf, quote, before, end)
         end = before
     return end
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from ..errors import ReadError, setting
 from ..project import Source
+from . import count_byte
 from .csv import Data, _transcoder, open_stream
 
 BLOCK = 4 << 20  # bytes of text per parsed block: bounds memory at a few times this
@@ -95,7 +96,7 @@ def _line_blocks(stream, size: int, source: Source) -> Iterator[tuple[int, bytes
             continue
         block, carry = buf[:end + 1], buf[end + 1:]
         yield line, block
-        line += block.count(b"\n")
+        line += count_byte(block, b"\n")
 
 
 def _record_lines(block: bytes, first_line: int) -> list[int]:
