@@ -197,8 +197,9 @@ def _report_replay(result, as_json: bool) -> None:
     out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
     for f in result.files:
         still = f.get("records_still_failing")
+        shown = ("records_replayed", "rows_loaded", "status", "error")
         line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
-                                              if k in ("records_replayed", "rows_loaded", "status", "error") and v is not None)
+                                              if k in shown and v is not None)
         if still:
             line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
         out.print(line, highlight=False)
@@ -256,7 +257,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> 
 @click.option("--into", "table", required=True, metavar="[SCHEMA.]TABLE", help="Target table; created if missing.")
 @click.option("--mode", type=click.Choice(["append", "replace", "merge"]), default="append", show_default=True)
 @click.option("--primary-key", "primary_key", metavar="COL[,COL]", help="Key columns (needed for --mode merge).")
-@click.option("--type", "types", multiple=True, metavar="COL=TYPE", help="Override an inferred column type; repeatable.")
+@click.option("--type", "types", multiple=True, metavar="COL=TYPE",
+              help="Override an inferred column type of a table chute creates (an existing table keeps its types); "
+              "repeatable.")
 @click.option("--delimiter", default=",", show_default=True)
 @click.option("--quote", default='"', show_default=True, help="The character that quotes a field.")
 @click.option("--encoding", default="utf-8", show_default=True)

@@ -66,8 +66,8 @@ def rejects() -> None:
               show_default=True, help="Which rejects to show, by replay state.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @json_option
-def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check, state: str, limit: int,
-                 as_json: bool) -> None:
+def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check,
+                 state: str, limit: int, as_json: bool) -> None:
     """List rejects: file, line, column, check and reason."""
     from .quality.quarantine import select_rejects
 
@@ -120,8 +120,8 @@ def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, pipeline
 @click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="all",
               show_default=True)
 @json_option
-def rejects_export(path: Path, project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check, state: str,
-                   as_json: bool) -> None:
+def rejects_export(path: Path, project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason,
+                   check, state: str, as_json: bool) -> None:
     """Write the matching rejects to PATH as CSV (- for standard output)."""
     from .quality.quarantine import export_rejects
 
