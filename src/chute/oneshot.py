@@ -85,20 +85,12 @@ def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str
     """Column types from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from .project import Source
-    from .quality.records import ROW_COLUMN, read_lenient
+    from .quality.records import ROW_COLUMN, read_records
 
     options = Source(**source, columns=overrides)
-    head = _prefix(file)
     try:
-        first = next(read_csv(head, options))
-    except StopIteration:
-        first = None
-    except FileError as exc:
-        try:
-            first = read_lenient(head, options, exc)[0].drop(ROW_COLUMN)
-        except FileError:
-            first = None
-    if first is None:  # gzip, or a first row longer than the prefix: parse the file
+        first = read_records(_prefix(file), options, 1 << 30)[0].drop(ROW_COLUMN)
+    except FileError:  # gzip, or a first row longer than the prefix: parse the file
         try:
             first = next(read_csv(str(file), options))
         except FileError as exc:

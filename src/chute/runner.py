@@ -531,20 +531,12 @@ class Runner:
 
     def _parsed(self, entry: FileEntry, data: pa.Buffer, sha: str) -> _Ready:
         """A small file's rows, parsed from its bytes."""
-        from .formats import read_source
-        from .quality.records import numbered, read_lenient
+        from .quality.records import read_records
 
-        rejects: list[ParseReject] = []  # records the reader refused (JSON lines: bad lines)
-        try:
-            frames = list(numbered(read_source(data, self.source, self.batch_bytes, rejects)))
-            frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        try:  # the records the reader refuses are quarantined, the others load
+            frame, rejects = read_records(data, self.source, self.batch_bytes)
         except FileError as exc:
-            if self.source.format != "csv":
-                return _Ready(entry, sha, None, str(exc))
-            try:  # quarantine the records the strict parse refused, load the others
-                frame, rejects = read_lenient(data, self.source, exc)
-            except FileError as final:
-                return _Ready(entry, sha, None, str(final))
+            return _Ready(entry, sha, None, str(exc))
         return _Ready(entry, sha, frame.with_columns(pl.lit(entry.name).alias(self.source.file_column)), None,
                       rejects=rejects)
 
@@ -607,7 +599,6 @@ class Runner:
         hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
-        fc = self.source.file_column
         files: list[dict] = []
         with undone_on_failure(unit, hooks, gate, targets):
             taken_groups: list[list[_Ready]] = []

@@ -72,6 +72,23 @@ def read_lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exceptio
     return frame, rejects
 
 
+def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.DataFrame, list[ParseReject]]:
+    """A whole file's rows, numbered (ROW_COLUMN), and the records its reader refused. A CSV
+    file the strict parse refuses is read record by record (read_lenient); FileError when
+    nothing can be salvaged."""
+    from ..errors import FileError
+    from ..formats import read_source
+
+    rejects: list[ParseReject] = []  # JSON lines: lines that are not JSON objects (refused one by one)
+    try:
+        frames = list(numbered(read_source(data, source, block_bytes, rejects)))
+    except FileError as exc:
+        if source.format != "csv":
+            raise
+        return read_lenient(data, source, exc)
+    return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects
+
+
 def salvage_block(block: memoryview, source: Source, names: list[str] | None, types: dict[str, pa.DataType],
                   rows_before: int, lines_before: int, strict_error: Exception
                   ) -> tuple[pl.DataFrame, list[ParseReject], int]:

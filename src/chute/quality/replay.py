@@ -28,7 +28,7 @@ from .contracts import contracts_of
 from .contracts import adopt_columns
 from .gate import Gate
 from .quarantine import select_rejects
-from .records import ROW_COLUMN, numbered, read_lenient
+from .records import ROW_COLUMN, read_records
 
 
 @dataclass
@@ -176,20 +176,10 @@ def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contrac
 
 def _read(raw: bytes, project: Project):
     """The file's records as the run read them (ROW_COLUMN: CSV record number, or JSON-lines
-    line number) and the records its reader refuses, by [source] format, so row numbers agree."""
+    line number) and the records its reader refuses, so row numbers agree."""
     import pyarrow as pa
 
-    from ..formats import read_source
-
-    source = project.source
-    rejects: list = []  # JSON lines: lines that are not JSON objects (the reader refuses them one by one)
-    try:
-        frames = list(numbered(read_source(pa.py_buffer(raw), source, 1 << 30, rejects)))
-        return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects
-    except FileError as exc:
-        if source.format != "csv":
-            raise
-        return read_lenient(raw, source, exc)
+    return read_records(pa.py_buffer(raw), project.source, 1 << 30)
 
 
 def _mark_replayed(unit: LoadUnit, ids: list[int], run_id: int) -> int:
