@@ -3,10 +3,10 @@
 Why SQLAlchemy Core: one query builder for every dialect (PostgreSQL through psycopg 3, which
 chute already has; SQLite from the standard library; MySQL/MariaDB through PyMySQL; Snowflake,
 SQL Server, Oracle... through their own SQLAlchemy dialects when installed), which quotes
-identifiers and binds values itself, so no SQL is built from strings. ADBC and connectorx read
-straight into Arrow, faster, but cover fewer databases (no MySQL in ADBC on PyPI) and
-connectorx pages by OFFSET-like partitions; a page of rows converted to Arrow here costs
-little beside the database's own work (benchmarks/bench_extract.py measures it against psql).
+identifiers and binds values itself, so no SQL is built from strings. From PostgreSQL the
+pages are read into Arrow by ADBC instead (pg_pages.py): Python objects per value cost ~3x
+the time. ADBC is not the layer for every dialect: it covers fewer databases (no MySQL on
+PyPI); connectorx pages by OFFSET-like partitions.
 
 Paging: every page is
 
@@ -38,6 +38,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
+from . import pg_pages
+from .arrow_rows import to_arrow
 from .config import DatabaseExtract
 
 # What a URL's bare scheme means here (SQLAlchemy's own defaults are drivers chute does not install).
@@ -66,6 +68,11 @@ class Source:
         self.url = _url(spec.url, warehouse_url)
         self.engine = _engine(self.url)
         self.conn = _connect(self.engine)
+        self.pages = None  # pages read into Arrow by ADBC (a PostgreSQL source), else fetched here
+        if self.engine.dialect.name == "postgresql" and self.engine.driver == "psycopg":
+            adbc = pg_pages.connect(self.url)
+            if adbc is not None:
+                self.pages = pg_pages.Pages(adbc, self.engine.dialect, self.conn.connection.driver_connection)
         self.casts: dict[str, pa.DataType] = {}
         self.order = ([spec.cursor] if spec.cursor else []) + [k for k in spec.key if k != spec.cursor]
         try:
@@ -79,6 +86,8 @@ class Source:
             raise
 
     def close(self) -> None:
+        if self.pages is not None:
+            self.pages.close()
         self.conn.close()
         self.engine.dispose()
 
@@ -117,17 +126,19 @@ class Source:
         return [self.relation.c[n] for n in self.order]
 
     def _after(self, values: list[Any]):
-        """(c1, c2, ...) > (v1, v2, ...), spelled out so every dialect runs it."""
+        """(c1, c2, ...) > (v1, v2, ...), spelled out so every dialect runs it. The redundant
+        c1 >= v1 lets the index on (c1, c2, ...) start at the page: without it the databases
+        scanned the index from its start and filtered, so each page took longer than the last."""
         sa = self.sa
         cols = self._ordered()
         terms = []
         for i, (col, value) in enumerate(zip(cols, values)):
             equal = [cols[j] == values[j] for j in range(i)]
             terms.append(sa.and_(*equal, col > value))
-        return sa.or_(*terms)
+        return sa.and_(cols[0] >= values[0], sa.or_(*terms))
 
     def _at_most(self, values: list[Any]):
-        return self.sa.not_(self._after(values))
+        return self.sa.and_(self._ordered()[0] <= values[0], self.sa.not_(self._after(values)))
 
     def _window(self, job) -> list:
         """--since (inclusive) and --until (exclusive) on the cursor."""
@@ -169,13 +180,14 @@ class Source:
         after = None
         while True:
             page_where = [*where, self._after(after)] if after is not None else where
-            rows = self._fetch(sa.select(*columns).where(*page_where).order_by(*ordered).limit(spec.batch_size))
-            if not rows:
+            page = self._page(sa.select(*columns).where(*page_where).order_by(*ordered).limit(spec.batch_size),
+                              position, types)
+            if page is None:
                 break
-            self._check_not_null([rows[0][i] for i in position])
-            job.writer.write(to_arrow(rows, self.names, types, self.casts))
-            after = [rows[-1][i] for i in position]
-            if len(rows) < spec.batch_size or after == end:
+            table, first, after = page
+            self._check_not_null(first)
+            job.writer.write(table)
+            if table.num_rows < spec.batch_size or after == end:
                 break
         if not spec.cursor:
             return None  # a full extraction each run: nothing to remember
@@ -183,6 +195,24 @@ class Source:
 
     def order_positions(self) -> list[int]:
         return [self.names.index(n) for n in self.order]
+
+    def _page(self, statement, position: list[int], types: dict[str, pa.DataType]
+              ) -> tuple[pa.Table, list[Any], list[Any]] | None:
+        """One page as Arrow, with its first and last rows' cursor and key values; None when
+        it is empty."""
+        if self.pages is not None and self.pages.usable:
+            read = self.pages.page(statement, types)
+            if read is not None:
+                table, raw = read
+                if not table.num_rows:
+                    return None
+                ends = [[pg_pages.value(raw, i, row) for i in position] for row in (0, table.num_rows - 1)]
+                return table, *ends
+        rows = self._fetch(statement)
+        if not rows:
+            return None
+        return to_arrow(rows, self.names, types, self.casts), [rows[0][i] for i in position], \
+            [rows[-1][i] for i in position]
 
     def _check_not_null(self, values: list[Any]) -> None:
         nulls = [n for n, v in zip(self.order, values) if v is None]
@@ -344,44 +374,3 @@ def decode_position(watermark: Any, width: int) -> list[Any]:
         raise ConfigError("the stored watermark does not match the cursor and key columns (they changed?): "
                           "reset it with a backfill, or delete its row in chute.watermarks")
     return values
-
-
-def to_arrow(rows: list[tuple], names: list[str], types: dict[str, pa.DataType],
-             casts: dict[str, pa.DataType] | None = None) -> pa.Table:
-    """A page as an Arrow table. Each column keeps the type its first typed page gave it;
-    text in `casts` columns (SQLite's timestamps) is parsed into the type given there."""
-    arrays = []
-    for i, name in enumerate(names):
-        values = [r[i] for r in rows]
-        known = types.get(name)
-        array = None
-        if known is not None and not pa.types.is_null(known):
-            try:
-                array = pa.array(values, type=known)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                array = None
-        if array is None:
-            array = _infer(values)
-            if casts and name in casts and pa.types.is_string(array.type):
-                try:
-                    array = array.cast(casts[name])
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    pass
-            if not pa.types.is_null(array.type):
-                types[name] = array.type
-        arrays.append(array)
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def _infer(values: list[Any]) -> pa.Array:
-    try:
-        array = pa.array(values)
-        if pa.types.is_decimal128(array.type) and array.type.precision < 38:
-            # Widest precision at the scale seen: the next pages' bigger values then fit the same type.
-            array = array.cast(pa.decimal128(38, array.type.scale))
-        return array
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        pass
-    text = [None if v is None else (json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
-            for v in values]
-    return pa.array(text, pa.string())
