@@ -105,3 +105,30 @@ def test_messages_name_the_options_of_the_command(tmp_path, cli, db_url):
     out = " ".join(cli("load", open_quote, "--into", "o", expect=2).output.split())  # while inferring
     assert "set --quote to another character" in out
     cli("load", latin, "--into", "l", "--encoding", "latin-1")
+
+
+def test_status_shows_the_ledger_of_a_load_without_a_project(tmp_path, cli, db_url):
+    good = write(tmp_path / "good.csv", "sku,price\nA,1\nB,2\n")
+    cli("load", good, "--into", "prices")
+    _execute(db_url, "CREATE TABLE strict (sku text, price bigint NOT NULL)")
+    bad = write(tmp_path / "bad.csv", "sku,price\nA,\n")
+    cli("load", bad, "--into", "strict", expect=1)
+    shown = json.loads(cli("status", "--pipeline", "load:public.prices", "--json").output)
+    assert shown["pipeline"] == "load:public.prices" and shown["files"] == {"loaded": 1}
+    assert [(r["status"], r["rows_loaded"]) for r in shown["runs"]] == [("succeeded", 2)]
+    assert shown["overview"] is None  # no landing zone to count
+    failed = cli("status", "--pipeline", "load:public.strict").output
+    assert "bad.csv" in failed and "null value" in failed
+    unknown = cli("status", "--pipeline", "load:public.nope", expect=2).output
+    assert "no ledger rows for it; it has load:public.prices, load:public.strict" in " ".join(unknown.split())
+
+
+def test_a_table_made_by_hand_after_the_ledger_exists_is_the_one_chute_load_fills(tmp_path, cli, query, db_url):
+    """The embedded cluster's role and the ledger's schema are both `chute`: PostgreSQL's default
+    search_path put an unqualified CREATE TABLE into the ledger's schema, chute load created a
+    second table in public, and an unqualified SELECT read the empty one."""
+    cli("load", write(tmp_path / "first.csv", "a\n1\n"), "--into", "first")  # the ledger's schema now exists
+    _execute(db_url, "CREATE TABLE prices (sku text, price bigint)")
+    cli("load", write(tmp_path / "p.csv", "sku,price\nA,1\nB,2\n"), "--into", "prices")
+    assert query("SELECT count(*) FROM prices") == [(2,)]
+    assert query("SELECT to_regclass('chute.prices') IS NULL") == [(True,)]

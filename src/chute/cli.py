@@ -28,7 +28,7 @@ import click
 
 from . import __version__
 from .console import data_table, err, escape, out
-from .errors import ChuteError, RunInProgress
+from .errors import ChuteError, ConfigError, RunInProgress
 
 EXIT_FILES_FAILED = 1
 EXIT_ERROR = 2
@@ -210,32 +210,45 @@ def _report_replay(result, as_json: bool) -> None:
 @project_option
 @db_option
 @click.option("--runs", "limit", type=click.IntRange(1), default=10, show_default=True, help="How many runs to show.")
+@click.option("--pipeline", metavar="NAME", help="The ledger of this pipeline instead of the project's: "
+              "`chute load` loads are named load:SCHEMA.TABLE and need no chute.toml.")
 @json_option
-def status(project_dir: Path, db_url: str | None, limit: int, as_json: bool) -> None:
-    """Show the ledger: files by state, the last runs, and files that failed."""
+def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | None, as_json: bool) -> None:
+    """Show the ledger: files by state, the last runs, and files that failed.
+
+    \b
+      chute status                                 the project in this folder
+      chute status --pipeline load:public.prices   the loads of `chute load ... --into prices`
+    """
     from . import ledger
     from .db.postgres import connect
     from .overview import overview, overview_line
     from .project import load_project
     from .runner import resolve_database
 
-    project = load_project(project_dir)
+    project = None if pipeline else load_project(project_dir)
+    name = pipeline or project.name
     conn = connect(resolve_database(project, db_url, project_dir))
     with conn:
         if not ledger.schema_exists(conn):
-            counts, runs, failed = {}, [], []
+            counts, runs, failed, known = {}, [], [], []
         else:
-            counts = ledger.file_counts(conn, project.name)
-            runs = ledger.recent_runs(conn, project.name, limit)
-            failed = ledger.failed_files(conn, project.name)
-        numbers = overview(project, conn)
+            counts = ledger.file_counts(conn, name)
+            runs = ledger.recent_runs(conn, name, limit)
+            failed = ledger.failed_files(conn, name)
+            known = ledger.pipelines(conn)
+        # The overview counts what waits in the landing zone: a project's, which a load has not.
+        numbers = overview(project, conn) if project else None
+    if pipeline and pipeline not in known:
+        raise ConfigError(f"--pipeline {pipeline}: this database has no ledger rows for it; it has "
+                          + (", ".join(known) if known else "none yet"))
     if as_json:
-        _emit_json({"pipeline": project.name, "files": counts, "runs": runs, "failed_files": failed,
-                    "overview": numbers})
+        _emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
         return
-    out.print(f"[bold]{project.name}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    out.print(f"[bold]{escape(name)}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
-    out.print(overview_line(numbers), highlight=False)
+    if numbers:
+        out.print(overview_line(numbers), highlight=False)
     if runs:
         table = data_table("run", "status", "started", "took", "loaded", "failed", "skipped", "rows")
         for r in runs:

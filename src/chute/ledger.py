@@ -216,5 +216,11 @@ def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> li
             " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
 
 
+def pipelines(conn: psycopg.Connection) -> list[str]:
+    """The pipelines this ledger has files or runs of."""
+    return [r[0] for r in conn.execute("SELECT pipeline FROM chute.files UNION SELECT pipeline FROM chute.runs"
+                                       " ORDER BY 1").fetchall()]
+
+
 def schema_exists(conn: psycopg.Connection) -> bool:
     return bool(conn.execute("SELECT to_regclass('chute.files') IS NOT NULL").fetchone()[0])

@@ -177,6 +177,11 @@ class EmbeddedPostgres:
                 with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
                     if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
                         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+                    # The role and the ledger's schema are both named chute: with the default
+                    # search_path ("$user", public) a user's unqualified CREATE TABLE in psql
+                    # would land in the ledger's schema, where `chute load --into NAME` (public)
+                    # and its readers do not look.
+                    conn.execute(sql.SQL("ALTER ROLE {} SET search_path = public").format(sql.Identifier(USER)))
                     return
             except psycopg.OperationalError:
                 if attempt == 49:
