@@ -146,3 +146,15 @@ def test_each_page_starts_its_index_scan_at_the_last_row_of_the_page_before(tmp_
     # The scan at the bottom of the plan reads the page's rows and the previous page's last one.
     assert "Index" in nodes[-1]["Node Type"] and nodes[-1]["Actual Rows"] <= 101
     assert sum(n.get("Rows Removed by Filter", 0) for n in nodes) <= 1
+
+
+def test_a_first_page_of_null_json_does_not_fix_the_column_type(tmp_path, source_pg, monkeypatch):
+    with psycopg.connect(source_pg, autocommit=True) as conn:
+        conn.execute("CREATE TABLE wide (id int PRIMARY KEY, updated timestamptz NOT NULL, doc jsonb)")
+        conn.execute("INSERT INTO wide SELECT i, timestamptz '2025-01-01' + i * interval '1 s', "
+                     "CASE WHEN i > 10 THEN jsonb_build_object('i', i) END FROM generate_series(1, 30) i")
+    fast, fast_parts, adbc_pages = extract(tmp_path / "fast", source_pg, generic=False, monkeypatch=monkeypatch)
+    slow, slow_parts, _ = extract(tmp_path / "slow", source_pg, generic=True, monkeypatch=monkeypatch)
+    assert fast.ok and adbc_pages == 3
+    assert [p.column("doc").to_pylist() for p in fast_parts] == [p.column("doc").to_pylist() for p in slow_parts]
+    assert fast_parts[2].column("doc").to_pylist()[-1] == {"i": 30}

@@ -81,8 +81,9 @@ class Pages:
             column = _converted(kind, column, name, types)
             if column is None:
                 return None
-            types.setdefault(name, column.type)
-            if column.type != types[name]:
+            if not pa.types.is_null(column.type):  # a column of NULLs only says nothing of its type
+                types.setdefault(name, column.type)
+            if name in types and column.type != types[name]:
                 try:
                     column = column.cast(types[name])
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
