@@ -230,18 +230,19 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     name = pipeline or project.name
     conn = connect(resolve_database(project, db_url, project_dir))
     with conn:
-        if not ledger.schema_exists(conn):
-            counts, runs, failed, known = {}, [], [], []
+        ledger_there = ledger.schema_exists(conn)
+        if not ledger_there:
+            counts, runs, failed = {}, [], []
         else:
             counts = ledger.file_counts(conn, name)
             runs = ledger.recent_runs(conn, name, limit)
             failed = ledger.failed_files(conn, name)
-            known = ledger.pipelines(conn)
+        if pipeline and not counts and not runs:
+            known = ledger.pipelines(conn) if ledger_there else []
+            raise ConfigError(f"--pipeline {pipeline}: this database has no ledger rows for it; it has "
+                              + (", ".join(known) if known else "none yet"))
         # The overview counts what waits in the landing zone: a project's, which a load has not.
         numbers = overview(project, conn) if project else None
-    if pipeline and pipeline not in known:
-        raise ConfigError(f"--pipeline {pipeline}: this database has no ledger rows for it; it has "
-                          + (", ".join(known) if known else "none yet"))
     if as_json:
         _emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
         return

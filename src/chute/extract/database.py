@@ -69,13 +69,11 @@ class Source:
         self.engine = _engine(self.url)
         self.conn = _connect(self.engine)
         self.pages = None  # pages read into Arrow by ADBC (a PostgreSQL source), else fetched here
-        if self.engine.dialect.name == "postgresql" and self.engine.driver == "psycopg":
-            adbc = pg_pages.connect(self.url)
-            if adbc is not None:
-                self.pages = pg_pages.Pages(adbc, self.engine.dialect, self.conn.connection.driver_connection)
         self.casts: dict[str, pa.DataType] = {}
         self.order = ([spec.cursor] if spec.cursor else []) + [k for k in spec.key if k != spec.cursor]
         try:
+            if self.engine.dialect.name == "postgresql" and self.engine.driver == "psycopg":
+                self.pages = pg_pages.open_pages(self.url, self.engine.dialect, self.conn.connection.driver_connection)
             self.relation, self.names = self._relation()
             missing = [c for c in self.order if c not in self.names]
             if missing:
@@ -86,10 +84,12 @@ class Source:
             raise
 
     def close(self) -> None:
-        if self.pages is not None:
-            self.pages.close()
-        self.conn.close()
-        self.engine.dispose()
+        try:
+            if self.pages is not None:
+                self.pages.close()
+        finally:
+            self.conn.close()
+            self.engine.dispose()
 
     # -- what is read ----------------------------------------------------------------------
     def _relation(self):

@@ -19,14 +19,16 @@ import json
 import uuid
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_rows import to_array
 
-# Source types whose Arrow type from ADBC is the one the generic path makes, or a narrower one
-# that keeps the source's meaning (int2 -> int16, float4 -> float32).
-PLAIN = {"int2", "int4", "int8", "float4", "float8", "bool", "text", "varchar", "bpchar", "name", "date", "time",
+# Source types whose Arrow type from ADBC is the one the generic path makes (smallint and
+# integer widened to int64, as Python's int gives them). Not real: ADBC reads it as float32,
+# whose 0.1 is 0.10000000149 as a double, where the row path has the server's text, 0.1.
+PLAIN = {"int2", "int4", "int8", "float8", "bool", "text", "varchar", "bpchar", "name", "date", "time",
          "timestamp", "timestamptz", "bytea"}
 # ADBC gives these as extension types: numeric and json as text, uuid as 16 bytes.
 CONVERTED = {"numeric", "json", "jsonb", "uuid"}
@@ -37,17 +39,28 @@ _AS_DRIVER = {"json": json.loads, "jsonb": json.loads, "uuid": lambda b: uuid.UU
 _FIRST_DAY, _LAST_DAY = ((d - dt.date(1970, 1, 1)).days for d in (dt.date(1, 1, 1), dt.date(9999, 12, 31)))
 
 
-def connect(url) -> Any:
-    """An ADBC connection to the SQLAlchemy `url`'s database, or None when the driver is absent."""
+def open_pages(url, dialect, driver_connection) -> Pages | None:
+    """Pages of the SQLAlchemy `url`'s database read by ADBC, or None: the driver is absent or
+    cannot connect where psycopg could (the row path then reads every page)."""
     try:
         import adbc_driver_postgresql.dbapi as adbc
     except ImportError:
         return None
-    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    uri = url.set(drivername="postgresql", query={"connect_timeout": "10", **url.query})
     try:
-        return adbc.connect(uri, autocommit=True)  # each page its own transaction: no snapshot held
-    except adbc.Error:
-        return None  # the generic path connected; let it report what this one ran into
+        conn = adbc.connect(uri.render_as_string(hide_password=False), autocommit=True)  # a transaction per page
+    except Exception:
+        return None
+    try:
+        with conn.cursor() as cur:
+            # As the row path's session (database.py: _engine): timestamptz shown and cast in
+            # UTC; and the SQL goes as UTF-8 whatever the database's encoding.
+            cur.execute("SET TimeZone = 'UTC'")
+            cur.execute("SET client_encoding = 'UTF8'")
+    except Exception:
+        conn.close()
+        return None
+    return Pages(conn, dialect, driver_connection)
 
 
 class Pages:
@@ -56,18 +69,21 @@ class Pages:
     def __init__(self, conn, dialect, driver_connection):
         self.conn = conn
         self.dialect = dialect
-        self.literal = _literal_renderer(driver_connection)
+        self.cursor = psycopg.ClientCursor(driver_connection)  # renders values as literals; runs nothing
         self.usable = True
+
+    def sql(self, statement) -> str:
+        """The statement's SQL with its values as literals, quoted by psycopg."""
+        compiled = statement.compile(dialect=self.dialect)
+        return self.cursor.mogrify(str(compiled), compiled.params)
 
     def page(self, statement, types: dict[str, pa.DataType]) -> tuple[pa.Table, pa.Table] | None:
         """(the page as the generic path would make it, the page as ADBC read it), or None:
         fetch this page the generic way. `types` is shared with the generic path, so a column
         keeps one type across pages whichever way they were read."""
-        compiled = statement.compile(dialect=self.dialect)
-        sql = self.literal(str(compiled), compiled.params)
         try:
             with self.conn.cursor() as cur:
-                cur.execute(sql)
+                cur.execute(self.sql(statement))
                 raw = cur.fetch_arrow_table()
         except Exception:  # the generic path runs the page again and reports what the server says
             self.usable = False
@@ -81,7 +97,7 @@ class Pages:
             column = _converted(kind, column, name, types)
             if column is None:
                 return None
-            if not pa.types.is_null(column.type):  # a column of NULLs only says nothing of its type
+            if column.null_count < len(column):  # a column of NULLs only says nothing of its type
                 types.setdefault(name, column.type)
             if name in types and column.type != types[name]:
                 try:
@@ -126,7 +142,10 @@ def _converted(kind: str, column: pa.ChunkedArray, name: str, types: dict[str, p
         decode = _AS_DRIVER[kind]
         return to_array([None if v is None else decode(v) for v in column.to_pylist()], name, types)
     if kind == "numeric":
-        return _decimal(column, types.get(name))
+        known = types.get(name)
+        return column if known == pa.string() else _decimal(column, known)  # text once a page was NaN
+    if kind in ("int2", "int4"):
+        return column.cast(pa.int64())
     return column
 
 
@@ -158,16 +177,3 @@ def _decimal(text: pa.ChunkedArray, known: pa.DataType | None) -> pa.ChunkedArra
         return text.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-
-
-def _literal_renderer(driver_connection):
-    """SQL with %(name)s placeholders and its values -> SQL with the values as literals,
-    quoted by psycopg (on the source's own connection, for its encoding)."""
-    import psycopg
-
-    cursor = psycopg.ClientCursor(driver_connection)
-
-    def render(sql: str, params: dict[str, Any]) -> str:
-        return cursor.mogrify(sql, params)
-
-    return render
