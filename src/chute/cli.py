@@ -56,6 +56,18 @@ db_option = click.option(
     "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
     "else the embedded cluster in PROJECT/.chute/pg.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
+pipeline_option = click.option(
+    "--pipeline", metavar="NAME", help="Another pipeline's ledger than the project's: a `chute load` into "
+    "SCHEMA.TABLE is the pipeline load:SCHEMA.TABLE, which needs no chute.toml.")
+
+
+def _ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
+    """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
+    from .project import load_project
+    from .runner import resolve_database
+
+    project = None if pipeline else load_project(project_dir)
+    return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
 
 
 @click.group(cls=ChuteGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,6 +163,8 @@ def _with_progress(work, quiet: bool):
 
 
 def _report_run(summary, as_json: bool) -> None:
+    from .quality.quarantine import rejects_command
+
     if as_json:
         _emit_json(summary.to_dict())
     else:
@@ -160,7 +174,7 @@ def _report_run(summary, as_json: bool) -> None:
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
                   + f"; {summary.rows_loaded:,} rows loaded"
-                  + (f", {summary.rows_rejected:,} rejected ({_rejects_command(summary.pipeline)})"
+                  + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
                      if summary.rows_rejected else ""),
                   highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
@@ -184,12 +198,6 @@ def _report_run(summary, as_json: bool) -> None:
         sys.exit(EXIT_FILES_FAILED)
 
 
-def _rejects_command(pipeline: str) -> str:
-    """The command that lists a run's rejects: `chute load`'s pipelines are not a project's."""
-    # a project's name has no ':'; `chute load` names its loads load:SCHEMA.TABLE
-    return f"chute rejects list --pipeline {pipeline}" if ":" in pipeline else "chute rejects list"
-
-
 def _report_replay(result, as_json: bool) -> None:
     if as_json:
         _emit_json(result.to_dict())
@@ -210,8 +218,7 @@ def _report_replay(result, as_json: bool) -> None:
 @project_option
 @db_option
 @click.option("--runs", "limit", type=click.IntRange(1), default=10, show_default=True, help="How many runs to show.")
-@click.option("--pipeline", metavar="NAME", help="The ledger of this pipeline instead of the project's: "
-              "`chute load` loads are named load:SCHEMA.TABLE and need no chute.toml.")
+@pipeline_option
 @json_option
 def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | None, as_json: bool) -> None:
     """Show the ledger: files by state, the last runs, and files that failed.
@@ -223,12 +230,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     from . import ledger
     from .db.postgres import connect
     from .overview import overview, overview_line
-    from .project import load_project
-    from .runner import resolve_database
 
-    project = None if pipeline else load_project(project_dir)
-    name = pipeline or project.name
-    conn = connect(resolve_database(project, db_url, project_dir))
+    project, name, url = _ledger_of(project_dir, db_url, pipeline)
+    conn = connect(url)
     with conn:
         ledger_there = ledger.schema_exists(conn)
         if not ledger_there:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .cli import _emit_json, _report_replay, data_table, db_option, escape, json_option, main, out, project_option
+from .cli import (_emit_json, _ledger_of, _report_replay, data_table, db_option, escape, json_option, main, out,
+                  pipeline_option, project_option)
 
 _filters = [
     click.option("--file", "file", metavar="NAME", help="Only rejects of this file (its name in the landing zone)."),
@@ -25,22 +26,15 @@ def filter_options(func):
     return func
 
 
-pipeline_option = click.option(
-    "--pipeline", metavar="NAME", help="Rejects of this pipeline instead of the project's; `chute load` loads "
-    "are named load:SCHEMA.TABLE and need no chute.toml.")
-
-
 def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
     """The pipeline's name and a connection to its database."""
     from . import ledger
     from .db.postgres import connect
-    from .project import load_project
-    from .runner import resolve_database
 
-    project = None if pipeline else load_project(project_dir)
-    conn = connect(resolve_database(project, db_url, project_dir))
+    _, name, url = _ledger_of(project_dir, db_url, pipeline)
+    conn = connect(url)
     ledger.ensure_schema(conn)
-    return pipeline or project.name, conn
+    return name, conn
 
 
 @main.group()

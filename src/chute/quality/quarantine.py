@@ -63,6 +63,12 @@ COLUMNS = ("reject_id", "pipeline", "run_id", "file_id", "file_name", "file_sha2
            "replayed_at", "replay_run_id", "created_at")
 
 
+def rejects_command(pipeline: str) -> str:
+    """The command that lists a pipeline's rejects. A project's name has no ':'; `chute load`
+    names its loads load:SCHEMA.TABLE, and they need --pipeline (there is no chute.toml)."""
+    return f"chute rejects list --pipeline {pipeline}" if ":" in pipeline else "chute rejects list"
+
+
 def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,
                    column: str | None = None, reason: str | None = None, check: str | None = None,
                    ids: list[int] | tuple[int, ...] = (), limit: int | None = 100) -> list[dict]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from .. import ledger
 from ..db.loader import LoadUnit
@@ -27,7 +28,7 @@ from ..project import Project
 from .contracts import contracts_of
 from .contracts import adopt_columns
 from .gate import Gate
-from .quarantine import select_rejects
+from .quarantine import rejects_command, select_rejects
 from .records import ROW_COLUMN, read_records
 
 
@@ -61,8 +62,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
     if failed:
         return _replay_failed_file(project, db_url, pipeline, failed)
     if not pending:
-        listing = "chute rejects list" + (f" --pipeline {pipeline}" if pipeline != project.name else "")
-        raise ConfigError(f"nothing to replay: no pending rejects match (see {listing})")
+        raise ConfigError(f"nothing to replay: no pending rejects match (see {rejects_command(pipeline)})")
     conn = connect(db_url)
     try:
         if not ledger.try_lock(conn, pipeline):
@@ -101,8 +101,8 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
         conn.close()
 
 
-def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts, run_id, file_id, rejects, zone, entries,
-                 data: Path | None) -> dict[str, Any]:
+def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts, run_id, file_id, rejects, zone,
+                 entries, data: Path | None) -> dict[str, Any]:
     from ..runner import _frame_of
 
     name, sha = rejects[0]["file_name"], rejects[0]["file_sha256"]
@@ -121,7 +121,8 @@ def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contrac
         if hashlib.sha256(raw).hexdigest() != sha:
             raise ConfigError(f"{name} changed since it was loaded; give the corrected copy with --data PATH "
                               "(records fixed in place), or restore the original")
-    frame, parse_rejects = _read(raw, project)
+    # the records as the run read them (ROW_COLUMN numbers agree) and those its reader refuses
+    frame, parse_rejects = read_records(pa.py_buffer(raw), project.source, 1 << 30)
     still_bad = {r.row_number for r in parse_rejects if r.row_number in wanted}
     frame = frame.filter(pl.col(ROW_COLUMN).is_in(sorted(wanted))).with_columns(
         pl.lit(name).alias(project.source.file_column))
@@ -172,14 +173,6 @@ def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contrac
                    records_still_failing=len(wanted & still_bad),
                    still_failing_because=reasons | {r.reason: 1 for r in parse_rejects if r.row_number in wanted})
     return outcome
-
-
-def _read(raw: bytes, project: Project):
-    """The file's records as the run read them (ROW_COLUMN: CSV record number, or JSON-lines
-    line number) and the records its reader refuses, so row numbers agree."""
-    import pyarrow as pa
-
-    return read_records(pa.py_buffer(raw), project.source, 1 << 30)
 
 
 def _mark_replayed(unit: LoadUnit, ids: list[int], run_id: int) -> int:
