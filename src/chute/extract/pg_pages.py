@@ -6,7 +6,7 @@ benchmarks/bench_extract.py). ADBC reads a query's rows by binary COPY into Arro
 The page query is still built by SQLAlchemy; psycopg renders its values as literals (ADBC
 takes $n parameters, and COPY, which it uses for a query with none, takes no parameters).
 
-A source with a column of a type not in PLAIN or CONVERTED (interval, arrays, enums...) is
+A source with a column of a type not in COVERED (real, interval, arrays, enums...) is
 read the generic way, as is any page this module cannot convert exactly (an infinite date, a
 NaN numeric): `page` returns None and database.py fetches that page itself.
 """
@@ -30,10 +30,10 @@ from .arrow_rows import to_array
 # whose 0.1 is 0.10000000149 as a double, where the row path has the server's text, 0.1.
 PLAIN = {"int2", "int4", "int8", "float8", "bool", "text", "varchar", "bpchar", "name", "date", "time",
          "timestamp", "timestamptz", "bytea"}
-# ADBC gives these as extension types: numeric and json as text, uuid as 16 bytes.
-CONVERTED = {"numeric", "json", "jsonb", "uuid"}
-# Their values as psycopg returns them, for arrow_rows to type as the generic path does.
-_AS_DRIVER = {"json": json.loads, "jsonb": json.loads, "uuid": lambda b: uuid.UUID(bytes=b)}
+# ADBC gives these as extension types (numeric and json as text, uuid as 16 bytes); their
+# values as psycopg returns them, for watermarks and for arrow_rows to type as the row path.
+AS_DRIVER = {"numeric": decimal.Decimal, "json": json.loads, "jsonb": json.loads, "uuid": lambda b: uuid.UUID(bytes=b)}
+COVERED = PLAIN | AS_DRIVER.keys()
 # Dates and times the generic path (Python's datetime) can hold; ADBC wraps PostgreSQL's
 # 'infinity' around to a nonsense date instead of failing.
 _FIRST_DAY, _LAST_DAY = ((d - dt.date(1970, 1, 1)).days for d in (dt.date(1, 1, 1), dt.date(9999, 12, 31)))
@@ -89,7 +89,7 @@ class Pages:
             self.usable = False
             return None
         kinds = [_kind(f) for f in raw.schema]
-        if not all(k in PLAIN or k in CONVERTED for k in kinds):
+        if not all(k in COVERED for k in kinds):
             self.usable = False
             return None
         columns = []
@@ -121,11 +121,7 @@ def value(raw: pa.Table, column: int, row: int) -> Any:
         item = item.value
     if item is None or not item.is_valid:
         return None
-    if kind == "numeric":
-        return decimal.Decimal(item.as_py())
-    if kind == "uuid":
-        return uuid.UUID(bytes=item.as_py())
-    return item.as_py()
+    return AS_DRIVER.get(kind, lambda v: v)(item.as_py())
 
 
 def _kind(field: pa.Field) -> str:
@@ -138,12 +134,12 @@ def _converted(kind: str, column: pa.ChunkedArray, name: str, types: dict[str, p
         column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
     if kind in ("date", "timestamp", "timestamptz") and not _in_range(column):
         return None
-    if kind in _AS_DRIVER:  # few such columns: their values go the generic path's way, one by one
-        decode = _AS_DRIVER[kind]
-        return to_array([None if v is None else decode(v) for v in column.to_pylist()], name, types)
     if kind == "numeric":
         known = types.get(name)
         return column if known == pa.string() else _decimal(column, known)  # text once a page was NaN
+    if kind in AS_DRIVER:  # few such columns: their values go the generic path's way, one by one
+        decode = AS_DRIVER[kind]
+        return to_array([None if v is None else decode(v) for v in column.to_pylist()], name, types)
     if kind in ("int2", "int4"):
         return column.cast(pa.int64())
     return column
