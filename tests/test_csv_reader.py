@@ -63,6 +63,17 @@ def test_blocks_are_bounded():
     assert max(f.estimated_size() for f in frames) < 8 << 20
 
 
+def test_with_declared_types_the_first_block_is_small_and_without_them_it_decides_the_types():
+    # 6.5 MB of whole numbers, then a column turns decimal
+    data = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * 2) for i in range(500_000))
+    data += b"".join(b"%d,1.5\n" % i for i in range(40_000))
+    declared = blocks(data, block=64 << 20, columns={"a": "bigint", "b": "double"})
+    assert len(declared) == 2 and declared[0].height < 500_000 < sum(f.height for f in declared)
+    assert declared[0].height * 7 <= 4 << 20  # the first ~4 MB of 7-byte and longer lines
+    inferred = blocks(data, block=64 << 20)
+    assert len(inferred) == 1 and inferred[0].schema["b"] == pl.Float64
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "the file is empty"),
     (b"a,b\n", "header but no data rows"),

@@ -90,8 +90,12 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         if not head:
             raise ReadError("the file is empty")
         _reject_binary(head, source.encoding)
-        blocks = _text_blocks(stream, head, min(block_bytes, READ_BLOCK), source)
         names, types = _declared(source)
+        size = min(block_bytes, READ_BLOCK)
+        # With the types declared the first block decides nothing, so it is small: the
+        # COPY starts on its rows while the next, full-sized block is parsed.
+        first = min(size, FIRST_BLOCK) if source.columns else size
+        blocks = _text_blocks(stream, head, size, source, first)
         rows = lines = 0  # records and lines in the blocks before this one
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, (block, last) in enumerate(blocks):
@@ -191,6 +195,7 @@ def _declared(source: Source) -> tuple[list[str] | None, dict]:
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
 READ_BLOCK = 16 << 20  # bytes of text per parsed block: bounds memory at a few times this
+FIRST_BLOCK = 4 << 20  # the first block when the types are declared (see read_csv)
 THREADED_BLOCK = 4 << 20  # a smaller first block is parsed on one core (small files are read side by side)
 
 
@@ -234,9 +239,9 @@ def _check_header(names: list[str]) -> None:
         seen.setdefault(name, i)
 
 
-def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[tuple[memoryview, bool]]:
-    """UTF-8 text in blocks of about `size` bytes, each ending at a record boundary, and
-    whether it is the last.
+def _text_blocks(stream, head: bytes, size: int, source: Source, first: int) -> Iterator[tuple[memoryview, bool]]:
+    """UTF-8 text in blocks of about `size` bytes (the first of about `first`), each ending at
+    a record boundary, and whether it is the last.
 
     A newline ends a record unless it is inside quotes; quotes are balanced at a boundary
     (a doubled quote inside a quoted field counts twice), so counting them tells which
@@ -245,7 +250,7 @@ def _text_blocks(stream, head: bytes, size: int, source: Source) -> Iterator[tup
     quote = source.quote.encode()
     decode = _transcoder(source.encoding)
     carry = b""
-    chunk = head + stream.read(max(0, size - len(head)))
+    chunk = head + stream.read(max(0, first - len(head)))
     while chunk:
         following = stream.read(size)
         text = decode(chunk, False)
