@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -25,11 +25,14 @@ from ..db.loader import LoadUnit
 from ..db.postgres import connect, connect_loader, ensure_table
 from ..errors import ChuteError, ConfigError, FileError, RunInProgress
 from ..project import Project
-from .contracts import contracts_of
-from .contracts import adopt_columns
+from .contracts import adopt_columns, contracts_of
 from .gate import Gate
 from .quarantine import rejects_command, select_rejects
 from .records import ROW_COLUMN, read_records
+
+if TYPE_CHECKING:
+    from ..pipeline import Plan
+    from ..sources.base import FileEntry, LandingZone
 
 
 @dataclass
@@ -43,6 +46,22 @@ class ReplayResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "records_replayed": self.replayed, "files": self.files}
+
+
+@dataclass
+class _ReplayRun:
+    """What the files of one replay run share."""
+    db_url: str
+    project: Project
+    pipeline: str
+    run_id: int
+    plan: Plan
+    static: dict
+    targets: dict
+    contracts: dict
+    zone: LandingZone  # where the files are read again, unless --data gives a corrected copy
+    entries: dict[str, FileEntry]
+    data: Path | None
 
 
 def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
@@ -83,12 +102,12 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
             for r in pending:
                 by_file.setdefault(r["file_id"], []).append(r)
             zone = landing_zone(project)
-            entries = {e.name: e for e in zone.list()}
+            run = _ReplayRun(db_url, project, pipeline, run_id, plan, static, targets, contracts, zone,
+                             {e.name: e for e in zone.list()}, data)
             status, error = "succeeded", None
             try:
                 for file_id, rejects in by_file.items():
-                    result.files.append(_replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts,
-                                                     run_id, file_id, rejects, zone, entries, data))
+                    result.files.append(_replay_file(run, file_id, rejects))
             except ChuteError as exc:
                 status, error = "failed", str(exc)
                 raise
@@ -101,9 +120,10 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
         conn.close()
 
 
-def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contracts, run_id, file_id, rejects, zone,
-                 entries, data: Path | None) -> dict[str, Any]:
+def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str, Any]:
     from ..runner import _frame_of
+
+    project, run_id = run.project, run.run_id
 
     name, sha = rejects[0]["file_name"], rejects[0]["file_sha256"]
     wanted = {r["row_number"] for r in rejects if r["row_number"] is not None}
@@ -111,13 +131,13 @@ def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contrac
     if not wanted:
         raise ConfigError(f"{name}: the selected rejects have no row number (the nodes dropped the "
                           f"{ROW_COLUMN!r} column), so they cannot be found in the file again")
-    if data is not None:
-        raw = data.read_bytes()
+    if run.data is not None:
+        raw = run.data.read_bytes()
     else:
-        entry = entries.get(name)
+        entry = run.entries.get(name)
         if entry is None:
             raise ConfigError(f"{name} is no longer in the landing zone; give a copy with --data PATH")
-        raw = bytes(zone.read(entry))
+        raw = bytes(run.zone.read(entry))
         if hashlib.sha256(raw).hexdigest() != sha:
             raise ConfigError(f"{name} changed since it was loaded; give the corrected copy with --data PATH "
                               "(records fixed in place), or restore the original")
@@ -126,16 +146,16 @@ def _replay_file(conn, db_url, project, pipeline, plan, static, targets, contrac
     still_bad = {r.row_number for r in parse_rejects if r.row_number in wanted}
     frame = frame.filter(pl.col(ROW_COLUMN).is_in(sorted(wanted))).with_columns(
         pl.lit(name).alias(project.source.file_column))
-    load_conn = connect_loader(db_url)
+    load_conn = connect_loader(run.db_url)
     reasons: dict[str, int] = {}
     try:
         for _ in range(3):  # a record passes when all its rows pass; drop the others and check again
             candidates = frame.filter(~pl.col(ROW_COLUMN).is_in(sorted(still_bad)))
-            unit = LoadUnit(load_conn, pipeline, run_id, allow_direct=False)
-            gate = Gate(contracts, project.source, unit)
+            unit = LoadUnit(load_conn, run.pipeline, run_id, allow_direct=False)
+            gate = Gate(run.contracts, project.source, unit)
             goods = []
-            values = plan.run_batch(candidates, static, {}) if candidates.height else {}
-            for table, target in targets.items():
+            values = run.plan.run_batch(candidates, run.static, {}) if candidates.height else {}
+            for table, target in run.targets.items():
                 if not candidates.height:
                     break
                 goods.append((target, gate.check(_frame_of(values[table], table), target, name)))
