@@ -63,15 +63,30 @@ def test_blocks_are_bounded():
     assert max(f.estimated_size() for f in frames) < 8 << 20
 
 
-def test_with_declared_types_the_first_block_is_small_and_without_them_it_decides_the_types():
+def test_with_every_type_declared_the_first_block_is_small_and_else_it_decides_the_types():
     # 6.5 MB of whole numbers, then a column turns decimal
     data = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * 2) for i in range(500_000))
     data += b"".join(b"%d,1.5\n" % i for i in range(40_000))
     declared = blocks(data, block=64 << 20, columns={"a": "bigint", "b": "double"})
     assert len(declared) == 2 and declared[0].height < 500_000 < sum(f.height for f in declared)
-    assert declared[0].height * 7 <= 4 << 20  # the first ~4 MB of 7-byte and longer lines
-    inferred = blocks(data, block=64 << 20)
-    assert len(inferred) == 1 and inferred[0].schema["b"] == pl.Float64
+    assert declared[0].height * 4 <= 4 << 20  # at most the first 4 MB of lines of 4 bytes or more
+    for columns in ({}, {"a": "bigint"}):  # 'b' is not declared: the first 16 MB decide its type
+        inferred = blocks(data, block=64 << 20, columns=columns)
+        assert len(inferred) == 1 and inferred[0].schema["b"] == pl.Float64
+
+
+def test_a_block_parsed_on_every_core_keeps_newlines_inside_quoted_values():
+    rows = b"".join(b'%d,"first line\nsecond line %d",x\n' % (i, i) for i in range(300_000))
+    assert len(rows) > 8 << 20  # one block, over THREADED_BLOCK: cut into parts for the threads
+    [frame] = blocks(b"id,text,tag\n" + rows, block=64 << 20)
+    assert frame.height == 300_000 and frame["text"][123_456] == "first line\nsecond line 123456"
+    assert set(frame["tag"]) == {"x"}
+
+
+def test_a_quote_left_open_far_from_the_end_is_refused():
+    rows = b"".join(b"%d,plain\n" % i for i in range(2, 100_000))
+    with pytest.raises(ReadError, match="never closed: line 3"):
+        read(b"id,size\n1,x\n" + b'2,"open\n' + rows)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -24,6 +24,10 @@ from ..errors import ReadError, setting
 from ..project import Source
 from . import count_byte, row_numbers
 
+# The csv module (the quote check here, quality.records' lenient reader) refuses values over
+# 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
+_csv.field_size_limit(1 << 30)
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -92,9 +96,9 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         _reject_binary(head, source.encoding)
         names, types = _declared(source)
         size = min(block_bytes, READ_BLOCK)
-        # With the types declared the first block decides nothing, so it is small: the
-        # COPY starts on its rows while the next, full-sized block is parsed.
-        first = min(size, FIRST_BLOCK) if source.columns else size
+        # With every column's type declared the first block decides nothing, so it is small:
+        # the COPY starts on its rows while the next, full-sized block is parsed.
+        first = min(size, FIRST_BLOCK) if _all_declared(head, source) else size
         blocks = _text_blocks(stream, head, size, source, first)
         rows = lines = 0  # records and lines in the blocks before this one
         previous = None  # its lines are counted only once another block follows (most files are one block)
@@ -195,8 +199,8 @@ def _declared(source: Source) -> tuple[list[str] | None, dict]:
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
 READ_BLOCK = 16 << 20  # bytes of text per parsed block: bounds memory at a few times this
-FIRST_BLOCK = 4 << 20  # the first block when the types are declared (see read_csv)
 THREADED_BLOCK = 4 << 20  # a smaller first block is parsed on one core (small files are read side by side)
+FIRST_BLOCK = THREADED_BLOCK  # the first block when every type is declared (see read_csv): one core parses it
 
 
 def _parse(block: memoryview, source: Source, names: list[str] | None, types: dict,
@@ -213,7 +217,9 @@ def _parse(block: memoryview, source: Source, names: list[str] | None, types: di
         autogenerate_column_names=names is None and not source.header,
         use_threads=threads,
     )
-    parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote)
+    # Cut into parts for the threads, a block must not be cut inside a quoted value
+    parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote,
+                                       newlines_in_values=threads)
     convert_options = pacsv.ConvertOptions(
         column_types=types, null_values=source.null_values, strings_can_be_null=True,
         quoted_strings_can_be_null=False,
@@ -350,6 +356,19 @@ def _reject_undecodable(batch: pa.Table, source: Source) -> None:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise ReadError(f"column {field.name!r} is not valid {source.encoding} text; "
                             f"set {setting('encoding')} to the file's encoding, e.g. 'latin-1'")
+
+
+def _all_declared(head: bytes, source: Source) -> bool:
+    """Whether every column of the file (its header's names, as far as `head` shows them) has a
+    declared type. When unsure, no: the first block then decides the types of the rest."""
+    if not source.columns:
+        return False
+    if not source.header:
+        return True  # the declared columns are the file's columns
+    if b"\n" not in head:
+        return False
+    names = _column_names(head, source)
+    return bool(names) and all(n.rstrip("\r") in source.columns for n in names)
 
 
 def _column_names(head: bytes, source: Source) -> list[str]:

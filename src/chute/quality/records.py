@@ -34,8 +34,6 @@ ROW_COLUMN = "source_row"
 MASK = "***"
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
-csv.field_size_limit(1 << 30)
-
 
 def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.DataFrame]:
     """The frames of one file, each with ROW_COLUMN counting records from `start` (JSON lines:
