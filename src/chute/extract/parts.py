@@ -64,10 +64,10 @@ def encode(table: pa.Table, file_format: str) -> bytes:
     if file_format == "parquet":
         import pyarrow.parquet as pq
 
-        # Dictionaries only for text: they pay off for repeated labels, while for numbers and
-        # timestamps they cost a third of the encoding time and make the part bigger.
-        text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        # Dictionaries only for top-level text columns: they pay off for repeated labels, while
+        # for numbers and timestamps they cost a third of the encoding time and make the part
+        # bigger. (Text inside lists and structs is written plain.)
+        text = [f.name for f in table.schema if _is_text(f.type)]
         pq.write_table(table, sink, compression="zstd", use_dictionary=text)
     elif file_format == "csv":
         import pyarrow.csv as pacsv
@@ -80,6 +80,12 @@ def encode(table: pa.Table, file_format: str) -> bytes:
     else:
         raise ValueError(f"unknown format {file_format!r}")
     return sink.getvalue()
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_dictionary(t) or any(
+        is_(t) for is_ in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
+                           pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view))
 
 
 class PartWriter:
