@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from chute.errors import ReadError
-from chute.formats.csv import read_csv
+from chute.formats.csv import FIRST_BLOCK, read_csv
 from chute.project import Source
 
 
@@ -126,13 +126,23 @@ def test_stray_quote_inside_a_field_does_not_stop_the_blocks():
 
 def test_a_quote_left_open_in_the_last_block_is_refused_and_a_stray_one_is_not():
     rows = b"".join(b"%d,plain\n" % i for i in range(2, 200_000))
-    with pytest.raises(ReadError, match="never closed: a record near the end of the file"):
+    # The header, then a record per line from 2 up: line n holds value n; counted across the blocks.
+    with pytest.raises(ReadError, match="never closed: line 200000 \\('200000,\"open'\\)"):
         blocks(b"id,size\n" + rows + b'200000,"open\n200001,x\n', block=1 << 18)
     frames = blocks(b"id,size\n" + rows + b'200000,5" screen\n', block=1 << 18)
     assert len(frames) > 2 and frames[-1]["size"][-1] == '5" screen'
     assert read(b'a,b\n1,"closed ""twice"""\n2,"x"y\n')["b"].to_list() == ['closed "twice"', "xy"]
     # An odd count from text after a closing quote and a stray quote: the check reads on past both.
     assert read(b'a,b\n1,"x"y\n2,5" screen\n')["b"].to_list() == ["xy", '5" screen']
+
+
+def test_a_quote_left_open_past_the_first_block_is_named_by_its_line_in_the_whole_file():
+    # Every type declared (a 4 MB first block), latin-1, and values with newlines: lines are not records.
+    rows = "".join(f'{i},"Zoë\nÅngström"\n' for i in range(300_000)).encode("latin-1")
+    data = b"id,name\n" + rows + b'300000,"open\n300001,x\n'
+    assert len(data) > FIRST_BLOCK  # two blocks: the open quote is in the second
+    with pytest.raises(ReadError, match="never closed: line 600002 "):
+        read(data, columns={"id": "bigint", "name": "text"}, encoding="latin-1")
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "cp1252"])

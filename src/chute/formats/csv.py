@@ -108,7 +108,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
             previous = block
             try:
                 if last:
-                    _check_quotes_closed(block, source, whole_file=i == 0)
+                    _check_quotes_closed(block, source, lambda: _lines_before_last_block(data, source, size, first))
                 table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
@@ -278,11 +278,12 @@ def _text_blocks(stream, head: bytes, size: int, source: Source, first: int) -> 
         yield memoryview(tail if tail.endswith(b"\n") else tail + b"\n"), True
 
 
-def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) -> None:
+def _check_quotes_closed(block: memoryview, source: Source, lines_before: Callable[[], int]) -> None:
     """pyarrow takes a quote still open at the end of the file as a field running to the end:
     every record after it would become part of one value. PostgreSQL's COPY refuses such a
     file; so does chute. A quote inside an unquoted field (5" screen) is only a character, so
-    an odd count of quotes is confirmed with the csv module before the file is refused."""
+    an odd count of quotes is confirmed with the csv module before the file is refused.
+    `lines_before` counts the lines of the blocks before this, the last one (only asked on error)."""
     if count_byte(block, source.quote.encode()) % 2 == 0:
         return
     text = bytes(block).decode("utf-8", errors="replace")
@@ -299,10 +300,21 @@ def _check_quotes_closed(block: memoryview, source: Source, whole_file: bool) ->
                 continue  # another flaw pyarrow accepts (text after a closing quote): the reader goes on
             lines = io.StringIO(text, newline="").readlines()  # split as the reader split them
             record = lines[start - 1].rstrip("\r\n")[:80]
-            where = f"line {start}" if whole_file else "a record near the end of the file"
-            raise ReadError(f"a quoted field is never closed: {where} ({record!r}) opens a quote that the "
+            raise ReadError(f"a quoted field is never closed: line {lines_before() + start} ({record!r}) opens a quote that the "
                             "file never closes, so every line after it would be read as one value; "
                             f"close the quote, or set {setting('quote')} to another character") from None
+
+
+def _lines_before_last_block(data: Data, source: Source, size: int, first: int) -> int:
+    """Lines before the last block, counted by reading the file again as read_csv cut it: an
+    error's line number costs a second pass, the files that load cost nothing."""
+    stream = open_stream(data, source)
+    try:
+        head = stream.read(8192)
+        return sum(count_byte(block, b"\n") for block, last in _text_blocks(stream, head, size, source, first)
+                   if not last)
+    finally:
+        stream.close()
 
 
 def quote_left_open(error: _csv.Error) -> bool:
