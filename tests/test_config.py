@@ -35,6 +35,7 @@ def test_good_config_has_typed_tables(tmp_path):
     (GOOD.replace('primary_key = ["id"]', ''), "mode = 'merge' needs a primary_key"),
     (GOOD.replace('"bigint"', '"bigint2"'), "column 'id': unknown column type 'bigint2'"),
     (GOOD + "\n[landing]\npaths = 'x'\n", "landing.paths: unknown key"),
+    (GOOD + "\n[landing]\npatterns = []\n", "landing.patterns: List should have at least 1 item"),
     (GOOD.replace('name = "p"', ''), "project.name: required key is missing"),
     (GOOD + '\n[source]\nencoding = "klingon"\n', "unknown encoding 'klingon'"),
     ("[project\nname=1", "not valid TOML"),

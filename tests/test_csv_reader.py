@@ -93,7 +93,8 @@ def test_a_quote_left_open_far_from_the_end_is_refused():
     (b"", "the file is empty"),
     (b"a,b\n", "header but no data rows"),
     (b"a,b\n1,2\n3\n", "ragged row: expected 2 columns, got 1"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "this is a PNG image, not CSV text"),
+    (b"a,b\n\x00\x01\x02,\x03\n", "binary data (NUL bytes): this is not a CSV text file"),
     (b"a\nnot-a-date\n", "column 'a': CSV conversion error to date32"),
     # pyarrow would read the rest of the file as the last field's value, PostgreSQL's COPY refuses it
     (b'a,b\n1,"unclosed\n2,3\n', "a quoted field is never closed: line 2 ('1,\"unclosed')"),

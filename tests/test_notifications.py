@@ -79,7 +79,7 @@ def test_email_on_failure_says_failure_and_gives_the_first_errors(prices, smtp_s
     (message,) = smtp_sink.messages
     assert message["Subject"] == "Jane_Doe_Pipeline_Failure"
     body = message.get_payload()
-    assert "Status:    failed" in body and "- bad.csv: " in body and "binary data" in body
+    assert "Status:    failed" in body and "- bad.csv: " in body and "not CSV text" in body
 
 
 def test_on_failure_only_is_quiet_on_success(prices, smtp_sink, cli):

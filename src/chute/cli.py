@@ -42,6 +42,8 @@ class ChuteGroup(click.Group):
             return super().invoke(ctx)
         except ChuteError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            if ctx.meta.get(JSON_ASKED):  # a script reading stdout gets a document too
+                _emit_json({"error": str(exc), "exit_status": EXIT_ERROR})
             sys.exit(EXIT_ERROR)
 
 
@@ -55,7 +57,16 @@ project_option = click.option(
 db_option = click.option(
     "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
     "else the embedded cluster in PROJECT/.chute/pg.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
+JSON_ASKED = "chute.json"  # ctx.meta key (shared by nested contexts): the command was given --json
+
+
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_ASKED] = value
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.",
+                           callback=_note_json)
 pipeline_option = click.option(
     "--pipeline", metavar="NAME", help="Another pipeline's ledger than the project's: a `chute load` into "
     "SCHEMA.TABLE is the pipeline load:SCHEMA.TABLE, which needs no chute.toml.")
@@ -185,6 +196,10 @@ def _report_run(summary, as_json: bool) -> None:
             if len(problems) > 50:
                 table.add_row(f"... {len(problems) - 50} more", "", "")
             out.print(table)
+        if summary.pending_rejects:
+            out.print(f"{summary.pending_rejects:,} record(s) of this file, quarantined when it was loaded, are still "
+                      "pending: a load of the same content does not read them again; fix what refused them, then "
+                      "add --replay to this command (chute rejects list shows why).", highlight=False)
         if summary.still_failed:
             out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
                       "fix them or run with --retry-failed.")

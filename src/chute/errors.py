@@ -20,6 +20,7 @@ message and the other files go on.
 
 from __future__ import annotations
 
+import shlex
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -85,9 +86,14 @@ _options: dict[str, str] = {}
 def setting(key: str, value: str | None = None, section: str = "source") -> str:
     """How a message names setting `key` of chute.toml's [section] (set to `value`, if given)
     for the user at hand."""
-    if key in _options:
-        return _options[key] + (f" {value}" if value is not None else "")
+    if key in _options:  # a value quoted for the shell: --delimiter ';'
+        return _options[key] + (f" {shlex.quote(value)}" if value is not None else "")
     return f"[{section}] {key}" + (f" = {value!r}" if value is not None else "")
+
+
+def settable(key: str) -> bool:
+    """Whether the user at hand can set `key`: a project can set any; a command only its options."""
+    return not _options or key in _options
 
 
 @contextmanager

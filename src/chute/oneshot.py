@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
-OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift"}
+OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter",
+           "primary_key": "--primary-key"}
 
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
@@ -37,8 +38,9 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         file = file.resolve()
         if not file.is_file():
             raise ConfigError(f"{file}: no such file")
-        schema, _, name = table.rpartition(".")
-        schema = schema or "public"
+        schema, name = _table_name(table)
+        if mode == "merge" and not primary_key:
+            raise ConfigError("--mode merge needs --primary-key COL[,COL]: the columns that identify a row")
         overrides = _parse_overrides(types)
         source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
                         "batch_mb": batch_mb}
@@ -51,6 +53,11 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
         else:
             columns = _infer(file, source, overrides)
+            unknown = [c for c in [*overrides, *(primary_key or [])] if c not in columns]
+            if unknown:
+                option = "--type" if unknown[0] in overrides else "--primary-key"
+                raise ConfigError(f"{option}: {file.name} has no column {unknown[0]!r} "
+                                  f"(it has: {', '.join(columns)})")
         # The reader parses with the table's types, so a value that does not fit is a reject
         # of its line, and --replay after ALTER TABLE reads it with the new type.
         source["columns"] = columns
@@ -67,7 +74,28 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             from .quality.replay import replay as replay_rejects
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
-        return Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+        summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+        if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
+            with connect(url) as conn:
+                summary.pending_rejects = conn.execute(
+                    "SELECT count(*) FROM chute.rejects WHERE pipeline = %s AND file_name = %s "
+                    "AND replay_state = 'pending'", (pipeline, file.name)).fetchone()[0]
+        return summary
+
+
+def _table_name(table: str) -> tuple[str, str]:
+    """--into TABLE or SCHEMA.TABLE -> (schema, table), refusing names PostgreSQL or chute cannot take."""
+    parts = table.split(".")
+    if len(parts) > 2 or not all(parts):
+        raise ConfigError(f"--into {table!r}: write TABLE or SCHEMA.TABLE, e.g. --into prices or --into sales.prices")
+    schema, name = parts if len(parts) == 2 else ("public", parts[0])
+    if schema in ("chute", "pg_catalog", "information_schema") or schema.startswith("pg_"):
+        raise ConfigError(f"--into {table!r}: schema {schema} belongs to "
+                          f"{'chute (its ledger)' if schema == 'chute' else 'PostgreSQL'}; load into another schema")
+    too_long = [p for p in parts if len(p.encode()) > 63]
+    if too_long:
+        raise ConfigError(f"--into {table!r}: {too_long[0]!r} is longer than PostgreSQL's 63-byte names")
+    return schema, name
 
 
 def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
@@ -90,11 +118,12 @@ def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str
     options = Source(**source, columns=overrides)
     try:
         first = read_records(_prefix(file), options, 1 << 30)[0].drop(ROW_COLUMN)
-    except FileError:  # gzip, or a first row longer than the prefix: parse the file
+    except FileError as head_error:  # gzip, or a first row longer than the prefix: parse the file
         try:
             first = next(read_csv(str(file), options))
-        except FileError as exc:
-            raise ConfigError(f"{file.name}: {exc}") from None
+        except FileError as exc:  # the record-by-record reading of the head may have said more (the line)
+            said = str(head_error) if str(head_error).startswith(str(exc)) else str(exc)
+            raise ConfigError(f"{file.name}: {said}") from None
     return {c: overrides.get(c) or from_polars(t).name for c, t in first.schema.items()}
 
 

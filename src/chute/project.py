@@ -42,7 +42,7 @@ class ProjectInfo(_Strict):
 
 class Landing(_Strict):
     path: str = "landing"
-    patterns: list[str] = ["*.csv"]
+    patterns: list[str] = Field(["*.csv"], min_length=1)
     recursive: bool = True
     # "file": every matching file is taken as it lands. "marker": a folder (batch) is taken only
     # once its marker file lands, all its files in one run (folders and S3; docs/watch.md, docs/s3.md).

@@ -31,7 +31,7 @@ from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProg
 from .export import Kept, first_loads, write_export
 from .pipeline import Pipeline, Plan, load_pipeline
 from .transforms.steps import nodes_from_steps
-from .project import Project
+from .project import CONFIG_NAME, Project
 from .retry import is_transient
 from .sources import open_zone
 from .quality.contracts import adopt_columns, contracts_of
@@ -81,6 +81,7 @@ class RunSummary:
     notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
     # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
     chain: dict | None = None
+    pending_rejects: int = 0  # chute load of an unchanged file: its quarantined records waiting for --replay
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -134,6 +135,9 @@ def landing_zone(project: Project) -> LandingZone:
 
 
 def build_plan(project: Project) -> Plan:
+    if not project.tables:  # the files would be recorded as loaded with their rows written nowhere
+        raise ConfigError(f"{CONFIG_NAME}: no table receives the rows; add a [tables.{project.pipeline.input}] "
+                          "section with the table's columns (see docs/configuration.md)")
     module = project.pipeline.module
     pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
     pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes],
@@ -260,7 +264,8 @@ class Runner:
             if self.kept:
                 self.kept.ensured.add((self.db_url, "chute"))
         for t in targets.values():
-            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys)
+            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
+                         merge=t.mode == "merge")
         adopt_columns(conn, targets, self.contracts)
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:

@@ -66,7 +66,8 @@ def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[
 
 
 def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dict[str, ColumnType],
-                 primary_key: list[str], foreign_keys: dict[str, tuple[str, str, str]] | None = None) -> None:
+                 primary_key: list[str], foreign_keys: dict[str, tuple[str, str, str]] | None = None,
+                 merge: bool = False) -> None:
     """Create the target table if needed; check an existing one has the declared columns.
 
     foreign_keys: column -> (schema, table, column) it references. The constraints are
@@ -98,6 +99,23 @@ def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dic
                 f"table {schema}.{table} column {name} is {existing[name]} in the database "
                 f"but {type_.sql} in chute.toml"
             )
+    if merge and not _has_unique_key(conn, schema, table, primary_key):
+        key = ", ".join(primary_key)
+        raise ConfigError(f"table {schema}.{table} has no primary key or unique index on ({key}): a merge would "
+                          f"update every row sharing a key; add one (ALTER TABLE {schema}.{table} ADD PRIMARY KEY "
+                          f"({key})) or load with mode append")
+
+
+def _has_unique_key(conn: psycopg.Connection, schema: str, table: str, key: list[str]) -> bool:
+    """Whether a primary key or a unique index (not partial, not on expressions) is on exactly `key`."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL "
+        "AND i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
+        "WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = %s)",
+        (schema, table, sorted(key))).fetchone()
+    return bool(row[0])
 
 
 def _normal(sql_type: str) -> str:

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import ReadError, setting
+from ..errors import ReadError, settable, setting
 from ..project import Source
 from . import count_byte, row_numbers
 
@@ -353,10 +353,24 @@ def _transcoder(encoding: str):
         except UnicodeDecodeError as exc:
             raise ReadError(f"the file is not valid {encoding} text ({exc.reason} at a byte {exc.object[exc.start:exc.end]!r}); "
                             f"set {setting('encoding')} to the file's encoding") from None
+        except UnicodeError as exc:  # utf-16/32 without a byte-order mark: the decoder cannot tell the byte order
+            raise ReadError(f"the file is not valid {encoding} text ({exc}); if it has no byte-order mark, set "
+                            f"{setting('encoding')} to one that names the order: {info.name}-le or "
+                            f"{info.name}-be") from None
     return transcode
 
 
+# Files people mistake for CSV, by their first bytes, and the setting that reads them if any.
+_KNOWN_BINARY = {b"PAR1": ("a Parquet file", "parquet"), b"PK\x03\x04": ("a ZIP archive (or an Excel workbook)", "excel"),
+                 b"%PDF": ("a PDF document", None), b"\x89PNG": ("a PNG image", None)}
+
+
 def _reject_binary(head: bytes, encoding: str) -> None:
+    for magic, (what, fmt) in _KNOWN_BINARY.items():
+        if head.startswith(magic):
+            reads = "" if not fmt else f"; set {setting('format', fmt)} to read it" if settable("format") else (
+                f"; chute load reads CSV only: put it in a project's landing zone with [source] format = {fmt!r}")
+            raise ReadError(f"this is {what}, not CSV text{reads}")
     if b"\x00" in head and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise ReadError("binary data (NUL bytes): this is not a CSV text file "
                         f"(if it is UTF-16 text, set {setting('encoding', 'utf-16')})")
@@ -397,7 +411,7 @@ def explain(message: str, source: Source, names: list[str] = ()) -> str:
         return (f"the file is not valid {source.encoding} text ({message}); "
                 f"set {setting('encoding')} to the file's encoding, e.g. 'latin-1'")
     if m := re.search(r"Expected (\d+) columns, got (\d+): (.*)", message):
-        return (f"ragged row: expected {m[1]} columns, got {m[2]}: {m[3][:200]!r} "
+        return (f"ragged row: expected {m[1]} column{'s' * (m[1] != '1')}, got {m[2]}: {m[3][:200]!r} "
                 f"(delimiter is {source.delimiter!r})")
     if "Empty CSV file" in message:
         return "the file is empty"

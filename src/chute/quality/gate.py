@@ -103,17 +103,20 @@ class Gate:
         where = f"table {target.schema}.{target.table}"
         missing = [c for c in target.columns if c not in frame.columns]
         extra = [c for c in frame.columns if c not in target.columns and c not in internal]
+        has = ", ".join(c for c in frame.columns if c not in internal)
+        if missing and len(missing) == len(target.columns):  # every row would be NULLs, whatever the policy
+            raise TransformError(f"{where}: none of the table's columns ({', '.join(missing)}) is in the data "
+                                 f"(it has: {has}){_names_hint(extra, missing)}")
         if policy == "freeze":
             section = f"tables.{target.table}.contract"
             if missing:
-                raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} "
-                                     f"(it has: {', '.join(c for c in frame.columns if c not in internal)}); "
-                                     f"set {setting('drift', 'discard', section)} to load its rows with them NULL")
+                raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} (it has: {has})"
+                                     f"{_names_hint(extra, missing)}; or set {setting('drift', 'discard', section)} "
+                                     "to load its rows with them NULL")
             if extra:
-                drift = setting("drift", "evolve", section)
                 raise TransformError(f"{where}: the data has column(s) {', '.join(extra)} that the table does not "
-                                     f"have; add them to the table, or set {drift} (adds them) or 'discard' "
-                                     "(leaves them out)")
+                                     f"have; add them to the table, or set {setting('drift', 'evolve', section)} "
+                                     f"(adds them) or {setting('drift', 'discard', section)} (leaves them out)")
         if policy == "evolve":
             for name in extra:
                 type_ = _evolved_type(frame.schema[name])
@@ -273,3 +276,17 @@ def _evolved_type(dtype: pl.DataType) -> ColumnType:
         return parse_type("text")
     return from_polars(dtype)
 
+
+def _names_hint(extra: list[str], missing: list[str]) -> str:
+    """Why the data's column names may miss the table's: a header cut by another delimiter, or
+    names that differ in case only (PostgreSQL's quoted names are case-sensitive)."""
+    for name in extra:
+        for sep in (";", "\t", "|", ","):
+            if sep in name and len(name.split(sep)) > 1:
+                return (f"; its header {name!r} looks delimited by {sep!r}: set "
+                        f"{setting('delimiter', sep)}")
+    lower = {m.lower(): m for m in missing}
+    pairs = [f"{e!r} is {lower[e.lower()]!r}" for e in extra if e.lower() in lower]
+    if pairs:
+        return f"; names differ in case only ({', '.join(pairs)} in the table): rename the file's or the table's columns"
+    return ""

@@ -101,7 +101,7 @@ def salvage_block(block: memoryview, source: Source, names: list[str] | None, ty
     if names is not None:
         view = view.model_copy(update={"header": False, "columns": {
             n: source.columns.get(n) or (_declared(types[n]) if n in types else "text") for n in names}})
-    frame, rejects, records = _salvaged(bytes(block), view, strict_error)
+    frame, rejects, records = _salvaged(bytes(block), view, strict_error, lines_before)
     for r in rejects:
         r.row_number += rows_before
         r.line_number += lines_before
@@ -115,16 +115,18 @@ def _declared(arrow_type: pa.DataType) -> str:
     return from_polars(pl.from_arrow(pa.array([], arrow_type)).dtype).name
 
 
-def _salvaged(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject], int]:
+def _salvaged(raw: bytes, source: Source, strict_error: Exception, lines_before: int = 0
+              ) -> tuple[pl.DataFrame, list[ParseReject], int]:
     try:
-        return _lenient(raw, source, strict_error)
+        return _lenient(raw, source, strict_error, lines_before)
     except ReadError:
         raise
     except Exception:  # the lenient reader could not make sense of it either: the first error stands
         raise strict_error from None
 
 
-def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject], int]:
+def _lenient(raw: bytes, source: Source, strict_error: Exception, lines_before: int = 0
+             ) -> tuple[pl.DataFrame, list[ParseReject], int]:
     if raw[:2] == GZIP_MAGIC and source.compression != "none":
         raw = gzip.decompress(raw)
     if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
@@ -165,8 +167,12 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception) -> tuple[pl.Da
             r.line_number, r.raw_record = line, mask_record(text, fields, names if source.header else None, source)
             if r.column in source.pii_columns:
                 r.value = MASK
-    if frame is None or frame.is_empty() or not rejects:
+    if not rejects:
         raise strict_error
+    if frame is None or frame.is_empty():  # nothing to load: the file fails, naming where it starts to go wrong
+        first = min(rejects, key=lambda r: r.line_number)
+        raise ReadError(f"{strict_error} (no record could be read; the first refused is on line "
+                        f"{lines_before + first.line_number}: {first.reason})")
     return frame, rejects, row
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
+from ..errors import LandingZoneError, setting
 from .base import FileEntry, is_ignored, stored_name
 
 if TYPE_CHECKING:
@@ -23,8 +24,9 @@ class LocalZone:
         self.marker = marker  # when set, only files of folders holding this marker file (a batch) are listed
 
     def list(self) -> list[FileEntry]:
-        if not self.root.is_dir() or not self.patterns:
-            return []
+        if not self.root.is_dir():  # a mistyped path would look like a zone with nothing new
+            raise LandingZoneError(f"the landing folder {self.root} does not exist; create it, or fix "
+                                   f"{setting('path', section='landing')} in chute.toml")
         # Plain string work per file, not pathlib: a no-op run over 10,000 files spent most of
         # its listing time building Path objects.
         root = os.path.abspath(self.root)
