@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import re
 
 import polars as pl
@@ -144,6 +145,25 @@ def test_a_quote_left_open_past_the_first_block_is_named_by_its_line_in_the_whol
     assert len(data) > FIRST_BLOCK  # two blocks: the open quote is in the second
     with pytest.raises(ReadError, match="never closed: line 600002 "):
         read(data, columns={"id": "bigint", "name": "text"}, encoding="latin-1")
+
+
+def test_text_that_starts_like_a_binary_format_is_read_as_csv():
+    assert read(b"PAR1,PAR2\n1,2\n").to_dicts() == [{"PAR1": 1, "PAR2": 2}]
+    assert read(b"%PDF version,n\n1.7,2\n")["%PDF version"].to_list() == [1.7]
+
+
+def test_an_opener_is_called_once_when_the_lines_are_counted_anyway():
+    rows = b"".join(b"%d,plain\n" % i for i in range(2, 200_000))
+    data, calls = b"id,size\n" + rows + b'200000,"open\n200001,x\n', []
+
+    def opener():
+        calls.append(1)
+        return io.BytesIO(data)
+
+    rejects: list = []
+    frames = list(read_csv(opener, Source(), block_bytes=1 << 18, rejects=rejects))
+    assert len(calls) == 1 and sum(f.height for f in frames) == 199_998
+    assert [(r.line_number, r.reason.split(":")[0]) for r in rejects] == [(200_000, "unclosed quote")]
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "cp1252"])

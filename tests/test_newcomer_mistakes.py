@@ -140,18 +140,28 @@ def test_merge_into_an_existing_table_needs_a_unique_key_on_the_merge_columns(tm
     _execute(db_url, "CREATE TABLE m (id bigint, name text); INSERT INTO m VALUES (1, 'a'), (1, 'b')")
     path = write(tmp_path / "m.csv", "id,name\n1,new\n")
     out = " ".join(cli("load", path, "--into", "m", "--mode", "merge", "--primary-key", "id", expect=2).output.split())
-    assert "table public.m has no primary key or unique index on (id): a merge would update every row sharing a " \
-        "key" in out
+    assert "table public.m has no primary key or unique index on (id) or on some of those columns: a merge would " \
+        "update every row sharing a key" in out
     assert query("SELECT name FROM m ORDER BY name") == [("a",), ("b",)]
-    _execute(db_url, "DELETE FROM m WHERE name = 'b'; CREATE UNIQUE INDEX ON m (id)")
+    _execute(db_url, "DELETE FROM m WHERE name = 'b'; CREATE UNIQUE INDEX ON m (id) WHERE id > 0")
+    cli("load", path, "--into", "m", "--mode", "merge", "--primary-key", "id", expect=2)  # a partial index is not
+    _execute(db_url, "CREATE UNIQUE INDEX ON m (id) INCLUDE (name)")  # INCLUDE columns are not part of the key
     cli("load", path, "--into", "m", "--mode", "merge", "--primary-key", "id")
     assert query("SELECT id, name FROM m") == [(1, "new")]
+    # a unique key on some of the merge columns is enough: no two rows share the whole merge key
+    cli("load", write(tmp_path / "m2.csv", "id,name\n2,two\n"), "--into", "m", "--mode", "merge",
+        "--primary-key", "id,name")
+    assert query("SELECT id, name FROM m ORDER BY id") == [(1, "new"), (2, "two")]
 
 
 def test_a_file_where_no_record_parses_fails_naming_the_first_line_that_does_not(tmp_path, cli, db_url):
+    said = ("ragged row: expected 1 column, got 2: '1;Zürich;1,5' (delimiter is ',') (no record could be read; "
+            "the first refused is on line 2: ragged row: expected 1 fields, got 2)")
     path = write(tmp_path / "semi.csv", "id;name\n1;Zürich;1,5\n2;Bern;2,5\n")
-    out = " ".join(cli("load", path, "--into", "semi", expect=2).output.split())
-    assert "ragged row: expected 1 column, got 2" in out and "the first refused is on line 2" in out
+    assert " ".join(cli("load", path, "--into", "semi", expect=2).output.split()) == f"error: semi.csv: {said}"
+    folder = _project(tmp_path / "p", ROWS)
+    write(folder / "landing" / "semi.csv", path.read_bytes())
+    assert json.loads(cli("run", "-p", folder, "--json", expect=1).output)["files"][0]["error"] == said
 
 
 def test_an_error_of_a_command_given_json_is_a_json_document_on_stdout(tmp_path, cli, db_url):

@@ -72,6 +72,17 @@ def test_ragged_line_replayed_from_a_corrected_copy(trades, cli, query):
     assert query("SELECT id, trader FROM trades ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
 
 
+def test_a_corrected_copy_is_replayed_when_the_landing_folder_is_gone(trades, cli, query):
+    land(trades, "a.csv", BODY)
+    cli("run", "-p", trades)
+    fixed = write(trades / "fixed.csv", HEADER + BODY.replace("hold", "buy"))
+    (trades / "landing" / "a.csv").unlink()
+    (trades / "landing").rmdir()
+    result = json.loads(cli("replay", "-p", trades, "--file", "a.csv", "--data", fixed, "--json").output)
+    assert result["records_replayed"] == 2  # line 4 still has a negative quantity
+    assert [r[0] for r in query("SELECT id FROM trades ORDER BY id")] == [1, 2, 4]
+
+
 def test_a_file_failed_by_a_threshold_is_replayed_whole(tmp_path, cli, query):
     project = make_project(tmp_path / "p", contract="max_rejects = 1")
     land(project, "a.csv", BODY)

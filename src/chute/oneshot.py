@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
-OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter",
-           "primary_key": "--primary-key"}
+OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter"}
 
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
@@ -77,9 +76,12 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
             with connect(url) as conn:
+                # records (one may fail several checks) of the file's latest version, which is unchanged
                 summary.pending_rejects = conn.execute(
-                    "SELECT count(*) FROM chute.rejects WHERE pipeline = %s AND file_name = %s "
-                    "AND replay_state = 'pending'", (pipeline, file.name)).fetchone()[0]
+                    "SELECT count(DISTINCT row_number) FROM chute.rejects WHERE replay_state = 'pending' AND "
+                    "file_id = (SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s "
+                    "AND status IN ('loaded', 'loaded_with_rejects'))",
+                    (pipeline, file.name)).fetchone()[0]
         return summary
 
 

@@ -100,21 +100,24 @@ def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dic
                 f"but {type_.sql} in chute.toml"
             )
     if merge and not _has_unique_key(conn, schema, table, primary_key):
-        key = ", ".join(primary_key)
-        raise ConfigError(f"table {schema}.{table} has no primary key or unique index on ({key}): a merge would "
-                          f"update every row sharing a key; add one (ALTER TABLE {schema}.{table} ADD PRIMARY KEY "
-                          f"({key})) or load with mode append")
+        key = sql.SQL(", ").join(map(sql.Identifier, primary_key)).as_string(conn)
+        name = qualified(schema, table).as_string(conn)
+        raise ConfigError(f"table {schema}.{table} has no primary key or unique index on ({', '.join(primary_key)}) "
+                          f"or on some of those columns: a merge would update every row sharing a key; add one "
+                          f"(ALTER TABLE {name} ADD PRIMARY KEY ({key})) or load with mode append")
 
 
 def _has_unique_key(conn: psycopg.Connection, schema: str, table: str, key: list[str]) -> bool:
-    """Whether a primary key or a unique index (not partial, not on expressions) is on exactly `key`."""
+    """Whether a valid primary key or unique index (not partial, not on expressions) has its key
+    columns (INCLUDE columns aside) among `key`: then no two rows share a value of `key`."""
     row = conn.execute(
         "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL "
-        "AND i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
-        "WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = %s)",
-        (schema, table, sorted(key))).fetchone()
+        "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
+        "AND i.indexprs IS NULL AND (SELECT array_agg(a.attname::text) FROM unnest(i.indkey) WITH ORDINALITY "
+        "k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+        "WHERE k.n <= i.indnkeyatts) <@ %s::text[])",
+        (schema, table, key)).fetchone()
     return bool(row[0])
 
 

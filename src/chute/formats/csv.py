@@ -108,7 +108,9 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
             previous = block
             try:
                 if last:
-                    _check_quotes_closed(block, source, lambda: _lines_before_last_block(data, source, size, first))
+                    # the lines before this block: counted already when salvaging, else read again (on error only)
+                    _check_quotes_closed(block, source, (lambda: lines) if rejects is not None
+                                         else lambda: _lines_before_last_block(data, source, size, first))
                 table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
@@ -353,21 +355,26 @@ def _transcoder(encoding: str):
         except UnicodeDecodeError as exc:
             raise ReadError(f"the file is not valid {encoding} text ({exc.reason} at a byte {exc.object[exc.start:exc.end]!r}); "
                             f"set {setting('encoding')} to the file's encoding") from None
-        except UnicodeError as exc:  # utf-16/32 without a byte-order mark: the decoder cannot tell the byte order
+        except UnicodeError as exc:  # utf-16 without a byte-order mark: the decoder cannot tell the byte order
             raise ReadError(f"the file is not valid {encoding} text ({exc}); if it has no byte-order mark, set "
                             f"{setting('encoding')} to one that names the order: {info.name}-le or "
                             f"{info.name}-be") from None
     return transcode
 
 
-# Files people mistake for CSV, by their first bytes, and the setting that reads them if any.
-_KNOWN_BINARY = {b"PAR1": ("a Parquet file", "parquet"), b"PK\x03\x04": ("a ZIP archive (or an Excel workbook)", "excel"),
+# Files people mistake for CSV, by their first bytes (and control characters after them), and
+# the [source] format that reads them, if any.
+_KNOWN_BINARY = {b"PAR1": ("a Parquet file", "parquet"), b"PK\x03\x04": ("a ZIP archive", None),
                  b"%PDF": ("a PDF document", None), b"\x89PNG": ("a PNG image", None)}
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _reject_binary(head: bytes, encoding: str) -> None:
     for magic, (what, fmt) in _KNOWN_BINARY.items():
-        if head.startswith(magic):
+        if head.startswith(magic) and _CONTROL.search(head):  # a text file may well start with "PAR1,"
+            if magic == b"PK\x03\x04" and b"xl/" in head:  # an .xlsx workbook is a ZIP of xl/*.xml
+                what, fmt = "an Excel workbook", "excel"
             reads = "" if not fmt else f"; set {setting('format', fmt)} to read it" if settable("format") else (
                 f"; chute load reads CSV only: put it in a project's landing zone with [source] format = {fmt!r}")
             raise ReadError(f"this is {what}, not CSV text{reads}")

@@ -104,7 +104,7 @@ class Gate:
         missing = [c for c in target.columns if c not in frame.columns]
         extra = [c for c in frame.columns if c not in target.columns and c not in internal]
         has = ", ".join(c for c in frame.columns if c not in internal)
-        if missing and len(missing) == len(target.columns):  # every row would be NULLs, whatever the policy
+        if frame.height and len(missing) == len(target.columns):  # every row would be NULLs, whatever the policy
             raise TransformError(f"{where}: none of the table's columns ({', '.join(missing)}) is in the data "
                                  f"(it has: {has}){_names_hint(extra, missing)}")
         if policy == "freeze":
@@ -282,7 +282,7 @@ def _names_hint(extra: list[str], missing: list[str]) -> str:
     names that differ in case only (PostgreSQL's quoted names are case-sensitive)."""
     for name in extra:
         for sep in (";", "\t", "|", ","):
-            if sep in name and len(name.split(sep)) > 1:
+            if sep in name:
                 return (f"; its header {name!r} looks delimited by {sep!r}: set "
                         f"{setting('delimiter', sep)}")
     lower = {m.lower(): m for m in missing}

@@ -60,11 +60,15 @@ class ParseReject:
     value: str | None = None
 
 
+class NoRecordParses(ReadError):
+    """Read record by record, no record of the text parsed: the message names the first bad line."""
+
+
 def read_lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exception) -> tuple[pl.DataFrame, list[ParseReject]]:
     """Parse a file the strict reader refused, record by record.
 
-    Raises `strict_error` again when there is nothing to salvage (no good record) or nothing
-    wrong at record level (the problem is the file as a whole, e.g. it is binary).
+    Raises NoRecordParses when there is nothing to salvage (no good record), and `strict_error`
+    again when nothing is wrong at record level (the problem is the file as a whole, e.g. it is binary).
     """
     frame, rejects, _ = _salvaged(bytes(data), source, strict_error)
     return frame, rejects
@@ -81,7 +85,7 @@ def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.
     try:
         frames = list(numbered(read_source(data, source, block_bytes, rejects)))
     except FileError as exc:
-        if source.format != "csv":
+        if source.format != "csv" or isinstance(exc, NoRecordParses):  # a streamed block already said it all
             raise
         return read_lenient(data, source, exc)
     return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects
@@ -171,7 +175,7 @@ def _lenient(raw: bytes, source: Source, strict_error: Exception, lines_before: 
         raise strict_error
     if frame is None or frame.is_empty():  # nothing to load: the file fails, naming where it starts to go wrong
         first = min(rejects, key=lambda r: r.line_number)
-        raise ReadError(f"{strict_error} (no record could be read; the first refused is on line "
+        raise NoRecordParses(f"{strict_error} (no record could be read; the first refused is on line "
                         f"{lines_before + first.line_number}: {first.reason})")
     return frame, rejects, row
 

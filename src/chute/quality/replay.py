@@ -103,7 +103,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
                 by_file.setdefault(r["file_id"], []).append(r)
             zone = landing_zone(project)
             run = _ReplayRun(db_url, project, pipeline, run_id, plan, static, targets, contracts, zone,
-                             {e.name: e for e in zone.list()}, data)
+                             {e.name: e for e in zone.list()} if data is None else {}, data)
             status, error = "succeeded", None
             try:
                 for file_id, rejects in by_file.items():

@@ -23,10 +23,14 @@ class LocalZone:
         self.recursive = recursive
         self.marker = marker  # when set, only files of folders holding this marker file (a batch) are listed
 
-    def list(self) -> list[FileEntry]:
-        if not self.root.is_dir():  # a mistyped path would look like a zone with nothing new
+    def require_root(self) -> None:
+        """A mistyped path would look like a zone with nothing new: say it is missing."""
+        if not self.root.is_dir():
             raise LandingZoneError(f"the landing folder {self.root} does not exist; create it, or fix "
                                    f"{setting('path', section='landing')} in chute.toml")
+
+    def list(self) -> list[FileEntry]:
+        self.require_root()
         # Plain string work per file, not pathlib: a no-op run over 10,000 files spent most of
         # its listing time building Path objects.
         root = os.path.abspath(self.root)

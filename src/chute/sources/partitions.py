@@ -102,8 +102,7 @@ def list_window(zone: LandingZone, window: Window) -> list[FileEntry]:
 
 
 def _local(zone, window: Window) -> list[FileEntry]:
-    if not zone.root.is_dir():
-        return []
+    zone.require_root()
     entries: list[FileEntry] = []
     stack: list[tuple[Path, list[str]]] = [(zone.root, [])]
     while stack:
