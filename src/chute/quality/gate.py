@@ -104,15 +104,16 @@ class Gate:
         missing = [c for c in target.columns if c not in frame.columns]
         extra = [c for c in frame.columns if c not in target.columns and c not in internal]
         has = ", ".join(c for c in frame.columns if c not in internal)
-        if frame.height and len(missing) == len(target.columns):  # every row would be NULLs, whatever the policy
+        if frame.height and missing and len(missing) == len(target.columns):  # rows of NULLs, whatever the policy
             raise TransformError(f"{where}: none of the table's columns ({', '.join(missing)}) is in the data "
                                  f"(it has: {has}){_names_hint(extra, missing)}")
         if policy == "freeze":
             section = f"tables.{target.table}.contract"
             if missing:
-                raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} (it has: {has})"
-                                     f"{_names_hint(extra, missing)}; or set {setting('drift', 'discard', section)} "
-                                     "to load its rows with them NULL")
+                hint = _names_hint(extra, missing)
+                raise TransformError(f"{where}: the data has no column(s) {', '.join(missing)} (it has: {has}){hint}; "
+                                     f"{'or ' * bool(hint)}set {setting('drift', 'discard', section)} to load its "
+                                     "rows with them NULL")
             if extra:
                 raise TransformError(f"{where}: the data has column(s) {', '.join(extra)} that the table does not "
                                      f"have; add them to the table, or set {setting('drift', 'evolve', section)} "
