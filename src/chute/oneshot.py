@@ -75,13 +75,10 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
+            from .quality.quarantine import pending_records
+
             with connect(url) as conn:
-                # records (one may fail several checks) of the file's latest version, which is unchanged
-                summary.pending_rejects = conn.execute(
-                    "SELECT count(DISTINCT row_number) FROM chute.rejects WHERE replay_state = 'pending' AND "
-                    "file_id = (SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s "
-                    "AND status IN ('loaded', 'loaded_with_rejects'))",
-                    (pipeline, file.name)).fetchone()[0]
+                summary.pending_rejects = pending_records(conn, pipeline, file.name)
         return summary
 
 

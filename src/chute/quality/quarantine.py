@@ -69,6 +69,14 @@ def rejects_command(pipeline: str) -> str:
     return f"chute rejects list --pipeline {pipeline}" if ":" in pipeline else "chute rejects list"
 
 
+def pending_records(conn, pipeline: str, file_name: str) -> int:
+    """Pending records (one may have failed several checks) of the latest loaded version of a file."""
+    return conn.execute(
+        "SELECT count(DISTINCT row_number) FROM chute.rejects WHERE replay_state = 'pending' AND "
+        "file_id = (SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s "
+        "AND status IN ('loaded', 'loaded_with_rejects'))", (pipeline, file_name)).fetchone()[0]
+
+
 def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,
                    column: str | None = None, reason: str | None = None, check: str | None = None,
                    ids: list[int] | tuple[int, ...] = (), limit: int | None = 100) -> list[dict]:
