@@ -19,9 +19,9 @@ _WHERE = {
 __all__ = [*_WHERE, "__version__"]
 
 if TYPE_CHECKING:
-    from .errors import ChuteError, ConfigError, DatabaseError, FileError, PipelineError, ReadError, TransformError
-    from .pipeline import Node, Pipeline, file_filter, node
-    from .project import Project, load_project
+    from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, PipelineError, ReadError, TransformError
+    from chute.pipeline import Node, Pipeline, file_filter, node
+    from chute.project import Project, load_project
 
 
 def __getattr__(name: str) -> Any:

@@ -10,13 +10,13 @@ log = logging.getLogger("chute.after_run")
 
 
 def after_run(project, summary, zone, trigger: str = "manual") -> None:
-    from .notify.message import project_secrets, redact
+    from chute.notify.message import project_secrets, redact
 
     secrets = project_secrets(project)
     where = ""
     if project.run_log.enabled and summary.run_id is not None:
         try:
-            from . import runlog
+            from chute import runlog
 
             where = runlog.write(project, summary, zone, trigger)
             summary.log = where
@@ -24,11 +24,11 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
             log.error("could not write the run log of run %s: %s", summary.run_id, redact(str(exc), secrets))
     if project.notify:
         try:
-            from .notify import notify_run
+            from chute.notify import notify_run
 
             summary.notifications = notify_run(project, summary, where, trigger)
             if where:  # the run log also tells what was sent (the dashboard's run page shows it)
-                from . import runlog
+                from chute import runlog
 
                 runlog.write(project, summary, zone, trigger)
         except Exception as exc:  # a bug in a notifier must not fail a run that loaded data
@@ -38,6 +38,6 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
 def after_failed_start(project, error: str, trigger: str = "manual") -> None:
     """A run that could not start (the database unreachable, a broken pipeline module): it has
     no ledger row and no run log, but the people in [[notify]] are still told."""
-    from .runner import RunSummary
+    from chute.runner import RunSummary
 
     after_run(project, RunSummary(run_id=None, pipeline=project.name, status="failed", error=error), None, trigger)

@@ -26,9 +26,9 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 
 import click
 
-from . import __version__
-from .console import data_table, err, escape, out
-from .errors import ChuteError, ConfigError, RunInProgress
+from chute import __version__
+from chute.console import data_table, err, escape, out
+from chute.errors import ChuteError, ConfigError, RunInProgress
 
 EXIT_FILES_FAILED = 1
 EXIT_ERROR = 2
@@ -74,8 +74,8 @@ pipeline_option = click.option(
 
 def _ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
     """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
-    from .project import load_project
-    from .runner import resolve_database
+    from chute.project import load_project
+    from chute.runner import resolve_database
 
     project = None if pipeline else load_project(project_dir)
     return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
@@ -108,7 +108,7 @@ def main() -> None:
 @json_option
 def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool) -> None:
     """Create a project FOLDER from an example, with generated data to load."""
-    from .scaffold import create_project
+    from chute.scaffold import create_project
 
     info = create_project(folder, example, files=files, seed=seed)
     if as_json:
@@ -137,9 +137,9 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
     """Load everything new in the project's landing zone, exactly once.
 
     With --start-ts/--end-ts, only the files whose partition path falls in that window."""
-    from .project import load_project
-    from .runner import Runner, resolve_database
-    from .sources.partitions import window_option
+    from chute.project import load_project
+    from chute.runner import Runner, resolve_database
+    from chute.sources.partitions import window_option
 
     project = load_project(project_dir)
     window = window_option(start_ts, end_ts)
@@ -150,7 +150,7 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
     except RunInProgress:  # not a failure: another run covers the files
         raise
     except ChuteError as exc:  # the run could not start; [[notify]] still hears of it
-        from .after_run import after_failed_start
+        from chute.after_run import after_failed_start
 
         after_failed_start(project, str(exc))
         raise
@@ -174,7 +174,7 @@ def _with_progress(work, quiet: bool):
 
 
 def _report_run(summary, as_json: bool) -> None:
-    from .quality.quarantine import rejects_command
+    from chute.quality.quarantine import rejects_command
 
     if as_json:
         _emit_json(summary.to_dict())
@@ -242,9 +242,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
       chute status                                 the project in this folder
       chute status --pipeline load:public.prices   the loads of `chute load ... --into prices`
     """
-    from . import ledger
-    from .db.postgres import connect
-    from .overview import overview, overview_line
+    from chute import ledger
+    from chute.db.postgres import connect
+    from chute.overview import overview, overview_line
 
     project, name, url = _ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
@@ -323,7 +323,7 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
       psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
       chute load prices.csv --into prices --replay
     """
-    from .oneshot import load_file
+    from chute.oneshot import load_file
 
     if len(delimiter) != 1 or len(quote) != 1:
         raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
@@ -343,7 +343,7 @@ def db() -> None:
 
 
 def _embedded(project_dir: Path):
-    from .db.embedded import EmbeddedPostgres
+    from chute.db.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres(project_dir / ".chute" / "pg")
 
@@ -424,12 +424,12 @@ if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli,
     _registered()
 
 # Commands that live in their own modules.
-from . import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
-from .cli_deploy import deploy  # noqa: E402
-from .cli_s3 import s3  # noqa: E402
-from .cli_ui import ui  # noqa: E402
-from .cli_extract import extract  # noqa: E402
-from .cli_watch import dlq, watch  # noqa: E402
+from chute import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
+from chute.cli_deploy import deploy  # noqa: E402
+from chute.cli_s3 import s3  # noqa: E402
+from chute.cli_ui import ui  # noqa: E402
+from chute.cli_extract import extract  # noqa: E402
+from chute.cli_watch import dlq, watch  # noqa: E402
 
 for _command in (watch, dlq, s3, ui, deploy, extract):
     main.add_command(_command)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 # Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
-from .console import err, out
+from chute.console import err, out
 EXIT_CHECKS_FAILED = 1
 
 
@@ -39,15 +39,15 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
     \b
     Then: cd infra && sam build && sam deploy --guided   (docs/deploy-aws.md)
     """
-    from .deploy.aws.render import render
-    from .project import load_project
+    from chute.deploy.aws.render import render
+    from chute.project import load_project
 
     project = load_project(project_dir)
     target = out_dir or project.root / "infra"
     report = render(project, target)
     failed = False
     if check:
-        from .deploy.aws.check import run_checks
+        from chute.deploy.aws.check import run_checks
 
         results = run_checks(target)
         report["checks"] = [r.to_dict() for r in results]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import data_table, escape, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
+from chute.cli import data_table, escape, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
 
 
 @click.command("extract")
@@ -32,13 +32,13 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
       chute extract -p shop                      every extraction, incrementally
       chute extract -p shop orders --since 2024-01-01 --until 2024-02-01   re-extract January
     """
-    from .extract import run_extracts
-    from .project import load_project
-    from .runner import resolve_database
+    from chute.extract import run_extracts
+    from chute.project import load_project
+    from chute.runner import resolve_database
 
     project = load_project(project_dir)
     if not project.extract:
-        from .errors import ConfigError
+        from chute.errors import ConfigError
 
         raise ConfigError("chute.toml configures no extraction: add an extract.NAME table (see docs/sources.md)")
     url = resolve_database(project, db_url, project_dir)

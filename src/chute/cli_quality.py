@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import (_emit_json, _ledger_of, _report_replay, data_table, db_option, escape, json_option, main, out,
+from chute.cli import (_emit_json, _ledger_of, _report_replay, data_table, db_option, escape, json_option, main, out,
                   pipeline_option, project_option)
 
 _filters = [
@@ -28,8 +28,8 @@ def filter_options(func):
 
 def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
     """The pipeline's name and a connection to its database."""
-    from . import ledger
-    from .db.postgres import connect
+    from chute import ledger
+    from chute.db.postgres import connect
 
     _, name, url = _ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
@@ -63,7 +63,7 @@ def rejects() -> None:
 def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check,
                  state: str, limit: int, as_json: bool) -> None:
     """List rejects: file, line, column, check and reason."""
-    from .quality.quarantine import select_rejects
+    from chute.quality.quarantine import select_rejects
 
     name, conn = _open(project_dir, db_url, pipeline)
     with conn:
@@ -90,8 +90,8 @@ def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, fi
 @json_option
 def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, pipeline: str | None, as_json: bool) -> None:
     """Show one reject in full, with its raw record."""
-    from .errors import ConfigError
-    from .quality.quarantine import select_rejects
+    from chute.errors import ConfigError
+    from chute.quality.quarantine import select_rejects
 
     name, conn = _open(project_dir, db_url, pipeline)
     with conn:
@@ -117,7 +117,7 @@ def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, pipeline
 def rejects_export(path: Path, project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason,
                    check, state: str, as_json: bool) -> None:
     """Write the matching rejects to PATH as CSV (- for standard output)."""
-    from .quality.quarantine import export_rejects
+    from chute.quality.quarantine import export_rejects
 
     name, conn = _open(project_dir, db_url, pipeline)
     filters = dict(state=state, file=file, column=column, reason=reason, check=check)
@@ -152,10 +152,10 @@ def replay(project_dir: Path, db_url: str | None, file, column, reason, check, i
     a replayed record is marked and never loads again; records that still fail stay pending.
     A file that failed as a whole (e.g. past max_rejects) is loaded again with --file NAME.
     """
-    from .errors import ConfigError
-    from .project import load_project
-    from .quality.replay import replay as run_replay
-    from .runner import resolve_database
+    from chute.errors import ConfigError
+    from chute.project import load_project
+    from chute.quality.replay import replay as run_replay
+    from chute.runner import resolve_database
 
     if data is not None and not file:
         raise ConfigError("--data needs --file NAME: the file whose records it corrects")

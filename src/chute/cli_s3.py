@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import EXIT_FILES_FAILED, _emit_json, db_option, json_option, out, project_option
+from chute.cli import EXIT_FILES_FAILED, _emit_json, db_option, json_option, out, project_option
 
 
 @click.group()
@@ -32,8 +32,8 @@ def s3() -> None:
 def setup(project_dir: Path, as_json: bool) -> None:
     """Create (or bring up to date) the SQS queue, its dead-letter queue with a redrive
     policy, the queue policy and the bucket's ObjectCreated notification. Idempotent."""
-    from .project import load_project
-    from .triggers.s3_queue import setup as do_setup
+    from chute.project import load_project
+    from chute.triggers.s3_queue import setup as do_setup
 
     info = do_setup(load_project(project_dir))
     if as_json:
@@ -58,9 +58,9 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
 
     A message is deleted only after the run covering it settled its files; otherwise it
     comes back and, after [s3] max_receive_count tries, lands in the dead-letter queue."""
-    from .project import load_project
-    from .runner import resolve_database
-    from .triggers.s3 import drain as do_drain
+    from chute.project import load_project
+    from chute.runner import resolve_database
+    from chute.triggers.s3 import drain as do_drain
 
     project = load_project(project_dir)
     info = do_drain(project, resolve_database(project, db_url, project_dir), wait=wait, max_messages=max_messages)
@@ -82,8 +82,8 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
 @json_option
 def dead_letters(project_dir: Path, limit: int, as_json: bool) -> None:
     """Show S3 events in the dead-letter queue (they stay there)."""
-    from .project import load_project
-    from .triggers.s3_queue import dead_letters as look
+    from chute.project import load_project
+    from chute.triggers.s3_queue import dead_letters as look
 
     found = look(load_project(project_dir), limit)
     if as_json:
@@ -101,8 +101,8 @@ def dead_letters(project_dir: Path, limit: int, as_json: bool) -> None:
 @json_option
 def redrive(project_dir: Path, limit: int | None, as_json: bool) -> None:
     """Move S3 events from the dead-letter queue back to the queue, to be tried again."""
-    from .project import load_project
-    from .triggers.s3_queue import redrive as do_redrive
+    from chute.project import load_project
+    from chute.triggers.s3_queue import redrive as do_redrive
 
     info = do_redrive(load_project(project_dir), limit)
     if as_json:

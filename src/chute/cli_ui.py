@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .cli import db_option, out, project_option
-from .errors import ConfigError
+from chute.cli import db_option, out, project_option
+from chute.errors import ConfigError
 
 TOKEN_ENV = "CHUTE_UI_TOKEN"
 
@@ -30,10 +30,10 @@ def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str |
     """
     import uvicorn
 
-    from .project import load_project
-    from .runner import resolve_database
-    from .ui.app import create_app
-    from .ui.security import is_loopback
+    from chute.project import load_project
+    from chute.runner import resolve_database
+    from chute.ui.app import create_app
+    from chute.ui.security import is_loopback
 
     token = token or None
     if not is_loopback(host) and not token:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from .errors import ConfigError
+from chute.errors import ConfigError
 
-from .cli import data_table, _emit_json, db_option, json_option, out, project_option  # noqa: E402
+from chute.cli import data_table, _emit_json, db_option, json_option, out, project_option  # noqa: E402
 
 
 class _JsonLines(logging.Formatter):
@@ -57,9 +57,9 @@ def watch(project_dir: Path, db_url: str | None, metrics_port: int | None, verbo
     The first SIGTERM/SIGINT finishes the files in hand and stops; a second one stops at once
     (the open transaction rolls back; the files are taken again at the next start).
     """
-    from .project import load_project
-    from .runner import resolve_database
-    from .watch import WatchService
+    from chute.project import load_project
+    from chute.runner import resolve_database
+    from chute.watch import WatchService
 
     _setup_logging(as_json, verbose)
     project = load_project(project_dir)
@@ -97,10 +97,10 @@ def dlq() -> None:
 
 
 def _open(project_dir: Path, db_url: str | None):
-    from . import deadletters, ledger
-    from .db.postgres import connect
-    from .project import load_project
-    from .runner import resolve_database
+    from chute import deadletters, ledger
+    from chute.db.postgres import connect
+    from chute.project import load_project
+    from chute.runner import resolve_database
 
     project = load_project(project_dir)
     conn = connect(resolve_database(project, db_url, project_dir))
@@ -116,7 +116,7 @@ def _open(project_dir: Path, db_url: str | None):
 @json_option
 def dlq_list(project_dir: Path, db_url: str | None, everything: bool, as_json: bool) -> None:
     """List the dead letters of the project's pipeline."""
-    from . import deadletters
+    from chute import deadletters
 
     project, conn = _open(project_dir, db_url)
     with conn:
@@ -148,7 +148,7 @@ def _ids(ids: tuple[int, ...], everything: bool, verb: str) -> list[int] | None:
 @json_option
 def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Re-queue dead letters: the next `chute run` or watch takes them again (exactly once)."""
-    from . import deadletters
+    from chute import deadletters
 
     wanted = _ids(ids, everything, "retry")
     project, conn = _open(project_dir, db_url)
@@ -171,7 +171,7 @@ def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
 @json_option
 def dlq_purge(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Delete dead letters (the files' history stays in the ledger; they are not retried)."""
-    from . import deadletters
+    from chute import deadletters
 
     wanted = _ids(ids, everything, "purge")
     project, conn = _open(project_dir, db_url)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .errors import ConfigError
+from chute.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from .db.postgres import qualified
+from chute.db.postgres import qualified
 
 KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
 _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time

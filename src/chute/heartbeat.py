@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .db.postgres import connect
+from chute.db.postgres import connect
 
 log = logging.getLogger("chute.heartbeat")
 

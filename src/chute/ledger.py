@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from . import __version__
-from .quality import quarantine
+from chute import __version__
+from chute.quality import quarantine
 
 LOADED_STATES = ("loaded", "loaded_with_rejects")
 

@@ -124,8 +124,8 @@ class QueueCollector:
                 self._conn = None
 
     def _depths(self) -> dict[str, dict[str, int]]:
-        from .chain import queue
-        from .db.postgres import connect
+        from chute.chain import queue
+        from chute.db.postgres import connect
 
         with self._lock:
             try:

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from .coltypes import from_polars, parse_type
-from .db.postgres import connect, existing_columns
-from .errors import ConfigError, FileError, options_named
-from .formats.csv import read_csv
-from .project import project_from_dict
-from .runner import Runner, RunSummary, resolve_database
+from chute.coltypes import from_polars, parse_type
+from chute.db.postgres import connect, existing_columns
+from chute.errors import ConfigError, FileError, options_named
+from chute.formats.csv import read_csv
+from chute.project import project_from_dict
+from chute.runner import Runner, RunSummary, resolve_database
 
 if TYPE_CHECKING:
-    from .quality.replay import ReplayResult
+    from chute.quality.replay import ReplayResult
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
@@ -70,12 +70,12 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         }, root=folder.resolve(), origin="chute load")
         pipeline = f"load:{schema}.{name}"
         if replay:
-            from .quality.replay import replay as replay_rejects
+            from chute.quality.replay import replay as replay_rejects
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
-            from .quality.quarantine import pending_records
+            from chute.quality.quarantine import pending_records
 
             with connect(url) as conn:
                 summary.pending_rejects = pending_records(conn, pipeline, file.name)
@@ -111,8 +111,8 @@ def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
 def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str]:
     """Column types from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
-    from .project import Source
-    from .quality.records import ROW_COLUMN, read_records
+    from chute.project import Source
+    from chute.quality.records import ROW_COLUMN, read_records
 
     options = Source(**source, columns=overrides)
     try:

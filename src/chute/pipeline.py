@@ -21,7 +21,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError, TransformError
+from chute.errors import PipelineError, TransformError
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def load_pipeline(module_path: Path) -> Pipeline:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise PipelineError(f"{module_path}: import failed: {type(exc).__name__}: {exc}") from exc
-    from .quality.contracts import Contract
+    from chute.quality.contracts import Contract
 
     contracts = [v for v in vars(module).values() if isinstance(v, Contract)]
     defined = getattr(module, "pipeline", None)

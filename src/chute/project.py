@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .coltypes import ColumnType, parse_type
-from .errors import ConfigError
-from .extract.config import Extracts
-from .chain.config import Follow
-from .transforms.steps import Step
-from .quality.contracts import Contract
+from chute.coltypes import ColumnType, parse_type
+from chute.errors import ConfigError
+from chute.extract.config import Extracts
+from chute.chain.config import Follow
+from chute.transforms.steps import Step
+from chute.quality.contracts import Contract
 
 CONFIG_NAME = "chute.toml"
 
@@ -193,7 +193,7 @@ class Notify(_Strict):
     @classmethod
     def _known_fields(cls, value: str | None) -> str | None:
         if value is not None:
-            from .notify.message import check_template
+            from chute.notify.message import check_template
 
             check_template(value)
         return value

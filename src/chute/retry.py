@@ -25,7 +25,7 @@ import psycopg
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
                       wait_random)
 
-from .errors import ChuteError, TransientError
+from chute.errors import ChuteError, TransientError
 
 log = logging.getLogger("chute.retry")
 T = TypeVar("T")

@@ -9,8 +9,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__
-from .notify.message import first_errors, project_secrets, redact
+from chute import __version__
+from chute.notify.message import first_errors, project_secrets, redact
 
 
 def document(project, summary, trigger: str, landing_uri: str) -> dict[str, Any]:

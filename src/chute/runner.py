@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import psycopg
 
-from . import deadletters, ledger, workers
-from .after_run import after_run
-from .commit_hooks import CommitHooks, undone_on_failure
-from .db.postgres import connect, connect_loader, ensure_table
-from .db.target import Target
-from .errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
-from .export import Kept, first_loads, write_export
-from .pipeline import Pipeline, Plan, load_pipeline
-from .transforms.steps import nodes_from_steps
-from .project import CONFIG_NAME, Project
-from .retry import is_transient
-from .sources import open_zone
-from .quality.contracts import adopt_columns, contracts_of
-from .sources.base import FileEntry, LandingZone
+from chute import deadletters, ledger, workers
+from chute.after_run import after_run
+from chute.commit_hooks import CommitHooks, undone_on_failure
+from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.db.target import Target
+from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
+from chute.export import Kept, first_loads, write_export
+from chute.pipeline import Pipeline, Plan, load_pipeline
+from chute.transforms.steps import nodes_from_steps
+from chute.project import CONFIG_NAME, Project
+from chute.retry import is_transient
+from chute.sources import open_zone
+from chute.quality.contracts import adopt_columns, contracts_of
+from chute.sources.base import FileEntry, LandingZone
 
 # The loading machinery (pyarrow, pgpq, the readers, the quality gate) is imported in the
 # methods that load: a run with nothing new never needs it, and its imports were a third of
@@ -43,8 +43,8 @@ from .sources.base import FileEntry, LandingZone
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .db.kept import KeptConnections
-    from .quality.records import ParseReject
+    from chute.db.kept import KeptConnections
+    from chute.quality.records import ParseReject
 
 FIRST_GROUP = 4 << 20  # bytes of input in the first group of small files (see Runner._groups)
 
@@ -210,7 +210,7 @@ class Runner:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
         if self.consume and self.project.follow is not None:
-            from .chain.consume import consume
+            from chute.chain.consume import consume
 
             return consume(self)  # claims messages, extracts, then runs a Runner(consume=False)
         started = time.perf_counter()
@@ -221,7 +221,7 @@ class Runner:
         clean = False
         try:
             self._ensure_schemas(conn, targets)
-            from .chain.publish import publishers
+            from chute.chain.publish import publishers
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
             exported, files = first_loads(conn, self.project.tables), self._export_files()
@@ -329,7 +329,7 @@ class Runner:
     def _list(self) -> list[FileEntry]:
         if self.window is None:
             return self.zone.list()
-        from .sources.partitions import list_window
+        from chute.sources.partitions import list_window
 
         return list_window(self.zone, self.window)
 
@@ -510,8 +510,8 @@ class Runner:
         read_together), the others one by one."""
         import numpy as np
 
-        from .formats.csv import read_together
-        from .quality.records import ROW_COLUMN
+        from chute.formats.csv import read_together
+        from chute.quality.records import ROW_COLUMN
 
         contents = list(readers.map(self._content, group))
         readable = [i for i, c in enumerate(contents) if not isinstance(c, _Ready)]
@@ -536,7 +536,7 @@ class Runner:
 
     def _parsed(self, entry: FileEntry, data: pa.Buffer, sha: str) -> _Ready:
         """A small file's rows, parsed from its bytes."""
-        from .quality.records import read_records
+        from chute.quality.records import read_records
 
         try:  # the records the reader refuses are quarantined, the others load
             frame, rejects = read_records(data, self.source, self.batch_bytes)
@@ -566,7 +566,7 @@ class Runner:
     def _load_group(self, load_conn, conn, seen, plan, static, targets, ready: list[_Ready], run_id,
                     summary) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
-        from .db.loader import is_duplicate_key
+        from chute.db.loader import is_duplicate_key
 
         args = (load_conn, conn, seen, plan, static, targets)
         try:
@@ -596,8 +596,8 @@ class Runner:
     def _load_unit(self, load_conn, conn, seen, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
-        from .db.loader import LoadUnit
-        from .quality.gate import Gate
+        from chute.db.loader import LoadUnit
+        from chute.quality.gate import Gate
 
         unit = LoadUnit(load_conn, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
@@ -672,9 +672,9 @@ class Runner:
         seen[sha] = (None, item.entry.name)
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
-        from .formats import read_source
-        from .prefetch import read_ahead
-        from .quality.records import numbered
+        from chute.formats import read_source
+        from chute.prefetch import read_ahead
+        from chute.quality.records import numbered
 
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
@@ -742,7 +742,7 @@ def resolve_database(project: Project | None, cli_url: str | None, folder: Path)
     """--db, else $CHUTE_DATABASE_URL, else chute.toml, else the embedded cluster (started if needed)."""
     import os
 
-    from .db.embedded import EmbeddedPostgres
+    from chute.db.embedded import EmbeddedPostgres
 
     url = cli_url or os.environ.get("CHUTE_DATABASE_URL") or (project.configured_database_url() if project else None)
     if url:

@@ -6,7 +6,7 @@ import importlib.util
 from importlib import resources
 from pathlib import Path
 
-from .errors import ConfigError
+from chute.errors import ConfigError
 
 EXAMPLES = ("stocks", "cafe", "workforce", "stream", "ingest", "retail")
 # A few seconds of generating each; ingest: days of orders in its source database; retail: writes

@@ -24,18 +24,18 @@ import time
 import uuid
 from pathlib import Path
 
-from . import deadletters
-from .after_run import after_failed_start
-from .db.kept import KeptConnections
-from .db.postgres import connect
-from .errors import ChuteError
-from .metrics import Metrics
-from .project import Project, Schedule
-from .retry import RetryPolicy, is_transient, retrying
-from .runner import Runner, RunSummary
-from .triggers.base import RunRequest, Trigger
-from .triggers.folder import FolderTrigger
-from .triggers.schedule import ScheduleTrigger
+from chute import deadletters
+from chute.after_run import after_failed_start
+from chute.db.kept import KeptConnections
+from chute.db.postgres import connect
+from chute.errors import ChuteError
+from chute.metrics import Metrics
+from chute.project import Project, Schedule
+from chute.retry import RetryPolicy, is_transient, retrying
+from chute.runner import Runner, RunSummary
+from chute.triggers.base import RunRequest, Trigger
+from chute.triggers.folder import FolderTrigger
+from chute.triggers.schedule import ScheduleTrigger
 
 log = logging.getLogger("chute.watch")
 
@@ -48,14 +48,14 @@ def default_triggers(project: Project, db_url: str) -> list[Trigger]:
     found: list[Trigger] = []
     landing = project.landing
     if project.follow is not None:  # a chained stage: its upstream's messages drive it (it writes its own files)
-        from .chain.trigger import QueueTrigger
+        from chute.chain.trigger import QueueTrigger
 
         found.append(QueueTrigger(db_url, project.name, project.follow.poll))
     elif "://" not in landing.path:  # an s3:// landing zone brings its own trigger
         found.append(FolderTrigger(project.landing_path, landing.patterns, landing.recursive, project.watch.settle,
                                    marker=landing.marker if landing.trigger == "marker" else None))
     else:  # S3 events through SQS (chute s3 setup), and a listing now and then for missed ones
-        from .triggers.s3 import s3_triggers
+        from chute.triggers.s3 import s3_triggers
 
         found.extend(s3_triggers(project, db_url))
     schedules = [*project.schedules, *extract_schedules(project)]
@@ -247,7 +247,7 @@ class WatchService:
         names = list(dict.fromkeys(n for r in batch for n in r.details.get("extract", ())))
         if not names:
             return
-        from .extract import run_extract
+        from chute.extract import run_extract
 
         for name in names:
             try:
@@ -290,7 +290,7 @@ class WatchService:
             return
         try:
             with connect(self.db_url) as conn:
-                from . import ledger
+                from chute import ledger
 
                 ledger.ensure_schema(conn)
                 deadletters.ensure_schema(conn)

@@ -24,7 +24,7 @@ import uuid
 
 import psycopg
 
-from .heartbeat import Heartbeat
+from chute.heartbeat import Heartbeat
 
 log = logging.getLogger("chute.workers")
 

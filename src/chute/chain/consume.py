@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..db.postgres import connect
-from ..errors import ChuteError, ConfigError, RunInProgress
-from ..heartbeat import Heartbeat
-from . import queue
-from .publish import Acker
+from chute.db.postgres import connect
+from chute.errors import ChuteError, ConfigError, RunInProgress
+from chute.heartbeat import Heartbeat
+from chute.chain import queue
+from chute.chain.publish import Acker
 
 if TYPE_CHECKING:
-    from ..runner import Runner, RunSummary
+    from chute.runner import Runner, RunSummary
 
 log = logging.getLogger("chute.chain")
 
@@ -46,8 +46,8 @@ def message_extracts(project) -> list[str]:
 
 
 def consume(outer: "Runner") -> "RunSummary":
-    from ..extract import run_extract
-    from ..runner import Runner, RunSummary
+    from chute.extract import run_extract
+    from chute.runner import Runner, RunSummary
 
     project, db_url, stage = outer.project, outer.db_url, outer.pipeline
     follow = project.follow

@@ -17,7 +17,7 @@ import logging
 
 import polars as pl
 
-from . import queue
+from chute.chain import queue
 
 log = logging.getLogger("chute.chain")
 

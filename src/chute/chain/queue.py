@@ -70,7 +70,7 @@ _LOCK = 0x63686371  # 'chcq'
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    from .. import deadletters, ledger
+    from chute import deadletters, ledger
 
     ledger.ensure_schema(conn)
     deadletters.ensure_schema(conn)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..db.postgres import connect
-from ..triggers.base import Emit, PollingTrigger, RunRequest
-from . import queue
+from chute.db.postgres import connect
+from chute.triggers.base import Emit, PollingTrigger, RunRequest
+from chute.chain import queue
 
 log = logging.getLogger("chute.chain")
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import EmbeddedDatabaseError
+from chute.errors import EmbeddedDatabaseError
 
 USER = "chute"
 DATABASE = "chute"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .postgres import connect, connect_loader
+from chute.db.postgres import connect, connect_loader
 
 log = logging.getLogger("chute.db")
 

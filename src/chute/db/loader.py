@@ -18,14 +18,14 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from .. import ledger
-from ..coltypes import ColumnType
-from ..errors import DatabaseError
-from ..formats import row_numbers
-from ..quality import quarantine
-from .copy import copy_arrow, create_temporary
-from .postgres import qualified, redact
-from .target import Target
+from chute import ledger
+from chute.coltypes import ColumnType
+from chute.errors import DatabaseError
+from chute.formats import row_numbers
+from chute.quality import quarantine
+from chute.db.copy import copy_arrow, create_temporary
+from chute.db.postgres import qualified, redact
+from chute.db.target import Target
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
 # A merge whose stage holds at least this share of the table's rows rewrites the table

@@ -10,8 +10,8 @@ import re
 import psycopg
 from psycopg import sql
 
-from ..coltypes import ColumnType
-from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
+from chute.coltypes import ColumnType
+from chute.errors import ConfigError, DatabaseError, DatabaseUnavailable
 
 
 def redact(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..coltypes import ColumnType
+from chute.coltypes import ColumnType
 
 
 @dataclass

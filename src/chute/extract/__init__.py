@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChuteError, ConfigError, RunInProgress
-from . import watermarks
-from .config import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
+from chute.errors import ChuteError, ConfigError, RunInProgress
+from chute.extract import watermarks
+from chute.extract.config import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
 
 if TYPE_CHECKING:
-    from ..project import Project
-    from .parts import PartWriter
+    from chute.project import Project
+    from chute.extract.parts import PartWriter
 
 __all__ = ["ExtractJob", "ExtractReport", "run_extract", "run_extracts", "DatabaseExtract", "HttpExtract",
            "Extract", "ExtractBase", "Extracts"]
@@ -96,8 +96,8 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
     if spec is None:
         known = ", ".join(sorted(project.extract)) or "none configured"
         raise ConfigError(f"no extraction named {name!r} in chute.toml (known: {known})")
-    from ..db.postgres import connect
-    from ..runner import resolve_database
+    from chute.db.postgres import connect
+    from chute.runner import resolve_database
 
     db_url = db_url or resolve_database(project, None, project.root)
     conn = connect(db_url)
@@ -118,7 +118,7 @@ def _run_locked(conn, project, name, spec, since, until, db_url, keys=None) -> E
     before = watermarks.get(conn, project.name, name)
     report = ExtractReport(name, spec.kind, watermark_before=before, watermark_after=before,
                            backfill=since is not None or until is not None)
-    from .parts import PartWriter, now_utc  # here, not at the top: chute.toml's models import this package
+    from chute.extract.parts import PartWriter, now_utc  # here, not at the top: chute.toml's models import this package
 
     started_at = now_utc()
     writer = PartWriter(project, spec, started_at, naive_zone=getattr(spec, "timezone", "UTC"))

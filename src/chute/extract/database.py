@@ -37,10 +37,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
-from . import pg_pages
-from .arrow_rows import to_arrow
-from .config import DatabaseExtract
+from chute.errors import ConfigError, DatabaseError, DatabaseUnavailable
+from chute.extract import pg_pages
+from chute.extract.arrow_rows import to_arrow
+from chute.extract.config import DatabaseExtract
 
 # What a URL's bare scheme means here (SQLAlchemy's own defaults are drivers chute does not install).
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",

@@ -23,10 +23,10 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from ..errors import ConfigError, DatabaseError
-from ..retry import RetryPolicy
-from .config import HttpExtract
-from .http_client import HttpError, HttpFetcher, HttpOptions, Pagination
+from chute.errors import ConfigError, DatabaseError
+from chute.retry import RetryPolicy
+from chute.extract.config import HttpExtract
+from chute.extract.http_client import HttpError, HttpFetcher, HttpOptions, Pagination
 
 
 def options_of(spec: HttpExtract) -> HttpOptions:
@@ -69,7 +69,7 @@ def rows_of(job) -> list[dict[str, Any]]:
                               "message (`chute run` of a project with [follow]), not on its own")
         return list(job.keys)
     if spec.for_each_query:
-        from ..db.postgres import connect
+        from chute.db.postgres import connect
 
         try:
             with connect(job.warehouse_url) as conn, conn.cursor() as cur:

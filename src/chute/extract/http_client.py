@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
-from ..errors import ChuteError, ConfigError, TransientError
-from ..retry import RetryPolicy, retrying
+from chute.errors import ChuteError, ConfigError, TransientError
+from chute.retry import RetryPolicy, retrying
 
 log = logging.getLogger("chute.extract.http")
 

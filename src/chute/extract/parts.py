@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import LandingZoneError
+from chute.errors import LandingZoneError
 
 if TYPE_CHECKING:
-    from ..project import Project
-    from .config import ExtractBase
+    from chute.project import Project
+    from chute.extract.config import ExtractBase
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 
@@ -102,7 +102,7 @@ class PartWriter:
         self.rows = 0
         landing = project.landing.path
         if landing.startswith("s3://"):
-            from ..sources.s3 import parse_s3_url, s3_client
+            from chute.sources.s3 import parse_s3_url, s3_client
 
             self.bucket, self.prefix = parse_s3_url(landing)
             self.client = s3_client()

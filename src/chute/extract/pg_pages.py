@@ -23,7 +23,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_rows import to_array
+from chute.extract.arrow_rows import to_array
 
 # Source types whose Arrow type from ADBC is the one the generic path makes (smallint and
 # integer widened to int64, as Python's int gives them). Not real: ADBC reads it as float32,

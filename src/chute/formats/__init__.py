@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..project import Source
+from chute.project import Source
 
 
 def row_numbers(name: str, start: int, count: int) -> pl.Series:
@@ -36,17 +36,17 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
     line) instead of failing the whole file.
     """
     if source.format == "jsonl":
-        from .jsonl import read_jsonl
+        from chute.formats.jsonl import read_jsonl
 
         return read_jsonl(data, source, block_bytes, rejects)
     if source.format == "excel":
-        from .excel import read_excel
+        from chute.formats.excel import read_excel
 
         return read_excel(data, source, block_bytes)
     if source.format == "parquet":
-        from .parquet import read_parquet
+        from chute.formats.parquet import read_parquet
 
         return read_parquet(data, source, block_bytes)
-    from .csv import read_csv
+    from chute.formats.csv import read_csv
 
     return read_csv(data, source, block_bytes, rejects)

@@ -20,9 +20,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import ReadError, settable, setting
-from ..project import Source
-from . import count_byte, row_numbers
+from chute.errors import ReadError, settable, setting
+from chute.project import Source
+from chute.formats import count_byte, row_numbers
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -117,7 +117,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
             except ReadError as exc:
                 if rejects is None:
                     raise
-                from ..quality.records import ROW_COLUMN, salvage_block
+                from chute.quality.records import ROW_COLUMN, salvage_block
 
                 frame, bad, records = salvage_block(block, source, names, types, rows, lines, exc)
                 rejects.extend(bad)

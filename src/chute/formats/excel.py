@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError
-from ..project import Source
+from chute.errors import ReadError
+from chute.project import Source
 
 _EXACT_INT = 2**53  # floats beyond this are not exact whole numbers
 

@@ -30,10 +30,10 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError, setting
-from ..project import Source
-from . import count_byte
-from .csv import Data, _transcoder, open_stream
+from chute.errors import ReadError, setting
+from chute.project import Source
+from chute.formats import count_byte
+from chute.formats.csv import Data, _transcoder, open_stream
 
 BLOCK = 4 << 20  # bytes of text per parsed block: bounds memory at a few times this
 LINE_COLUMN = "_chute_line"
@@ -197,7 +197,7 @@ def _json_text(column: str) -> pl.Expr:
 def _declared(frame: pl.DataFrame, source: Source, rejects: list | None, block: bytes,
               first_line: int) -> pl.DataFrame:
     """Declared [source] columns cast to their types; a value that does not convert rejects its line."""
-    from ..quality.contracts import cast_expr
+    from chute.quality.contracts import cast_expr
 
     types = source.column_types()
     if not types:
@@ -243,7 +243,7 @@ def _like_first(frame: pl.DataFrame, first: dict[str, pl.DataType]) -> pl.DataFr
 
 
 def _reject(line: int, reason: str, raw: bytes, source: Source, column: str | None = None, value=None):
-    from ..quality.records import ParseReject
+    from chute.quality.records import ParseReject
 
     return ParseReject(line, line, reason, _masked(raw, source), column, value)
 

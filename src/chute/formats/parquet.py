@@ -14,8 +14,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ReadError
-from ..project import Source
+from chute.errors import ReadError
+from chute.project import Source
 
 Data = pa.Buffer | str | Callable[[], BinaryIO]
 

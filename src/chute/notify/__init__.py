@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .message import DEFAULT_BODY, DEFAULT_SUBJECT, project_secrets, redact, render, run_fields
+from chute.notify.message import DEFAULT_BODY, DEFAULT_SUBJECT, project_secrets, redact, render, run_fields
 
 __all__ = ["notify_run", "wanted"]
 
@@ -43,7 +43,7 @@ def notify_run(project, summary, log_uri: str = "", trigger: str = "manual") -> 
 
 
 def _send_with_retries(cfg, target, subject, body, fields, secrets) -> dict:
-    from ..errors import ConfigError
+    from chute.errors import ConfigError
 
     delay = BACKOFF
     for attempt in range(1, cfg.attempts + 1):
@@ -65,15 +65,15 @@ def _send_with_retries(cfg, target, subject, body, fields, secrets) -> dict:
 
 def _send(cfg, subject: str, body: str, fields: dict[str, str]) -> None:
     if cfg.kind == "email":
-        from . import email
+        from chute.notify import email
 
         email.send(cfg, subject, body)
     elif cfg.kind == "sns":
-        from . import sns
+        from chute.notify import sns
 
         sns.send(cfg, subject, body)
     else:
-        from . import webhook
+        from chute.notify import webhook
 
         webhook.send(cfg, subject, body, fields)
 

@@ -8,7 +8,7 @@ import socket
 import ssl
 from email.message import EmailMessage
 
-from ..errors import ConfigError
+from chute.errors import ConfigError
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 

@@ -25,7 +25,7 @@ import socket
 from string import Template
 from typing import Any
 
-from ..errors import ConfigError
+from chute.errors import ConfigError
 
 FIELDS = ("pipeline", "status", "outcome", "run_id", "trigger", "files", "files_loaded", "files_failed",
           "files_skipped", "files_unchanged", "rows_loaded", "rows_rejected", "duration", "errors", "error",

@@ -6,7 +6,7 @@ import json
 import os
 import urllib.request
 
-from ..errors import ConfigError
+from chute.errors import ConfigError
 
 
 def url_of(cfg) -> str:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..coltypes import ColumnType, parse_type
-from ..errors import ConfigError
+from chute.coltypes import ColumnType, parse_type
+from chute.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..db.target import Target
+    from chute.db.target import Target
 
 Drift = Literal["freeze", "evolve", "discard"]
 
@@ -239,7 +239,7 @@ def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
 
 def adopt_columns(conn, targets: dict[str, "Target"], contracts: dict[str, Contract]) -> None:
     """Tables with drift = 'evolve' may have columns added by earlier runs: load them too."""
-    from ..db.postgres import existing_columns
+    from chute.db.postgres import existing_columns
 
     for name, target in targets.items():
         contract = contracts.get(name)

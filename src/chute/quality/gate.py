@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 import polars as pl
 import pyarrow as pa
 
-from ..coltypes import ColumnType, from_polars, parse_type
-from ..db.loader import LoadUnit, Target
-from ..errors import FileError, TransformError, setting
-from ..project import Source
-from .contracts import Check, Contract, cast_expr, compile_checks
-from .records import MASK, ROW_COLUMN, ParseReject, locate, row_json
+from chute.coltypes import ColumnType, from_polars, parse_type
+from chute.db.loader import LoadUnit, Target
+from chute.errors import FileError, TransformError, setting
+from chute.project import Source
+from chute.quality.contracts import Check, Contract, cast_expr, compile_checks
+from chute.quality.records import MASK, ROW_COLUMN, ParseReject, locate, row_json
 
 # The reject records of a load unit, as staged by quarantine.COMMIT_REJECTS_SQL.
 STAGE_SCHEMA = pa.schema([

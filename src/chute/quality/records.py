@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError, setting
-from ..formats import row_numbers
-from ..formats.csv import GZIP_MAGIC, quote_left_open, read_csv
-from ..project import Source
-from .contracts import cast_expr
+from chute.errors import ReadError, setting
+from chute.formats import row_numbers
+from chute.formats.csv import GZIP_MAGIC, quote_left_open, read_csv
+from chute.project import Source
+from chute.quality.contracts import cast_expr
 
 ROW_COLUMN = "source_row"
 MASK = "***"
@@ -38,8 +38,8 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.DataFrame]:
     """The frames of one file, each with ROW_COLUMN counting records from `start` (JSON lines:
     the line number the reader gave each record)."""
-    from ..formats.csv import RECORD_COLUMN
-    from ..formats.jsonl import LINE_COLUMN
+    from chute.formats.csv import RECORD_COLUMN
+    from chute.formats.jsonl import LINE_COLUMN
 
     for frame in frames:
         given = LINE_COLUMN if LINE_COLUMN in frame.columns else RECORD_COLUMN if RECORD_COLUMN in frame.columns else None
@@ -78,8 +78,8 @@ def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.
     """A whole file's rows, numbered (ROW_COLUMN), and the records its reader refused. A CSV
     file the strict parse refuses is read record by record (read_lenient); FileError when
     nothing can be salvaged."""
-    from ..errors import FileError
-    from ..formats import read_source
+    from chute.errors import FileError
+    from chute.formats import read_source
 
     rejects: list[ParseReject] = []  # JSON lines: lines that are not JSON objects (refused one by one)
     try:
@@ -114,7 +114,7 @@ def salvage_block(block: memoryview, source: Source, names: list[str] | None, ty
 
 def _declared(arrow_type: pa.DataType) -> str:
     """The chute column type a column read as `arrow_type` converts to."""
-    from ..coltypes import from_polars
+    from chute.coltypes import from_polars
 
     return from_polars(pl.from_arrow(pa.array([], arrow_type)).dtype).name
 
@@ -277,7 +277,7 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
     if not rows:
         return found
     if source.format == "jsonl":
-        from ..formats.jsonl import locate_lines
+        from chute.formats.jsonl import locate_lines
 
         return locate_lines(path_or_bytes, source, rows)
     with _open_text(path_or_bytes, source) as text:

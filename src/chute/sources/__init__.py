@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import FileEntry, LandingZone
-from .local import LocalZone
+from chute.sources.base import FileEntry, LandingZone
+from chute.sources.local import LocalZone
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from chute.project import Project
 
 __all__ = ["FileEntry", "LandingZone", "LocalZone", "open_zone"]
 
@@ -18,7 +18,7 @@ def open_zone(project: "Project") -> LandingZone:
     landing = project.landing
     marker = landing.marker if landing.trigger == "marker" else None
     if landing.path.startswith("s3://"):
-        from .s3 import S3Zone
+        from chute.sources.s3 import S3Zone
 
         logs = project.run_log.s3_prefix
         return S3Zone(landing.path, landing.patterns, landing.recursive, marker=marker,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
-from ..errors import LandingZoneError, setting
-from .base import FileEntry, is_ignored, stored_name
+from chute.errors import LandingZoneError, setting
+from chute.sources.base import FileEntry, is_ignored, stored_name
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -16,14 +16,14 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .base import FileEntry, LandingZone, is_ignored, stored_name
+from chute.sources.base import FileEntry, LandingZone, is_ignored, stored_name
 
 _SEGMENT = re.compile(r"^(year|month|day|hour|hhmm)=(\d{1,4})$")
 
 
 def parse_time(text: str, option: str = "time") -> datetime:
     """An ISO date or time; without an offset it is UTC."""
-    from ..errors import ConfigError
+    from chute.errors import ConfigError
 
     try:
         value = datetime.fromisoformat(text)
@@ -89,8 +89,8 @@ class Window:
 
 def list_window(zone: LandingZone, window: Window) -> list[FileEntry]:
     """The zone's files in the window, pruning folders by path."""
-    from .local import LocalZone
-    from .s3 import S3Zone
+    from chute.sources.local import LocalZone
+    from chute.sources.s3 import S3Zone
 
     if isinstance(zone, LocalZone):
         entries = _local(zone, window)
@@ -127,9 +127,9 @@ def _local(zone, window: Window) -> list[FileEntry]:
 def _s3(zone, window: Window) -> list[FileEntry]:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ..errors import LandingZoneError, LandingZoneUnavailable
-    from ..retry import is_transient
-    from .s3 import describe_aws_error, mtime_ns_of
+    from chute.errors import LandingZoneError, LandingZoneUnavailable
+    from chute.retry import is_transient
+    from chute.sources.s3 import describe_aws_error, mtime_ns_of
 
     entries: list[FileEntry] = []
     folders = [zone.prefix + zone._within]
@@ -160,7 +160,7 @@ def _s3(zone, window: Window) -> list[FileEntry]:
 
 def window_option(start: str | None, end: str | None) -> Window | None:
     """--start-ts/--end-ts as a Window (None when neither is given)."""
-    from ..errors import ConfigError
+    from chute.errors import ConfigError
 
     if start is None and end is None:
         return None

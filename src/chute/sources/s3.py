@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from ..errors import ConfigError, LandingZoneError, LandingZoneUnavailable
-from .base import FileEntry, is_ignored
+from chute.errors import ConfigError, LandingZoneError, LandingZoneUnavailable
+from chute.sources.base import FileEntry, is_ignored
 
 SCHEME = "s3://"
 
@@ -109,7 +109,7 @@ class S3Zone:
                     Bucket=self.bucket, Prefix=self.prefix + self._within):
                 found.extend(page.get("Contents", ()))
         except (BotoCoreError, ClientError) as exc:
-            from ..retry import is_transient
+            from chute.retry import is_transient
 
             kind = LandingZoneUnavailable if is_transient(exc) else LandingZoneError
             raise kind(f"cannot list {self.url}: {describe_aws_error(exc)}") from None

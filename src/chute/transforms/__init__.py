@@ -15,13 +15,13 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..pipeline import Node
-from .columns import cast, derive, rename, where
-from .dedup import dedup
-from .explode import explode_list, extract
-from .keys import add_key, stable_id, surrogate_ids
-from .normalize import split_dimension
-from .pii import drop_columns, hash_columns, mask_columns
+from chute.pipeline import Node
+from chute.transforms.columns import cast, derive, rename, where
+from chute.transforms.dedup import dedup
+from chute.transforms.explode import explode_list, extract
+from chute.transforms.keys import add_key, stable_id, surrogate_ids
+from chute.transforms.normalize import split_dimension
+from chute.transforms.pii import drop_columns, hash_columns, mask_columns
 
 
 def as_node(func: Callable[..., Any], input: str, output: str | Iterable[str], *, name: str | None = None,

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from ..coltypes import parse_type
-from ..errors import ConfigError, TransformError
+from chute.coltypes import parse_type
+from chute.errors import ConfigError, TransformError
 
 
 def rename(frame: pl.DataFrame, columns: Mapping[str, str]) -> pl.DataFrame:

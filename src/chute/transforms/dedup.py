@@ -7,7 +7,7 @@ from typing import Literal
 
 import polars as pl
 
-from ..errors import TransformError
+from chute.errors import TransformError
 
 Keep = Literal["first", "last", "max", "min"]
 

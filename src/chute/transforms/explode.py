@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..errors import TransformError
+from chute.errors import TransformError
 
 
 def explode_list(frame: pl.DataFrame, column: str, separator: str = ",", *, position: str | None = None,

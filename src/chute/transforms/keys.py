@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ..errors import TransformError
+from chute.errors import TransformError
 
 ID_BITS = 63
 _MASK = (1 << ID_BITS) - 1

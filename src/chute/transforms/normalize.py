@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ..errors import TransformError
-from .keys import add_key
+from chute.errors import TransformError
+from chute.transforms.keys import add_key
 
 
 def split_dimension(frame: pl.DataFrame, natural_key: Sequence[str], key: str, *,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ..errors import TransformError
+from chute.errors import TransformError
 
 DEFAULT_KEY_ENV = "CHUTE_PII_KEY"
 MIN_KEY_BYTES = 16

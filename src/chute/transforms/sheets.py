@@ -17,7 +17,7 @@ import re
 
 import polars as pl
 
-from ..errors import TransformError
+from chute.errors import TransformError
 
 
 def snake(text: str) -> str:

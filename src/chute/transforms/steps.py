@@ -25,14 +25,14 @@ from typing import Annotated, Literal, Union
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..coltypes import parse_type
-from ..errors import ConfigError
-from ..pipeline import Node
-from . import columns as _columns
-from .dedup import dedup as _dedup_rows
-from . import explode as _explode
-from . import normalize as _normalize
-from . import pii as _pii
+from chute.coltypes import parse_type
+from chute.errors import ConfigError
+from chute.pipeline import Node
+from chute.transforms import columns as _columns
+from chute.transforms.dedup import dedup as _dedup_rows
+from chute.transforms import explode as _explode
+from chute.transforms import normalize as _normalize
+from chute.transforms import pii as _pii
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..sources.base import is_ignored
-from .base import Emit, RunRequest, Trigger
+from chute.sources.base import is_ignored
+from chute.triggers.base import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 

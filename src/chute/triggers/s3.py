@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
-from ..sources.base import is_ignored
-from ..sources.s3 import parse_s3_url, s3_client
-from .base import Emit, PollingTrigger, RunRequest, Trigger
+from chute.sources.base import is_ignored
+from chute.sources.s3 import parse_s3_url, s3_client
+from chute.triggers.base import Emit, PollingTrigger, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
 
@@ -107,7 +107,7 @@ class SqsTrigger(Trigger):
         return f"S3 events for {self.project.landing.path} from SQS {self.project.s3.queue_name(self.project.name)}"
 
     def start(self, emit: Emit) -> None:
-        from .s3_queue import queue_urls
+        from chute.triggers.s3_queue import queue_urls
 
         self.queue_url, _ = queue_urls(self.project, self.sqs)
         self._thread = threading.Thread(target=self._loop, args=(emit,), name="chute-sqs", daemon=True)
@@ -212,9 +212,9 @@ class PollTrigger(PollingTrigger):
     def unseen(self) -> list[str]:
         """Names in the zone (complete batches only, in marker mode) the ledger has no settled
         version of with this size and version."""
-        from .. import ledger
-        from ..db.postgres import connect
-        from ..sources import open_zone
+        from chute import ledger
+        from chute.db.postgres import connect
+        from chute.sources import open_zone
 
         entries = open_zone(self.project).list()
         conn = connect(self.db_url)
@@ -235,9 +235,9 @@ def drain(project, db_url: str, *, wait: int = 0, max_messages: int = 1000) -> d
     """Take the S3 events waiting in the queue, run once per batch (and once for all plain
     objects), delete the messages those runs settled, and return. For cron, CI and tests;
     `chute watch` does the same continuously."""
-    from ..errors import ChuteError
-    from ..runner import Runner
-    from .s3_queue import queue_urls
+    from chute.errors import ChuteError
+    from chute.runner import Runner
+    from chute.triggers.s3_queue import queue_urls
 
     trigger = SqsTrigger(project, wait_seconds=wait)
     trigger.queue_url, _ = queue_urls(project, trigger.sqs)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ConfigError, LandingZoneError
-from ..sources.s3 import describe_aws_error, is_s3_url, parse_s3_url, s3_client
+from chute.errors import ConfigError, LandingZoneError
+from chute.sources.s3 import describe_aws_error, is_s3_url, parse_s3_url, s3_client
 
 
 def notification_id(project) -> str:
@@ -128,7 +128,7 @@ def redrive(project, limit: int | None = None) -> dict[str, Any]:
 
 def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
     """A look at the dead-letter queue; the messages stay in it."""
-    from ..triggers.s3 import parse_event
+    from chute.triggers.s3 import parse_event
 
     sqs = s3_client("sqs")
     _, dlq_url = queue_urls(project, sqs)

@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 import psycopg
 from croniter import croniter
 
-from ..db.postgres import connect
-from ..project import Schedule
-from .base import Emit, RunRequest, Trigger
+from chute.db.postgres import connect
+from chute.project import Schedule
+from chute.triggers.base import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 

@@ -22,15 +22,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
-from ..db.postgres import redact
-from ..errors import ChuteError, DatabaseError
-from ..overview import overview
-from ..project import Project, load_project
-from . import queries as q
-from .filters import install_filters
-from .security import Guard
-from .svg import daily_chart, graph_svg, pipeline_graph
+from chute import __version__
+from chute.db.postgres import redact
+from chute.errors import ChuteError, DatabaseError
+from chute.overview import overview
+from chute.project import Project, load_project
+from chute.ui import queries as q
+from chute.ui.filters import install_filters
+from chute.ui.security import Guard
+from chute.ui.svg import daily_chart, graph_svg, pipeline_graph
 
 HERE = Path(__file__).parent
 REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id")
@@ -222,7 +222,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     # -- pipeline ------------------------------------------------------------------------
     @app.get("/pipeline", response_class=HTMLResponse)
     def pipeline(request: Request):
-        from ..runner import build_plan
+        from chute.runner import build_plan
 
         project = board.current()
         with board.conn() as conn:
@@ -258,7 +258,7 @@ def _check_csrf(request: Request, value: str) -> None:
 
 
 def _retry(board: Dashboard) -> None:
-    from ..runner import Runner
+    from chute.runner import Runner
 
     try:
         summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=True).run()
@@ -313,7 +313,7 @@ def _reject_display_columns(cols: set[str]) -> list[str]:
 def _replay_function():
     """chute.quality's replay, the same path `chute replay` takes (absent until that feature lands)."""
     try:
-        from ..quality.replay import replay
+        from chute.quality.replay import replay
     except ImportError:
         return None
     return replay

@@ -14,9 +14,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ..db.postgres import existing_columns, qualified, redact
-from ..errors import DatabaseError
-from ..overview import REJECTS, columns_of, table_exists
+from chute.db.postgres import existing_columns, qualified, redact
+from chute.errors import DatabaseError
+from chute.overview import REJECTS, columns_of, table_exists
 
 PAGE = 50  # rows per list page
 STATEMENT_TIMEOUT_MS = 15_000

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from ..pipeline import Plan
+from chute.pipeline import Plan
 
 
 def _num(n: float) -> str:

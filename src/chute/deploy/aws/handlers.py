@@ -29,16 +29,16 @@ from urllib.parse import unquote_plus
 
 import pyarrow as pa
 
-from ...errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
-from ...formats import read_source
-from ...quality.records import numbered
-from ...pipeline import _run_node
-from ...project import Project, load_project
-from ...runner import _frame_of, build_plan
-from ...sources.base import FileEntry, is_ignored
-from .model import ENVIRONMENT, MARKER
-from .names import execution_name
-from .staging import Staging, file_slug
+from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
+from chute.formats import read_source
+from chute.quality.records import numbered
+from chute.pipeline import _run_node
+from chute.project import Project, load_project
+from chute.runner import _frame_of, build_plan
+from chute.sources.base import FileEntry, is_ignored
+from chute.deploy.aws.model import ENVIRONMENT, MARKER
+from chute.deploy.aws.names import execution_name
+from chute.deploy.aws.staging import Staging, file_slug
 
 
 class TransientError(Exception):
@@ -290,7 +290,7 @@ def database_url() -> str:
 
 
 def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    from .staged_load import StagedFile, load_staged
+    from chute.deploy.aws.staged_load import StagedFile, load_staged
 
     p = project()
     staging = _staging(event)
@@ -385,8 +385,8 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One run of this chained stage: claim its messages in chute.queue, extract for their keys
     into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
     ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
-    from ...errors import TransientError as Unavailable  # the database away, the pipeline's lock held
-    from ...runner import Runner
+    from chute.errors import TransientError as Unavailable  # the database away, the pipeline's lock held
+    from chute.runner import Runner
 
     p = stage_project()
     if p.follow is None:
@@ -416,8 +416,8 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def _published_by(db_url: str, pipeline: str, run_id: int | None) -> int:
     """Messages this pipeline's run sent to the stages that follow it (written by its loads)."""
-    from ...chain import queue
-    from ...db.postgres import connect
+    from chute.chain import queue
+    from chute.db.postgres import connect
 
     if run_id is None:
         return 0

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...pipeline import Plan
-from ...project import Project
-from ...runner import build_plan
-from . import statemachine
-from .names import chain_topic_name, resource_prefix
+from chute.pipeline import Plan
+from chute.project import Project
+from chute.runner import build_plan
+from chute.deploy.aws import statemachine
+from chute.deploy.aws.names import chain_topic_name, resource_prefix
 
 HANDLERS = "chute.deploy.aws.handlers"
 PROJECT_DIR_IN_IMAGE = "/var/task/project"  # where the Dockerfile copies the project

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from ...errors import ConfigError
-from ...project import CONFIG_NAME, Project
-from . import sam, terraform
-from .model import PROJECT_DIR_IN_IMAGE, StackModel, build_model
+from chute.errors import ConfigError
+from chute.project import CONFIG_NAME, Project
+from chute.deploy.aws import sam, terraform
+from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, StackModel, build_model
 
 PYTHON_VERSION = "3.12"
 DOCKERFILE = """\
@@ -84,7 +84,7 @@ def render(project: Project, out: Path) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from ... import __version__
+    from chute import __version__
 
     return __version__
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
+from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
                     STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
-from .names import logical_id
+from chute.deploy.aws.names import logical_id
 
 Json = dict[str, Any]
 

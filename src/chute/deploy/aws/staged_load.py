@@ -22,17 +22,17 @@ from typing import Any
 
 import polars as pl
 
-from ... import ledger
-from ...chain.publish import publishers
-from ...commit_hooks import CommitHooks, undone_on_failure
-from ...db.loader import LoadUnit, Target
-from ...db.postgres import connect, connect_loader, ensure_table
-from ...errors import DatabaseError, FileError, RunInProgress
-from ...project import Project
-from ...quality.contracts import contracts_of
-from ...quality.gate import Gate
-from ...runner import FileOutcome, RunSummary, build_plan, targets_of
-from ...sources.base import FileEntry
+from chute import ledger
+from chute.chain.publish import publishers
+from chute.commit_hooks import CommitHooks, undone_on_failure
+from chute.db.loader import LoadUnit, Target
+from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.errors import DatabaseError, FileError, RunInProgress
+from chute.project import Project
+from chute.quality.contracts import contracts_of
+from chute.quality.gate import Gate
+from chute.runner import FileOutcome, RunSummary, build_plan, targets_of
+from chute.sources.base import FileEntry
 
 
 @dataclass
