@@ -46,7 +46,7 @@ def sql_variants(url: str, csv_changed) -> list[list]:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from chute.db.loader import merge_statements
+    from chute.load.unit import merge_statements
 
     into, stage = sql.Identifier("tgt"), sql.Identifier("s")
     key = sql.SQL(", ").join(map(sql.Identifier, KEY))

@@ -35,8 +35,8 @@ def main() -> None:
 
     import polars as pl
 
-    from chute.project import load_project
-    from chute.runner import Runner, build_plan
+    from chute.config.project import load_project
+    from chute.run.runner import Runner, build_plan
 
     m = machine()
     print(f"# {m['date']}  nproc={m['nproc']}  memory={m['memory_gb']} GB  cpu={m['cpu']}  python {m['python']}")

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from chute.cli import main
+from chute.cli.main import main
 from chute.db.embedded import EmbeddedPostgres
-from chute.scaffold import create_project
+from chute.examples.scaffold import create_project
 
 
 pytest_plugins = ["fixtures_watch", "fixtures_aws", "fixtures_smtp", "fixtures_http", "fixtures_quality",

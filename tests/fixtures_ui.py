@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chute.project import load_project
-from chute.runner import Runner
+from chute.config.project import load_project
+from chute.run.runner import Runner
 
 from conftest import write
 

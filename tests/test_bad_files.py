@@ -70,7 +70,7 @@ def test_failed_files_are_kept_for_retry_not_reloaded_silently(project, cli, que
 
 
 def test_gzip_and_latin1_files_load_when_declared(tmp_path, cli, query):
-    from chute.scaffold import create_project
+    from chute.examples.scaffold import create_project
 
     folder = tmp_path / "p"
     create_project(folder, "stocks", files=0)

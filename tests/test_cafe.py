@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from chute.scaffold import create_project
+from chute.examples.scaffold import create_project
 from conftest import shared, write
 
 TABLES = ["branches", "products", "variants", "transactions", "transaction_items"]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import STOCK_FILES, TOP_FILES
 
-from chute.cli import main
+from chute.cli.main import main
 
 COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"],
             ["db", "url"], ["watch"], ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chute.errors import ConfigError
-from chute.project import load_project
+from chute.config.project import load_project
 
 GOOD = """
 [project]

@@ -12,7 +12,7 @@ import pytest
 
 from chute.errors import ReadError
 from chute.formats.csv import FIRST_BLOCK, read_csv
-from chute.project import Source
+from chute.config.project import Source
 
 
 def read(data: bytes, **options) -> pl.DataFrame:

@@ -14,8 +14,8 @@ from chute.deploy.aws import handlers
 from chute.deploy.aws.model import build_model
 from chute.deploy.aws.names import EXECUTION_NAME_MAX, execution_name
 from chute.deploy.aws.statemachine import levels
-from chute.pipeline import Pipeline, node
-from chute.project import load_project
+from chute.pipeline.graph import Pipeline, node
+from chute.config.project import load_project
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ boto3 = pytest.importorskip("boto3")
 
 from chute.deploy.aws import handlers  # noqa: E402
 from chute.deploy.aws.model import build_model  # noqa: E402
-from chute.project import load_project  # noqa: E402
+from chute.config.project import load_project  # noqa: E402
 
 SHOPS = [{"shop_id": 1, "name": "shop 1"}, {"shop_id": 2, "name": "shop 2"}]
 ORDERS = {1: [{"order_id": 10, "total": 1.5}, {"order_id": 11, "total": 2.5}], 2: [{"order_id": 20, "total": 3.0}]}
@@ -214,8 +214,8 @@ def _subscribe(db_url: str, stage: str, **follow) -> None:
     """What the first run of a stage does: subscribe it (chain.queue.subscribe)."""
     import psycopg
 
-    from chute.chain import queue
-    from chute.chain.config import Follow
+    from chute.ledger import queue
+    from chute.config.follow import Follow
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         queue.ensure_schema(conn)

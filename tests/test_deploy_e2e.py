@@ -15,7 +15,7 @@ boto3 = pytest.importorskip("boto3")
 
 from chute.deploy.aws import handlers  # noqa: E402
 from chute.deploy.aws.model import build_model  # noqa: E402
-from chute.project import load_project  # noqa: E402
+from chute.config.project import load_project  # noqa: E402
 
 HANDLERS = "chute.deploy.aws.handlers"
 
@@ -79,7 +79,7 @@ def _upload(stack, folder: str, files: dict[str, bytes]) -> None:
 
 
 def _top_files(stocks: Path) -> list[Path]:
-    from chute.runner import build_plan
+    from chute.run.runner import build_plan
 
     project = load_project(stocks)
     plan = build_plan(project)

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from chute.db.copy import copy_arrow
-from chute.export import Kept, postgres_csv, postgres_csv_unsupported, write_export
+from chute.load.export import Kept, postgres_csv, postgres_csv_unsupported, write_export
 from conftest import write
 
 TABLE = "historical_stocks_data"
@@ -71,9 +71,9 @@ def test_rows_are_written_as_postgresql_writes_them(db_url):
 def test_slices_with_and_without_text_to_quote_are_written_as_postgresql_writes_them(db_url, monkeypatch):
     """Slices whose text needs no quotes are written without quoting; one empty string, comma,
     quote or line break anywhere in a slice must still be quoted."""
-    import chute.export
+    import chute.load.export
 
-    monkeypatch.setattr(chute.export, "SLICE_ROWS", 10)
+    monkeypatch.setattr(chute.load.export, "SLICE_ROWS", 10)
     plain = ["aapl", "msft", "x y", "brk.b"]
     awkward = ["", "a,b", 'say "hi"', "line\nbreak", "cr\rx"]
     texts = [plain[i % 4] for i in range(100)]
@@ -169,10 +169,10 @@ def test_rows_too_big_to_keep_are_let_go(db_url, tmp_path):
 
 def counting_formats(monkeypatch) -> list[int]:
     """The heights of the frames postgres_csv formats from now on."""
-    import chute.export
+    import chute.load.export
 
     formatted: list[int] = []
-    monkeypatch.setattr(chute.export, "postgres_csv", lambda rows: formatted.append(rows.height) or postgres_csv(rows))
+    monkeypatch.setattr(chute.load.export, "postgres_csv", lambda rows: formatted.append(rows.height) or postgres_csv(rows))
     return formatted
 
 
@@ -240,8 +240,8 @@ def test_rows_of_a_unit_that_rolled_back_are_not_kept(tmp_path):
 
 
 def test_only_tables_a_run_may_fill_alone_keep_their_rows(db_url):
-    from chute.export import first_loads
-    from chute.project import Table
+    from chute.load.export import first_loads
+    from chute.config.project import Table
 
     k = {"k": "integer"}
     tables = {"empty": Table(columns=k, export="e.csv"), "loaded": Table(columns=k, export="f.csv"),

@@ -14,7 +14,7 @@ import pytest
 
 from chute.errors import ConfigError
 from chute.extract import parts, run_extract
-from chute.project import project_from_dict
+from chute.config.project import project_from_dict
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -14,7 +14,7 @@ import pytest
 from chute.errors import ConfigError
 from chute.extract import parts, watermarks
 from chute.extract.parts import PartWriter, partition_folder, utc_timestamps
-from chute.project import project_from_dict
+from chute.config.project import project_from_dict
 from chute.sources import open_zone
 
 DB_SPEC = {"kind": "database", "url": "sqlite:///x.db", "table": "orders", "key": "order_id"}

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from chute.extract import run_extract
-from chute.project import load_project
+from chute.config.project import load_project
 
 ORDERS = [{"id": i, "shop": "north" if i % 2 else "south", "total": i * 1.5,
            "updated": f"2025-01-01T00:{i:02d}:00Z"} for i in range(1, 12)]

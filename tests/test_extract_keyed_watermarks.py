@@ -9,7 +9,7 @@ import json
 import psycopg
 
 from chute.extract import run_extract
-from chute.project import load_project
+from chute.config.project import load_project
 
 # Two shops with different histories: north is far ahead of south.
 ORDERS = {"north": [{"id": 1, "updated": "2025-01-01T00:10:00Z"}, {"id": 2, "updated": "2025-01-01T00:50:00Z"}],

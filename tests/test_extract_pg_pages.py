@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chute.extract import pg_pages, run_extract
-from chute.project import project_from_dict
+from chute.config.project import project_from_dict
 
 TYPES = """
 CREATE TABLE wide (id int8 PRIMARY KEY, small int2, medium int4, price float8, ok bool, name text,

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from chute.scaffold import create_project
+from chute.examples.scaffold import create_project
 
 ORDER_COLUMNS = ("order_id, user_id, order_number, order_dow, order_hour_of_day, days_since_prior_order, "
                  "product_count, total, status, placed_at, updated_at")

@@ -11,7 +11,7 @@ import pytest
 
 from chute.errors import ReadError
 from chute.formats import read_source
-from chute.project import Source
+from chute.config.project import Source
 from chute.quality.records import ROW_COLUMN, numbered
 from conftest import write
 

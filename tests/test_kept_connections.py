@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from chute.db.kept import KeptConnections
-from chute.project import load_project
-from chute.runner import Runner
+from chute.config.project import load_project
+from chute.run.runner import Runner
 
 TOML = """
 [project]

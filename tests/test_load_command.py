@@ -64,7 +64,7 @@ def test_load_hostile_names(tmp_path, cli, query, db_url):
 
 def test_merge_into_empty_table_with_keys_repeated_across_blocks(tmp_path, query, db_url):
     """A big file is streamed in blocks; a key repeated in a later block must still merge (last wins)."""
-    from chute.oneshot import load_file
+    from chute.run.load_file import load_file
 
     rows = "".join(f"k{i},{i}\n" for i in range(200_000)) + "k5,last\n"  # ~2.4 MB: several 1 MB blocks
     path = write(tmp_path / "big.csv", "key,value\n" + rows)
@@ -80,8 +80,8 @@ def test_merge_into_empty_table_with_keys_repeated_across_blocks(tmp_path, query
 def test_merge_into_a_loaded_table_with_keys_repeated_across_blocks(tmp_path, query, db_url, monkeypatch, tracked):
     """Into a table that has rows, a merge stages its rows; a key repeated in a later block of a
     streamed file must still leave one row, the last one."""
-    from chute.db import loader
-    from chute.oneshot import load_file
+    from chute.load import unit as loader
+    from chute.run.load_file import load_file
 
     monkeypatch.setattr(loader, "TRACKED_KEYS", tracked)
     load = dict(mode="merge", primary_key=["key"], types=("value=text",), db_url=db_url, folder=tmp_path,

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from chute.db.loader import merge_statements
+from chute.load.unit import merge_statements
 
 
 @pytest.mark.parametrize("strategy", ["insert_update", "merge", "delete_insert"])
@@ -39,7 +39,7 @@ def _merge(cli, db_url, path, table) -> None:
 
 @pytest.fixture
 def rewrite_always(monkeypatch):
-    import chute.db.loader as loader
+    import chute.load.unit as loader
 
     monkeypatch.setattr(loader, "REWRITE_MIN", 1)
 

@@ -135,8 +135,8 @@ def test_a_quiet_stream_still_loads_within_the_delay(tmp_path, watch_process, db
 
 
 def test_micro_batches_on_s3_events(tmp_path, aws, s3_bucket, db_url, query, cli):
-    from chute.project import load_project
-    from chute.watch import WatchService
+    from chute.config.project import load_project
+    from chute.watch.service import WatchService
 
     folder = project(tmp_path / "s3stream", f"s3://{s3_bucket}/firehose", "[s3]\nretry_after = 0\nwait_seconds = 1")
     cli("s3", "setup", "-p", folder)

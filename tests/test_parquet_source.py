@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chute.formats import read_source
-from chute.project import Source
+from chute.config.project import Source
 
 
 def parquet_bytes(table: pa.Table, **kwargs) -> pa.Buffer:

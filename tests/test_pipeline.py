@@ -7,7 +7,7 @@ import pytest
 
 from chute import Pipeline, node
 from chute.errors import PipelineError, TransformError
-from chute.pipeline import load_pipeline
+from chute.pipeline.graph import load_pipeline
 
 
 @node

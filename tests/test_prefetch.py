@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chute.prefetch import read_ahead
+from chute.run.prefetch import read_ahead
 
 
 def test_same_items_in_order():

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from chute.errors import ConfigError, DatabaseUnavailable, TransientError
-from chute.project import load_project
+from chute.config.project import load_project
 from chute.retry import RetryPolicy, is_transient, retrying
-from chute.runner import Runner
+from chute.run.runner import Runner
 from fixtures_watch import csv_rows, drop
 
 FAST = RetryPolicy(attempts=5, initial=0.01, maximum=0.05, jitter=0.01)

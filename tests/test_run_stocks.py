@@ -110,7 +110,7 @@ def test_touched_file_with_same_content_is_not_reloaded(stocks, cli, query):
 
 
 def test_changed_content_same_name_merges_by_key(tmp_path, cli, query):
-    from chute.scaffold import create_project
+    from chute.examples.scaffold import create_project
 
     folder = tmp_path / "p"
     create_project(folder, "stocks", files=0)
@@ -130,7 +130,7 @@ def test_changed_content_same_name_merges_by_key(tmp_path, cli, query):
 
 def test_real_sample_files(tmp_path, cli, query):
     """../shared/data/stocks: blj has Open = 0 on one day; gs_i-cl has stock_id instead of OpenInt."""
-    from chute.scaffold import create_project
+    from chute.examples.scaffold import create_project
 
     data = shared("stocks")
     folder = tmp_path / "real"

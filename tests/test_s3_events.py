@@ -101,7 +101,7 @@ def test_duplicate_events_never_load_twice(s3_project, s3_bucket, aws, cli, quer
 
 
 def test_test_event_and_encoded_keys(s3_project, s3_bucket, aws, cli, query):
-    from chute.triggers.s3 import parse_event
+    from chute.watch.s3 import parse_event
 
     assert parse_event(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": s3_bucket})) == []
     stocks, info = s3_project
@@ -173,8 +173,8 @@ def test_failing_event_goes_to_the_dead_letter_queue_and_comes_back(s3_project, 
 
 
 def test_sqs_trigger_emits_and_deletes_after_done(s3_project, s3_bucket, aws):
-    from chute.project import load_project
-    from chute.triggers.s3 import SqsTrigger
+    from chute.config.project import load_project
+    from chute.watch.s3 import SqsTrigger
 
     stocks, info = s3_project
     got: list = []
@@ -199,8 +199,8 @@ def test_sqs_trigger_emits_and_deletes_after_done(s3_project, s3_bucket, aws):
 
 
 def test_polling_fallback_sees_only_what_the_ledger_has_not(s3_project, s3_bucket, aws, cli, db_url):
-    from chute.project import load_project
-    from chute.triggers.s3 import PollTrigger
+    from chute.config.project import load_project
+    from chute.watch.s3 import PollTrigger
 
     stocks, _ = s3_project
     upload_folder(aws.client("s3"), stocks / "landing", s3_bucket, "incoming")
@@ -227,8 +227,8 @@ def test_watch_service_runs_on_s3_events(s3_project, s3_bucket, aws, db_url, que
     its message is deleted."""
     import time
 
-    from chute.project import load_project
-    from chute.watch import WatchService
+    from chute.config.project import load_project
+    from chute.watch.service import WatchService
 
     stocks, info = s3_project
     service = WatchService(load_project(stocks), db_url)

@@ -7,10 +7,10 @@ import threading
 import psycopg
 import pytest
 
-from chute.project import Schedule, load_project
-from chute.triggers.base import RunRequest, Trigger
-from chute.triggers.schedule import ScheduleTrigger, ensure_schema
-from chute.watch import WatchService
+from chute.config.project import Schedule, load_project
+from chute.watch.trigger import RunRequest, Trigger
+from chute.watch.schedule import ScheduleTrigger, ensure_schema
+from chute.watch.service import WatchService
 from fixtures_watch import csv_rows, drop, wait_until
 
 
@@ -89,8 +89,8 @@ def test_an_extraction_schedule_extracts_then_loads(tmp_path, db_url, query):
     """`[extract.NAME] schedule`: chute watch runs the extraction, then a run loads its parts."""
     import sqlite3
 
-    from chute.project import project_from_dict
-    from chute.watch import default_triggers
+    from chute.config.project import project_from_dict
+    from chute.watch.service import default_triggers
 
     source = tmp_path / "shop.db"
     with sqlite3.connect(source) as conn:
@@ -128,7 +128,7 @@ def test_an_extraction_schedule_extracts_then_loads(tmp_path, db_url, query):
 
 def test_a_schedule_naming_an_unknown_extraction_is_refused(tmp_path):
     from chute.errors import ConfigError
-    from chute.project import project_from_dict
+    from chute.config.project import project_from_dict
 
     with pytest.raises(ConfigError, match="no \\[extract.NAME\\] section: nope"):
         project_from_dict({"project": {"name": "p"}, "schedules": [{"name": "s", "cron": "* * * * *",

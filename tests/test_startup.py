@@ -19,7 +19,7 @@ def _imported_after(code: str) -> list[str]:
 
 
 def test_the_cli_and_the_config_models_import_nothing_heavy():
-    assert _imported_after("import chute.cli, chute.runner, chute.watch, chute.project") == []
+    assert _imported_after("import chute.cli.main, chute.run.runner, chute.watch.service, chute.config.project") == []
 
 
 def test_a_run_with_nothing_new_imports_nothing_heavy(stocks, db_url, cli):

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from chute.extract.parts import PartWriter
-from chute.project import load_project
+from chute.config.project import load_project
 from chute.sources import open_zone
 from chute.sources.partitions import Window, list_window, span
 

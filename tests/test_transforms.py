@@ -13,8 +13,8 @@ import pytest
 
 from chute import TransformError
 from chute.errors import ConfigError
-from chute.pipeline import Pipeline
-from chute.project import project_from_dict
+from chute.pipeline.graph import Pipeline
+from chute.config.project import project_from_dict
 from chute.transforms import (add_key, as_node, cast, dedup, derive, drop_columns, explode_list, extract,
                               hash_columns, mask_columns, rename, split_dimension, stable_id, surrogate_ids, where)
 from chute.transforms.steps import nodes_from_steps

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from chute.project import load_project
+from chute.config.project import load_project
 from chute.ui.app import create_app
 from chute.ui.security import SESSION_COOKIE, TOKEN_COOKIE
 from conftest import TOP_FILES, write

@@ -10,7 +10,7 @@ import shutil
 import openpyxl
 import pytest
 
-from chute.scaffold import create_project
+from chute.examples.scaffold import create_project
 from conftest import shared
 
 TABLE = "headcount_by_gender_other_entities"

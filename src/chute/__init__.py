@@ -12,16 +12,16 @@ __version__ = "0.1.0"
 _WHERE = {
     "ChuteError": "errors", "ConfigError": "errors", "DatabaseError": "errors", "FileError": "errors",
     "PipelineError": "errors", "ReadError": "errors", "TransformError": "errors",
-    "Node": "pipeline", "Pipeline": "pipeline", "file_filter": "pipeline", "node": "pipeline",
-    "Project": "project", "load_project": "project",
+    "Node": "pipeline.graph", "Pipeline": "pipeline.graph", "file_filter": "pipeline.graph", "node": "pipeline.graph",
+    "Project": "config.project", "load_project": "config.project",
 }
 
 __all__ = [*_WHERE, "__version__"]
 
 if TYPE_CHECKING:
     from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, PipelineError, ReadError, TransformError
-    from chute.pipeline import Node, Pipeline, file_filter, node
-    from chute.project import Project, load_project
+    from chute.pipeline.graph import Node, Pipeline, file_filter, node
+    from chute.config.project import Project, load_project
 
 
 def __getattr__(name: str) -> Any:

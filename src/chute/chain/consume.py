@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from chute.db.postgres import connect
 from chute.errors import ChuteError, ConfigError, RunInProgress
-from chute.heartbeat import Heartbeat
-from chute.chain import queue
+from chute.ledger.heartbeat import Heartbeat
+from chute.ledger import queue
 from chute.chain.publish import Acker
 
 if TYPE_CHECKING:
-    from chute.runner import Runner, RunSummary
+    from chute.run.runner import Runner, RunSummary
 
 log = logging.getLogger("chute.chain")
 
@@ -47,7 +47,7 @@ def message_extracts(project) -> list[str]:
 
 def consume(outer: "Runner") -> "RunSummary":
     from chute.extract import run_extract
-    from chute.runner import Runner, RunSummary
+    from chute.run.runner import Runner, RunSummary
 
     project, db_url, stage = outer.project, outer.db_url, outer.pipeline
     follow = project.follow

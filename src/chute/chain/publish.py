@@ -17,7 +17,7 @@ import logging
 
 import polars as pl
 
-from chute.chain import queue
+from chute.ledger import queue
 
 log = logging.getLogger("chute.chain")
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from chute.errors import ChuteError, ConfigError, RunInProgress
 from chute.extract import watermarks
-from chute.extract.config import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
+from chute.config.extract import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
 
 if TYPE_CHECKING:
-    from chute.project import Project
+    from chute.config.project import Project
     from chute.extract.parts import PartWriter
 
 __all__ = ["ExtractJob", "ExtractReport", "run_extract", "run_extracts", "DatabaseExtract", "HttpExtract",
@@ -97,7 +97,7 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
         known = ", ".join(sorted(project.extract)) or "none configured"
         raise ConfigError(f"no extraction named {name!r} in chute.toml (known: {known})")
     from chute.db.postgres import connect
-    from chute.runner import resolve_database
+    from chute.run.runner import resolve_database
 
     db_url = db_url or resolve_database(project, None, project.root)
     conn = connect(db_url)

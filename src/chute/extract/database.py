@@ -40,7 +40,7 @@ import pyarrow as pa
 from chute.errors import ConfigError, DatabaseError, DatabaseUnavailable
 from chute.extract import pg_pages
 from chute.extract.arrow_rows import to_arrow
-from chute.extract.config import DatabaseExtract
+from chute.config.extract import DatabaseExtract
 
 # What a URL's bare scheme means here (SQLAlchemy's own defaults are drivers chute does not install).
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from chute.errors import ConfigError, DatabaseError
 from chute.retry import RetryPolicy
-from chute.extract.config import HttpExtract
+from chute.config.extract import HttpExtract
 from chute.extract.http_client import HttpError, HttpFetcher, HttpOptions, Pagination
 
 

@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 from chute.errors import LandingZoneError
 
 if TYPE_CHECKING:
-    from chute.project import Project
-    from chute.extract.config import ExtractBase
+    from chute.config.project import Project
+    from chute.config.extract import ExtractBase
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from chute.project import Source
+from chute.config.project import Source
 
 
 def row_numbers(name: str, start: int, count: int) -> pl.Series:

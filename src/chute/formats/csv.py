@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from chute.errors import ReadError, settable, setting
-from chute.project import Source
+from chute.config.project import Source
 from chute.formats import count_byte, row_numbers
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over

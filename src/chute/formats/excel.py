@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from chute.errors import ReadError
-from chute.project import Source
+from chute.config.project import Source
 
 _EXACT_INT = 2**53  # floats beyond this are not exact whole numbers
 

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from chute.errors import ReadError, setting
-from chute.project import Source
+from chute.config.project import Source
 from chute.formats import count_byte
 from chute.formats.csv import Data, _transcoder, open_stream
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chute.errors import ReadError
-from chute.project import Source
+from chute.config.project import Source
 
 Data = pa.Buffer | str | Callable[[], BinaryIO]
 

@@ -14,9 +14,9 @@ import polars as pl
 import pyarrow as pa
 
 from chute.coltypes import ColumnType, from_polars, parse_type
-from chute.db.loader import LoadUnit, Target
+from chute.load.unit import LoadUnit, Target
 from chute.errors import FileError, TransformError, setting
-from chute.project import Source
+from chute.config.project import Source
 from chute.quality.contracts import Check, Contract, cast_expr, compile_checks
 from chute.quality.records import MASK, ROW_COLUMN, ParseReject, locate, row_json
 

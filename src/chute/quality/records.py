@@ -27,7 +27,7 @@ import pyarrow as pa
 from chute.errors import ReadError, setting
 from chute.formats import row_numbers
 from chute.formats.csv import GZIP_MAGIC, quote_left_open, read_csv
-from chute.project import Source
+from chute.config.project import Source
 from chute.quality.contracts import cast_expr
 
 ROW_COLUMN = "source_row"

@@ -8,7 +8,7 @@ from chute.sources.base import FileEntry, LandingZone
 from chute.sources.local import LocalZone
 
 if TYPE_CHECKING:
-    from chute.project import Project
+    from chute.config.project import Project
 
 __all__ = ["FileEntry", "LandingZone", "LocalZone", "open_zone"]
 

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chute.pipeline import Node
+from chute.pipeline.graph import Node
 from chute.transforms.columns import cast, derive, rename, where
 from chute.transforms.dedup import dedup
 from chute.transforms.explode import explode_list, extract

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chute.coltypes import parse_type
 from chute.errors import ConfigError
-from chute.pipeline import Node
+from chute.pipeline.graph import Node
 from chute.transforms import columns as _columns
 from chute.transforms.dedup import dedup as _dedup_rows
 from chute.transforms import explode as _explode

@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from chute import __version__
 from chute.db.postgres import redact
 from chute.errors import ChuteError, DatabaseError
-from chute.overview import overview
-from chute.project import Project, load_project
+from chute.run.status import overview
+from chute.config.project import Project, load_project
 from chute.ui import queries as q
 from chute.ui.filters import install_filters
 from chute.ui.security import Guard
@@ -222,7 +222,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     # -- pipeline ------------------------------------------------------------------------
     @app.get("/pipeline", response_class=HTMLResponse)
     def pipeline(request: Request):
-        from chute.runner import build_plan
+        from chute.run.runner import build_plan
 
         project = board.current()
         with board.conn() as conn:
@@ -258,7 +258,7 @@ def _check_csrf(request: Request, value: str) -> None:
 
 
 def _retry(board: Dashboard) -> None:
-    from chute.runner import Runner
+    from chute.run.runner import Runner
 
     try:
         summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=True).run()
@@ -313,7 +313,7 @@ def _reject_display_columns(cols: set[str]) -> list[str]:
 def _replay_function():
     """chute.quality's replay, the same path `chute replay` takes (absent until that feature lands)."""
     try:
-        from chute.quality.replay import replay
+        from chute.run.replay import replay
     except ImportError:
         return None
     return replay

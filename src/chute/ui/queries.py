@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from chute.db.postgres import existing_columns, qualified, redact
 from chute.errors import DatabaseError
-from chute.overview import REJECTS, columns_of, table_exists
+from chute.run.status import REJECTS, columns_of, table_exists
 
 PAGE = 50  # rows per list page
 STATEMENT_TIMEOUT_MS = 15_000

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from chute.pipeline import Plan
+from chute.pipeline.graph import Plan
 
 
 def _num(n: float) -> str:

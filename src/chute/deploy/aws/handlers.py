@@ -32,9 +32,9 @@ import pyarrow as pa
 from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
 from chute.formats import read_source
 from chute.quality.records import numbered
-from chute.pipeline import _run_node
-from chute.project import Project, load_project
-from chute.runner import _frame_of, build_plan
+from chute.pipeline.graph import _run_node
+from chute.config.project import Project, load_project
+from chute.run.runner import _frame_of, build_plan
 from chute.sources.base import FileEntry, is_ignored
 from chute.deploy.aws.model import ENVIRONMENT, MARKER
 from chute.deploy.aws.names import execution_name
@@ -386,7 +386,7 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
     ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
     from chute.errors import TransientError as Unavailable  # the database away, the pipeline's lock held
-    from chute.runner import Runner
+    from chute.run.runner import Runner
 
     p = stage_project()
     if p.follow is None:
@@ -416,7 +416,7 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def _published_by(db_url: str, pipeline: str, run_id: int | None) -> int:
     """Messages this pipeline's run sent to the stages that follow it (written by its loads)."""
-    from chute.chain import queue
+    from chute.ledger import queue
     from chute.db.postgres import connect
 
     if run_id is None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chute.pipeline import Plan
-from chute.project import Project
-from chute.runner import build_plan
+from chute.pipeline.graph import Plan
+from chute.config.project import Project
+from chute.run.runner import build_plan
 from chute.deploy.aws import statemachine
 from chute.deploy.aws.names import chain_topic_name, resource_prefix
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from chute.errors import ConfigError
-from chute.project import CONFIG_NAME, Project
+from chute.config.project import CONFIG_NAME, Project
 from chute.deploy.aws import sam, terraform
 from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, StackModel, build_model
 

@@ -22,16 +22,16 @@ from typing import Any
 
 import polars as pl
 
-from chute import ledger
+from chute.ledger import files as ledger
 from chute.chain.publish import publishers
-from chute.commit_hooks import CommitHooks, undone_on_failure
-from chute.db.loader import LoadUnit, Target
+from chute.load.commit_hooks import CommitHooks, undone_on_failure
+from chute.load.unit import LoadUnit, Target
 from chute.db.postgres import connect, connect_loader, ensure_table
 from chute.errors import DatabaseError, FileError, RunInProgress
-from chute.project import Project
+from chute.config.project import Project
 from chute.quality.contracts import contracts_of
 from chute.quality.gate import Gate
-from chute.runner import FileOutcome, RunSummary, build_plan, targets_of
+from chute.run.runner import FileOutcome, RunSummary, build_plan, targets_of
 from chute.sources.base import FileEntry
 
 

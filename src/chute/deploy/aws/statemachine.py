@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chute.pipeline import Plan
+from chute.pipeline.graph import Plan
 
 # Errors worth another try: Lambda's own hiccups, and the handlers' TransientError (S3 or
 # the database unreachable for a moment, another load holding the pipeline's lock).

@@ -16,7 +16,7 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
     where = ""
     if project.run_log.enabled and summary.run_id is not None:
         try:
-            from chute import runlog
+            from chute.run import runlog
 
             where = runlog.write(project, summary, zone, trigger)
             summary.log = where
@@ -28,7 +28,7 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
 
             summary.notifications = notify_run(project, summary, where, trigger)
             if where:  # the run log also tells what was sent (the dashboard's run page shows it)
-                from chute import runlog
+                from chute.run import runlog
 
                 runlog.write(project, summary, zone, trigger)
         except Exception as exc:  # a bug in a notifier must not fail a run that loaded data
@@ -38,6 +38,6 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
 def after_failed_start(project, error: str, trigger: str = "manual") -> None:
     """A run that could not start (the database unreachable, a broken pipeline module): it has
     no ledger row and no run log, but the people in [[notify]] are still told."""
-    from chute.runner import RunSummary
+    from chute.run.runner import RunSummary
 
     after_run(project, RunSummary(run_id=None, pipeline=project.name, status="failed", error=error), None, trigger)

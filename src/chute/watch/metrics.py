@@ -124,7 +124,7 @@ class QueueCollector:
                 self._conn = None
 
     def _depths(self) -> dict[str, dict[str, int]]:
-        from chute.chain import queue
+        from chute.ledger import queue
         from chute.db.postgres import connect
 
         with self._lock:

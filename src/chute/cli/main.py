@@ -1,4 +1,6 @@
-"""The `chute` command: parse, call the API, render. Every reporting command takes --json.
+"""The `chute` command: its group and the core commands (init, run, status, load, db). The other
+groups live in their own modules (watch, dlq, s3, ui, deploy, extract, rejects, replay) and are
+registered at the end. Every reporting command takes --json.
 
 Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
 configuration, the database or the command line is wrong (nothing was loaded).
@@ -6,79 +8,16 @@ configuration, the database or the command line is wrong (nothing was loaded).
 
 from __future__ import annotations
 
-import gc
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-# Imports make objects by the hundred thousand and none of them is garbage: with the default
-# threshold (700) the collector walks them again and again (~7% of a run with nothing new).
-gc.set_threshold(100_000, 50, 100)
-# numpy's OpenBLAS starts a spinning thread per core when numpy is imported (~0.1 CPU-s, taken
-# from the server on a small machine); chute does no linear algebra.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# Arrow's allocator (mimalloc) hands freed memory back to the kernel after 10 ms, and every
-# block of a big file then faults it in again, zeroed (~0.08 CPU-s of 2 M rows); after 1 s it
-# is still handed back, so an idle `chute watch` does not sit on it.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 
 import click
 
 from chute import __version__
-from chute.console import data_table, err, escape, out
+from chute.cli._common import (EXIT_FILES_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
+                               report_replay, report_run, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
-
-EXIT_FILES_FAILED = 1
-EXIT_ERROR = 2
-
-
-class ChuteGroup(click.Group):
-    """Turn every ChuteError into one clear line on stderr and exit status 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ChuteError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-            if ctx.meta.get(JSON_ASKED):  # a script reading stdout gets a document too
-                _emit_json({"error": str(exc), "exit_status": EXIT_ERROR})
-            sys.exit(EXIT_ERROR)
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-project_option = click.option(
-    "--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
-    show_default=True, help="The project folder (holding chute.toml).")
-db_option = click.option(
-    "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
-    "else the embedded cluster in PROJECT/.chute/pg.")
-JSON_ASKED = "chute.json"  # ctx.meta key (shared by nested contexts): the command was given --json
-
-
-def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    ctx.meta[JSON_ASKED] = value
-    return value
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.",
-                           callback=_note_json)
-pipeline_option = click.option(
-    "--pipeline", metavar="NAME", help="Another pipeline's ledger than the project's: a `chute load` into "
-    "SCHEMA.TABLE is the pipeline load:SCHEMA.TABLE, which needs no chute.toml.")
-
-
-def _ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
-    """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
-    from chute.project import load_project
-    from chute.runner import resolve_database
-
-    project = None if pipeline else load_project(project_dir)
-    return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
 
 
 @click.group(cls=ChuteGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,11 +47,11 @@ def main() -> None:
 @json_option
 def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool) -> None:
     """Create a project FOLDER from an example, with generated data to load."""
-    from chute.scaffold import create_project
+    from chute.examples.scaffold import create_project
 
     info = create_project(folder, example, files=files, seed=seed)
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     out.print(f"Created [bold]{escape(str(folder))}[/] from the {example} example: {', '.join(info['created'])}")
     if info["data"] and info["data"].get("message"):
@@ -137,95 +76,24 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
     """Load everything new in the project's landing zone, exactly once.
 
     With --start-ts/--end-ts, only the files whose partition path falls in that window."""
-    from chute.project import load_project
-    from chute.runner import Runner, resolve_database
+    from chute.config.project import load_project
+    from chute.run.runner import Runner, resolve_database
     from chute.sources.partitions import window_option
 
     project = load_project(project_dir)
     window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
     try:
-        summary = _with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
+        summary = with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
                                                          progress=progress, window=window).run(), quiet=as_json)
     except RunInProgress:  # not a failure: another run covers the files
         raise
     except ChuteError as exc:  # the run could not start; [[notify]] still hears of it
-        from chute.after_run import after_failed_start
+        from chute.run.after_run import after_failed_start
 
         after_failed_start(project, str(exc))
         raise
-    _report_run(summary, as_json)
-
-
-def _with_progress(work, quiet: bool):
-    if quiet or not err.is_terminal:
-        return work(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[bold]loading"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-               TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn())
-    with Progress(*columns, console=err.made(), transient=True) as bar:
-        task = bar.add_task("run", total=None, rows=0)
-
-        def progress(done: int, total: int, rows: int) -> None:
-            bar.update(task, completed=done, total=total, rows=rows)
-
-        return work(progress)
-
-
-def _report_run(summary, as_json: bool) -> None:
-    from chute.quality.quarantine import rejects_command
-
-    if as_json:
-        _emit_json(summary.to_dict())
-    else:
-        loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
-        colour = "green" if summary.ok else "red"
-        out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
-                  f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
-                  + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
-                  + f"; {summary.rows_loaded:,} rows loaded"
-                  + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
-                     if summary.rows_rejected else ""),
-                  highlight=False)
-        problems = [f for f in summary.files if f.status in ("failed", "skipped")]
-        if problems:
-            table = data_table("file", "status", "reason")
-            for f in problems[:50]:
-                table.add_row(f.name, f.status, f.error or "")
-            if len(problems) > 50:
-                table.add_row(f"... {len(problems) - 50} more", "", "")
-            out.print(table)
-        if summary.pending_rejects:
-            out.print(f"{summary.pending_rejects:,} record(s) of this file, quarantined when it was loaded, are still "
-                      "pending: a load of the same content does not read them again; fix what refused them, then "
-                      "add --replay to this command (chute rejects list shows why).", highlight=False)
-        if summary.still_failed:
-            out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
-                      "fix them or run with --retry-failed.")
-        for path in summary.exports:
-            out.print(f"exported {path}", markup=False)
-        if summary.error:
-            err.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
-    if summary.error and not summary.files:
-        sys.exit(EXIT_ERROR)
-    if not summary.ok:
-        sys.exit(EXIT_FILES_FAILED)
-
-
-def _report_replay(result, as_json: bool) -> None:
-    if as_json:
-        _emit_json(result.to_dict())
-        return
-    out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
-    for f in result.files:
-        still = f.get("records_still_failing")
-        shown = ("records_replayed", "rows_loaded", "status", "error")
-        line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
-                                              if k in shown and v is not None)
-        if still:
-            line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
-        out.print(line, highlight=False)
+    report_run(summary, as_json)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -242,11 +110,11 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
       chute status                                 the project in this folder
       chute status --pipeline load:public.prices   the loads of `chute load ... --into prices`
     """
-    from chute import ledger
+    from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.overview import overview, overview_line
+    from chute.run.status import overview, overview_line
 
-    project, name, url = _ledger_of(project_dir, db_url, pipeline)
+    project, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
     with conn:
         ledger_there = ledger.schema_exists(conn)
@@ -263,7 +131,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
         # The overview counts what waits in the landing zone: a project's, which a load has not.
         numbers = overview(project, conn) if project else None
     if as_json:
-        _emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
+        emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
         return
     out.print(f"[bold]{escape(name)}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
@@ -323,7 +191,7 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
       psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
       chute load prices.csv --into prices --replay
     """
-    from chute.oneshot import load_file
+    from chute.run.load_file import load_file
 
     if len(delimiter) != 1 or len(quote) != 1:
         raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
@@ -331,9 +199,9 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
                        types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
                        drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay)
     if replay:
-        _report_replay(result, as_json)
+        report_replay(result, as_json)
     else:
-        _report_run(result, as_json)
+        report_run(result, as_json)
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -355,7 +223,7 @@ def db_start(project_dir: Path, as_json: bool) -> None:
     """Initialise (first time) and start the embedded cluster."""
     pg = _embedded(project_dir)
     pg.start()
-    _emit_json(pg.status()) if as_json else out.print(f"embedded PostgreSQL running on 127.0.0.1:{pg.port}")
+    emit_json(pg.status()) if as_json else out.print(f"embedded PostgreSQL running on 127.0.0.1:{pg.port}")
 
 
 @db.command("stop")
@@ -365,7 +233,7 @@ def db_stop(project_dir: Path, as_json: bool) -> None:
     """Stop the embedded cluster (its data stays)."""
     pg = _embedded(project_dir)
     stopped = pg.stop()
-    _emit_json({"stopped": stopped}) if as_json else out.print("stopped" if stopped else "not running")
+    emit_json({"stopped": stopped}) if as_json else out.print("stopped" if stopped else "not running")
 
 
 @db.command("status")
@@ -375,7 +243,7 @@ def db_status(project_dir: Path, as_json: bool) -> None:
     """Whether the embedded cluster exists and runs."""
     info = _embedded(project_dir).status()
     if as_json:
-        _emit_json(info)
+        emit_json(info)
     else:
         state = "running" if info["running"] else ("stopped" if info["initialised"] else "not created")
         out.print(f"embedded PostgreSQL in {info['folder']}: {state}"
@@ -418,18 +286,13 @@ def entry() -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":  # `python -m chute.cli`: run the imported chute.cli, where commands get registered
-    from chute.cli import entry as _registered  # (registering here too would import this file twice, circularly)
+# Commands that live in their own modules (they import chute.cli._common, never this module).
+from chute.cli.deploy import deploy  # noqa: E402
+from chute.cli.extract import extract  # noqa: E402
+from chute.cli.quality import rejects, replay  # noqa: E402
+from chute.cli.s3 import s3  # noqa: E402
+from chute.cli.ui import ui  # noqa: E402
+from chute.cli.watch import dlq, watch  # noqa: E402
 
-    _registered()
-
-# Commands that live in their own modules.
-from chute import cli_quality  # noqa: E402,F401  (registers `chute rejects` and `chute replay`)
-from chute.cli_deploy import deploy  # noqa: E402
-from chute.cli_s3 import s3  # noqa: E402
-from chute.cli_ui import ui  # noqa: E402
-from chute.cli_extract import extract  # noqa: E402
-from chute.cli_watch import dlq, watch  # noqa: E402
-
-for _command in (watch, dlq, s3, ui, deploy, extract):
+for _command in (watch, dlq, s3, ui, deploy, extract, rejects, replay):
     main.add_command(_command)

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from chute import ledger
-from chute.db.loader import LoadUnit
+from chute.ledger import files as ledger
+from chute.load.unit import LoadUnit
 from chute.db.postgres import connect, connect_loader, ensure_table
 from chute.errors import ChuteError, ConfigError, FileError, RunInProgress
-from chute.project import Project
+from chute.config.project import Project
 from chute.quality.contracts import adopt_columns, contracts_of
 from chute.quality.gate import Gate
 from chute.quality.quarantine import rejects_command, select_rejects
 from chute.quality.records import ROW_COLUMN, read_records
 
 if TYPE_CHECKING:
-    from chute.pipeline import Plan
+    from chute.pipeline.graph import Plan
     from chute.sources.base import FileEntry, LandingZone
 
 
@@ -67,7 +67,7 @@ class _ReplayRun:
 def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
            **filters: Any) -> ReplayResult:
     """`pipeline`: the ledger's name for the project's loads, if not its name (`chute load`'s)."""
-    from chute.runner import build_plan, landing_zone, targets_of
+    from chute.run.runner import build_plan, landing_zone, targets_of
 
     pipeline = pipeline or project.name
 
@@ -121,7 +121,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
 
 
 def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str, Any]:
-    from chute.runner import _frame_of
+    from chute.run.runner import _frame_of
 
     project, run_id = run.project, run.run_id
 
@@ -226,7 +226,7 @@ def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
 
 def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str) -> ReplayResult:
     """A file that failed as a whole: load it again (after the contract was fixed)."""
-    from chute.runner import Runner
+    from chute.run.runner import Runner
 
     class OneFile:
         def __init__(self, zone):
@@ -251,6 +251,6 @@ def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str)
 def _provided(project: Project) -> dict[str, Any]:
     from types import SimpleNamespace
 
-    from chute.runner import Runner
+    from chute.run.runner import Runner
 
     return Runner._provided(SimpleNamespace(project=project))  # references and params, as a run gives them

@@ -22,8 +22,8 @@ import psycopg
 from croniter import croniter
 
 from chute.db.postgres import connect
-from chute.project import Schedule
-from chute.triggers.base import Emit, RunRequest, Trigger
+from chute.config.project import Schedule
+from chute.watch.trigger import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 

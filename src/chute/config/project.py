@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chute.coltypes import ColumnType, parse_type
 from chute.errors import ConfigError
-from chute.extract.config import Extracts
-from chute.chain.config import Follow
+from chute.config.extract import Extracts
+from chute.config.follow import Follow
 from chute.transforms.steps import Step
 from chute.quality.contracts import Contract
 

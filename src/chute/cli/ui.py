@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli import db_option, out, project_option
+from chute.cli._common import db_option, out, project_option
 from chute.errors import ConfigError
 
 TOKEN_ENV = "CHUTE_UI_TOKEN"
@@ -30,8 +30,8 @@ def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str |
     """
     import uvicorn
 
-    from chute.project import load_project
-    from chute.runner import resolve_database
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
     from chute.ui.app import create_app
     from chute.ui.security import is_loopback
 

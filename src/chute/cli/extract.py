@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli import data_table, escape, EXIT_FILES_FAILED, _emit_json, db_option, err, json_option, out, project_option
+from chute.cli._common import data_table, escape, EXIT_FILES_FAILED, emit_json, db_option, err, json_option, out, project_option
 
 
 @click.command("extract")
@@ -33,8 +33,8 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
       chute extract -p shop orders --since 2024-01-01 --until 2024-02-01   re-extract January
     """
     from chute.extract import run_extracts
-    from chute.project import load_project
-    from chute.runner import resolve_database
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
 
     project = load_project(project_dir)
     if not project.extract:
@@ -44,7 +44,7 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
     url = resolve_database(project, db_url, project_dir)
     reports = run_extracts(project, list(names) or None, since=since, until=until, db_url=url)
     if as_json:
-        _emit_json([r.to_dict() for r in reports])
+        emit_json([r.to_dict() for r in reports])
     else:
         table = data_table("extraction", "rows", "files", "seconds", "watermark")
         for r in reports:

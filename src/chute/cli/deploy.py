@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 # Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
-from chute.console import err, out
+from chute.cli.console import err, out
 EXIT_CHECKS_FAILED = 1
 
 
@@ -40,7 +40,7 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
     Then: cd infra && sam build && sam deploy --guided   (docs/deploy-aws.md)
     """
     from chute.deploy.aws.render import render
-    from chute.project import load_project
+    from chute.config.project import load_project
 
     project = load_project(project_dir)
     target = out_dir or project.root / "infra"

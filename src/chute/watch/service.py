@@ -24,18 +24,18 @@ import time
 import uuid
 from pathlib import Path
 
-from chute import deadletters
-from chute.after_run import after_failed_start
+from chute.ledger import deadletters
+from chute.run.after_run import after_failed_start
 from chute.db.kept import KeptConnections
 from chute.db.postgres import connect
 from chute.errors import ChuteError
-from chute.metrics import Metrics
-from chute.project import Project, Schedule
+from chute.watch.metrics import Metrics
+from chute.config.project import Project, Schedule
 from chute.retry import RetryPolicy, is_transient, retrying
-from chute.runner import Runner, RunSummary
-from chute.triggers.base import RunRequest, Trigger
-from chute.triggers.folder import FolderTrigger
-from chute.triggers.schedule import ScheduleTrigger
+from chute.run.runner import Runner, RunSummary
+from chute.watch.trigger import RunRequest, Trigger
+from chute.watch.folder import FolderTrigger
+from chute.watch.schedule import ScheduleTrigger
 
 log = logging.getLogger("chute.watch")
 
@@ -48,14 +48,14 @@ def default_triggers(project: Project, db_url: str) -> list[Trigger]:
     found: list[Trigger] = []
     landing = project.landing
     if project.follow is not None:  # a chained stage: its upstream's messages drive it (it writes its own files)
-        from chute.chain.trigger import QueueTrigger
+        from chute.watch.queue_trigger import QueueTrigger
 
         found.append(QueueTrigger(db_url, project.name, project.follow.poll))
     elif "://" not in landing.path:  # an s3:// landing zone brings its own trigger
         found.append(FolderTrigger(project.landing_path, landing.patterns, landing.recursive, project.watch.settle,
                                    marker=landing.marker if landing.trigger == "marker" else None))
     else:  # S3 events through SQS (chute s3 setup), and a listing now and then for missed ones
-        from chute.triggers.s3 import s3_triggers
+        from chute.watch.s3 import s3_triggers
 
         found.extend(s3_triggers(project, db_url))
     schedules = [*project.schedules, *extract_schedules(project)]
@@ -290,7 +290,7 @@ class WatchService:
             return
         try:
             with connect(self.db_url) as conn:
-                from chute import ledger
+                from chute.ledger import files as ledger
 
                 ledger.ensure_schema(conn)
                 deadletters.ensure_schema(conn)

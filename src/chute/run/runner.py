@@ -22,16 +22,18 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import psycopg
 
-from chute import deadletters, ledger, workers
-from chute.after_run import after_run
-from chute.commit_hooks import CommitHooks, undone_on_failure
+from chute.ledger import deadletters
+from chute.ledger import files as ledger
+from chute.ledger import workers
+from chute.run.after_run import after_run
+from chute.load.commit_hooks import CommitHooks, undone_on_failure
 from chute.db.postgres import connect, connect_loader, ensure_table
 from chute.db.target import Target
 from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
-from chute.export import Kept, first_loads, write_export
-from chute.pipeline import Pipeline, Plan, load_pipeline
+from chute.load.export import Kept, first_loads, write_export
+from chute.pipeline.graph import Pipeline, Plan, load_pipeline
 from chute.transforms.steps import nodes_from_steps
-from chute.project import CONFIG_NAME, Project
+from chute.config.project import CONFIG_NAME, Project
 from chute.retry import is_transient
 from chute.sources import open_zone
 from chute.quality.contracts import adopt_columns, contracts_of
@@ -566,7 +568,7 @@ class Runner:
     def _load_group(self, load_conn, conn, seen, plan, static, targets, ready: list[_Ready], run_id,
                     summary) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
-        from chute.db.loader import is_duplicate_key
+        from chute.load.unit import is_duplicate_key
 
         args = (load_conn, conn, seen, plan, static, targets)
         try:
@@ -596,7 +598,7 @@ class Runner:
     def _load_unit(self, load_conn, conn, seen, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
                    summary, direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
-        from chute.db.loader import LoadUnit
+        from chute.load.unit import LoadUnit
         from chute.quality.gate import Gate
 
         unit = LoadUnit(load_conn, self.pipeline, run_id, allow_direct=direct)
@@ -673,7 +675,7 @@ class Runner:
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
         from chute.formats import read_source
-        from chute.prefetch import read_ahead
+        from chute.run.prefetch import read_ahead
         from chute.quality.records import numbered
 
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it

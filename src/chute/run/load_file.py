@@ -16,11 +16,11 @@ from chute.coltypes import from_polars, parse_type
 from chute.db.postgres import connect, existing_columns
 from chute.errors import ConfigError, FileError, options_named
 from chute.formats.csv import read_csv
-from chute.project import project_from_dict
-from chute.runner import Runner, RunSummary, resolve_database
+from chute.config.project import project_from_dict
+from chute.run.runner import Runner, RunSummary, resolve_database
 
 if TYPE_CHECKING:
-    from chute.quality.replay import ReplayResult
+    from chute.run.replay import ReplayResult
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
@@ -70,7 +70,7 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         }, root=folder.resolve(), origin="chute load")
         pipeline = f"load:{schema}.{name}"
         if replay:
-            from chute.quality.replay import replay as replay_rejects
+            from chute.run.replay import replay as replay_rejects
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
@@ -111,7 +111,7 @@ def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
 def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str]:
     """Column types from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
-    from chute.project import Source
+    from chute.config.project import Source
     from chute.quality.records import ROW_COLUMN, read_records
 
     options = Source(**source, columns=overrides)

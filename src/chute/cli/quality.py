@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli import (_emit_json, _ledger_of, _report_replay, data_table, db_option, escape, json_option, main, out,
+from chute.cli._common import (emit_json, ledger_of, report_replay, data_table, db_option, escape, json_option, out,
                   pipeline_option, project_option)
 
 _filters = [
@@ -28,16 +28,16 @@ def filter_options(func):
 
 def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
     """The pipeline's name and a connection to its database."""
-    from chute import ledger
+    from chute.ledger import files as ledger
     from chute.db.postgres import connect
 
-    _, name, url = _ledger_of(project_dir, db_url, pipeline)
+    _, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
     ledger.ensure_schema(conn)
     return name, conn
 
 
-@main.group()
+@click.group()
 def rejects() -> None:
     """Rows that failed a table's contract or could not be parsed, kept in chute.rejects.
 
@@ -70,7 +70,7 @@ def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, fi
         rows = select_rejects(conn, name, state=state, file=file, column=column, reason=reason,
                               check=check, limit=limit)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         out.print("no rejects match")
@@ -99,7 +99,7 @@ def rejects_show(reject_id: int, project_dir: Path, db_url: str | None, pipeline
     if not rows:
         raise ConfigError(f"no reject {reject_id} in pipeline {name!r}")
     if as_json:
-        _emit_json(rows[0])
+        emit_json(rows[0])
         return
     for key, value in rows[0].items():
         out.print(f"[bold]{key:>14}[/]  {escape('' if value is None else str(value))}", highlight=False, markup=True)
@@ -130,12 +130,12 @@ def rejects_export(path: Path, project_dir: Path, db_url: str | None, pipeline: 
             n = export_rejects(conn, name, f, **filters)
         partial.replace(path)
     if as_json:
-        _emit_json({"path": str(path), "rejects": n})
+        emit_json({"path": str(path), "rejects": n})
     else:
         out.print(f"{n} rejects written to {path}", markup=False)
 
 
-@main.command()
+@click.command()
 @project_option
 @db_option
 @filter_options
@@ -153,13 +153,13 @@ def replay(project_dir: Path, db_url: str | None, file, column, reason, check, i
     A file that failed as a whole (e.g. past max_rejects) is loaded again with --file NAME.
     """
     from chute.errors import ConfigError
-    from chute.project import load_project
-    from chute.quality.replay import replay as run_replay
-    from chute.runner import resolve_database
+    from chute.config.project import load_project
+    from chute.run.replay import replay as run_replay
+    from chute.run.runner import resolve_database
 
     if data is not None and not file:
         raise ConfigError("--data needs --file NAME: the file whose records it corrects")
     project = load_project(project_dir)
     url = resolve_database(project, db_url, project_dir)
     result = run_replay(project, url, data=data, file=file, column=column, reason=reason, check=check, ids=ids)
-    _report_replay(result, as_json)
+    report_replay(result, as_json)

@@ -15,7 +15,7 @@ import click
 
 from chute.errors import ConfigError
 
-from chute.cli import data_table, _emit_json, db_option, json_option, out, project_option  # noqa: E402
+from chute.cli._common import data_table, emit_json, db_option, json_option, out, project_option  # noqa: E402
 
 
 class _JsonLines(logging.Formatter):
@@ -57,9 +57,9 @@ def watch(project_dir: Path, db_url: str | None, metrics_port: int | None, verbo
     The first SIGTERM/SIGINT finishes the files in hand and stops; a second one stops at once
     (the open transaction rolls back; the files are taken again at the next start).
     """
-    from chute.project import load_project
-    from chute.runner import resolve_database
-    from chute.watch import WatchService
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
+    from chute.watch.service import WatchService
 
     _setup_logging(as_json, verbose)
     project = load_project(project_dir)
@@ -97,10 +97,11 @@ def dlq() -> None:
 
 
 def _open(project_dir: Path, db_url: str | None):
-    from chute import deadletters, ledger
+    from chute.ledger import deadletters
+    from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.project import load_project
-    from chute.runner import resolve_database
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
 
     project = load_project(project_dir)
     conn = connect(resolve_database(project, db_url, project_dir))
@@ -116,13 +117,13 @@ def _open(project_dir: Path, db_url: str | None):
 @json_option
 def dlq_list(project_dir: Path, db_url: str | None, everything: bool, as_json: bool) -> None:
     """List the dead letters of the project's pipeline."""
-    from chute import deadletters
+    from chute.ledger import deadletters
 
     project, conn = _open(project_dir, db_url)
     with conn:
         rows = deadletters.listing(conn, project.name, include_resolved=everything)
     if as_json:
-        _emit_json({"pipeline": project.name, "dead_letters": rows})
+        emit_json({"pipeline": project.name, "dead_letters": rows})
         return
     if not rows:
         out.print(f"[bold]{project.name}[/]: no dead letters")
@@ -148,7 +149,7 @@ def _ids(ids: tuple[int, ...], everything: bool, verb: str) -> list[int] | None:
 @json_option
 def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Re-queue dead letters: the next `chute run` or watch takes them again (exactly once)."""
-    from chute import deadletters
+    from chute.ledger import deadletters
 
     wanted = _ids(ids, everything, "retry")
     project, conn = _open(project_dir, db_url)
@@ -157,7 +158,7 @@ def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
             raise ConfigError(f"no dead letter with id {', '.join(map(str, unknown))} in {project.name}")
         done = deadletters.requeue(conn, project.name, wanted)
     if as_json:
-        _emit_json({"pipeline": project.name, "requeued": done})
+        emit_json({"pipeline": project.name, "requeued": done})
     else:
         out.print(f"re-queued {len(done)} dead letter(s)" + (f": {', '.join(map(str, done))}" if done else "")
                   + "; the next run takes them")
@@ -171,7 +172,7 @@ def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
 @json_option
 def dlq_purge(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Delete dead letters (the files' history stays in the ledger; they are not retried)."""
-    from chute import deadletters
+    from chute.ledger import deadletters
 
     wanted = _ids(ids, everything, "purge")
     project, conn = _open(project_dir, db_url)
@@ -180,6 +181,6 @@ def dlq_purge(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
             raise ConfigError(f"no dead letter with id {', '.join(map(str, unknown))} in {project.name}")
         done = deadletters.purge(conn, project.name, wanted)
     if as_json:
-        _emit_json({"pipeline": project.name, "purged": done})
+        emit_json({"pipeline": project.name, "purged": done})
     else:
         out.print(f"purged {len(done)} dead letter(s)")

@@ -14,9 +14,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from chute import ledger
+from chute.ledger import files as ledger
 from chute.errors import ChuteError
-from chute.project import Project
+from chute.config.project import Project
 
 # Tables other features add to the ledger schema; each is optional here.
 REJECTS = "rejects"
@@ -56,7 +56,7 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
 
 def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
     """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.runner import build_plan, landing_zone
+    from chute.run.runner import build_plan, landing_zone
 
     try:
         entries = landing_zone(project).list()
@@ -127,7 +127,7 @@ def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
 
 def queue_depth(conn: psycopg.Connection, pipeline: str) -> dict[str, dict[str, int]] | None:
     """Chained stages (chute.chain): messages by state for this stage and the stages that follow it."""
-    from chute.chain import queue
+    from chute.ledger import queue
 
     if not queue.exists(conn):
         return None

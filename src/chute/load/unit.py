@@ -18,7 +18,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from chute import ledger
+from chute.ledger import files as ledger
 from chute.coltypes import ColumnType
 from chute.errors import DatabaseError
 from chute.formats import row_numbers

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli import EXIT_FILES_FAILED, _emit_json, db_option, json_option, out, project_option
+from chute.cli._common import EXIT_FILES_FAILED, emit_json, db_option, json_option, out, project_option
 
 
 @click.group()
@@ -32,12 +32,12 @@ def s3() -> None:
 def setup(project_dir: Path, as_json: bool) -> None:
     """Create (or bring up to date) the SQS queue, its dead-letter queue with a redrive
     policy, the queue policy and the bucket's ObjectCreated notification. Idempotent."""
-    from chute.project import load_project
-    from chute.triggers.s3_queue import setup as do_setup
+    from chute.config.project import load_project
+    from chute.watch.s3_queue import setup as do_setup
 
     info = do_setup(load_project(project_dir))
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     out.print(f"S3 events of s3://{info['bucket']}/{info['prefix']} -> {info['queue_url']}")
     out.print(f"after {info['max_receive_count']} failed receipts -> {info['dead_letter_queue_url']}")
@@ -58,14 +58,14 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
 
     A message is deleted only after the run covering it settled its files; otherwise it
     comes back and, after [s3] max_receive_count tries, lands in the dead-letter queue."""
-    from chute.project import load_project
-    from chute.runner import resolve_database
-    from chute.triggers.s3 import drain as do_drain
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
+    from chute.watch.s3 import drain as do_drain
 
     project = load_project(project_dir)
     info = do_drain(project, resolve_database(project, db_url, project_dir), wait=wait, max_messages=max_messages)
     if as_json:
-        _emit_json(info)
+        emit_json(info)
     else:
         out.print(f"{info['messages']} message(s), {len(info['runs'])} run(s)")
         for run in info["runs"]:
@@ -82,12 +82,12 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
 @json_option
 def dead_letters(project_dir: Path, limit: int, as_json: bool) -> None:
     """Show S3 events in the dead-letter queue (they stay there)."""
-    from chute.project import load_project
-    from chute.triggers.s3_queue import dead_letters as look
+    from chute.config.project import load_project
+    from chute.watch.s3_queue import dead_letters as look
 
     found = look(load_project(project_dir), limit)
     if as_json:
-        _emit_json(found)
+        emit_json(found)
         return
     if not found:
         out.print("The dead-letter queue is empty.")
@@ -101,11 +101,11 @@ def dead_letters(project_dir: Path, limit: int, as_json: bool) -> None:
 @json_option
 def redrive(project_dir: Path, limit: int | None, as_json: bool) -> None:
     """Move S3 events from the dead-letter queue back to the queue, to be tried again."""
-    from chute.project import load_project
-    from chute.triggers.s3_queue import redrive as do_redrive
+    from chute.config.project import load_project
+    from chute.watch.s3_queue import redrive as do_redrive
 
     info = do_redrive(load_project(project_dir), limit)
     if as_json:
-        _emit_json(info)
+        emit_json(info)
     else:
         out.print(f"moved {info['moved']} message(s) back to the queue")

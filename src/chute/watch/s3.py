@@ -26,7 +26,7 @@ from urllib.parse import unquote_plus
 
 from chute.sources.base import is_ignored
 from chute.sources.s3 import parse_s3_url, s3_client
-from chute.triggers.base import Emit, PollingTrigger, RunRequest, Trigger
+from chute.watch.trigger import Emit, PollingTrigger, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
 
@@ -107,7 +107,7 @@ class SqsTrigger(Trigger):
         return f"S3 events for {self.project.landing.path} from SQS {self.project.s3.queue_name(self.project.name)}"
 
     def start(self, emit: Emit) -> None:
-        from chute.triggers.s3_queue import queue_urls
+        from chute.watch.s3_queue import queue_urls
 
         self.queue_url, _ = queue_urls(self.project, self.sqs)
         self._thread = threading.Thread(target=self._loop, args=(emit,), name="chute-sqs", daemon=True)
@@ -212,7 +212,7 @@ class PollTrigger(PollingTrigger):
     def unseen(self) -> list[str]:
         """Names in the zone (complete batches only, in marker mode) the ledger has no settled
         version of with this size and version."""
-        from chute import ledger
+        from chute.ledger import files as ledger
         from chute.db.postgres import connect
         from chute.sources import open_zone
 
@@ -236,8 +236,8 @@ def drain(project, db_url: str, *, wait: int = 0, max_messages: int = 1000) -> d
     objects), delete the messages those runs settled, and return. For cron, CI and tests;
     `chute watch` does the same continuously."""
     from chute.errors import ChuteError
-    from chute.runner import Runner
-    from chute.triggers.s3_queue import queue_urls
+    from chute.run.runner import Runner
+    from chute.watch.s3_queue import queue_urls
 
     trigger = SqsTrigger(project, wait_seconds=wait)
     trigger.queue_url, _ = queue_urls(project, trigger.sqs)

@@ -70,7 +70,8 @@ _LOCK = 0x63686371  # 'chcq'
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    from chute import deadletters, ledger
+    from chute.ledger import deadletters
+    from chute.ledger import files as ledger
 
     ledger.ensure_schema(conn)
     deadletters.ensure_schema(conn)

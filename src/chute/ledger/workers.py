@@ -24,7 +24,7 @@ import uuid
 
 import psycopg
 
-from chute.heartbeat import Heartbeat
+from chute.ledger.heartbeat import Heartbeat
 
 log = logging.getLogger("chute.workers")
 

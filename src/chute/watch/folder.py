@@ -26,7 +26,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from chute.sources.base import is_ignored
-from chute.triggers.base import Emit, RunRequest, Trigger
+from chute.watch.trigger import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 

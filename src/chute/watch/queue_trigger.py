@@ -11,8 +11,8 @@ import logging
 import threading
 
 from chute.db.postgres import connect
-from chute.triggers.base import Emit, PollingTrigger, RunRequest
-from chute.chain import queue
+from chute.watch.trigger import Emit, PollingTrigger, RunRequest
+from chute.ledger import queue
 
 log = logging.getLogger("chute.chain")
 

@@ -1,0 +1,155 @@
+"""What every `chute` command shares: the exit codes, the error handling, the common options,
+JSON output and the run and replay reports. Each command group imports this module; none imports
+another command module.
+
+Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
+configuration, the database or the command line is wrong (nothing was loaded).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# Imports make objects by the hundred thousand and none of them is garbage: with the default
+# threshold (700) the collector walks them again and again (~7% of a run with nothing new).
+gc.set_threshold(100_000, 50, 100)
+# numpy's OpenBLAS starts a spinning thread per core when numpy is imported (~0.1 CPU-s, taken
+# from the server on a small machine); chute does no linear algebra.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Arrow's allocator (mimalloc) hands freed memory back to the kernel after 10 ms, and every
+# block of a big file then faults it in again, zeroed (~0.08 CPU-s of 2 M rows); after 1 s it
+# is still handed back, so an idle `chute watch` does not sit on it.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
+
+import click
+
+from chute.cli.console import data_table, err, escape, out
+from chute.errors import ChuteError
+
+EXIT_FILES_FAILED = 1
+EXIT_ERROR = 2
+
+
+class ChuteGroup(click.Group):
+    """Turn every ChuteError into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChuteError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            if ctx.meta.get(JSON_ASKED):  # a script reading stdout gets a document too
+                emit_json({"error": str(exc), "exit_status": EXIT_ERROR})
+            sys.exit(EXIT_ERROR)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+project_option = click.option(
+    "--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+    show_default=True, help="The project folder (holding chute.toml).")
+db_option = click.option(
+    "--db", "db_url", metavar="URL", help="PostgreSQL URL. Default: $CHUTE_DATABASE_URL, else chute.toml, "
+    "else the embedded cluster in PROJECT/.chute/pg.")
+JSON_ASKED = "chute.json"  # ctx.meta key (shared by nested contexts): the command was given --json
+
+
+def note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_ASKED] = value
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.",
+                           callback=note_json)
+pipeline_option = click.option(
+    "--pipeline", metavar="NAME", help="Another pipeline's ledger than the project's: a `chute load` into "
+    "SCHEMA.TABLE is the pipeline load:SCHEMA.TABLE, which needs no chute.toml.")
+
+
+def ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
+    """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
+    from chute.config.project import load_project
+    from chute.run.runner import resolve_database
+
+    project = None if pipeline else load_project(project_dir)
+    return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
+
+
+def with_progress(work, quiet: bool):
+    if quiet or not err.is_terminal:
+        return work(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]loading"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+               TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=err.made(), transient=True) as bar:
+        task = bar.add_task("run", total=None, rows=0)
+
+        def progress(done: int, total: int, rows: int) -> None:
+            bar.update(task, completed=done, total=total, rows=rows)
+
+        return work(progress)
+
+
+def report_run(summary, as_json: bool) -> None:
+    from chute.quality.quarantine import rejects_command
+
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
+        colour = "green" if summary.ok else "red"
+        out.print(f"[bold {colour}]run {summary.run_id} {summary.status}[/] in {summary.seconds:.2f}s: "
+                  f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
+                  + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
+                  + f"; {summary.rows_loaded:,} rows loaded"
+                  + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
+                     if summary.rows_rejected else ""),
+                  highlight=False)
+        problems = [f for f in summary.files if f.status in ("failed", "skipped")]
+        if problems:
+            table = data_table("file", "status", "reason")
+            for f in problems[:50]:
+                table.add_row(f.name, f.status, f.error or "")
+            if len(problems) > 50:
+                table.add_row(f"... {len(problems) - 50} more", "", "")
+            out.print(table)
+        if summary.pending_rejects:
+            out.print(f"{summary.pending_rejects:,} record(s) of this file, quarantined when it was loaded, are still "
+                      "pending: a load of the same content does not read them again; fix what refused them, then "
+                      "add --replay to this command (chute rejects list shows why).", highlight=False)
+        if summary.still_failed:
+            out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
+                      "fix them or run with --retry-failed.")
+        for path in summary.exports:
+            out.print(f"exported {path}", markup=False)
+        if summary.error:
+            err.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
+    if summary.error and not summary.files:
+        sys.exit(EXIT_ERROR)
+    if not summary.ok:
+        sys.exit(EXIT_FILES_FAILED)
+
+
+def report_replay(result, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    out.print(f"replay run {result.run_id}: {result.replayed} record(s) loaded", highlight=False)
+    for f in result.files:
+        still = f.get("records_still_failing")
+        shown = ("records_replayed", "rows_loaded", "status", "error")
+        line = f"  {f['file']}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items()
+                                              if k in shown and v is not None)
+        if still:
+            line += f"; {still} still failing: " + "; ".join(f.get("still_failing_because", {}))
+        out.print(line, highlight=False)
+
+
