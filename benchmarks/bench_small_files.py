@@ -36,7 +36,8 @@ def main() -> None:
     import polars as pl
 
     from chute.config.project import load_project
-    from chute.run.runner import Runner, build_plan
+    from chute.run.runner import Runner
+    from chute.run.plan import build_plan
 
     m = machine()
     print(f"# {m['date']}  nproc={m['nproc']}  memory={m['memory_gb']} GB  cpu={m['cpu']}  python {m['python']}")

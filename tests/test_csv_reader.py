@@ -12,6 +12,7 @@ import pytest
 
 from chute.errors import ReadError
 from chute.formats.csv import FIRST_BLOCK, read_csv
+from chute.formats.reader import read_source
 from chute.config.project import Source
 
 
@@ -161,7 +162,7 @@ def test_an_opener_is_called_once_when_the_lines_are_counted_anyway():
         return io.BytesIO(data)
 
     rejects: list = []
-    frames = list(read_csv(opener, Source(), block_bytes=1 << 18, rejects=rejects))
+    frames = list(read_source(opener, Source(), block_bytes=1 << 18, rejects=rejects))
     assert len(calls) == 1 and sum(f.height for f in frames) == 199_998
     assert [(r.line_number, r.reason.split(":")[0]) for r in rejects] == [(200_000, "unclosed quote")]
 
@@ -212,7 +213,7 @@ def test_plain_small_files_are_parsed_together_and_told_apart_by_count():
 
 
 def test_count_byte_counts_as_bytes_count_does_across_its_slices():
-    from chute.formats import count_byte
+    from chute.formats.text import count_byte
 
     data = b'a,"b"\n' * 400_000  # 2.4 MB: three of count_byte's 1 MB slices
     for start, end in [(0, None), (1, None), (0, 1 << 20), ((1 << 20) - 3, (2 << 20) + 5), (7, 7)]:

@@ -26,6 +26,7 @@ from fixtures_deploy_aws import db_secret, drain, lambda_role, placeholder_zip, 
 
 boto3 = pytest.importorskip("boto3")
 
+from chute.ledger import schema
 from chute.deploy.aws import handlers  # noqa: E402
 from chute.deploy.aws.model import build_model  # noqa: E402
 from chute.config.project import load_project  # noqa: E402
@@ -218,7 +219,7 @@ def _subscribe(db_url: str, stage: str, **follow) -> None:
     from chute.config.follow import Follow
 
     with psycopg.connect(db_url, autocommit=True) as conn:
-        queue.ensure_schema(conn)
+        schema.ensure_schema(conn)
         queue.subscribe(conn, stage, Follow(**follow))
 
 

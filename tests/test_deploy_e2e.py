@@ -79,7 +79,7 @@ def _upload(stack, folder: str, files: dict[str, bytes]) -> None:
 
 
 def _top_files(stocks: Path) -> list[Path]:
-    from chute.run.runner import build_plan
+    from chute.run.plan import build_plan
 
     project = load_project(stocks)
     plan = build_plan(project)

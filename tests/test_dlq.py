@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from chute.ledger import schema
 from chute.ledger import deadletters
 from chute.db.postgres import connect
 from fixtures_watch import csv_rows, drop
@@ -69,10 +70,8 @@ def test_events_spooled_while_the_database_is_down_are_recorded(items_project, d
     state = project / ".chute"
     deadletters.spool_event(state, "items", "ev-1", "folder", "cannot connect", {"names": ["a.csv"]})
     with connect(db_url) as conn:
-        from chute.ledger import files as ledger
 
-        ledger.ensure_schema(conn)
-        deadletters.ensure_schema(conn)
+        schema.ensure_schema(conn)
         assert deadletters.flush_spool(conn, state) == 1
         assert deadletters.flush_spool(conn, state) == 0
     assert query("SELECT kind, name, version, error FROM chute.dead_letters") == [

@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chute.ledger import schema
 from chute.errors import ConfigError
-from chute.extract import parts, watermarks
+from chute.extract import parts
+from chute.ledger import watermarks
 from chute.extract.parts import PartWriter, partition_folder, utc_timestamps
 from chute.config.project import project_from_dict
 from chute.sources import open_zone
@@ -118,7 +120,7 @@ def test_no_partial_part_is_ever_visible_in_the_zone(tmp_path, monkeypatch):
 
 def test_watermark_is_kept_in_the_ledger_schema(db_url):
     with psycopg.connect(db_url, autocommit=True) as conn:
-        watermarks.ensure_schema(conn)
+        schema.ensure_schema(conn)
         assert watermarks.get(conn, "shop", "orders") is None
         watermarks.set(conn, "shop", "orders", {"cursor": 5, "key": [7]})
         watermarks.set(conn, "other", "orders", {"cursor": 1})

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from chute.errors import ReadError
-from chute.formats import read_source
+from chute.formats.reader import read_source
 from chute.config.project import Source
-from chute.quality.records import ROW_COLUMN, numbered
+from chute.formats.salvage import ROW_COLUMN, numbered
 from conftest import write
 
 TOML = """

@@ -8,7 +8,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chute.formats import read_source
+from chute.formats.reader import read_source
 from chute.config.project import Source
 
 

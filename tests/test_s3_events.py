@@ -101,7 +101,7 @@ def test_duplicate_events_never_load_twice(s3_project, s3_bucket, aws, cli, quer
 
 
 def test_test_event_and_encoded_keys(s3_project, s3_bucket, aws, cli, query):
-    from chute.watch.s3 import parse_event
+    from chute.sources.s3_events import parse_event
 
     assert parse_event(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": s3_bucket})) == []
     stocks, info = s3_project

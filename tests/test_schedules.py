@@ -7,9 +7,10 @@ import threading
 import psycopg
 import pytest
 
+from chute.ledger import schema
 from chute.config.project import Schedule, load_project
 from chute.watch.trigger import RunRequest, Trigger
-from chute.watch.schedule import ScheduleTrigger, ensure_schema
+from chute.watch.schedule import ScheduleTrigger
 from chute.watch.service import WatchService
 from fixtures_watch import csv_rows, drop, wait_until
 
@@ -30,7 +31,7 @@ def test_a_seconds_schedule_fires_and_records(db_url, query):
 def test_missed_fires_are_recorded_and_caught_up(db_url, query):
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS chute")
-        ensure_schema(conn)
+        schema.ensure_schema(conn)
         # The last fire was an hour ago; every 10 minutes since then was missed (6 fires).
         conn.execute("INSERT INTO chute.schedule_fires (pipeline, schedule, due_at, status, cron)"
                      " VALUES ('p', 'ten', date_trunc('hour', now()) - interval '1 hour', 'fired', '*/10 * * * *'),"

@@ -24,7 +24,7 @@ def test_the_cli_and_the_config_models_import_nothing_heavy():
 
 def test_a_run_with_nothing_new_imports_nothing_heavy(stocks, db_url, cli):
     cli("run", "-p", stocks, "--db", db_url)  # the first run loads (and may import anything)
-    code = (f"from chute.cli import main\n"
+    code = (f"from chute.cli.main import main\n"
             f"try:\n    main(['run', '-p', {str(stocks)!r}, '--db', {db_url!r}, '--json'])\n"
             f"except SystemExit as exc:\n    assert exc.code == 0, exc.code")
     assert _imported_after(code) == []

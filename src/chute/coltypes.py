@@ -87,3 +87,35 @@ def from_polars(dtype: pl.DataType) -> ColumnType:
     if isinstance(dtype, pl.Decimal):
         return parse_type(f"numeric({dtype.precision},{dtype.scale})")
     return parse_type("text")
+
+
+_BOOLEAN_TEXT = {"true": True, "t": True, "yes": True, "y": True, "1": True,
+                 "false": False, "f": False, "no": False, "n": False, "0": False}
+
+
+def convert_text(text: pl.Expr, target: pl.DataType) -> pl.Expr:
+    """Text parsed as `target`, NULL where a value does not parse (never an error)."""
+    if target == pl.Date:
+        return text.str.strip_chars().str.to_date(strict=False)
+    if isinstance(target, pl.Datetime):
+        return text.str.strip_chars().str.to_datetime(time_unit=target.time_unit, time_zone=target.time_zone,
+                                                      strict=False)
+    if target == pl.Boolean:
+        return text.str.strip_chars().str.to_lowercase().replace_strict(_BOOLEAN_TEXT, default=None,
+                                                                        return_dtype=pl.Boolean)
+    if target == pl.String:
+        return text
+    return text.str.strip_chars().cast(target, strict=False)
+
+
+def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """`column` converted to `target`, NULL where a value does not convert (never an error).
+
+    polars 2 no longer casts text to dates, times or booleans; those are parsed instead.
+    """
+    col = pl.col(column)
+    if source == target:
+        return col
+    if source == pl.String:
+        return convert_text(col, target)
+    return col.cast(target, strict=False)

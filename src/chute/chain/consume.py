@@ -16,8 +16,10 @@ and `chute dlq retry` replays it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
 
+from chute.ledger import schema
 from chute.db.postgres import connect
 from chute.errors import ChuteError, ConfigError, RunInProgress
 from chute.ledger.heartbeat import Heartbeat
@@ -25,7 +27,7 @@ from chute.ledger import queue
 from chute.chain.publish import Acker
 
 if TYPE_CHECKING:
-    from chute.run.runner import Runner, RunSummary
+    from chute.ledger.summary import RunSummary
 
 log = logging.getLogger("chute.chain")
 
@@ -45,9 +47,22 @@ def message_extracts(project) -> list[str]:
     return names
 
 
-def consume(outer: "Runner") -> "RunSummary":
+class Stage(Protocol):
+    """What consume needs of the run it stands in for (run/runner.py: Runner)."""
+
+    project: Any
+    db_url: str
+    pipeline: str
+    stop: threading.Event
+    details: dict
+
+    def following(self, *, only: list[str] | None, details: dict, commit_hooks: list) -> "RunSummary":
+        """Load the stage's files (`only` these names; None: all new ones), with these hooks."""
+
+
+def consume(outer: Stage) -> "RunSummary":
     from chute.extract import run_extract
-    from chute.run.runner import Runner, RunSummary
+    from chute.ledger.summary import RunSummary
 
     project, db_url, stage = outer.project, outer.db_url, outer.pipeline
     follow = project.follow
@@ -56,7 +71,7 @@ def consume(outer: "Runner") -> "RunSummary":
     conn = connect(db_url)
     heartbeat = None
     try:
-        queue.ensure_schema(conn)
+        schema.ensure_schema(conn)
         backfilled = queue.subscribe(conn, stage, follow)
         revived = queue.requeue_revived(conn, stage)
         me = queue.consumer_id()
@@ -106,9 +121,7 @@ def consume(outer: "Runner") -> "RunSummary":
             summary = RunSummary(None, stage, "succeeded")
         else:
             only = sorted({n for names in files_of.values() for n in names}) if follow.on == "files" else None
-            summary = Runner(project, db_url, pipeline_name=stage, trigger=outer.trigger, retry_failed=outer.retry_failed,
-                             progress=outer.progress, stop=outer.stop, details=details, only=only,
-                             commit_hooks=[acker], consume=False).run()
+            summary = outer.following(only=only, details=details, commit_hooks=[acker])
         # Work that had nothing new to load (no files, or files already loaded): acknowledged here.
         settled = _settled(conn, stage, {mid: acker.remaining.get(mid, set()) for mid in working})
         for mid in working:

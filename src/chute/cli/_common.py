@@ -76,7 +76,7 @@ pipeline_option = click.option(
 def ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
     """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
 
     project = None if pipeline else load_project(project_dir)
     return project, pipeline or project.name, resolve_database(project, db_url, project_dir)

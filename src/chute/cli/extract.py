@@ -34,7 +34,7 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
     """
     from chute.extract import run_extracts
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
 
     project = load_project(project_dir)
     if not project.extract:

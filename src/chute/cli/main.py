@@ -77,7 +77,8 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
 
     With --start-ts/--end-ts, only the files whose partition path falls in that window."""
     from chute.config.project import load_project
-    from chute.run.runner import Runner, resolve_database
+    from chute.run.runner import Runner
+    from chute.db.resolve import resolve_database
     from chute.sources.partitions import window_option
 
     project = load_project(project_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from chute.ledger import schema
 from chute.cli._common import (emit_json, ledger_of, report_replay, data_table, db_option, escape, json_option, out,
                   pipeline_option, project_option)
 
@@ -28,12 +29,11 @@ def filter_options(func):
 
 def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
     """The pipeline's name and a connection to its database."""
-    from chute.ledger import files as ledger
     from chute.db.postgres import connect
 
     _, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
-    ledger.ensure_schema(conn)
+    schema.ensure_schema(conn)
     return name, conn
 
 
@@ -155,7 +155,7 @@ def replay(project_dir: Path, db_url: str | None, file, column, reason, check, i
     from chute.errors import ConfigError
     from chute.config.project import load_project
     from chute.run.replay import replay as run_replay
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
 
     if data is not None and not file:
         raise ConfigError("--data needs --file NAME: the file whose records it corrects")

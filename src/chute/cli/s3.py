@@ -59,7 +59,7 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
     A message is deleted only after the run covering it settled its files; otherwise it
     comes back and, after [s3] max_receive_count tries, lands in the dead-letter queue."""
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
     from chute.watch.s3 import drain as do_drain
 
     project = load_project(project_dir)

@@ -31,7 +31,7 @@ def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str |
     import uvicorn
 
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
     from chute.ui.app import create_app
     from chute.ui.security import is_loopback
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from chute.ledger import schema
 from chute.errors import ConfigError
 
 from chute.cli._common import data_table, emit_json, db_option, json_option, out, project_option  # noqa: E402
@@ -58,7 +59,7 @@ def watch(project_dir: Path, db_url: str | None, metrics_port: int | None, verbo
     (the open transaction rolls back; the files are taken again at the next start).
     """
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
     from chute.watch.service import WatchService
 
     _setup_logging(as_json, verbose)
@@ -97,16 +98,13 @@ def dlq() -> None:
 
 
 def _open(project_dir: Path, db_url: str | None):
-    from chute.ledger import deadletters
-    from chute.ledger import files as ledger
     from chute.db.postgres import connect
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
 
     project = load_project(project_dir)
     conn = connect(resolve_database(project, db_url, project_dir))
-    ledger.ensure_schema(conn)
-    deadletters.ensure_schema(conn)
+    schema.ensure_schema(conn)
     return project, conn
 
 

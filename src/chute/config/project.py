@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from string import Template
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,8 +18,23 @@ from chute.coltypes import ColumnType, parse_type
 from chute.errors import ConfigError
 from chute.config.extract import Extracts
 from chute.config.follow import Follow
-from chute.transforms.steps import Step
-from chute.quality.contracts import Contract
+from chute.config.steps import Step
+from chute.config.contracts import Contract
+
+# The fields a [[notify]] subject or body may name (chute.notify.message fills them in).
+TEMPLATE_FIELDS = ("pipeline", "status", "outcome", "run_id", "trigger", "files", "files_loaded", "files_failed",
+          "files_skipped", "files_unchanged", "rows_loaded", "rows_rejected", "duration", "errors", "error",
+          "host", "log")
+
+
+def check_template(text: str) -> None:
+    template = Template(text)
+    if not template.is_valid():
+        raise ValueError(f"not a valid template (write $$ for a literal $): {text!r}")
+    unknown = sorted(set(template.get_identifiers()) - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(TEMPLATE_FIELDS)}")
+
 
 CONFIG_NAME = "chute.toml"
 
@@ -193,8 +209,6 @@ class Notify(_Strict):
     @classmethod
     def _known_fields(cls, value: str | None) -> str | None:
         if value is not None:
-            from chute.notify.message import check_template
-
             check_template(value)
         return value
 

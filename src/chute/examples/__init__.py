@@ -1,0 +1,3 @@
+"""Example projects (`chute init DIR --example NAME`): one folder each, with its chute.toml,
+pipeline.py and generate.py; scaffold.py copies one and generates its data.
+"""

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chute.ledger import schema
 from chute.errors import ChuteError, ConfigError, RunInProgress
-from chute.extract import watermarks
+from chute.ledger import watermarks
 from chute.config.extract import DatabaseExtract, Extract, ExtractBase, Extracts, HttpExtract
 
 if TYPE_CHECKING:
@@ -97,12 +98,12 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
         known = ", ".join(sorted(project.extract)) or "none configured"
         raise ConfigError(f"no extraction named {name!r} in chute.toml (known: {known})")
     from chute.db.postgres import connect
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
 
     db_url = db_url or resolve_database(project, None, project.root)
     conn = connect(db_url)
     try:
-        watermarks.ensure_schema(conn)
+        schema.ensure_schema(conn)
         if not watermarks.lock(conn, project.name, name, wait=wait, stop=stop):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 
 from chute.errors import ReadError, settable, setting
 from chute.config.project import Source
-from chute.formats import count_byte, row_numbers
+from chute.formats.text import ROW_COLUMN, count_byte, row_numbers
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -76,7 +76,7 @@ class _RawStream(io.RawIOBase):
 
 
 def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
-             rejects: list | None = None) -> Iterator[pl.DataFrame]:
+             rejects: list | None = None, salvage: Callable | None = None) -> Iterator[pl.DataFrame]:
     """Yield frames of the file's rows. Raises ReadError with a clear message on bad input.
 
     The file is cut into blocks of at most READ_BLOCK bytes at record boundaries and each block
@@ -84,8 +84,9 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
     ahead of the consumer without limit (2.2 GB resident for a 2 GB file), so it is not used.
     Column names and types come from the first block, as a streaming reader would do.
 
-    With a `rejects` list, a block the strict parse refuses is parsed record by record: its bad
-    records go to the list (with file-wide row and line numbers) and its good ones are yielded;
+    With a `rejects` list, a block the strict parse refuses is parsed record by record by
+    `salvage` (formats/salvage.py: salvage_block, given by reader.py, so that this module does
+    not import the salvage that reads through it): its bad records go to the list (with file-wide row and line numbers) and its good ones are yielded;
     every frame then carries RECORD_COLUMN, each row's position among the file's records.
     """
     stream = open_stream(data, source)
@@ -117,9 +118,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
             except ReadError as exc:
                 if rejects is None:
                     raise
-                from chute.quality.records import ROW_COLUMN, salvage_block
-
-                frame, bad, records = salvage_block(block, source, names, types, rows, lines, exc)
+                frame, bad, records = salvage(block, source, names, types, rows, lines, exc)
                 rejects.extend(bad)
                 if i == 0:
                     names = [c for c in frame.columns if c != ROW_COLUMN]
@@ -256,7 +255,7 @@ def _text_blocks(stream, head: bytes, size: int, source: Source, first: int) -> 
     newlines are boundaries. A record longer than `size` makes its block longer.
     """
     quote = source.quote.encode()
-    decode = _transcoder(source.encoding)
+    decode = transcoder(source.encoding)
     carry = b""
     chunk = head + stream.read(max(0, first - len(head)))
     while chunk:
@@ -339,7 +338,7 @@ def _last_boundary(buf: bytes, quote: bytes) -> int:
     return end
 
 
-def _transcoder(encoding: str):
+def transcoder(encoding: str):
     """bytes -> UTF-8 bytes. UTF-8 passes through (pyarrow checks it and names the column)."""
     try:
         info = codecs.lookup(encoding)

@@ -32,8 +32,8 @@ import pyarrow as pa
 
 from chute.errors import ReadError, setting
 from chute.config.project import Source
-from chute.formats import count_byte
-from chute.formats.csv import Data, _transcoder, open_stream
+from chute.formats.text import count_byte
+from chute.formats.csv import Data, transcoder, open_stream
 
 BLOCK = 4 << 20  # bytes of text per parsed block: bounds memory at a few times this
 LINE_COLUMN = "_chute_line"
@@ -79,7 +79,7 @@ def read_jsonl(data: Data, source: Source, block_bytes: int = 64 << 20,
 
 def _line_blocks(stream, size: int, source: Source) -> Iterator[tuple[int, bytes]]:
     """(number of the block's first line, UTF-8 text ending at a newline), about `size` bytes each."""
-    decode = _transcoder(source.encoding)
+    decode = transcoder(source.encoding)
     carry = b""
     line = 1
     while True:
@@ -197,7 +197,7 @@ def _json_text(column: str) -> pl.Expr:
 def _declared(frame: pl.DataFrame, source: Source, rejects: list | None, block: bytes,
               first_line: int) -> pl.DataFrame:
     """Declared [source] columns cast to their types; a value that does not convert rejects its line."""
-    from chute.quality.contracts import cast_expr
+    from chute.coltypes import cast_expr
 
     types = source.column_types()
     if not types:
@@ -243,7 +243,7 @@ def _like_first(frame: pl.DataFrame, first: dict[str, pl.DataType]) -> pl.DataFr
 
 
 def _reject(line: int, reason: str, raw: bytes, source: Source, column: str | None = None, value=None):
-    from chute.quality.records import ParseReject
+    from chute.formats.text import ParseReject
 
     return ParseReject(line, line, reason, _masked(raw, source), column, value)
 

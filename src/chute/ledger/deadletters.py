@@ -47,12 +47,6 @@ OPEN = ("dead", "requeued")
 SPOOL = "dead-events.jsonl"
 
 
-def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x63687564,))
-        conn.execute(SCHEMA_SQL)
-
-
 def after_failure(conn: psycopg.Connection, pipeline: str, name: str, sha256: str, error: str, *,
                   retryable: bool, max_attempts: int) -> bool:
     """Mark a just-recorded failed file version; dead-letter it when retrying is over.

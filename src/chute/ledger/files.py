@@ -21,7 +21,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from chute import __version__
-from chute.quality import quarantine
 
 LOADED_STATES = ("loaded", "loaded_with_rejects")
 
@@ -77,13 +76,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
 # Held for the whole run only when a table is in replace mode; otherwise workers that share
 # a zone claim files (chute.workers).
 _LOCK_NAMESPACE = 0x63687574  # 'chut'
-
-
-def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NAMESPACE,))  # concurrent first runs
-        conn.execute(SCHEMA_SQL)
-        conn.execute(quarantine.SCHEMA_SQL)
 
 
 def try_lock(conn: psycopg.Connection, pipeline: str) -> bool:

@@ -61,28 +61,8 @@ CREATE INDEX IF NOT EXISTS queue_waiting ON chute.queue (stage, available_at) WH
 """
 
 # Dead letters of kind 'message': ledgers created before chains allowed only 'file' and 'event'.
-_KINDS_SQL = """
-ALTER TABLE chute.dead_letters DROP CONSTRAINT IF EXISTS dead_letters_kind_check;
-ALTER TABLE chute.dead_letters ADD CONSTRAINT dead_letters_kind_check CHECK (kind IN ('file', 'event', 'message'));
-"""
 
 _LOCK = 0x63686371  # 'chcq'
-
-
-def ensure_schema(conn: psycopg.Connection) -> None:
-    from chute.ledger import deadletters
-    from chute.ledger import files as ledger
-
-    ledger.ensure_schema(conn)
-    deadletters.ensure_schema(conn)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        conn.execute(SCHEMA_SQL)
-        definition = conn.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'dead_letters_kind_check'"
-            " AND conrelid = 'chute.dead_letters'::regclass").fetchone()
-        if definition is None or "message" not in definition[0]:
-            conn.execute(_KINDS_SQL)
 
 
 def exists(conn: psycopg.Connection) -> bool:

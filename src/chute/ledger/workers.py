@@ -61,12 +61,6 @@ RETURNING name
 """
 
 
-def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x63687577,))  # concurrent first runs
-        conn.execute(SCHEMA_SQL)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -21,7 +21,7 @@ from psycopg import sql
 from chute.ledger import files as ledger
 from chute.coltypes import ColumnType
 from chute.errors import DatabaseError
-from chute.formats import row_numbers
+from chute.formats.text import row_numbers
 from chute.quality import quarantine
 from chute.db.copy import copy_arrow, create_temporary
 from chute.db.postgres import qualified, redact

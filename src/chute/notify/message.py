@@ -27,10 +27,6 @@ from typing import Any
 
 from chute.errors import ConfigError
 
-FIELDS = ("pipeline", "status", "outcome", "run_id", "trigger", "files", "files_loaded", "files_failed",
-          "files_skipped", "files_unchanged", "rows_loaded", "rows_rejected", "duration", "errors", "error",
-          "host", "log")
-
 DEFAULT_SUBJECT = "[chute] $pipeline run $run_id $status: $files_loaded loaded, $files_failed failed"
 DEFAULT_BODY = """\
 Pipeline:  $pipeline
@@ -51,15 +47,6 @@ MAX_ERRORS = 5
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^@/\s]*@")
 # password=... in libpq key/value strings and query strings
 _KEY_PASSWORD = re.compile(r"(?i)(password|passwd|pwd|secret|token)=([^\s&;'\"]+)")
-
-
-def check_template(text: str) -> None:
-    template = Template(text)
-    if not template.is_valid():
-        raise ValueError(f"not a valid template (write $$ for a literal $): {text!r}")
-    unknown = sorted(set(template.get_identifiers()) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

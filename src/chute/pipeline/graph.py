@@ -21,6 +21,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from chute.errors import PipelineError, TransformError
 
 
@@ -148,17 +150,17 @@ class Plan:
     def run_static(self, provided: Mapping[str, Any]) -> dict[str, Any]:
         values = dict(provided)
         for n in self.static:
-            _run_node(n, values, timings=None)
+            run_node(n, values, timings=None)
         return values
 
     def run_batch(self, frame: Any, static_values: Mapping[str, Any], timings: dict[str, float]) -> dict[str, Any]:
         values = {**static_values, self.source: frame}
         for n in self.batch:
-            _run_node(n, values, timings)
+            run_node(n, values, timings)
         return values
 
 
-def _run_node(n: Node, values: dict[str, Any], timings: dict[str, float] | None) -> None:
+def run_node(n: Node, values: dict[str, Any], timings: dict[str, float] | None) -> None:
     started = time.perf_counter()
     try:
         result = n.func(*(values[i] for i in n.inputs))
@@ -195,7 +197,7 @@ def load_pipeline(module_path: Path) -> Pipeline:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise PipelineError(f"{module_path}: import failed: {type(exc).__name__}: {exc}") from exc
-    from chute.quality.contracts import Contract
+    from chute.config.contracts import Contract
 
     contracts = [v for v in vars(module).values() if isinstance(v, Contract)]
     defined = getattr(module, "pipeline", None)
@@ -207,3 +209,12 @@ def load_pipeline(module_path: Path) -> Pipeline:
     if not nodes:
         raise PipelineError(f"{module_path} defines no @node functions")
     return Pipeline(nodes, contracts)
+
+
+def as_frame(value: Any, table: str) -> pl.DataFrame:
+    """A node's output for a table as a DataFrame (a LazyFrame is collected)."""
+    if isinstance(value, pl.LazyFrame):
+        return value.collect()
+    if isinstance(value, pl.DataFrame):
+        return value
+    raise TransformError(f"dataset {table!r} must be a polars DataFrame, got {type(value).__name__}")

@@ -3,6 +3,6 @@
     from chute.quality import Contract, ColumnRules, Rule
 """
 
-from chute.quality.contracts import ColumnRules, Contract, Rule
+from chute.config.contracts import ColumnRules, Contract, Rule
 
 __all__ = ["ColumnRules", "Contract", "Rule"]

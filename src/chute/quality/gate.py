@@ -9,16 +9,18 @@ back with the unit's rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
 
 from chute.coltypes import ColumnType, from_polars, parse_type
-from chute.load.unit import LoadUnit, Target
+from chute.db.target import Target
 from chute.errors import FileError, TransformError, setting
 from chute.config.project import Source
-from chute.quality.contracts import Check, Contract, cast_expr, compile_checks
-from chute.quality.records import MASK, ROW_COLUMN, ParseReject, locate, row_json
+from chute.coltypes import cast_expr
+from chute.quality.contracts import Check, Contract, compile_checks
+from chute.formats.salvage import MASK, ROW_COLUMN, ParseReject, locate, row_json
 
 # The reject records of a load unit, as staged by quarantine.COMMIT_REJECTS_SQL.
 STAGE_SCHEMA = pa.schema([
@@ -28,8 +30,15 @@ STAGE_SCHEMA = pa.schema([
 ])
 
 
+class ColumnAdder(Protocol):
+    """What the gate needs of the load unit it serves (load/unit.py: LoadUnit): under
+    drift = 'evolve', a column added to the target inside the unit's transaction."""
+
+    def add_column(self, target: Target, name: str, type_: ColumnType) -> None: ...
+
+
 class Gate:
-    def __init__(self, contracts: dict[str, Contract], source: Source, unit: LoadUnit):
+    def __init__(self, contracts: dict[str, Contract], source: Source, unit: ColumnAdder):
         self.contracts = contracts
         self.source = source
         self.pii = set(source.pii_columns)

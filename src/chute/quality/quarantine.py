@@ -17,32 +17,6 @@ from __future__ import annotations
 # discarded (a person decided the record is not wanted).
 REPLAY_STATES = ("pending", "replayed", "discarded")
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS chute.rejects (
-    reject_id      bigserial PRIMARY KEY,
-    pipeline       text NOT NULL,
-    run_id         bigint REFERENCES chute.runs,
-    file_id        bigint REFERENCES chute.files,
-    file_name      text NOT NULL,
-    file_sha256    text NOT NULL,
-    target_table   text,                 -- schema.table the row was meant for; NULL for a parse error
-    row_number     bigint,               -- the record's position among the file's data records (1 = first)
-    line_number    bigint,               -- the line of the file where the record starts (1 = first line)
-    column_name    text,                 -- the column the check is about; NULL for a whole-record problem
-    check_name     text NOT NULL,        -- parse | type | not_null | unique | min | max | allowed | regex | length | a rule's name
-    reason         text NOT NULL,
-    value          text,                 -- the offending value as text (masked for PII columns)
-    raw_record     text,                 -- the source line(s) (PII masked), else the row as JSON
-    replay_state   text NOT NULL DEFAULT 'pending'
-                   CHECK (replay_state IN ('pending', 'replayed', 'discarded')),
-    replayed_at    timestamptz,
-    replay_run_id  bigint REFERENCES chute.runs,
-    created_at     timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS rejects_file ON chute.rejects (pipeline, file_name, row_number);
-CREATE INDEX IF NOT EXISTS rejects_pending ON chute.rejects (pipeline, created_at DESC)
-    WHERE replay_state = 'pending';
-"""
 
 # The reject records of one load unit are staged (binary COPY into a temporary table) and moved
 # into chute.rejects by this statement, after the files' ledger rows, inside the load

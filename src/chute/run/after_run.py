@@ -38,6 +38,6 @@ def after_run(project, summary, zone, trigger: str = "manual") -> None:
 def after_failed_start(project, error: str, trigger: str = "manual") -> None:
     """A run that could not start (the database unreachable, a broken pipeline module): it has
     no ledger row and no run log, but the people in [[notify]] are still told."""
-    from chute.run.runner import RunSummary
+    from chute.ledger.summary import RunSummary
 
     after_run(project, RunSummary(run_id=None, pipeline=project.name, status="failed", error=error), None, trigger)

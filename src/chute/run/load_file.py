@@ -17,7 +17,9 @@ from chute.db.postgres import connect, existing_columns
 from chute.errors import ConfigError, FileError, options_named
 from chute.formats.csv import read_csv
 from chute.config.project import project_from_dict
-from chute.run.runner import Runner, RunSummary, resolve_database
+from chute.run.runner import Runner
+from chute.ledger.summary import RunSummary
+from chute.db.resolve import resolve_database
 
 if TYPE_CHECKING:
     from chute.run.replay import ReplayResult
@@ -112,7 +114,8 @@ def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str
     """Column types from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from chute.config.project import Source
-    from chute.quality.records import ROW_COLUMN, read_records
+    from chute.formats.salvage import ROW_COLUMN
+    from chute.formats.reader import read_records
 
     options = Source(**source, columns=overrides)
     try:

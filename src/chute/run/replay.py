@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from chute.ledger import schema
 from chute.ledger import files as ledger
 from chute.load.unit import LoadUnit
 from chute.db.postgres import connect, connect_loader, ensure_table
@@ -28,7 +29,8 @@ from chute.config.project import Project
 from chute.quality.contracts import adopt_columns, contracts_of
 from chute.quality.gate import Gate
 from chute.quality.quarantine import rejects_command, select_rejects
-from chute.quality.records import ROW_COLUMN, read_records
+from chute.formats.salvage import ROW_COLUMN
+from chute.formats.reader import read_records
 
 if TYPE_CHECKING:
     from chute.pipeline.graph import Plan
@@ -67,13 +69,14 @@ class _ReplayRun:
 def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
            **filters: Any) -> ReplayResult:
     """`pipeline`: the ledger's name for the project's loads, if not its name (`chute load`'s)."""
-    from chute.run.runner import build_plan, landing_zone, targets_of
+    from chute.run.plan import build_plan, landing_zone
+    from chute.db.target import targets_of
 
     pipeline = pipeline or project.name
 
     conn = connect(db_url)
     try:
-        ledger.ensure_schema(conn)
+        schema.ensure_schema(conn)
         pending = select_rejects(conn, pipeline, state="pending", limit=None, **filters)
         failed = None if pending else _failed_file(conn, pipeline, filters.get("file"))
     finally:
@@ -121,7 +124,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
 
 
 def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str, Any]:
-    from chute.run.runner import _frame_of
+    from chute.pipeline.graph import as_frame
 
     project, run_id = run.project, run.run_id
 
@@ -158,7 +161,7 @@ def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str
             for table, target in run.targets.items():
                 if not candidates.height:
                     break
-                goods.append((target, gate.check(_frame_of(values[table], table), target, name)))
+                goods.append((target, gate.check(as_frame(values[table], table), target, name)))
             newly_bad = gate.rejected_rows()
             for reason, n in gate.reason_counts().items():
                 reasons[reason] = reasons.get(reason, 0) + n

@@ -14,30 +14,31 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from graphlib import CycleError, TopologicalSorter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import psycopg
 
+from chute.ledger import schema
 from chute.ledger import deadletters
 from chute.ledger import files as ledger
 from chute.ledger import workers
 from chute.run.after_run import after_run
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
 from chute.db.postgres import connect, connect_loader, ensure_table
-from chute.db.target import Target
-from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress, TransformError
+from chute.db.target import Target, targets_of
+from chute.ledger.summary import FileOutcome, RunSummary
+from chute.pipeline.graph import as_frame
+from chute.run.plan import build_plan, landing_zone
+from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress
 from chute.load.export import Kept, first_loads, write_export
-from chute.pipeline.graph import Pipeline, Plan, load_pipeline
-from chute.transforms.steps import nodes_from_steps
-from chute.config.project import CONFIG_NAME, Project
+from chute.pipeline.graph import Plan
+from chute.config.project import Project
 from chute.retry import is_transient
-from chute.sources import open_zone
 from chute.quality.contracts import adopt_columns, contracts_of
-from chute.sources.base import FileEntry, LandingZone
+from chute.sources.base import FileEntry
 
 # The loading machinery (pyarrow, pgpq, the readers, the quality gate) is imported in the
 # methods that load: a run with nothing new never needs it, and its imports were a third of
@@ -46,69 +47,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from chute.db.kept import KeptConnections
-    from chute.quality.records import ParseReject
+    from chute.formats.salvage import ParseReject
 
 FIRST_GROUP = 4 << 20  # bytes of input in the first group of small files (see Runner._groups)
 
 Progress = Callable[[int, int, int], None]  # files done, files to do, rows sent so far
-
-
-@dataclass
-class FileOutcome:
-    name: str
-    status: str  # loaded | loaded_with_rejects | failed | skipped
-    rows_read: int | None = None
-    rows_loaded: int | None = None
-    error: str | None = None
-    rows_rejected: int = 0
-
-
-@dataclass
-class RunSummary:
-    run_id: int | None
-    pipeline: str
-    status: str  # succeeded | failed
-    seconds: float = 0.0
-    files: list[FileOutcome] = field(default_factory=list)
-    unchanged: int = 0  # already in the ledger, not looked at again
-    excluded: int = 0  # refused by a file filter of the pipeline (not read, asked again next run)
-    still_failed: list[str] = field(default_factory=list)  # failed before, same content, not retried
-    claimed_elsewhere: int = 0  # being processed by another worker right now
-    interrupted: bool = False  # asked to stop: the files not started are left for the next run
-    dead_letters: int = 0  # files of this run that became dead letters (chute dlq list)
-    error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    exports: list[str] = field(default_factory=list)
-    log: str | None = None  # where the run's JSON log was written (chute.runlog)
-    notifications: list[dict] = field(default_factory=list)  # what each [[notify]] entry did
-    # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
-    chain: dict | None = None
-    pending_rejects: int = 0  # chute load of an unchanged file: its quarantined records waiting for --replay
-
-    def count(self, status: str) -> int:
-        """Files in that state; 'loaded' includes those loaded with rejects."""
-        if status == "loaded":
-            return sum(f.status in ledger.LOADED_STATES for f in self.files)
-        return sum(f.status == status for f in self.files)
-
-    @property
-    def rows_rejected(self) -> int:
-        return sum(f.rows_rejected for f in self.files)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(f.rows_loaded or 0 for f in self.files)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(files_loaded=self.count("loaded"), files_failed=self.count("failed"),
-                    files_skipped=self.count("skipped"), rows_loaded=self.rows_loaded,
-                    files_with_rejects=self.count("loaded_with_rejects"), rows_rejected=self.rows_rejected)
-        return data
 
 
 @dataclass
@@ -130,38 +73,6 @@ class _SameContent(FileError):
     def __init__(self, sha256: str, first: tuple[int | None, str]):
         super().__init__(f"same content as {first[1]}")
         self.sha256, self.first = sha256, first
-
-
-def landing_zone(project: Project) -> LandingZone:
-    return open_zone(project)
-
-
-def build_plan(project: Project) -> Plan:
-    if not project.tables:  # the files would be recorded as loaded with their rows written nowhere
-        raise ConfigError(f"{CONFIG_NAME}: no table receives the rows; add a [tables.{project.pipeline.input}] "
-                          "section with the table's columns (see docs/configuration.md)")
-    module = project.pipeline.module
-    pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
-    pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes],
-                        pipeline.contracts)
-    return pipeline.plan(project.pipeline.input, [*project.references, *project.params], project.tables)
-
-
-def targets_of(project: Project) -> dict[str, Target]:
-    """The tables, parents before the tables whose foreign keys point at them."""
-    graph = {name: {ref.partition(".")[0] for ref in t.foreign_keys.values()} - {name}
-             for name, t in project.tables.items()}
-    try:
-        order = list(TopologicalSorter(graph).static_order())
-    except CycleError as exc:
-        raise ConfigError(f"the tables' foreign keys form a cycle: {' -> '.join(exc.args[1])}") from None
-    targets = {}
-    for name in order:
-        t = project.tables[name]
-        fks = {col: (project.tables[ref.partition(".")[0]].schema_, *ref.split(".", 1))
-               for col, ref in t.foreign_keys.items()}
-        targets[name] = Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key), foreign_keys=fks)
-    return targets
 
 
 class Runner:
@@ -256,13 +167,17 @@ class Runner:
         after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
 
+    def following(self, *, only: list[str] | None, details: dict, commit_hooks: list) -> RunSummary:
+        """A chained stage's load (chain/consume.py): this run's settings, its files and hooks."""
+        return Runner(self.project, self.db_url, pipeline_name=self.pipeline, trigger=self.trigger,
+                      retry_failed=self.retry_failed, progress=self.progress, stop=self.stop, details=details,
+                      only=only, commit_hooks=commit_hooks, consume=False).run()
+
     def _ensure_schemas(self, conn: psycopg.Connection, targets: dict[str, Target]) -> None:
         """chute's own tables (checked once per process when connections are kept), then the
         targets (checked every run: someone may have changed one meanwhile)."""
         if not (self.kept and (self.db_url, "chute") in self.kept.ensured):
-            ledger.ensure_schema(conn)
-            workers.ensure_schema(conn)
-            deadletters.ensure_schema(conn)
+            schema.ensure_schema(conn)
             if self.kept:
                 self.kept.ensured.add((self.db_url, "chute"))
         for t in targets.values():
@@ -513,7 +428,7 @@ class Runner:
         import numpy as np
 
         from chute.formats.csv import read_together
-        from chute.quality.records import ROW_COLUMN
+        from chute.formats.salvage import ROW_COLUMN
 
         contents = list(readers.map(self._content, group))
         readable = [i for i, c in enumerate(contents) if not isinstance(c, _Ready)]
@@ -538,7 +453,7 @@ class Runner:
 
     def _parsed(self, entry: FileEntry, data: pa.Buffer, sha: str) -> _Ready:
         """A small file's rows, parsed from its bytes."""
-        from chute.quality.records import read_records
+        from chute.formats.reader import read_records
 
         try:  # the records the reader refuses are quarantined, the others load
             frame, rejects = read_records(data, self.source, self.batch_bytes)
@@ -624,7 +539,7 @@ class Runner:
                     only_file = ready[0].entry.name if len(ready) == 1 else None
                     for table, target in targets.items():
                         # Drift policy, types and the table's contract; rejected rows stay in the gate.
-                        conformed = gate.check(_frame_of(values[table], table), target, only_file)
+                        conformed = gate.check(as_frame(values[table], table), target, only_file)
                         unit.write(target, conformed)
                         hooks.rows(table, conformed)
                         self.rows_sent += conformed.height
@@ -674,9 +589,9 @@ class Runner:
         seen[sha] = (None, item.entry.name)
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
-        from chute.formats import read_source
+        from chute.formats.reader import read_source
         from chute.run.prefetch import read_ahead
-        from chute.quality.records import numbered
+        from chute.formats.salvage import numbered
 
         if len(ready) == 1 and ready[0].frame is None:  # a big file: stream it
             entry = ready[0].entry
@@ -730,23 +645,3 @@ class Runner:
 
 def _unreadable(entry: FileEntry, exc: OSError) -> _Ready:
     return _Ready(entry, "", None, f"cannot read the file: {exc.strerror or exc}", retryable=True)
-
-
-def _frame_of(value: Any, table: str) -> pl.DataFrame:
-    if isinstance(value, pl.LazyFrame):
-        return value.collect()
-    if isinstance(value, pl.DataFrame):
-        return value
-    raise TransformError(f"dataset {table!r} must be a polars DataFrame, got {type(value).__name__}")
-
-
-def resolve_database(project: Project | None, cli_url: str | None, folder: Path) -> str:
-    """--db, else $CHUTE_DATABASE_URL, else chute.toml, else the embedded cluster (started if needed)."""
-    import os
-
-    from chute.db.embedded import EmbeddedPostgres
-
-    url = cli_url or os.environ.get("CHUTE_DATABASE_URL") or (project.configured_database_url() if project else None)
-    if url:
-        return url
-    return EmbeddedPostgres((project.root if project else folder) / ".chute" / "pg").start()

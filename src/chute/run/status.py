@@ -56,7 +56,7 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
 
 def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
     """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.run.runner import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone
 
     try:
         entries = landing_zone(project).list()

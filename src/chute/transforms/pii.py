@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from chute.config.steps import DEFAULT_KEY_ENV  # declared with the `hash` step
 from chute.errors import TransformError
 
-DEFAULT_KEY_ENV = "CHUTE_PII_KEY"
 MIN_KEY_BYTES = 16
 
 

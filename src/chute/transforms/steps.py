@@ -19,177 +19,35 @@ dimension dataset named by `dimension`.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal, Union
+from collections.abc import Callable
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chute.coltypes import parse_type
-from chute.errors import ConfigError
+from chute.config.steps import (CastStep, DedupStep, DeriveStep, DropStep, ExplodeStep, ExtractStep, FilterStep,
+                                HashStep, MaskStep, RenameStep, SplitStep, StepBase)
 from chute.pipeline.graph import Node
-from chute.transforms import columns as _columns
-from chute.transforms.dedup import dedup as _dedup_rows
-from chute.transforms import explode as _explode
-from chute.transforms import normalize as _normalize
-from chute.transforms import pii as _pii
+from chute.transforms import columns, explode, normalize, pii
+from chute.transforms.dedup import dedup
 
-_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    input: str | None = Field(None, pattern=_NAME)
-    output: str | None = Field(None, pattern=_NAME)
-
-    def apply(self, frame: pl.DataFrame):  # pragma: no cover - each step defines it
-        raise NotImplementedError
-
-
-class DropStep(_Step):
-    op: Literal["drop"]
-    columns: list[str] = Field(min_length=1)
-    strict: bool = False  # a missing column is an error
-
-    def apply(self, frame):
-        return _pii.drop_columns(frame, self.columns, strict=self.strict)
+# Each declared step (config/steps.py) -> the built-in it runs.
+APPLY: dict[type[StepBase], Callable[[StepBase, pl.DataFrame], pl.DataFrame]] = {
+    DropStep: lambda step, frame: pii.drop_columns(frame, step.columns, strict=step.strict),
+    HashStep: lambda step, frame: pii.hash_columns(frame, step.columns, key_env=step.key_env, length=step.length),
+    MaskStep: lambda step, frame: pii.mask_columns(frame, step.columns, keep_last=step.keep_last, char=step.char),
+    ExplodeStep: lambda step, frame: explode.explode_list(frame, step.column, step.separator, position=step.position,
+                                                          strip=step.strip),
+    ExtractStep: lambda step, frame: explode.extract(frame, step.column, step.pattern, keep=step.keep, strict=step.strict),
+    DedupStep: lambda step, frame: dedup(frame, step.key, step.keep, step.by),
+    RenameStep: lambda step, frame: columns.rename(frame, step.columns),
+    CastStep: lambda step, frame: columns.cast(frame, step.columns, strict=step.strict),
+    DeriveStep: lambda step, frame: columns.derive(frame, step.columns),
+    FilterStep: lambda step, frame: columns.where(frame, step.where),
+    SplitStep: lambda step, frame: normalize.split_dimension(frame, step.natural_key, step.key, attributes=step.attributes,
+                                                             namespace=step.namespace, keep_in_fact=step.keep_in_fact),
+}
 
 
-class HashStep(_Step):
-    op: Literal["hash"]
-    columns: list[str] = Field(min_length=1)
-    key_env: str = Field(_pii.DEFAULT_KEY_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # the NAME of the variable
-    length: int = Field(64, ge=8, le=64)
-
-    def apply(self, frame):
-        return _pii.hash_columns(frame, self.columns, key_env=self.key_env, length=self.length)
-
-
-class MaskStep(_Step):
-    op: Literal["mask"]
-    columns: list[str] = Field(min_length=1)
-    keep_last: int = Field(4, ge=0)
-    char: str = Field("*", min_length=1, max_length=1)
-
-    def apply(self, frame):
-        return _pii.mask_columns(frame, self.columns, keep_last=self.keep_last, char=self.char)
-
-
-class ExplodeStep(_Step):
-    op: Literal["explode"]
-    column: str
-    separator: str = Field(",", min_length=1)
-    position: str | None = None
-    strip: bool = True
-
-    def apply(self, frame):
-        return _explode.explode_list(frame, self.column, self.separator, position=self.position, strip=self.strip)
-
-
-class ExtractStep(_Step):
-    op: Literal["extract"]
-    column: str
-    pattern: str
-    keep: bool = False
-    strict: bool = True
-
-    @field_validator("pattern")
-    @classmethod
-    def _named_groups(cls, value: str) -> str:
-        if "(?P<" not in value:
-            raise ValueError("the pattern needs named groups like (?P<size>\\w+)")
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-    def apply(self, frame):
-        return _explode.extract(frame, self.column, self.pattern, keep=self.keep, strict=self.strict)
-
-
-class DedupStep(_Step):
-    op: Literal["dedup"]
-    key: list[str] = Field(min_length=1)
-    keep: Literal["first", "last", "max", "min"] = "last"
-    by: str | None = None
-
-    def apply(self, frame):
-        return _dedup_rows(frame, self.key, self.keep, self.by)
-
-
-class RenameStep(_Step):
-    op: Literal["rename"]
-    columns: dict[str, str] = Field(min_length=1)
-
-    def apply(self, frame):
-        return _columns.rename(frame, self.columns)
-
-
-class CastStep(_Step):
-    op: Literal["cast"]
-    columns: dict[str, str] = Field(min_length=1)
-    strict: bool = True
-
-    @field_validator("columns")
-    @classmethod
-    def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            try:
-                parse_type(text)
-            except ConfigError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        return value
-
-    def apply(self, frame):
-        return _columns.cast(frame, self.columns, strict=self.strict)
-
-
-class DeriveStep(_Step):
-    op: Literal["derive"]
-    columns: dict[str, str] = Field(min_length=1)  # name = SQL expression parsed by polars
-
-    @field_validator("columns")
-    @classmethod
-    def _parses(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            try:
-                pl.sql_expr(text)
-            except Exception as exc:
-                raise ValueError(f"column {name!r}: cannot parse {text!r}: {str(exc).splitlines()[0]}") from None
-        return value
-
-    def apply(self, frame):
-        return _columns.derive(frame, self.columns)
-
-
-class FilterStep(_Step):
-    op: Literal["filter"]
-    where: str
-
-    def apply(self, frame):
-        return _columns.where(frame, self.where)
-
-
-class SplitStep(_Step):
-    op: Literal["split"]
-    natural_key: list[str] = Field(min_length=1)
-    key: str = Field(pattern=_NAME)
-    dimension: str = Field(pattern=_NAME)  # the dataset (usually a table) of the dimension rows
-    attributes: list[str] = []
-    namespace: str = ""
-    keep_in_fact: list[str] = []
-
-    def apply(self, frame):
-        return _normalize.split_dimension(frame, self.natural_key, self.key, attributes=self.attributes,
-                                          namespace=self.namespace, keep_in_fact=self.keep_in_fact)
-
-
-Step = Annotated[Union[DropStep, HashStep, MaskStep, ExplodeStep, ExtractStep, DedupStep, RenameStep, CastStep,
-                       DeriveStep, FilterStep, SplitStep], Field(discriminator="op")]
-
-
-def nodes_from_steps(steps: list[_Step], source: str) -> list[Node]:
+def nodes_from_steps(steps: list[StepBase], source: str) -> list[Node]:
     """Chain the steps into nodes: each reads the previous step's output unless told otherwise."""
     nodes = []
     previous = source
@@ -203,10 +61,10 @@ def nodes_from_steps(steps: list[_Step], source: str) -> list[Node]:
     return nodes
 
 
-def _frame_step(step: _Step):
+def _frame_step(step: StepBase):
     def run(frame):
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
-        return step.apply(frame)
+        return APPLY[type(step)](step, frame)
     run.__name__ = f"step_{step.op}"  # type: ignore[attr-defined]
     return run

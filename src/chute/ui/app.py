@@ -222,7 +222,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     # -- pipeline ------------------------------------------------------------------------
     @app.get("/pipeline", response_class=HTMLResponse)
     def pipeline(request: Request):
-        from chute.run.runner import build_plan
+        from chute.run.plan import build_plan
 
         project = board.current()
         with board.conn() as conn:

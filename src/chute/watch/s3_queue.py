@@ -128,7 +128,7 @@ def redrive(project, limit: int | None = None) -> dict[str, Any]:
 
 def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
     """A look at the dead-letter queue; the messages stay in it."""
-    from chute.watch.s3 import parse_event
+    from chute.sources.s3_events import parse_event
 
     sqs = s3_client("sqs")
     _, dlq_url = queue_urls(project, sqs)

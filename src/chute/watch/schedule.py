@@ -21,32 +21,14 @@ from datetime import datetime, timezone
 import psycopg
 from croniter import croniter
 
+from chute.ledger import schema
 from chute.db.postgres import connect
 from chute.config.project import Schedule
 from chute.watch.trigger import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 
-SCHEMA_SQL = """
-CREATE SCHEMA IF NOT EXISTS chute;
-CREATE TABLE IF NOT EXISTS chute.schedule_fires (
-    pipeline   text NOT NULL,
-    schedule   text NOT NULL,
-    due_at     timestamptz NOT NULL,
-    status     text NOT NULL CHECK (status IN ('fired', 'missed')),
-    cron       text NOT NULL,
-    noted_at   timestamptz NOT NULL DEFAULT now(),
-    note       text,
-    PRIMARY KEY (pipeline, schedule, due_at)
-);
-"""
 MAX_MISSED_RECORDED = 1000  # a schedule every second, down for a week: record the first 1000, log the count
-
-
-def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x63687573,))
-        conn.execute(SCHEMA_SQL)
 
 
 class ScheduleTrigger(Trigger):
@@ -68,7 +50,7 @@ class ScheduleTrigger(Trigger):
     def start(self, emit: Emit) -> None:
         now = self.clock()
         with connect(self.db_url) as conn:
-            ensure_schema(conn)
+            schema.ensure_schema(conn)
             for s in self.schedules:
                 self._report_missed(conn, s, now, emit)
         self._thread = threading.Thread(target=self._loop, args=(emit, now), name="chute-schedule", daemon=True)

@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+from chute.ledger import schema
 from chute.ledger import deadletters
 from chute.run.after_run import after_failed_start
 from chute.db.kept import KeptConnections
@@ -32,7 +33,8 @@ from chute.errors import ChuteError
 from chute.watch.metrics import Metrics
 from chute.config.project import Project, Schedule
 from chute.retry import RetryPolicy, is_transient, retrying
-from chute.run.runner import Runner, RunSummary
+from chute.run.runner import Runner
+from chute.ledger.summary import RunSummary
 from chute.watch.trigger import RunRequest, Trigger
 from chute.watch.folder import FolderTrigger
 from chute.watch.schedule import ScheduleTrigger
@@ -290,10 +292,7 @@ class WatchService:
             return
         try:
             with connect(self.db_url) as conn:
-                from chute.ledger import files as ledger
-
-                ledger.ensure_schema(conn)
-                deadletters.ensure_schema(conn)
+                schema.ensure_schema(conn)
                 if n := deadletters.flush_spool(conn, self.state_dir):
                     log.info("recorded %d dead event(s) in chute.dead_letters", n)
         except Exception as exc:  # still away: they stay in the spool

@@ -30,11 +30,12 @@ from urllib.parse import unquote_plus
 import pyarrow as pa
 
 from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
-from chute.formats import read_source
-from chute.quality.records import numbered
-from chute.pipeline.graph import _run_node
+from chute.formats.reader import read_source
+from chute.formats.salvage import numbered
+from chute.pipeline.graph import run_node
 from chute.config.project import Project, load_project
-from chute.run.runner import _frame_of, build_plan
+from chute.pipeline.graph import as_frame
+from chute.run.plan import build_plan
 from chute.sources.base import FileEntry, is_ignored
 from chute.deploy.aws.model import ENVIRONMENT, MARKER
 from chute.deploy.aws.names import execution_name
@@ -263,9 +264,9 @@ def _node(event: dict[str, Any]) -> dict[str, Any]:
         if name in staged:
             values[name] = staging.get_frame(f["slug"], name)
     try:
-        _run_node(the_node, values, None)
+        run_node(the_node, values, None)
         for out in the_node.outputs:
-            staging.put_frame(f["slug"], out, _frame_of(values[out], out))
+            staging.put_frame(f["slug"], out, as_frame(values[out], out))
     except TransformError as exc:
         staging.put_meta(f["slug"], {**meta, "error": str(exc)})
         return {"file": f["name"], "error": str(exc)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
-from chute.run.runner import build_plan
+from chute.run.plan import build_plan
 from chute.deploy.aws import statemachine
 from chute.deploy.aws.names import chain_topic_name, resource_prefix
 

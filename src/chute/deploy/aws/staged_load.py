@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from chute.ledger import schema
 from chute.ledger import files as ledger
 from chute.chain.publish import publishers
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
@@ -31,7 +32,9 @@ from chute.errors import DatabaseError, FileError, RunInProgress
 from chute.config.project import Project
 from chute.quality.contracts import contracts_of
 from chute.quality.gate import Gate
-from chute.run.runner import FileOutcome, RunSummary, build_plan, targets_of
+from chute.ledger.summary import FileOutcome, RunSummary
+from chute.run.plan import build_plan
+from chute.db.target import targets_of
 from chute.sources.base import FileEntry
 
 
@@ -49,7 +52,7 @@ def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigg
     targets = targets_of(project)
     conn = connect(db_url)
     try:
-        ledger.ensure_schema(conn)
+        schema.ensure_schema(conn)
         for t in targets.values():
             ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
                          merge=t.mode == "merge")

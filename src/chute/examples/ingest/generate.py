@@ -79,7 +79,7 @@ CREATE INDEX IF NOT EXISTS products_updated ON products (updated_at, product_id)
 def source_url(project_dir: Path) -> str:
     """`ingest_source` on the project's warehouse server (created when missing)."""
     from chute.config.project import load_project
-    from chute.run.runner import resolve_database
+    from chute.db.resolve import resolve_database
     from sqlalchemy.engine import make_url
 
     warehouse = resolve_database(load_project(project_dir), None, project_dir)

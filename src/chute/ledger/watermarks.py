@@ -40,12 +40,6 @@ CREATE TABLE IF NOT EXISTS chute.watermarks (
 _LOCK_NAMESPACE = 0x63687578
 
 
-def ensure_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NAMESPACE,))  # concurrent CREATE IF NOT EXISTS
-        conn.execute(SCHEMA_SQL)
-
-
 def get(conn: psycopg.Connection, pipeline: str, name: str) -> Any:
     """The extraction's watermark (a JSON value), or None before its first run."""
     row = conn.execute("SELECT value FROM chute.watermarks WHERE pipeline = %s AND extract = %s",

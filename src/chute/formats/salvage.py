@@ -19,18 +19,16 @@ import gzip
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from chute.errors import ReadError, setting
-from chute.formats import row_numbers
+from chute.formats.text import ROW_COLUMN, ParseReject, row_numbers
 from chute.formats.csv import GZIP_MAGIC, quote_left_open, read_csv
 from chute.config.project import Source
-from chute.quality.contracts import cast_expr
+from chute.coltypes import cast_expr
 
-ROW_COLUMN = "source_row"
 MASK = "***"
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
@@ -50,16 +48,6 @@ def numbered(frames: Iterable[pl.DataFrame], start: int = 1) -> Iterator[pl.Data
         start += frame.height
 
 
-@dataclass
-class ParseReject:
-    row_number: int
-    line_number: int
-    reason: str
-    raw_record: str
-    column: str | None = None
-    value: str | None = None
-
-
 class NoRecordParses(ReadError):
     """Read record by record, no record of the text parsed: the message names the first bad line."""
 
@@ -72,23 +60,6 @@ def read_lenient(data: pa.Buffer | bytes, source: Source, strict_error: Exceptio
     """
     frame, rejects, _ = _salvaged(bytes(data), source, strict_error)
     return frame, rejects
-
-
-def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.DataFrame, list[ParseReject]]:
-    """A whole file's rows, numbered (ROW_COLUMN), and the records its reader refused. A CSV
-    file the strict parse refuses is read record by record (read_lenient); FileError when
-    nothing can be salvaged."""
-    from chute.errors import FileError
-    from chute.formats import read_source
-
-    rejects: list[ParseReject] = []  # JSON lines: lines that are not JSON objects (refused one by one)
-    try:
-        frames = list(numbered(read_source(data, source, block_bytes, rejects)))
-    except FileError as exc:
-        if source.format != "csv" or isinstance(exc, NoRecordParses):  # a streamed block already said it all
-            raise
-        return read_lenient(data, source, exc)
-    return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects
 
 
 def salvage_block(block: memoryview, source: Source, names: list[str] | None, types: dict[str, pa.DataType],

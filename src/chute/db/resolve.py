@@ -1,0 +1,20 @@
+"""Which database a command uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chute.config.project import Project
+
+
+def resolve_database(project: "Project | None", cli_url: str | None, folder: Path) -> str:
+    """--db, else $CHUTE_DATABASE_URL, else chute.toml, else the embedded cluster (started if needed)."""
+    from chute.db.embedded import EmbeddedPostgres
+
+    url = cli_url or os.environ.get("CHUTE_DATABASE_URL") or (project.configured_database_url() if project else None)
+    if url:
+        return url
+    return EmbeddedPostgres((project.root if project else folder) / ".chute" / "pg").start()

@@ -1,0 +1,82 @@
+"""Schema `chute`: every table chute keeps in the target database, created in one place.
+
+    chute.runs, chute.files    the ledger (files.py)
+    chute.rejects              rejected rows (quality/quarantine.py reads and writes them)
+    chute.workers              live runners and their claims (workers.py)
+    chute.dead_letters         files, events and messages given up on (deadletters.py)
+    chute.subscriptions, chute.queue   the chain between stages (queue.py)
+    chute.watermarks           where each extraction got to (watermarks.py)
+    chute.schedule_fires       each schedule's fires and misses (watch/schedule.py)
+
+Every statement is idempotent (CREATE ... IF NOT EXISTS), run under one advisory lock so that
+first runs starting together do not race.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from chute.ledger import deadletters, files, queue, watermarks, workers
+
+_LOCK = 0x63687574  # 'chut'
+
+REJECTS_SQL = """
+CREATE TABLE IF NOT EXISTS chute.rejects (
+    reject_id      bigserial PRIMARY KEY,
+    pipeline       text NOT NULL,
+    run_id         bigint REFERENCES chute.runs,
+    file_id        bigint REFERENCES chute.files,
+    file_name      text NOT NULL,
+    file_sha256    text NOT NULL,
+    target_table   text,                 -- schema.table the row was meant for; NULL for a parse error
+    row_number     bigint,               -- the record's position among the file's data records (1 = first)
+    line_number    bigint,               -- the line of the file where the record starts (1 = first line)
+    column_name    text,                 -- the column the check is about; NULL for a whole-record problem
+    check_name     text NOT NULL,        -- parse | type | not_null | unique | min | max | allowed | regex | length | a rule's name
+    reason         text NOT NULL,
+    value          text,                 -- the offending value as text (masked for PII columns)
+    raw_record     text,                 -- the source line(s) (PII masked), else the row as JSON
+    replay_state   text NOT NULL DEFAULT 'pending'
+                   CHECK (replay_state IN ('pending', 'replayed', 'discarded')),
+    replayed_at    timestamptz,
+    replay_run_id  bigint REFERENCES chute.runs,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS rejects_file ON chute.rejects (pipeline, file_name, row_number);
+CREATE INDEX IF NOT EXISTS rejects_pending ON chute.rejects (pipeline, created_at DESC)
+    WHERE replay_state = 'pending';
+"""
+
+SCHEDULES_SQL = """
+CREATE SCHEMA IF NOT EXISTS chute;
+CREATE TABLE IF NOT EXISTS chute.schedule_fires (
+    pipeline   text NOT NULL,
+    schedule   text NOT NULL,
+    due_at     timestamptz NOT NULL,
+    status     text NOT NULL CHECK (status IN ('fired', 'missed')),
+    cron       text NOT NULL,
+    noted_at   timestamptz NOT NULL DEFAULT now(),
+    note       text,
+    PRIMARY KEY (pipeline, schedule, due_at)
+);
+"""
+
+DEAD_LETTER_KINDS_SQL = """
+ALTER TABLE chute.dead_letters DROP CONSTRAINT IF EXISTS dead_letters_kind_check;
+ALTER TABLE chute.dead_letters ADD CONSTRAINT dead_letters_kind_check CHECK (kind IN ('file', 'event', 'message'));
+"""
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create what is missing of schema chute (cheap when all of it is there)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        for statement in (files.SCHEMA_SQL, REJECTS_SQL, workers.SCHEMA_SQL, deadletters.SCHEMA_SQL, queue.SCHEMA_SQL,
+                          watermarks.SCHEMA_SQL, SCHEDULES_SQL):
+            conn.execute(statement)
+        # Databases made before chain messages could become dead letters: widen the kinds.
+        definition = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'dead_letters_kind_check'"
+            " AND conrelid = 'chute.dead_letters'::regclass").fetchone()
+        if definition is None or "message" not in definition[0]:
+            conn.execute(DEAD_LETTER_KINDS_SQL)

@@ -1,0 +1,25 @@
+"""A project's pipeline, ready to run: the user's module and the declared steps as one plan."""
+
+from __future__ import annotations
+
+from chute.config.project import CONFIG_NAME, Project
+from chute.errors import ConfigError
+from chute.pipeline.graph import Pipeline, Plan, load_pipeline
+from chute.sources import open_zone
+from chute.sources.base import LandingZone
+from chute.transforms.steps import nodes_from_steps
+
+
+def landing_zone(project: Project) -> LandingZone:
+    return open_zone(project)
+
+
+def build_plan(project: Project) -> Plan:
+    if not project.tables:  # the files would be recorded as loaded with their rows written nowhere
+        raise ConfigError(f"{CONFIG_NAME}: no table receives the rows; add a [tables.{project.pipeline.input}] "
+                          "section with the table's columns (see docs/configuration.md)")
+    module = project.pipeline.module
+    pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
+    pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes],
+                        pipeline.contracts)
+    return pipeline.plan(project.pipeline.input, [*project.references, *project.params], project.tables)
