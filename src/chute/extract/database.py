@@ -17,7 +17,7 @@ Paging: every page is
 written as `c1 > v1 OR (c1 = v1 AND c2 > v2) ...` so every dialect runs it. The order is total
 (the key is unique), so a page boundary inside a run of equal cursor values neither repeats
 nor skips a row, and the same rows always give the same pages (and the same part bytes).
-LIMIT/OFFSET would shift under inserts and repeat or lose rows (seed 004's bug).
+LIMIT/OFFSET would shift under inserts and repeat or lose rows (a common bug of hand-written ingestion).
 
 A run first reads its upper bound, the greatest (cursor, key) in its window, and stops there:
 rows added while it runs are left for the next run, whose lower bound is this run's last row

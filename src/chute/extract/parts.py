@@ -2,7 +2,7 @@
 
     <into>/year=YYYY/month=MM/day=DD/hhmm=HHMM/<name>_part<N>.<ext>
 
-The time is the run's start in UTC (as seed 004's Lambda named its folders), so every part
+The time is the run's start in UTC (as ingestion Lambdas commonly name their folders), so every part
 of one run sits in one folder and `chute run --start-ts/--end-ts` can pick runs by path.
 Numbering continues after the parts already in that folder: two runs within the same minute
 never overwrite each other's files.

@@ -4,7 +4,7 @@ Templates use $name or ${name} with these fields (an unknown name is a configura
 
     pipeline      the pipeline (project) name
     status        succeeded | failed
-    outcome       Success | Failure   (seed 002: subject = "First_Last_Pipeline_${outcome}")
+    outcome       Success | Failure   (e.g. subject = "First_Last_Pipeline_${outcome}")
     run_id        the run's number in the ledger
     trigger       what started the run: manual, folder, s3, marker, schedule, ...
     files         files looked at in this run (loaded + failed + skipped)

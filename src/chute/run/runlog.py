@@ -1,5 +1,5 @@
 """A JSON document per run: logs/run-<id>.json in the project, and under logs/ in the bucket
-when the landing zone is S3 (like seed 002's Logs/ folder). Every string in it is redacted."""
+when the landing zone is S3 (like a Logs/ folder beside the data). Every string in it is redacted."""
 
 from __future__ import annotations
 

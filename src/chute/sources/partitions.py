@@ -1,5 +1,5 @@
 """Time-partitioned folders: `.../year=YYYY/month=MM/day=DD/hhmm=HHMM/file` (as `chute extract`
-and seed 004 write them), and listing only the files of a time window.
+and ingestion Lambdas write them), and listing only the files of a time window.
 
 A file's time is the start of the most precise partition above it (year, month, day, hour,
 hhmm); it is in the window [start, end) when start <= time < end. Files under no year=

@@ -1,4 +1,4 @@
-"""The café chain (seed 001): orders -> branches, products, variants, transactions, items.
+"""The café chain: orders -> branches, products, variants, transactions, items.
 
 `orders` is what the first step of chute.toml leaves of the landing rows: the personal
 columns are already gone. Every id is a deterministic surrogate key (chute.transforms):

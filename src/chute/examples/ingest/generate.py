@@ -1,5 +1,5 @@
 """Create and fill the SOURCE database of the chute "ingest" example: a grocery shop's
-`products` and `orders`, shaped like the Instacart data seed 004 loads.
+`products` and `orders`, shaped like the public Instacart orders data.
 
     products(product_id, product_name, aisle, department, price, updated_at)
     orders(order_id, user_id, order_number, order_dow, order_hour_of_day,

@@ -1,4 +1,4 @@
-"""A small retail HTTP API for the chute "retail" example (seed 003's three collectors).
+"""A small retail HTTP API for the chute "retail" example (three collectors chained by queues).
 
     GET /branches?page=N&per_page=M                 page numbers;       {"data": [...], "page": N}
     GET /branches/{branch_id}/salespersons?cursor=C  a cursor in the body; {"data": [...], "next_cursor": C|null}

@@ -1,4 +1,4 @@
-"""Set up the chute "retail" example: three chained stages (seed 003's collectors).
+"""Set up the chute "retail" example: three chained stages (collectors chained by queues).
 
     OUT_DIR/branches/chute.toml       collects branches from the API (page numbers)
     OUT_DIR/salespersons/chute.toml   follows branches: salespersons of each new branch (cursor)

@@ -1,4 +1,4 @@
-"""Stock prices (seed 002): keep the top companies, add the daily changes.
+"""Stock prices: keep the top companies, add the daily changes.
 
 `prices` holds the rows of a batch of landing files; its `source_file` column names the
 file each row came from (for example `aav.us.txt`), which is where the ticker comes from.

@@ -1,4 +1,4 @@
-"""Workforce reports (seed 000): one sub-table of a report sheet, rebuilt and checked.
+"""Workforce reports: one sub-table of a report sheet, rebuilt and checked.
 
 `sheet` holds the cells of sheet "pg 18 and 19 gender" as text (columns f0, f1, ...), blank
 rows included, plus `source_file`. The table wanted is the one headed "Other entities" under
