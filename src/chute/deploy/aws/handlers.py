@@ -18,14 +18,12 @@ backoff; a bad file is never an exception here: it is recorded and the batch goe
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import hashlib
 import json
 import os
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 import pyarrow as pa
 
@@ -36,7 +34,8 @@ from chute.pipeline.graph import run_node
 from chute.config.project import Project, load_project
 from chute.pipeline.graph import as_frame
 from chute.run.plan import build_plan
-from chute.sources.base import FileEntry, is_ignored
+from chute.sources.base import FileEntry
+from chute.sources.s3_events import parse_event, wanted
 from chute.deploy.aws.model import ENVIRONMENT, MARKER
 from chute.deploy.aws.names import execution_name
 from chute.deploy.aws.staging import Staging, file_slug
@@ -116,44 +115,13 @@ def _name_of(key: str) -> str | None:
 
 
 def _wanted(key: str) -> bool:
+    """Whether the project takes the object at `key`: under the landing prefix, and a name the
+    landing zone takes (the same rule as `chute watch`: recursive, patterns, ignored names)."""
     name = _name_of(key)
-    if not name or any(is_ignored(part) for part in name.split("/")):
-        return False
-    return any(fnmatch.fnmatch(name.rsplit("/", 1)[-1], p) for p in project().landing.patterns)
+    return name is not None and wanted(name, project().landing)
 
 
 # -- trigger -------------------------------------------------------------------------------------
-def s3_objects(event: Any) -> list[tuple[str, str, str]]:
-    """(bucket, key, etag) of every object-created record in an event, however it came:
-    S3 notification, SQS message (of S3, SNS or EventBridge), EventBridge event."""
-    if isinstance(event, str):
-        try:
-            event = json.loads(event)
-        except json.JSONDecodeError:
-            return []
-    if not isinstance(event, dict):
-        return []
-    found: list[tuple[str, str, str]] = []
-    for record in event.get("Records") or []:
-        if "s3" in record:
-            if str(record.get("eventName", "")).startswith("ObjectCreated"):
-                s3 = record["s3"]
-                # S3 URL-encodes keys in notifications ('+' for a space).
-                found.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
-                              str(s3["object"].get("eTag", ""))))
-        elif "body" in record:  # SQS
-            found += s3_objects(record["body"])
-        elif "Sns" in record:
-            found += s3_objects(record["Sns"].get("Message", ""))
-    if event.get("Type") == "Notification" and "Message" in event:  # SNS envelope in an SQS body
-        found += s3_objects(event["Message"])
-    if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
-        detail = event["detail"]
-        found.append((detail["bucket"]["name"], unquote_plus(detail["object"]["key"]),
-                      str(detail["object"].get("etag", ""))))
-    return found  # anything else (s3:TestEvent, other notifications) starts nothing
-
-
 def _marker_batch(s3, bucket: str, marker_key: str) -> list[dict[str, Any]]:
     folder = marker_key[: -len(MARKER)]
     files = []
@@ -169,7 +137,7 @@ def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     s3, sfn = client("s3"), client("stepfunctions")
     wait_for_marker = setting("wait_for_marker", "yes") == "yes"
     report: dict[str, list[str]] = {"started": [], "duplicates": [], "ignored": []}
-    for bucket, key, etag in s3_objects(event):
+    for bucket, key, etag in parse_event(event):  # S3, SQS, SNS or EventBridge: chute.sources.s3_events
         if key.rsplit("/", 1)[-1] == MARKER:
             files = _marker_batch(s3, bucket, key)
             name = execution_name(bucket, key, etag, *sorted(f"{f['key']}@{f['etag']}" for f in files))
