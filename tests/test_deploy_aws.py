@@ -140,7 +140,8 @@ def test_state_machine_follows_the_dag(rendered):
     assert inner["Level0"]["Parameters"] == {"action": "node", "node": "historical_stocks_data",
                                              "batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "file.$": "$.file"}
     for name in ("Prepare", "Load"):
-        assert states[name]["Retry"][0]["BackoffRate"] > 1 and "TransientError" in states[name]["Retry"][0]["ErrorEquals"]
+        retry = states[name]["Retry"][0]  # the class the handlers raise for a step worth another try
+        assert retry["BackoffRate"] > 1 and handlers.RetryStep.__name__ in retry["ErrorEquals"]
         assert states[name]["Catch"][0]["Next"] == "NotifyFailure"
     assert files["Catch"][0]["Next"] == "NotifyFailure"
     assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"

@@ -4,6 +4,7 @@ through chute's Lambda handlers (in process) into a real PostgreSQL, exactly onc
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -174,3 +175,29 @@ def test_a_non_recursive_project_ignores_nested_objects(stack, stocks, monkeypat
     stack["s3"].put_object(Bucket="landing", Key="landing/.SUCCESS", Body=b"")
     report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
     assert started_files(report) == [["landing/a.us.csv"]]
+
+
+def test_the_load_step_retries_a_database_away_but_not_a_wrong_password(stack):
+    """handlers.load: a database that cannot be reached raises RetryStep (the state machine's Retry
+    matches it); a wrong password raises DatabaseRefused at once, so the step fails into
+    NotifyFailure instead of retrying a password that will not change."""
+    from chute.errors import DatabaseRefused, DatabaseUnavailable
+
+    secrets = boto3.client("secretsmanager")
+    right = json.loads(secrets.get_secret_value(SecretId="db")["SecretString"])
+    batch = {"action": "load", "batch_id": "load-errors", "bucket": "landing", "files": [], "excluded": []}
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "password": "wrong"}))
+    with pytest.raises(DatabaseRefused):
+        handlers.load(batch)
+
+    with socket.socket() as s:  # a port nobody listens on: the server stopped or not up yet
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "port": closed}))
+    with pytest.raises(handlers.RetryStep) as retried:
+        handlers.load(batch)
+    assert isinstance(retried.value.__cause__, DatabaseUnavailable)
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps(right))
+    assert handlers.load(batch)["status"] == "succeeded"  # the same batch, once the database is there

@@ -12,8 +12,9 @@
              `chute run -p STAGE` does (chain.consume through the Runner), landing zone on S3
 
 Configuration comes from environment variables set by the template (model.ENVIRONMENT).
-Errors worth a retry are raised as TransientError, which the state machine retries with
-backoff; a bad file is never an exception here: it is recorded and the batch goes on.
+Errors worth a retry (chute.retry.is_transient: the one list) are raised as RetryStep, which the
+state machine retries with backoff; a bad file is never an exception here: it is recorded and the
+batch goes on.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
+from chute.errors import ChuteError, FileError, TransformError
 from chute.formats.reader import read_source
 from chute.formats.salvage import numbered
 from chute.pipeline.graph import run_node
 from chute.config.project import Project, load_project
 from chute.pipeline.graph import as_frame
 from chute.run.plan import build_plan
+from chute.retry import is_transient
 from chute.sources.base import FileEntry
 from chute.sources.s3_events import parse_event, wanted
 from chute.deploy.aws.model import ENVIRONMENT, MARKER
@@ -41,9 +43,9 @@ from chute.deploy.aws.names import execution_name
 from chute.deploy.aws.staging import Staging, file_slug
 
 
-class TransientError(Exception):
-    """Worth another try (the state machine retries it with backoff): a service was briefly
-    unreachable, or another load holds the pipeline's lock."""
+class RetryStep(Exception):
+    """Worth another try: a service was briefly unreachable, or another load holds the pipeline's
+    lock. Its class name is what the state machine's Retry matches (statemachine.TRANSIENT_ERRORS)."""
 
 
 # -- set-up shared by the handlers ---------------------------------------------------------------
@@ -90,18 +92,6 @@ def client(service: str):
     import boto3  # in the Lambda runtime; `pip install chute[aws]` elsewhere
 
     return boto3.client(service)  # honours AWS_ENDPOINT_URL (tests point it at moto)
-
-
-def _transient(exc: Exception) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
-
-    if isinstance(exc, BotoConnectionError):
-        return True
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        return code in ("Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "ServiceUnavailable",
-                        "InternalError", "TooManyRequestsException")
-    return False
 
 
 def _staging(event: dict[str, Any]) -> Staging:
@@ -171,8 +161,8 @@ def node(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             return _node(event)
         raise ChuteError(f"unknown action {action!r} (prepare, read or node)")
     except Exception as exc:
-        if _transient(exc):
-            raise TransientError(str(exc)) from exc
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
         raise
 
 
@@ -270,11 +260,9 @@ def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                                 functools.partial(staging.get_frame, f["slug"])))
     try:
         summary = load_staged(p, database_url(), files, trigger="s3", excluded=len(event.get("excluded") or []))
-    except RunInProgress as exc:
-        raise TransientError(str(exc)) from exc
-    except DatabaseError as exc:
-        if "cannot connect" in str(exc):
-            raise TransientError(str(exc)) from exc
+    except Exception as exc:  # the database away or the pipeline's lock held: again; a wrong password: not
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
         raise
     data = summary.to_dict()
     data["files"] = data["files"][:100]  # the state payload is capped at 256 KB
@@ -354,7 +342,6 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One run of this chained stage: claim its messages in chute.queue, extract for their keys
     into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
     ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
-    from chute.errors import TransientError as Unavailable  # the database away, the pipeline's lock held
     from chute.run.runner import Runner
 
     p = stage_project()
@@ -366,8 +353,10 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         summary = Runner(p, db_url, trigger="sqs" if records else "schedule",
                          details={"woken_by": woken_by} if woken_by else None).run()
-    except Unavailable as exc:
-        raise TransientError(str(exc)) from exc
+    except Exception as exc:  # the database away, the pipeline's lock held: SQS delivers the wake-up again
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
+        raise
     data = summary.to_dict()
     data["files"] = data["files"][:100]
     # A middle stage (branches -> salespersons -> sales) is an upstream too: its run's loads sent
