@@ -49,7 +49,8 @@ class RetryStep(Exception):
 
 
 # -- set-up shared by the handlers ---------------------------------------------------------------
-def setting(name: str, default: str | None = None) -> str:
+def env_setting(name: str, default: str | None = None) -> str:
+    """The value of a setting the template passes in the environment (model.ENVIRONMENT)."""
     value = os.environ.get(ENVIRONMENT[name], default)
     if value is None:
         raise ChuteError(f"${ENVIRONMENT[name]} is not set (the template sets it)")
@@ -62,7 +63,7 @@ def _project(folder: str) -> Project:
 
 
 def project() -> Project:
-    return _project(setting("project_dir", "/var/task/project"))
+    return _project(env_setting("project_dir", "/var/task/project"))
 
 
 @functools.cache
@@ -71,7 +72,7 @@ def _plan(folder: str):
 
 
 def plan():
-    return _plan(setting("project_dir", "/var/task/project"))
+    return _plan(env_setting("project_dir", "/var/task/project"))
 
 
 @functools.cache
@@ -85,7 +86,7 @@ def _static(folder: str) -> dict[str, Any]:
 
 
 def static_values() -> dict[str, Any]:
-    return _static(setting("project_dir", "/var/task/project"))
+    return _static(env_setting("project_dir", "/var/task/project"))
 
 
 def client(service: str):
@@ -95,12 +96,13 @@ def client(service: str):
 
 
 def _staging(event: dict[str, Any]) -> Staging:
-    return Staging(client("s3"), setting("staging_bucket"), setting("staging_prefix", "staging/"), event["batch_id"])
+    return Staging(client("s3"), env_setting("staging_bucket"), env_setting("staging_prefix", "staging/"),
+                   event["batch_id"])
 
 
 def _name_of(key: str) -> str | None:
     """The file's name in the ledger (its key under the landing prefix), or None outside it."""
-    prefix = setting("landing_prefix", "")
+    prefix = env_setting("landing_prefix", "")
     return key[len(prefix):] if key.startswith(prefix) else None
 
 
@@ -125,7 +127,7 @@ def _marker_batch(s3, bucket: str, marker_key: str) -> list[dict[str, Any]]:
 def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Start one execution per new object (or per .SUCCESS marker, with the files of its folder)."""
     s3, sfn = client("s3"), client("stepfunctions")
-    wait_for_marker = setting("wait_for_marker", "yes") == "yes"
+    wait_for_marker = env_setting("wait_for_marker", "yes") == "yes"
     report: dict[str, list[str]] = {"started": [], "duplicates": [], "ignored": []}
     for bucket, key, etag in parse_event(event):  # S3, SQS, SNS or EventBridge: chute.sources.s3_events
         if key.rsplit("/", 1)[-1] == MARKER:
@@ -142,7 +144,7 @@ def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             continue
         batch = {"batch_id": name, "bucket": bucket, "event_key": key, "files": files}
         try:
-            sfn.start_execution(stateMachineArn=setting("state_machine"), name=name, input=json.dumps(batch))
+            sfn.start_execution(stateMachineArn=env_setting("state_machine"), name=name, input=json.dumps(batch))
             report["started"].append(name)
         except sfn.exceptions.ExecutionAlreadyExists:
             report["duplicates"].append(name)  # this object version already has its execution
@@ -237,7 +239,7 @@ def database_url() -> str:
     the shape RDS and the template's generated secret have)."""
     from urllib.parse import quote
 
-    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=setting("db_secret"))["SecretString"])
+    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=env_setting("db_secret"))["SecretString"])
     # RDS's own managed secret (the Terraform stack) holds only the user and password: the rest comes
     # from the environment there.
     host = secret.get("host") or os.environ.get("CHUTE_DB_HOST")
@@ -297,13 +299,13 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     outcome = event.get("outcome", "failed")
     execution = event.get("execution") or {}
     subject, body = message(project().name, outcome, execution)
-    published = client("sns").publish(TopicArn=setting("topic"), Subject=subject, Message=body)
+    published = client("sns").publish(TopicArn=env_setting("topic"), Subject=subject, Message=body)
     woken = wake_followers(project().name, execution)
     parked = None
     if outcome != "succeeded":
         keep = {k: execution.get(k) for k in ("batch_id", "bucket", "event_key", "files", "error")}
         keep["summary"] = {k: v for k, v in (execution.get("summary") or {}).items() if k != "files"}
-        parked = client("sqs").send_message(QueueUrl=setting("failed_runs_queue"),
+        parked = client("sqs").send_message(QueueUrl=env_setting("failed_runs_queue"),
                                             MessageBody=json.dumps(keep, default=str))["MessageId"]
     return {"published": published["MessageId"], "parked": parked, "woken": woken}
 
@@ -316,7 +318,7 @@ def wake_followers(project_name: str, execution: dict[str, Any]) -> str | None:
         return None
     body = {"upstream": project_name, "batch_id": execution.get("batch_id"), "published": published,
             "run_id": (execution.get("summary") or {}).get("run_id")}
-    return client("sns").publish(TopicArn=setting("chain_topic"), Message=json.dumps(body))["MessageId"]
+    return client("sns").publish(TopicArn=env_setting("chain_topic"), Message=json.dumps(body))["MessageId"]
 
 
 # -- stage ---------------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def stage_project() -> Project:
     import tempfile
 
     p = project()
-    bucket = setting("landing_bucket")
+    bucket = env_setting("landing_bucket")
     landing = p.landing.model_copy(update={"path": f"s3://{bucket}/"})
     run_log = p.run_log.model_copy(update={"folder": os.path.join(tempfile.gettempdir(), "chute-logs")})
     return p.model_copy(update={"landing": landing, "run_log": run_log})
