@@ -4,6 +4,7 @@ through chute's Lambda handlers (in process) into a real PostgreSQL, exactly onc
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -136,3 +137,67 @@ def test_bad_file_fails_the_run_notifies_and_parks_the_batch(stack, stocks, quer
     assert len(notes) == 1 and "failed" in notes[0] and bad_name in notes[0]
     parked = [json.loads(b) for b in bodies(stack["sqs"], stack["failed_runs"])]
     assert [p["batch_id"] for p in parked] == [execution["name"]]
+
+
+def test_a_non_recursive_project_ignores_nested_objects(stack, stocks, monkeypatch):
+    """`[landing] recursive = false`: the trigger takes landing/a.us.csv and ignores
+    landing/sub/b.us.csv (a name the patterns match), whether each object starts its own execution
+    or a .SUCCESS marker batches its folder - the rule `chute watch` applies (sources.s3_events.wanted)."""
+    config = stocks / "chute.toml"
+    patterns = 'patterns = ["*.us.txt", "*.us.csv"]\n'
+    assert patterns in config.read_text()
+    config.write_text(config.read_text().replace(patterns, patterns + "recursive = false\n", 1))
+    for cached in (handlers._project, handlers._plan, handlers._static):
+        cached.cache_clear()
+    # The trigger's part ends with start_execution: a state machine that only passes keeps the
+    # pipeline out of this test, and the executions' input is what the trigger decided.
+    role = boto3.client("iam").get_role(RoleName="chute")["Role"]["Arn"]
+    passing = stack["sfn"].create_state_machine(name="stocks-pass", roleArn=role, definition=json.dumps(
+        {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", passing)
+    monkeypatch.setenv("CHUTE_LANDING_PREFIX", "landing/")
+    body = b"Date,Open,High,Low,Close,Volume,OpenInt\n"
+    for key in ("landing/a.us.csv", "landing/sub/b.us.csv"):
+        stack["s3"].put_object(Bucket="landing", Key=key, Body=body)
+
+    def started_files(report: dict) -> list[list[str]]:
+        executions = {e["name"]: e["executionArn"]
+                      for e in stack["sfn"].list_executions(stateMachineArn=passing)["executions"]}
+        return [[f["key"] for f in json.loads(stack["sfn"].describe_execution(
+            executionArn=executions[name])["input"])["files"]] for name in report["started"]]
+
+    monkeypatch.setenv("CHUTE_WAIT_FOR_MARKER", "no")  # each object its own execution
+    report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
+    assert "landing/sub/b.us.csv" in report["ignored"]
+    assert started_files(report) == [["landing/a.us.csv"]]
+
+    monkeypatch.setenv("CHUTE_WAIT_FOR_MARKER", "yes")  # the marker batches the files of its folder
+    stack["s3"].put_object(Bucket="landing", Key="landing/.SUCCESS", Body=b"")
+    report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
+    assert started_files(report) == [["landing/a.us.csv"]]
+
+
+def test_the_load_step_retries_a_database_away_but_not_a_wrong_password(stack):
+    """handlers.load: a database that cannot be reached raises RetryStep (the state machine's Retry
+    matches it); a wrong password raises DatabaseRefused at once, so the step fails into
+    NotifyFailure instead of retrying a password that will not change."""
+    from chute.errors import DatabaseRefused, DatabaseUnavailable
+
+    secrets = boto3.client("secretsmanager")
+    right = json.loads(secrets.get_secret_value(SecretId="db")["SecretString"])
+    batch = {"action": "load", "batch_id": "load-errors", "bucket": "landing", "files": [], "excluded": []}
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "password": "wrong"}))
+    with pytest.raises(DatabaseRefused):
+        handlers.load(batch)
+
+    with socket.socket() as s:  # a port nobody listens on: the server stopped or not up yet
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "port": closed}))
+    with pytest.raises(handlers.RetryStep) as retried:
+        handlers.load(batch)
+    assert isinstance(retried.value.__cause__, DatabaseUnavailable)
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps(right))
+    assert handlers.load(batch)["status"] == "succeeded"  # the same batch, once the database is there

@@ -11,7 +11,8 @@ import psycopg
 from psycopg import sql
 
 from chute.coltypes import ColumnType
-from chute.errors import ConfigError, DatabaseError, DatabaseUnavailable
+from chute.errors import ConfigError, DatabaseError, DatabaseRefused, DatabaseUnavailable
+from chute.retry import refused_for_good
 
 
 def redact(text: str) -> str:
@@ -21,21 +22,18 @@ def redact(text: str) -> str:
 
 
 def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection. Raises DatabaseRefused when the server refused it for good (a
+    wrong password or user, an unknown database: chute.retry.refused_for_good), else
+    DatabaseUnavailable (unreachable, refused, timed out: worth a retry)."""
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:  # unreachable, refused, timed out: worth a retry
-        if _refused_for_good(exc):
-            raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
-        raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+    except psycopg.OperationalError as exc:
+        message = f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}"
+        kind = DatabaseRefused if refused_for_good(exc) else DatabaseUnavailable
+        raise kind(message, sqlstate=exc.sqlstate) from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
-
-
-def _refused_for_good(exc: psycopg.Error) -> bool:
-    """A wrong password or database name will not fix itself: not worth retrying."""
-    text = str(exc).lower()
-    return exc.sqlstate in ("28P01", "28000", "3D000") or "authentication failed" in text \
-        or ("database" in text and "does not exist" in text)
+        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}",
+                            sqlstate=exc.sqlstate) from None
 
 
 def connect_loader(url: str) -> psycopg.Connection:

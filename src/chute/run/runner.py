@@ -33,7 +33,7 @@ from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
 from chute.run.plan import build_plan, landing_zone
 from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress
-from chute.load.export import Kept, first_loads, write_export
+from chute.load.export import ExportRows, first_loads, write_export
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
 from chute.retry import is_transient
@@ -90,7 +90,7 @@ class Runner:
         # stages that follow this pipeline, acknowledgements of the messages this run consumes).
         self.commit_hooks = list(commit_hooks)
         self.hooks: list = []
-        self.export_rows: Kept | None = None  # a first load's rows, for the export files
+        self.export_rows: ExportRows | None = None  # a first load's rows, for the export files
         self.consume = consume  # a project with [follow] runs by consuming its queue (chute.chain)
         # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
         self.only = frozenset(only) if only else None
@@ -138,7 +138,7 @@ class Runner:
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
             exported, files = first_loads(conn, self.project.tables), self._export_files()
-            self.export_rows = Kept({t: files[t] for t in exported}) if exported else None
+            self.export_rows = ExportRows({t: files[t] for t in exported}) if exported else None
             if self.export_rows:
                 self.hooks.append(self.export_rows)
             # Workers share a run by claiming files, except where a run must be alone: `replace`

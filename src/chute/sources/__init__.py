@@ -1,4 +1,6 @@
-"""Landing zones: a local folder (local.py) or an S3 prefix (s3.py), chosen by the path."""
+"""Landing zones: a local folder (local.py) or an S3 prefix (s3.py), chosen by the path; S3 event
+messages -> the objects they name, and which names a zone takes (s3_events.py: the one parser,
+used by `chute watch` and the AWS trigger Lambda)."""
 
 from __future__ import annotations
 
