@@ -59,7 +59,7 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
     elif info["data"]:
         out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing",
                   markup=False)
-    out.print(f"Next: [bold]chute run --project {escape(str(folder))}[/]")
+    out.print(f"Next: [bold]{escape(info['next'])}[/]")
 
 
 # -- run --------------------------------------------------------------------------------------
