@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from chute import __version__
-from chute.cli._common import (EXIT_FILES_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
+from chute.cli._common import (EXIT_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
                                report_replay, report_run, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
@@ -70,12 +70,20 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
 @click.option("--start-ts", metavar="TIME", help="Only files of partition folders (year=/month=/day=/hhmm=) at or "
               "after TIME (ISO, UTC unless an offset is given); other folders are not even listed.")
 @click.option("--end-ts", metavar="TIME", help="Only files of partition folders before TIME.")
+@click.option("--ignore-old-failures", is_flag=True,
+              help="Exit 0 when this run loaded everything it tried, even if files that failed in an earlier run "
+                   "are still waiting unchanged (by default they keep the exit status at 1, so that a scheduler "
+                   "keeps seeing them).")
 @json_option
 def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str | None, end_ts: str | None,
-        as_json: bool) -> None:
+        ignore_old_failures: bool, as_json: bool) -> None:
     """Load everything new in the project's landing zone, exactly once.
 
-    With --start-ts/--end-ts, only the files whose partition path falls in that window."""
+    With --start-ts/--end-ts, only the files whose partition path falls in that window.
+
+    \b
+    Exit status: 0 all loaded; 1 a file failed, now or earlier and still unchanged;
+    2 the configuration or command line is wrong; 3 the database is unavailable."""
     from chute.config.project import load_project
     from chute.run.runner import Runner
     from chute.db.resolve import resolve_database
@@ -94,7 +102,7 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
 
         after_failed_start(project, str(exc))
         raise
-    report_run(summary, as_json)
+    report_run(summary, as_json, old_failures_fail=not ignore_old_failures)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -250,7 +258,7 @@ def db_status(project_dir: Path, as_json: bool) -> None:
         out.print(f"embedded PostgreSQL in {info['folder']}: {state}"
                   + (f" on 127.0.0.1:{info['port']}" if info.get("port") and info["running"] else ""))
     if not info["running"]:
-        sys.exit(EXIT_FILES_FAILED)
+        sys.exit(EXIT_FAILED)
 
 
 @db.command("url")
