@@ -22,3 +22,44 @@ def test_a_watermark_reads_as_text_not_as_a_python_dict():
     assert describe({"updated_at": "2024-05-01T12:00:00+00:00", "order_id": 4711}) == \
         "updated_at 2024-05-01 12:00:00+00:00, order_id 4711"
     assert describe(None) == "none yet" and describe(42) == "42"
+
+
+def config_error(data: dict) -> str:
+    import pytest
+
+    from chute.config.project import project_from_dict
+    from chute.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        project_from_dict({"project": {"name": "p"}, **data}, __import__("pathlib").Path("."))
+    return str(caught.value)
+
+
+def test_an_unknown_key_suggests_the_nearest_one():
+    assert "tabels: unknown key (did you mean 'tables'?)" in config_error({"tabels": {}})
+    assert "landing.patern: unknown key (did you mean 'patterns'?)" in config_error({"landing": {"patern": "*.csv"}})
+
+
+def test_a_wrong_type_says_what_was_expected_in_toml_words():
+    message = config_error({"landing": {"patterns": 5}})
+    assert 'landing.patterns: expected a list (in TOML: ["a", "b"]), got 5' in message
+    assert "Input should be" not in message
+
+
+def test_loose_booleans_are_refused():
+    assert "source.header: expected true or false (without quotes), got 'no'" in config_error({"source": {"header": "no"}})
+
+
+def test_an_unknown_step_names_the_ones_there_are():
+    message = config_error({"pipeline": {"steps": [{"op": "dorp", "columns": ["a"]}]}})
+    assert "unknown op 'dorp' (did you mean 'drop'?); one of: drop, hash" in message
+    assert "Input tag" not in message
+
+
+def test_a_single_pattern_is_a_list_of_one():
+    from pathlib import Path
+
+    from chute.config.project import project_from_dict
+
+    project = project_from_dict({"project": {"name": "p"}, "landing": {"patterns": "*.txt"}}, Path("."))
+    assert project.landing.patterns == ["*.txt"]
