@@ -162,3 +162,9 @@ def report_replay(result, as_json: bool) -> None:
         out.print(line, highlight=False)
 
 
+def folder_chosen() -> bool:
+    """Whether the command was given -p/--project (rather than running in the current folder)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source("project_dir") not in (None, ParameterSource.DEFAULT)

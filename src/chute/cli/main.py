@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from chute import __version__
-from chute.cli._common import (EXIT_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
+from chute.cli._common import (EXIT_FAILED, ChuteGroup, folder_chosen, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
                                report_replay, report_run, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
@@ -181,7 +181,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               help="Read the file in blocks of about this many MB (bounds memory).")
 @click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
               "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
-@project_option
+@click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="A project folder whose embedded database to use (none is needed: outside a "
+              "project, chute load uses your default embedded database); its logs/ gets the run log.")
 @db_option
 @json_option
 def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
@@ -206,7 +208,8 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
         raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
                        types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
-                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay)
+                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
+                       folder_chosen=folder_chosen())
     if replay:
         report_replay(result, as_json)
     else:
@@ -216,13 +219,15 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
 # -- db ---------------------------------------------------------------------------------------
 @main.group()
 def db() -> None:
-    """The embedded PostgreSQL cluster (PROJECT/.chute/pg), used when no database is configured."""
+    """The embedded PostgreSQL clusters chute runs when no database is configured: a project's own
+    (PROJECT/.chute/pg), or outside a project this user's default cluster, which every
+    `chute load` shares wherever it runs."""
 
 
 def _embedded(project_dir: Path):
-    from chute.db.embedded import EmbeddedPostgres
+    from chute.db.embedded import cluster_of
 
-    return EmbeddedPostgres(project_dir / ".chute" / "pg")
+    return cluster_of(project_dir, chosen=folder_chosen())
 
 
 @db.command("start")
@@ -237,19 +242,27 @@ def db_start(project_dir: Path, as_json: bool) -> None:
 
 @db.command("stop")
 @project_option
+@click.option("--all", "every", is_flag=True, help="Stop every cluster chute started (see chute db list).")
 @json_option
-def db_stop(project_dir: Path, as_json: bool) -> None:
+def db_stop(project_dir: Path, every: bool, as_json: bool) -> None:
     """Stop the embedded cluster (its data stays)."""
-    pg = _embedded(project_dir)
-    stopped = pg.stop()
-    emit_json({"stopped": stopped}) if as_json else out.print("stopped" if stopped else "not running")
+    from chute.db.embedded import registered
+
+    clusters = registered() if every else [_embedded(project_dir)]
+    stopped = [str(pg.folder) for pg in clusters if pg.stop()]
+    if as_json:
+        emit_json({"stopped": bool(stopped)} if not every else {"stopped": stopped})
+    elif every:
+        out.print(f"stopped {len(stopped)} cluster(s)", highlight=False)
+    else:
+        out.print("stopped" if stopped else "not running")
 
 
 @db.command("status")
 @project_option
 @json_option
 def db_status(project_dir: Path, as_json: bool) -> None:
-    """Whether the embedded cluster exists and runs."""
+    """Whether the embedded cluster exists and runs (exit status 1 when it does not run)."""
     info = _embedded(project_dir).status()
     if as_json:
         emit_json(info)
@@ -266,6 +279,42 @@ def db_status(project_dir: Path, as_json: bool) -> None:
 def db_url_cmd(project_dir: Path) -> None:
     """Print the embedded cluster's URL (with its password), starting it if needed; e.g. psql "$(chute db url)"."""
     click.echo(_embedded(project_dir).start())
+
+
+@db.command("list")
+@json_option
+def db_list(as_json: bool) -> None:
+    """Every cluster chute created here: its project folder, data, port, state and size."""
+    from chute.db.embedded import registered
+
+    rows = [pg.describe() for pg in registered()]
+    if as_json:
+        emit_json(rows)
+        return
+    table = data_table("project", "state", "port", "size", "data")
+    for r in rows:
+        project = r["project"] + ("" if r["project_exists"] else "  (folder deleted: chute db prune)")
+        table.add_row(project, r["state"], str(r["port"] or ""), f"{r['bytes'] / 1e6:,.1f} MB", r["data"])
+    out.print(table if rows else "no embedded clusters")
+
+
+@db.command("prune")
+@click.option("--dry-run", is_flag=True, help="Only say which clusters would be removed.")
+@json_option
+def db_prune(dry_run: bool, as_json: bool) -> None:
+    """Stop and delete the clusters whose project folder no longer exists (their data goes too)."""
+    from chute.db.embedded import registered
+
+    gone = [pg for pg in registered() if not pg.describe()["project_exists"]]
+    if not dry_run:
+        for pg in gone:
+            pg.remove()
+    removed = [str(pg.link.parent.parent) for pg in gone]
+    if as_json:
+        emit_json({"removed": removed, "dry_run": dry_run})
+    else:
+        verb = "would remove" if dry_run else "removed"
+        out.print(f"{verb} {len(removed)} cluster(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
 
 
 def entry() -> None:
