@@ -63,3 +63,19 @@ def test_a_single_pattern_is_a_list_of_one():
 
     project = project_from_dict({"project": {"name": "p"}, "landing": {"patterns": "*.txt"}}, Path("."))
     assert project.landing.patterns == ["*.txt"]
+
+
+def test_rejects_count_rows_and_checks_apart_and_show_whole_file_names(tmp_path, cli, db_url):
+    from conftest import write
+
+    project = tmp_path / "codes"
+    write(project / "chute.toml", '[project]\nname = "codes"\n\n[tables.rows]\ncolumns = { code = "text", n = "integer" }\n'
+          'contract = { columns = { code = { regex = "^[a-z]{3}$", allowed = ["abc"] } } }\n')
+    name = "a-very-long-file-name-from-a-partner-system-export-2024-05-01-part-0001.csv"
+    write(project / "landing" / name, "code,n\nabc,1\nABCD,2\nXYZW,3\n")  # 2 bad rows, each failing 2 checks
+    cli("run", "-p", project)
+    status = " ".join(cli("status", "-p", project).output.split())
+    assert "2 rejected rows in quarantine (4 failed checks)" in status
+    listed = cli("rejects", "list", "-p", project, "--records").output
+    assert f"{name}: 2 row(s), 4 failed check(s)" in listed  # the whole name, on its own line
+    assert "record: XYZW,3" in " ".join(listed.split())
