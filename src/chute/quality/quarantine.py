@@ -51,6 +51,17 @@ def pending_records(conn, pipeline: str, file_name: str) -> int:
         "AND status IN ('loaded', 'loaded_with_rejects'))", (pipeline, file_name)).fetchone()[0]
 
 
+def pending_counts(conn, pipeline: str) -> tuple[int, int] | None:
+    """(rows, failed checks) waiting in quarantine: a row failing two checks is one row and two
+    records. None when chute.rejects does not exist."""
+    if not conn.execute("SELECT to_regclass('chute.rejects') IS NOT NULL").fetchone()[0]:
+        return None
+    rows, checks = conn.execute(
+        "SELECT count(DISTINCT (file_sha256, row_number)), count(*) FROM chute.rejects"
+        " WHERE pipeline = %s AND replay_state = 'pending'", (pipeline,)).fetchone()
+    return int(rows), int(checks)
+
+
 def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,
                    column: str | None = None, reason: str | None = None, check: str | None = None,
                    ids: list[int] | tuple[int, ...] = (), limit: int | None = 100) -> list[dict]:

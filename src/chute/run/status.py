@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from chute.ledger import files as ledger
 from chute.errors import ChuteError
+from chute.quality.quarantine import pending_counts
 from chute.config.project import Project
 
 # Tables other features add to the ledger schema; each is optional here.
@@ -111,14 +112,15 @@ def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
     failed = _failed_count(conn, project.name) if has_ledger else 0
-    rejected = count_for_pipeline(conn, REJECTS, project.name)
+    rejected = pending_counts(conn, project.name)
     return {
         "pipeline": project.name,
         "files": counts,
         "pending": len(pending_files(project, conn)),
         "failed": failed,
         "loaded": counts.get("loaded", 0) + counts.get("loaded_with_rejects", 0),
-        "rejects": rejected,
+        "rejects": rejected[0] if rejected else None,  # rows, pending
+        "rejected_checks": rejected[1] if rejected else None,  # the checks they failed (one row, several)
         "dead_letters": count_for_pipeline(conn, DEAD_LETTERS, project.name),
         "watch": watch_status(conn, project.name),
         "queue": queue_depth(conn, project.name),
@@ -143,7 +145,9 @@ def overview_line(numbers: dict[str, Any]) -> str:
 
     parts = [part(numbers["pending"], "pending", "cyan"), part(numbers["failed"], "failed", "red")]
     if numbers["rejects"] is not None:
-        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow"))
+        checks = numbers.get("rejected_checks") or 0
+        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow")
+                     + (f" ({checks:,} failed checks)" if checks > numbers["rejects"] else ""))
     if numbers["dead_letters"] is not None:
         parts.append(part(numbers["dead_letters"], "dead letters", "red"))
     if numbers["watch"] is not None:
