@@ -51,8 +51,9 @@ def test_s3_events_are_read_however_they_arrive():
         "bucket": {"name": "landing"}, "object": {"key": "day+1/a%2Bb.us.txt", "eTag": "e1"}}}]}
     via_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(direct)},
                            {"eventSource": "aws:sqs", "body": json.dumps({"Event": "s3:TestEvent"})}]}
+    # EventBridge carries the key as it is (not URL-encoded: AWS's examples, and moto).
     bridge = {"detail-type": "Object Created", "detail": {"bucket": {"name": "landing"},
-                                                          "object": {"key": "day+1/a%2Bb.us.txt", "etag": "e1"}}}
+                                                          "object": {"key": "day 1/a+b.us.txt", "etag": "e1"}}}
     via_sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(direct)}}]}
     sns_in_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(
         {"Type": "Notification", "Message": json.dumps(direct)})}]}

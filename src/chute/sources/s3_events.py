@@ -31,7 +31,9 @@ def parse_event(event: Any) -> list[S3Object]:
     """Each object-created record of an event, however it came; [] for test events and noise.
 
     `event` is a message body (text) or a decoded Lambda event. Keys are URL-encoded in S3's
-    notifications ('+' for a space), hence unquote_plus; EventBridge events are decoded the same way.
+    notifications ('+' for a space), hence unquote_plus; EventBridge events carry the key as it is
+    (AWS's examples show ':' unencoded, and moto sends key.name), so decoding would turn a '+' in a
+    name into a space.
     Deletions, restores and other event types name no new object and are left out."""
     if isinstance(event, (str, bytes)):
         try:
@@ -46,7 +48,7 @@ def parse_event(event: Any) -> list[S3Object]:
     if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):  # EventBridge
         detail = event["detail"]
         obj = detail.get("object") or {}
-        found.append(S3Object(str((detail.get("bucket") or {}).get("name", "")), unquote_plus(str(obj.get("key", ""))),
+        found.append(S3Object(str((detail.get("bucket") or {}).get("name", "")), str(obj.get("key", "")),
                               str(obj.get("etag", ""))))
     for record in event.get("Records") or ():
         if not isinstance(record, dict):
