@@ -25,6 +25,7 @@ from chute.errors import ChuteError, ConfigError, RunInProgress
 from chute.ledger.heartbeat import Heartbeat
 from chute.ledger import queue
 from chute.chain.publish import Acker
+from chute.sources.selection import Selection
 
 if TYPE_CHECKING:
     from chute.ledger.summary import RunSummary
@@ -121,7 +122,7 @@ def consume(outer: Stage) -> "RunSummary":
             summary = RunSummary(None, stage, "succeeded")
         else:
             only = sorted({n for names in files_of.values() for n in names}) if follow.on == "files" else None
-            summary = outer.following(only=only, details=details, commit_hooks=[acker])
+            summary = outer.following(selection=Selection(only=only), details=details, commit_hooks=[acker])
         # Work that had nothing new to load (no files, or files already loaded): acknowledged here.
         settled = _settled(conn, stage, {mid: acker.remaining.get(mid, set()) for mid in working})
         for mid in working:

@@ -230,20 +230,10 @@ def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
 def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str) -> ReplayResult:
     """A file that failed as a whole: load it again (after the contract was fixed)."""
     from chute.run.runner import Runner
+    from chute.sources.selection import Selection
 
-    class OneFile:
-        def __init__(self, zone):
-            self.zone = zone
-
-        def list(self):
-            return [e for e in self.zone.list() if e.name == name]
-
-        def __getattr__(self, attr):
-            return getattr(self.zone, attr)
-
-    runner = Runner(project, db_url, pipeline_name=pipeline, trigger="replay", retry_failed=True)
-    runner.zone = OneFile(runner.zone)
-    summary = runner.run()
+    summary = Runner(project, db_url, pipeline_name=pipeline, trigger="replay", retry_failed=True,
+                     selection=Selection(only={name})).run()
     files = [{"file": f.name, "status": f.status, "rows_loaded": f.rows_loaded, "rows_rejected": f.rows_rejected,
               "error": f.error} for f in summary.files]
     if not files:
