@@ -69,7 +69,7 @@ class _ReplayRun:
 def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
            **filters: Any) -> ReplayResult:
     """`pipeline`: the ledger's name for the project's loads, if not its name (`chute load`'s)."""
-    from chute.run.plan import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone, provided_values
     from chute.db.target import targets_of
 
     pipeline = pipeline or project.name
@@ -98,7 +98,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
             for t in targets.values():
                 ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, merge=t.mode == "merge")
             adopt_columns(conn, targets, contracts)
-            static = plan.run_static(_provided(project))
+            static = plan.run_static(provided_values(project))
             run_id = ledger.start_run(conn, pipeline, "replay")
             result = ReplayResult(run_id)
             by_file: dict[int, list[dict]] = {}
@@ -240,10 +240,3 @@ def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str)
         raise ConfigError(f"{name} is no longer in the landing zone (or unchanged since it failed)")
     return ReplayResult(summary.run_id, files)
 
-
-def _provided(project: Project) -> dict[str, Any]:
-    from types import SimpleNamespace
-
-    from chute.run.runner import Runner
-
-    return Runner._provided(SimpleNamespace(project=project))  # references and params, as a run gives them

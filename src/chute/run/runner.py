@@ -31,8 +31,8 @@ from chute.db.postgres import connect, connect_loader, ensure_table
 from chute.db.target import Target, targets_of
 from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
-from chute.run.plan import build_plan, landing_zone
-from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress
+from chute.run.plan import build_plan, landing_zone, provided_values
+from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress
 from chute.load.export import Kept, first_loads, write_export
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
@@ -212,7 +212,7 @@ class Runner:
         try:
             entries = self.selection.list(self.zone)
             pending = self._classify(conn, entries, summary)
-            static = plan.run_static(self._provided()) if pending else {}
+            static = plan.run_static(provided_values(self.project)) if pending else {}
             if plan.filters:
                 wanted = [e for e in pending if plan.wants(e.name, static) is None]
                 summary.excluded = len(pending) - len(wanted)
@@ -261,15 +261,6 @@ class Runner:
                 yield fresh
         if i < len(pending):
             summary.interrupted = True
-
-    def _provided(self) -> dict[str, Any]:
-        values: dict[str, Any] = dict(self.project.params)
-        for name, relative in self.project.references.items():
-            path = self.project.path(relative)
-            if not path.is_file():
-                raise ConfigError(f"reference {name!r}: file {relative} not found in {self.project.root}")
-            values[name] = path
-        return values
 
     def _classify(self, conn: psycopg.Connection, entries: list[FileEntry], summary: RunSummary,
                   names: list[str] | None = None) -> list[FileEntry]:

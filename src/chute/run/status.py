@@ -56,7 +56,7 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
 
 def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
     """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.run.plan import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone, provided_values
 
     try:
         entries = landing_zone(project).list()
@@ -70,9 +70,7 @@ def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str
     try:
         plan = build_plan(project)
         if plan.filters:
-            provided: dict[str, Any] = {**project.params,
-                                        **{n: project.path(p) for n, p in project.references.items()}}
-            static = plan.run_static(provided)
+            static = plan.run_static(provided_values(project))
             pending = [e for e in pending if plan.wants(e.name, static) is None]
     except ChuteError:
         pass  # a miswired pipeline: the run will say so; count every new file
