@@ -455,7 +455,8 @@ class Runner:
             ledger.touch(ctx.conn, self.pipeline, item.entry, item.sha256)
             ctx.summary.unchanged += 1
             return
-        ledger.record_outcome(ctx.conn, self.pipeline, ctx.run_id, item.entry, item.sha256, "skipped",
+        ledger.record_outcome(ctx.conn, ledger.LedgerRow.of(self.pipeline, ctx.run_id, item.entry, item.sha256,
+                                                            "skipped"),
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
         ctx.summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
@@ -497,7 +498,7 @@ class Runner:
         hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
-        files: list[dict] = []
+        files: list[ledger.LedgerRow] = []
         with undone_on_failure(unit, hooks, gate, targets):
             taken_groups: list[list[_Ready]] = []
             for ready in groups:
@@ -527,27 +528,23 @@ class Runner:
                 for item in ready:
                     e = item.entry
                     gate.enforce(e.name, rows_read[e.name])
-                    rejected = gate.rejected.get(e.name, 0)
-                    files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size,
-                                      mtime_ns=e.mtime_ns, sha256=item.sha256,
-                                      status="loaded_with_rejects" if rejected else "loaded", run_id=run_id,
-                                      rows_read=rows_read[e.name] + len(item.rejects),
-                                      rows_loaded=per_file_loaded.get(e.name, 0), rows_rejected=rejected))
+                    files.append(ledger.LedgerRow.of(self.pipeline, run_id, e, item.sha256, "loaded",
+                                                     rows_read=rows_read[e.name] + len(item.rejects),
+                                                     rows_loaded=per_file_loaded.get(e.name, 0),
+                                                     rows_rejected=gate.rejected.get(e.name, 0)))
                     item.frame = item.batch = None  # written: free it now (a failed unit reads the file again)
             if not files:
                 return
-            if any(f["rows_rejected"] for f in files):
+            if any(f.rows_rejected for f in files):
                 where = {i.entry.name: self.zone.local_path(i.entry) for ready in taken_groups for i in ready}
-                unit.reject(gate.records([(f["name"], f["sha256"]) for f in files], where.__getitem__))
+                unit.reject(gate.records([(f.name, f.sha256) for f in files], where.__getitem__))
             if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
-                    f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
+                    f.rows_loaded = unit.rows_written if len(files) == 1 else None
             t0 = time.perf_counter()
             hooks.commit(unit, files)
             self._time("commit", t0)
-        for f in files:
-            ctx.summary.files.append(FileOutcome(f["name"], f["status"], f["rows_read"], f["rows_loaded"],
-                                             rows_rejected=f["rows_rejected"]))
+        ctx.summary.files.extend(FileOutcome.of(f) for f in files)
 
     def _check_content(self, item: _Ready, seen: dict, wait: bool) -> None:
         """Once a streamed file's hash is known (`wait`: wait for it), refuse content already
@@ -590,7 +587,8 @@ class Runner:
             yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
     def _failed(self, ctx: UnitContext, entry: FileEntry, sha: str, message: str, retryable: bool = False) -> None:
-        ledger.record_outcome(ctx.conn, self.pipeline, ctx.run_id, entry, sha or "unread", "failed", error=message)
+        row = ledger.LedgerRow.of(self.pipeline, ctx.run_id, entry, sha or "unread", "failed")
+        ledger.record_outcome(ctx.conn, row, error=message)
         ctx.summary.files.append(FileOutcome(entry.name, "failed", error=message))
         if deadletters.after_failure(ctx.conn, self.pipeline, entry.name, sha or "unread", message,
                                      retryable=retryable, max_attempts=self.max_attempts):
