@@ -171,6 +171,26 @@ class LedgerRow:
         return self.status in LOADED_STATES
 
 
+def latest_versions(conn: psycopg.Connection, pipeline: str, names: list[str] | set[str], *,
+                    status: str | None = None) -> dict[str, tuple[str, str | None]]:
+    """Per name, the (status, error) of its latest version; with `status`, of its latest version
+    in that state. Names with no such version are left out."""
+    query = "SELECT DISTINCT ON (name) name, status, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
+    params: tuple = (pipeline, sorted(names))
+    if status is not None:
+        query += " AND status = %s"
+        params += (status,)
+    rows = conn.execute(query + " ORDER BY name, updated_at DESC", params).fetchall()
+    return {name: (state, error) for name, state, error in rows}
+
+
+def latest_loaded_id(conn: psycopg.Connection, pipeline: str, name: str) -> int | None:
+    """file_id of the latest loaded version of a file name (None if none loaded)."""
+    row = conn.execute("SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s"
+                       " AND status IN ('loaded', 'loaded_with_rejects')", (pipeline, name)).fetchone()
+    return row[0] if row else None
+
+
 def record_outcome(conn: psycopg.Connection, row: LedgerRow, *, error: str | None = None,
                    duplicate_of: int | None = None) -> None:
     """A file that did not load (failed or skipped), outside any load transaction."""
@@ -213,6 +233,19 @@ ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
     mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now()
 """
 
+# A replay's file row (run/replay.py), in the replay's load transaction ($1 rows loaded, $2 file_id):
+# more rows loaded, fewer rejected; 'loaded' once none of its rejects is pending.
+REPLAYED_FILE_SQL = """
+UPDATE chute.files f SET
+    rows_loaded = coalesce(f.rows_loaded, 0) + $1,
+    rows_rejected = p.records,
+    status = CASE WHEN p.records = 0 THEN 'loaded' ELSE 'loaded_with_rejects' END,
+    updated_at = now()
+  FROM (SELECT count(DISTINCT (coalesce(target_table, ''), coalesce(row_number, -reject_id))) AS records
+          FROM chute.rejects WHERE file_id = $2 AND replay_state = 'pending') p
+ WHERE f.file_id = $2
+"""
+
 COMMIT_RUN_SQL = """
 UPDATE chute.runs SET files_loaded = files_loaded + $1, rows_read = rows_read + $2,
                       rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4
@@ -242,6 +275,13 @@ def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> li
             "SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at FROM chute.files"
             " WHERE pipeline = %s ORDER BY name, updated_at DESC) latest WHERE status = 'failed'"
             " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
+
+
+def failed_count(conn: psycopg.Connection, pipeline: str) -> int:
+    """File names whose latest version failed (as failed_files lists them)."""
+    return int(conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
+        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
 
 
 def pipelines(conn: psycopg.Connection) -> list[str]:

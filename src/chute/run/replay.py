@@ -183,7 +183,7 @@ def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str
             if marked != len(ids):
                 raise FileError(f"{name}: {len(ids) - marked} of the selected rejects were replayed meanwhile; "
                                 "nothing was replayed")
-            unit.commit([], extra=[(_FILE_AFTER_REPLAY, (loaded, file_id)),
+            unit.commit([], extra=[(ledger.REPLAYED_FILE_SQL, (loaded, file_id)),
                                    ("UPDATE chute.runs SET rows_loaded = rows_loaded + $1, files_loaded = "
                                     "files_loaded + 1 WHERE run_id = $2", (loaded, run_id))])
         except BaseException:
@@ -206,25 +206,12 @@ def _mark_replayed(unit: LoadUnit, ids: list[int], run_id: int) -> int:
     return len(unit.cur.fetchall())
 
 
-# The file's ledger row after a replay: more rows loaded, fewer rejected; 'loaded' once none is pending.
-_FILE_AFTER_REPLAY = """
-UPDATE chute.files f SET
-    rows_loaded = coalesce(f.rows_loaded, 0) + $1,
-    rows_rejected = p.records,
-    status = CASE WHEN p.records = 0 THEN 'loaded' ELSE 'loaded_with_rejects' END,
-    updated_at = now()
-  FROM (SELECT count(DISTINCT (coalesce(target_table, ''), coalesce(row_number, -reject_id))) AS records
-          FROM chute.rejects WHERE file_id = $2 AND replay_state = 'pending') p
- WHERE f.file_id = $2
-"""
-
 
 def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
     if not name:
         return None
-    row = conn.execute("SELECT status FROM chute.files WHERE pipeline = %s AND name = %s ORDER BY updated_at DESC"
-                       " LIMIT 1", (pipeline, name)).fetchone()
-    return name if row and row[0] == "failed" else None
+    latest = ledger.latest_versions(conn, pipeline, [name]).get(name)
+    return name if latest and latest[0] == "failed" else None
 
 
 def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str) -> ReplayResult:

@@ -97,18 +97,11 @@ def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | No
     return {"state": state, "active_workers": workers or 0, "last_event_run": last}
 
 
-def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
-    """File names whose latest version failed (as ledger.failed_files lists them)."""
-    return int(conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
-        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
-
-
 def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
     """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
-    failed = _failed_count(conn, project.name) if has_ledger else 0
+    failed = ledger.failed_count(conn, project.name) if has_ledger else 0
     rejected = count_for_pipeline(conn, REJECTS, project.name)
     return {
         "pipeline": project.name,
