@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from chute.ledger.files import latest_loaded_id
 
-# Replay states: pending (waiting for a fix), replayed (loaded by `chute replay`; never again),
-# discarded (a person decided the record is not wanted).
-REPLAY_STATES = ("pending", "replayed", "discarded")
+# chute.rejects.replay_state (its CHECK is in ledger/schema.py): pending (waiting for a fix),
+# replayed (loaded by `chute replay`; never again), discarded (a person decided the record is not wanted).
 
 
 # The reject records of one load unit are staged (binary COPY into a temporary table) and moved
