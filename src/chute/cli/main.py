@@ -88,13 +88,14 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
     from chute.run.runner import Runner
     from chute.db.resolve import resolve_database
     from chute.sources.partitions import window_option
+    from chute.sources.selection import Selection
 
     project = load_project(project_dir)
     window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
     try:
-        summary = with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
-                                                         progress=progress, window=window).run(), quiet=as_json)
+        summary = with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed, progress=progress,
+                                                         selection=Selection(window=window)).run(), quiet=as_json)
     except RunInProgress:  # not a failure: another run covers the files
         raise
     except ChuteError as exc:  # the run could not start; [[notify]] still hears of it

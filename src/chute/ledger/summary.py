@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chute.ledger.files import LOADED_STATES
+from chute.ledger.files import LOADED_STATES, LedgerRow
 
 
 @dataclass
@@ -17,6 +17,11 @@ class FileOutcome:
     rows_loaded: int | None = None
     error: str | None = None
     rows_rejected: int = 0
+
+    @classmethod
+    def of(cls, row: LedgerRow) -> FileOutcome:
+        """A loaded file's outcome, from the ledger row its load wrote."""
+        return cls(row.name, row.status, row.rows_read, row.rows_loaded, rows_rejected=row.rows_rejected)
 
 
 @dataclass

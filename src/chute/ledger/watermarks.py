@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 SCHEMA_SQL = """
@@ -78,12 +77,6 @@ def record_run(conn: psycopg.Connection, pipeline: str, name: str, *, started_at
                last_rows = EXCLUDED.last_rows, last_files = EXCLUDED.last_files,
                last_seconds = EXCLUDED.last_seconds, last_error = EXCLUDED.last_error""",
         (pipeline, name, started_at, rows, files, seconds, error))
-
-
-def all_of(conn: psycopg.Connection, pipeline: str) -> list[dict]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM chute.watermarks WHERE pipeline = %s ORDER BY extract",
-                           (pipeline,)).fetchall()
 
 
 def try_lock(conn: psycopg.Connection, pipeline: str, name: str) -> bool:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import polars as pl
 
+from chute.ledger.files import LedgerRow
+
 
 class CommitHooks:
     def __init__(self, hooks: Iterable = ()):
@@ -25,7 +27,7 @@ class CommitHooks:
         for hook in self.hooks:
             hook.rows(table, frame)
 
-    def commit(self, unit, files: list[dict]) -> None:
+    def commit(self, unit, files: list[LedgerRow]) -> None:
         """The unit's rows, its ledger rows and every hook's statements: one COMMIT."""
         unit.commit(files, [s for hook in self.hooks for s in hook.statements(files)])
         for hook in self.hooks:

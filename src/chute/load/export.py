@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from chute.db.postgres import qualified
+from chute.ledger.files import LedgerRow
 
 KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
 _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
@@ -63,7 +64,7 @@ class ExportRows:
             self.writers[table] = _Writing(*self.exports[table])
         self.writers[table].add(frame)
 
-    def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
+    def statements(self, files: list[LedgerRow]) -> list[tuple[str, tuple]]:
         return []
 
     def committed(self, xid: int) -> None:

@@ -57,7 +57,7 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
 
 def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
     """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.run.plan import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone, provided_values
 
     try:
         entries = landing_zone(project).list()
@@ -71,9 +71,7 @@ def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str
     try:
         plan = build_plan(project)
         if plan.filters:
-            provided: dict[str, Any] = {**project.params,
-                                        **{n: project.path(p) for n, p in project.references.items()}}
-            static = plan.run_static(provided)
+            static = plan.run_static(provided_values(project))
             pending = [e for e in pending if plan.wants(e.name, static) is None]
     except ChuteError:
         pass  # a miswired pipeline: the run will say so; count every new file
@@ -100,18 +98,11 @@ def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | No
     return {"state": state, "active_workers": workers or 0, "last_event_run": last}
 
 
-def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
-    """File names whose latest version failed (as ledger.failed_files lists them)."""
-    return int(conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
-        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
-
-
 def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
     """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
-    failed = _failed_count(conn, project.name) if has_ledger else 0
+    failed = ledger.failed_count(conn, project.name) if has_ledger else 0
     rejected = pending_counts(conn, project.name)
     return {
         "pipeline": project.name,

@@ -23,6 +23,7 @@ from typing import Any
 
 from chute.sources.s3_events import S3Object, parse_event, wanted
 from chute.sources.s3 import parse_s3_url, s3_client
+from chute.sources.selection import Selection
 from chute.watch.trigger import Emit, PollingTrigger, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
@@ -228,7 +229,8 @@ def drain(project, db_url: str, *, wait: int = 0, max_messages: int = 1000) -> d
         kind = "s3" if prefix is None else "marker"
         details = {"trigger": {"reason": "; ".join(r.reason for r in batch[:5]), "requests": len(batch)}}
         try:
-            summary = Runner(project, db_url, trigger=kind, only=names, prefix=prefix or None, details=details).run()
+            summary = Runner(project, db_url, trigger=kind, selection=Selection(only=names, prefix=prefix or None),
+                             details=details).run()
             ok, error = not summary.error and not summary.interrupted, summary.error
             runs.append({"run_id": summary.run_id, "trigger": kind, "prefix": prefix, "status": summary.status,
                          "files_loaded": summary.count("loaded"), "files_failed": summary.count("failed"),

@@ -34,7 +34,7 @@ from chute.formats.salvage import numbered
 from chute.pipeline.graph import run_node
 from chute.config.project import Project, load_project
 from chute.pipeline.graph import as_frame
-from chute.run.plan import build_plan
+from chute.run.plan import build_plan, provided_values
 from chute.retry import is_transient
 from chute.sources.base import FileEntry
 from chute.sources.s3_events import parse_event, wanted
@@ -78,11 +78,7 @@ def plan():
 @functools.cache
 def _static(folder: str) -> dict[str, Any]:
     """Once-per-run values (references, params, nodes that need no landing data), per container."""
-    p = _project(folder)
-    provided: dict[str, Any] = dict(p.params)
-    for name, relative in p.references.items():
-        provided[name] = p.path(relative)
-    return _plan(folder).run_static(provided)
+    return _plan(folder).run_static(provided_values(_project(folder)))
 
 
 def static_values() -> dict[str, Any]:

@@ -48,10 +48,6 @@ class Function:
     reserved_concurrency: int
 
     @property
-    def logical(self) -> str:
-        return self.key.capitalize() + "Function"
-
-    @property
     def command(self) -> str:
         return f"{HANDLERS}.{self.key}"
 
@@ -224,9 +220,6 @@ class StackModel:
 
     def definition(self, arns: dict[str, str]) -> dict[str, Any]:
         return statemachine.definition(self.plan, arns, f"chute pipeline {self.project.name}")
-
-    def landing_patterns(self) -> list[str]:
-        return list(self.project.landing.patterns)
 
 
 def build_model(project: Project) -> StackModel:

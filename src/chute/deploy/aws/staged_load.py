@@ -87,14 +87,15 @@ def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summar
     for f in files:
         sha = f.meta.get("sha256") or "unread"
         if f.meta.get("error"):
-            ledger.record_outcome(conn, pipeline, run_id, f.entry, sha, "failed", error=f.meta["error"])
+            ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "failed"),
+                                  error=f.meta["error"])
             summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
         elif any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
             summary.unchanged += 1  # this very file is loaded: a repeated event
         elif sha in loaded:
             first_id, first_name = loaded[sha]
-            ledger.record_outcome(conn, pipeline, run_id, f.entry, sha, "skipped", duplicate_of=first_id,
-                                  error=f"same content as {first_name}, already loaded")
+            ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "skipped"),
+                                  duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
             summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
         else:
             loaded[sha] = (None, f.entry.name)
@@ -121,7 +122,8 @@ def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summar
 def _record_failure(conn, pipeline, run_id, f: StagedFile, summary: RunSummary) -> None:
     """Record the file being handled in the current `except` block as failed, with the error."""
     exc = sys.exc_info()[1]
-    ledger.record_outcome(conn, pipeline, run_id, f.entry, f.meta["sha256"], "failed", error=str(exc))
+    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "failed"),
+                          error=str(exc))
     summary.files.append(FileOutcome(f.entry.name, "failed", error=str(exc)))
 
 
@@ -137,7 +139,7 @@ def _unit(load_conn, pipeline, run_id, targets: dict[str, Target], gate_of, hook
     one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
     unit = LoadUnit(load_conn, pipeline, run_id, allow_direct=False)
     gate = gate_of(unit)
-    rows: list[dict] = []
+    rows: list[ledger.LedgerRow] = []
     with undone_on_failure(unit, hooks, gate, targets):
         for f in files:
             loaded = 0
@@ -146,16 +148,11 @@ def _unit(load_conn, pipeline, run_id, targets: dict[str, Target], gate_of, hook
                 unit.write(target, conformed)
                 hooks.rows(table, conformed)
                 loaded += conformed.height
-            e = f.entry
-            gate.enforce(e.name, f.meta.get("rows_read") or 0)
-            rejected = gate.rejected.get(e.name, 0)
-            rows.append(dict(pipeline=pipeline, name=e.name, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
-                             sha256=f.meta["sha256"], status="loaded_with_rejects" if rejected else "loaded",
-                             run_id=run_id, rows_read=f.meta.get("rows_read"), rows_loaded=loaded,
-                             rows_rejected=rejected))
-        if any(r["rows_rejected"] for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
-            unit.reject(gate.records([(r["name"], r["sha256"]) for r in rows], lambda name: b""))
+            gate.enforce(f.entry.name, f.meta.get("rows_read") or 0)
+            rows.append(ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "loaded",
+                                            rows_read=f.meta.get("rows_read"), rows_loaded=loaded,
+                                            rows_rejected=gate.rejected.get(f.entry.name, 0)))
+        if any(r.rows_rejected for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
+            unit.reject(gate.records([(r.name, r.sha256) for r in rows], lambda name: b""))
         hooks.commit(unit, rows)
-    for r in rows:
-        summary.files.append(FileOutcome(r["name"], r["status"], r["rows_read"], r["rows_loaded"],
-                                         rows_rejected=r["rows_rejected"]))
+    summary.files.extend(FileOutcome.of(r) for r in rows)
