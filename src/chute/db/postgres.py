@@ -10,7 +10,7 @@ import re
 import psycopg
 from psycopg import sql
 
-from chute.coltypes import ColumnType
+from chute.db.target import Target
 from chute.errors import ConfigError, DatabaseError, DatabaseRefused, DatabaseUnavailable
 from chute.retry import refused_for_good
 
@@ -63,15 +63,16 @@ def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[
     return {name: type_ for name, type_ in rows} or None
 
 
-def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dict[str, ColumnType],
-                 primary_key: list[str], foreign_keys: dict[str, tuple[str, str, str]] | None = None,
-                 merge: bool = False) -> None:
-    """Create the target table if needed; check an existing one has the declared columns.
+def ensure_table(conn: psycopg.Connection, target: Target) -> None:
+    """Create the target table if needed; check an existing one has the declared columns (and,
+    in merge mode, a key to merge on).
 
-    foreign_keys: column -> (schema, table, column) it references. The constraints are
+    target.foreign_keys: column -> (schema, table, column) it references. The constraints are
     DEFERRABLE INITIALLY DEFERRED: checked at commit, when every table of the load unit
     holds its rows, whatever order the rows arrived in.
     """
+    schema, table, columns, primary_key = target.schema, target.table, target.columns, target.primary_key
+    foreign_keys, merge = target.foreign_keys, target.mode == "merge"
     existing = existing_columns(conn, schema, table)
     if existing is None:
         parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in columns.items()]

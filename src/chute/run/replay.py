@@ -96,7 +96,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
             contracts = {name: c.model_copy(update={"max_rejects": None, "max_reject_ratio": None})
                          for name, c in contracts_of(project.tables, plan.contracts).items()}
             for t in targets.values():
-                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, merge=t.mode == "merge")
+                ensure_table(conn, t)
             adopt_columns(conn, targets, contracts)
             static = plan.run_static(provided_values(project))
             run_id = ledger.start_run(conn, pipeline, "replay")

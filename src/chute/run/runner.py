@@ -185,8 +185,7 @@ class Runner:
             if self.kept:
                 self.kept.ensured.add((self.db_url, "chute"))
         for t in targets.values():
-            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
-                         merge=t.mode == "merge")
+            ensure_table(conn, t)
         adopt_columns(conn, targets, self.contracts)
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:

@@ -54,8 +54,7 @@ def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigg
     try:
         schema.ensure_schema(conn)
         for t in targets.values():
-            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
-                         merge=t.mode == "merge")
+            ensure_table(conn, t)
         gate_of = _gates(project)
         hooks = CommitHooks(publishers(conn, pipeline))
         if not ledger.try_lock(conn, pipeline):
