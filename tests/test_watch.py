@@ -121,7 +121,7 @@ def test_watch_help_and_bad_project(tmp_path):
 
 def test_marker_mode_takes_a_local_batch_when_its_marker_lands(items_project, watch_process, query):
     """`[landing] trigger = "marker"` on a folder: a batch's files wait for its .SUCCESS, then
-    load together in one run (seed 002's convention, without S3)."""
+    load together in one run (the Spark-style _SUCCESS convention, without S3)."""
     project = items_project()
     config = project / "chute.toml"
     config.write_text(config.read_text().replace('patterns = ["*.csv"]', 'patterns = ["*.csv"]\ntrigger = "marker"'))
