@@ -118,9 +118,15 @@ def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
                   + f"; {summary.rows_loaded:,} rows loaded"
+                  + (" (" + ", ".join(f"{t} {n:,}" for t, n in summary.tables.items()) + ")"
+                     if len(summary.tables) > 1 else "")
                   + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
                      if summary.rows_rejected else ""),
                   highlight=False)
+        if not summary.rows_by_file:
+            out.print("Rows per file are not known for files loaded together: the pipeline's nodes drop the "
+                      "source_file column (keep it in the output to count rows per file; the run's totals are "
+                      "exact).", highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = data_table("file", "status", "reason")

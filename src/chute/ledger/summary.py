@@ -45,6 +45,10 @@ class RunSummary:
     # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
     chain: dict | None = None
     pending_rejects: int = 0  # chute load of an unchanged file: its quarantined records waiting for --replay
+    tables: dict[str, int] = field(default_factory=dict)  # rows written per table (committed)
+    # False when some loaded file's rows could not be counted alone: the nodes dropped source_file
+    # and the file was loaded together with others (its chute.files.rows_loaded is NULL).
+    rows_by_file: bool = True
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -58,6 +62,9 @@ class RunSummary:
 
     @property
     def rows_loaded(self) -> int:
+        """Rows written into the tables, all tables together (per table: `tables`)."""
+        if self.tables:
+            return sum(self.tables.values())
         return sum(f.rows_loaded or 0 for f in self.files)
 
     @property

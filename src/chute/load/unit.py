@@ -57,6 +57,7 @@ class LoadUnit:
         self.seq = 0
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
+        self.written: dict[str, int] = {}  # table -> rows written in this unit (whatever the nodes did to source_file)
         self.rejects = 0  # reject records staged for chute.rejects
         self.xid = 0  # the transaction's id, once committed (export.py tells its rows by it)
 
@@ -86,6 +87,7 @@ class LoadUnit:
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
+        self.written[target.table] = self.written.get(target.table, 0) + frame.height
 
     def add_column(self, target: Target, name: str, type_: ColumnType) -> None:
         """Additive schema evolution inside the load transaction: a new nullable column."""
@@ -200,7 +202,7 @@ class LoadUnit:
             self.cur.execute(ledger.COMMIT_RUN_SQL, (
                 sum(f.loaded for f in files),
                 sum(f.rows_read or 0 for f in files),
-                sum(f.rows_loaded or 0 for f in files),
+                self.rows_written,  # what was written, in every table: right even when no row names its file
                 sum(f.rows_rejected for f in files),
                 self.run_id,
             ))

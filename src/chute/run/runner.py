@@ -540,9 +540,13 @@ class Runner:
             if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
                     f.rows_loaded = unit.rows_written if len(files) == 1 else None
+                if len(files) > 1:
+                    ctx.summary.rows_by_file = False
             t0 = time.perf_counter()
             hooks.commit(unit, files)
             self._time("commit", t0)
+            for table, rows in unit.written.items():
+                ctx.summary.tables[table] = ctx.summary.tables.get(table, 0) + rows
         ctx.summary.files.extend(FileOutcome.of(f) for f in files)
 
     def _check_content(self, item: _Ready, seen: dict, wait: bool) -> None:
