@@ -138,3 +138,13 @@ def test_marker_mode_takes_a_local_batch_when_its_marker_lands(items_project, wa
                  " JOIN chute.runs r USING (run_id) GROUP BY r.run_id, r.trigger ORDER BY r.run_id")
     assert runs == [("marker", ["day2/c.csv"]), ("marker", ["day1/a.csv", "day1/b.csv"])]
     assert w.terminate() == 0
+
+
+def test_a_watch_run_that_quarantined_rows_says_so_in_its_log_line(items_project, watch_process, query):
+    project = items_project()
+    w = watch_process(project)
+    drop(project, "mixed.csv", "id,value\n1,a\nnot-a-number,b\n3,c\n")
+    line = next(line for line in w.wait_log("rejected into quarantine", what="the run's log line").splitlines()
+                if "rejected into quarantine" in line)
+    assert "2 rows, 1 rejected into quarantine (1 file(s) loaded with rejects)" in line
+    assert w.terminate() == 0

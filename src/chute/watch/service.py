@@ -228,10 +228,12 @@ class WatchService:
         self.runs.append(summary)
         self.metrics.record_run(summary, trigger, time.time() - event_time)
         loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
-        log.info("run %s %s in %.2fs: %d loaded, %d failed, %d skipped, %d unchanged%s%s; %d rows",
+        log.info("run %s %s in %.2fs: %d loaded, %d failed, %d skipped, %d unchanged%s%s; %d rows%s",
                  summary.run_id, summary.status, summary.seconds, loaded, failed, skipped, summary.unchanged,
                  f", {summary.claimed_elsewhere} with other workers" if summary.claimed_elsewhere else "",
-                 f", {summary.dead_letters} new dead letter(s)" if summary.dead_letters else "", summary.rows_loaded)
+                 f", {summary.dead_letters} new dead letter(s)" if summary.dead_letters else "", summary.rows_loaded,
+                 f", {summary.rows_rejected} rejected into quarantine ({summary.count('loaded_with_rejects')} "
+                 "file(s) loaded with rejects)" if summary.rows_rejected else "")
         for f in summary.files:
             if f.status == "failed":
                 log.warning("file %s failed: %s", f.name, f.error)
