@@ -16,7 +16,7 @@ import click
 
 from chute import __version__
 from chute.cli._common import (EXIT_FILES_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
-                               report_replay, report_run, with_progress)
+                               report_replay, report_run, report_schema, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
 
@@ -173,20 +173,33 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               help="Read the file in blocks of about this many MB (bounds memory).")
 @click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
               "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
+@click.option("--null", "nulls", multiple=True, metavar="TEXT",
+              help="An unquoted value read as NULL; repeatable; replaces the default set (empty, NA, N/A, n/a, "
+              "#N/A, NULL, null, NaN, nan, <NA>). An empty field is always NULL, a quoted one never.")
+@click.option("--no-default-nulls", is_flag=True, help="Read only empty fields (and --null values) as NULL.")
+@click.option("--date-format", "date_formats", multiple=True, metavar="COL=FORMAT",
+              help="The date/time format of a column whose values do not settle it, e.g. day=%d/%m/%Y "
+              "(strftime codes); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Show the schema chute would create (columns, types, NULLs, null "
+              "markers, date formats) and load nothing.")
 @project_option
 @db_option
 @json_option
 def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool, project_dir: Path,
-         db_url: str | None, as_json: bool) -> None:
+         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool,
+         nulls: tuple[str, ...], no_default_nulls: bool, date_formats: tuple[str, ...], dry_run: bool,
+         project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
 
     Loading the same content again (under any name) does nothing. The column types are
-    inferred from the first 16 MB of the file; a later value that does not fit its column
-    is quarantined with its line and reason, and the other rows load. To load such records
-    too, widen the column and replay them, e.g.:
+    inferred from the first 16 MB of the file (numbers, booleans, dates and timestamps in
+    the formats docs/sources.md lists); NA, NULL, NaN and the like are read as NULL. The
+    schema is shown after the load (--dry-run: instead of it). A later value that does not
+    fit its column is quarantined with its line and reason, and the other rows load. To
+    load such records too, widen the column and replay them, e.g.:
 
     \b
+      chute load prices.csv --into prices --dry-run
       chute load prices.csv --into prices
       chute rejects list --pipeline load:public.prices
       psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
@@ -196,12 +209,22 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
 
     if len(delimiter) != 1 or len(quote) != 1:
         raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
+    null_values = list(nulls) if nulls else [""] if no_default_nulls else None
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
                        types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
-                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay)
-    if replay:
+                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
+                       null_values=null_values, date_formats=date_formats, dry_run=dry_run)
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, "table": table, "schema": result})
+        else:
+            out.print(f"{escape(file.name)} -> {escape(table)} (dry run: nothing loaded)", highlight=False)
+            report_schema(result)
+    elif replay:
         report_replay(result, as_json)
     else:
+        if not as_json and result.schema:
+            report_schema(result.schema)
         report_run(result, as_json)
 
 

@@ -38,6 +38,12 @@ def check_template(text: str) -> None:
 
 CONFIG_NAME = "chute.toml"
 
+# The text read as NULL unless [source] null_values / `chute load --null` replace it
+# (docs/sources.md#null-markers). An empty unquoted field is always NULL; a quoted one ("NA")
+# is always text. pandas' default list without 'None' (a real answer: a town, "Allergies: None")
+# and without the spellings only old C runtimes wrote (-1.#IND, 1.#QNAN, #N/A N/A, #NA, -NaN).
+DEFAULT_NULLS: tuple[str, ...] = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "<NA>")
+
 
 def _check_types(columns: dict[str, str]) -> dict[str, str]:
     for name, text in columns.items():
@@ -76,7 +82,10 @@ class Source(_Strict):
     quote: str = Field('"', min_length=1, max_length=1)
     encoding: str = "utf-8"
     compression: Literal["auto", "none", "gzip"] = "auto"
-    null_values: list[str] = [""]
+    # Unquoted fields read as NULL (see DEFAULT_NULLS); the empty field is always one of them.
+    null_values: list[str] = list(DEFAULT_NULLS)
+    # Date/time formats by column (strftime/chrono codes, e.g. "%d/%m/%Y"); [source.formats] in chute.toml
+    formats: dict[str, str] = {}
     # Declared types by column name. With header = false they also name the columns in order;
     # with neither, columns are named f0, f1, ...
     columns: dict[str, str] = {}
@@ -107,6 +116,10 @@ class Source(_Strict):
 
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
+
+    def nulls(self) -> list[str]:
+        """The null markers as the reader applies them: the empty field first, then the rest once each."""
+        return list(dict.fromkeys(["", *self.null_values]))
 
 
 class PipelineConfig(_Strict):

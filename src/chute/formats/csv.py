@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 from chute.errors import ReadError, settable, setting
 from chute.config.project import Source
 from chute.formats.text import ROW_COLUMN, count_byte, row_numbers
+from chute.coltypes import convert_text
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -115,6 +116,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
+                    table = _dates(table, source)
             except ReadError as exc:
                 if rejects is None:
                     raise
@@ -187,6 +189,7 @@ def _parse_together(header: bytes, datas: list[bytes], source: Source) -> pl.Dat
     try:
         table = _parse(memoryview(text), source, *_declared(source), threads=False)
         _reject_undecodable(table, source)
+        table = _dates(table, source)
     except ReadError:
         return None
     return pl.from_arrow(table)
@@ -195,7 +198,29 @@ def _parse_together(header: bytes, datas: list[bytes], source: Source) -> pl.Dat
 def _declared(source: Source) -> tuple[list[str] | None, dict]:
     """The column names a header-less file is given, and the arrow types of the declared columns."""
     names = list(source.columns) if not source.header and source.columns else None
-    return names, {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    return names, types | {name: pa.string() for name in source.formats}  # parsed by _dates
+
+
+def _dates(table: pa.Table, source: Source) -> pa.Table:
+    """The columns of [source.formats] (read as text) parsed with their format; ReadError naming
+    the first value that does not parse (the salvage then quarantines its record)."""
+    wanted = [c for c in source.formats if c in table.column_names]
+    if not wanted:
+        return table
+    frame = pl.from_arrow(table.select(wanted))
+    declared = source.column_types()
+    parsed = frame.select(convert_text(pl.col(c), declared[c].polars if c in declared else None, source.formats[c])
+                          .alias(c) for c in wanted)
+    for c in wanted:
+        bad = frame.get_column(c).is_not_null() & parsed.get_column(c).is_null()
+        if bad.any():
+            value = frame.get_column(c).filter(bad)[0]
+            raise ReadError(f"column {c!r}: {value!r} is not a date/time of the format {source.formats[c]!r}; "
+                            f"set {setting('formats')} for it")
+    for c in wanted:
+        table = table.set_column(table.column_names.index(c), c, parsed.get_column(c).to_arrow())
+    return table
 
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
@@ -222,7 +247,7 @@ def _parse(block: memoryview, source: Source, names: list[str] | None, types: di
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote,
                                        newlines_in_values=threads)
     convert_options = pacsv.ConvertOptions(
-        column_types=types, null_values=source.null_values, strings_can_be_null=True,
+        column_types=types, null_values=source.nulls(), strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
     try:

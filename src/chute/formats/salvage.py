@@ -219,7 +219,7 @@ def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows:
         writer.writerow(names)
     writer.writerows(good)
     as_text = source.model_copy(update={"columns": {c: "text" for c in source.columns}, "compression": "none",
-                                        "encoding": "utf-8"})
+                                        "encoding": "utf-8", "formats": {}})
     data = pa.py_buffer(out.getvalue().encode("utf-8", errors="surrogateescape"))
     frames = list(read_csv(data, as_text, 1 << 30))
     frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -228,10 +228,11 @@ def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows:
     for name, type_ in source.column_types().items():
         if name not in frame.columns or type_.polars == pl.String:
             continue
-        cast = frame.select(cast_expr(name, pl.String, type_.polars).alias(name)).to_series()
+        cast = frame.select(cast_expr(name, pl.String, type_.polars, source.formats.get(name)).alias(name)).to_series()
         wrong = frame.get_column(name).is_not_null() & cast.is_null()
         for row, value in frame.filter(wrong).select(ROW_COLUMN, name).iter_rows():
-            rejects.append(ParseReject(row, 0, f"not a valid {type_.name}", "", name, value))
+            rejects.append(ParseReject(row, 0, f"not a valid {type_.name}" + (
+                f" of the format {source.formats[name]!r}" if name in source.formats else ""), "", name, value))
         bad = bad | wrong
         frame = frame.with_columns(cast)
     return frame.filter(~bad)

@@ -40,6 +40,7 @@ class RunSummary:
     # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
     chain: dict | None = None
     pending_rejects: int = 0  # chute load of an unchanged file: its quarantined records waiting for --replay
+    schema: dict | None = None  # chute load: the table's columns, types, NULLs, markers and formats (formats/infer.py)
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from chute.coltypes import from_polars, parse_type
+from chute.coltypes import parse_type
 from chute.db.postgres import connect, existing_columns
 from chute.errors import ConfigError, FileError, options_named
 from chute.formats.csv import read_csv
@@ -22,19 +22,25 @@ from chute.ledger.summary import RunSummary
 from chute.db.resolve import resolve_database
 
 if TYPE_CHECKING:
+    from chute.formats.infer import Schema
     from chute.run.replay import ReplayResult
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
-OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter"}
+OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter",
+           "null_values": "--null", "formats": "--date-format"}
 
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
               types: tuple[str, ...] = (), delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
               header: bool = True, drift: str = "freeze", folder: Path = Path("."), db_url: str | None = None,
-              batch_mb: float = 64, replay: bool = False) -> RunSummary | ReplayResult:
+              batch_mb: float = 64, replay: bool = False, null_values: list[str] | None = None,
+              date_formats: tuple[str, ...] = (), dry_run: bool = False) -> RunSummary | ReplayResult | dict:
     """Load `file` into `table`, or with `replay` load its quarantined records again. A file
-    that failed before is tried again: naming it is asking for it."""
+    that failed before is tried again: naming it is asking for it.
+
+    `null_values` replaces DEFAULT_NULLS (the empty field is always NULL); `date_formats` are
+    COL=FORMAT; `dry_run` returns the schema (as_dict) without writing anything."""
     with options_named(OPTIONS):
         file = file.resolve()
         if not file.is_file():
@@ -43,22 +49,38 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         if mode == "merge" and not primary_key:
             raise ConfigError("--mode merge needs --primary-key COL[,COL]: the columns that identify a row")
         overrides = _parse_overrides(types)
+        formats = _parse_formats(date_formats)
         source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
                         "batch_mb": batch_mb}
+        if null_values is not None:
+            source["null_values"] = null_values
         url = resolve_database(None, db_url, folder)
-        with connect(url) as conn:
-            existing = existing_columns(conn, schema, name)
+        existing = None
+        if not dry_run:
+            with connect(url) as conn:
+                existing = existing_columns(conn, schema, name)
+        shown = None
         if existing:
             columns = {c: _known_type(c, t, f"{schema}.{name}") for c, t in existing.items()}
+            unknown = [c for c in formats if c not in columns]
+            if unknown:
+                raise ConfigError(f"--date-format: table {schema}.{name} has no column {unknown[0]!r}")
+            source["formats"] = {c: f for c, f in formats.items()
+                                 if parse_type(columns[c]).name in ("date", "timestamp", "timestamptz", "time")}
         elif replay:
             raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
         else:
-            columns = _infer(file, source, overrides)
-            unknown = [c for c in [*overrides, *(primary_key or [])] if c not in columns]
+            inferred = _infer(file, source, overrides, formats)
+            columns, source["formats"] = inferred.types, inferred.formats
+            unknown = [c for c in [*overrides, *formats, *(primary_key or [])] if c not in columns]
             if unknown:
-                option = "--type" if unknown[0] in overrides else "--primary-key"
+                option = "--type" if unknown[0] in overrides else "--date-format" if unknown[0] in formats \
+                    else "--primary-key"
                 raise ConfigError(f"{option}: {file.name} has no column {unknown[0]!r} "
                                   f"(it has: {', '.join(columns)})")
+            shown = inferred.as_dict()
+            if dry_run:
+                return shown
         # The reader parses with the table's types, so a value that does not fit is a reject
         # of its line, and --replay after ALTER TABLE reads it with the new type.
         source["columns"] = columns
@@ -76,6 +98,8 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+        summary.schema = shown or {"columns": [{"name": c, "type": t} for c, t in columns.items()],
+                                   "null_values": project.source.nulls(), "existing_table": True}
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
             from chute.quality.quarantine import pending_records
 
@@ -110,33 +134,48 @@ def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str]:
-    """Column types from the first block of the file (16 MB), with the user's overrides on top.
+def _parse_formats(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        column, sep, fmt = item.partition("=")
+        if not sep or not column or "%" not in fmt:
+            raise ConfigError(f"--date-format {item!r}: write it as COLUMN=FORMAT, e.g. --date-format day=%d/%m/%Y")
+        out[column] = fmt
+    return out
+
+
+def _infer(file: Path, source: dict, overrides: dict[str, str], formats: dict[str, str]) -> Schema:
+    """The schema from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from chute.config.project import Source
-    from chute.formats.salvage import ROW_COLUMN
-    from chute.formats.reader import read_records
+    from chute.formats.infer import infer_schema
 
-    options = Source(**source, columns=overrides)
+    options = Source(**source)
+    head, complete = _prefix(file)
     try:
-        first = read_records(_prefix(file), options, 1 << 30)[0].drop(ROW_COLUMN)
+        return infer_schema(head, options, overrides, formats, complete)[0]
     except FileError as head_error:  # gzip, or a first row longer than the prefix: parse the file
         try:
             first = next(read_csv(str(file), options))
         except FileError as exc:  # the record-by-record reading of the head may have said more (the line)
             said = str(head_error) if str(head_error).startswith(str(exc)) else str(exc)
             raise ConfigError(f"{file.name}: {said}") from None
-    return {c: overrides.get(c) or from_polars(t).name for c, t in first.schema.items()}
+        buffer = pa.py_buffer(first.write_csv(null_value="").encode())  # the first block, as plain CSV
+        plain = options.model_copy(update={"encoding": "utf-8", "compression": "none", "delimiter": ",",
+                                           "quote": '"', "header": True})
+        return infer_schema(buffer, plain, overrides, formats, False)[0]
 
 
-def _prefix(file: Path, size: int = 16 << 20) -> pa.Buffer:
-    """The file's first lines, up to `size` bytes. pyarrow's reader parses far ahead of what
-    is asked for, so inferring from the path would parse most of a big file."""
+def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
+    """The file's first lines, up to `size` bytes, and whether that is the whole file. pyarrow's
+    reader parses far ahead of what is asked for, so inferring from the path would parse most
+    of a big file."""
     with file.open("rb") as f:
         head = f.read(size)
-    if len(head) == size:
+    complete = len(head) < size
+    if not complete:
         head = head[: head.rfind(b"\n") + 1]
-    return pa.py_buffer(head)
+    return pa.py_buffer(head), complete
 
 
 def _known_type(column: str, sql_type: str, table: str) -> str:
