@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import lzma
 
 import pytest
 
@@ -16,27 +17,50 @@ def _rows(n: int) -> str:
     return "id,name,v\n" + "".join(f"{i},name{i},{i * 1.5}\n" for i in range(n))
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces issue 23: a truncated compressed file is not a file failure yet")
-@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gzip", "bz2"])
-def test_a_truncated_compressed_file_fails_whole_and_loads_nothing(tmp_path, cli, query, db_url, compress):
-    data = compress(_rows(200_000).encode())
-    path = write(tmp_path / "cut.csv.gz", data[: len(data) * 2 // 3])
-    result = cli("load", path, "--into", "t", "--json", expect=None)
-    assert result.exit_code != 0, result.output
-    assert "truncated" in result.output
-    assert query("SELECT count(*) FROM pg_tables WHERE tablename = 't'")[0][0] == 0 or \
-        query("SELECT count(*) FROM t")[0][0] == 0
+def _zstd(data: bytes) -> bytes:
+    import pyarrow as pa
+
+    return pa.compress(data, "zstd", asbytes=True)  # one zstd frame, as the zstd tool writes
 
 
-@pytest.mark.xfail(strict=True, reason="reproduces issue 23: a truncated compressed file is not a file failure yet")
-def test_a_truncated_gzip_into_an_existing_table_loads_nothing(tmp_path, cli, query, db_url):
+COMPRESSORS = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress, "zstd": _zstd}
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_a_compressed_file_loads(tmp_path, cli, query, db_url, kind):
+    path = write(tmp_path / f"rows.csv.{kind}", COMPRESSORS[kind](_rows(5000).encode()))
+    assert json.loads(cli("load", path, "--into", "t", "--json").output)["rows_loaded"] == 5000
+    assert query("SELECT sum(id) FROM t")[0][0] == sum(range(5000))
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_a_truncated_compressed_file_fails_whole_and_loads_nothing(tmp_path, cli, query, db_url, kind):
+    data = COMPRESSORS[kind](_rows(200_000).encode())
+    path = write(tmp_path / f"cut.csv.{kind}", data[: len(data) * 2 // 3])
+    result = cli("load", path, "--into", "t", expect=2)  # refused before the table is created
+    assert f"the {kind} stream is" in result.output and "at byte" in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'")[0][0] == 0
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "zstd"])
+def test_a_truncated_file_into_an_existing_table_leaves_it_unchanged(tmp_path, cli, query, db_url, kind):
+    """The issue's "a truncated .gz silently loads its first rows": read in small blocks, the
+    rows before the cut are copied before it is met; the load's transaction undoes them."""
     cli("load", write(tmp_path / "first.csv", "id,name,v\n-1,x,0.5\n"), "--into", "t")
-    data = gzip.compress(_rows(3000).encode())
-    path = write(tmp_path / "cut.csv.gz", data[: len(data) * 2 // 3])
-    result = cli("load", path, "--into", "t", expect=None)
-    assert result.exit_code == 1, result.output
-    assert "truncated" in result.output
+    data = COMPRESSORS[kind](_rows(300_000).encode())
+    path = write(tmp_path / f"cut.csv.{kind}", data[: len(data) * 9 // 10])
+    result = cli("load", path, "--into", "t", "--batch-mb", "1", "--json", expect=1)
+    failed = json.loads(result.output)["files"][0]
+    assert failed["status"] == "failed" and "truncated" in failed["error"] or "corrupt" in failed["error"]
     assert query("SELECT count(*) FROM t")[0][0] == 1
+    assert query("SELECT status FROM chute.files WHERE name = %s", (path.name,)) == [("failed",)]
+
+
+def test_a_corrupt_byte_in_a_gzip_fails_the_file(tmp_path, cli, query, db_url):
+    data = bytearray(gzip.compress(_rows(20_000).encode()))
+    data[len(data) // 2] ^= 0xFF
+    result = cli("load", write(tmp_path / "bad.csv.gz", bytes(data)), "--into", "t", expect=2)
+    assert "the gzip stream is corrupt" in result.output
 
 
 # -- null markers ------------------------------------------------------------------------------

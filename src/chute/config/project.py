@@ -81,7 +81,7 @@ class Source(_Strict):
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', min_length=1, max_length=1)
     encoding: str = "utf-8"
-    compression: Literal["auto", "none", "gzip"] = "auto"
+    compression: Literal["auto", "none", "gzip", "bz2", "xz", "zstd"] = "auto"
     # Unquoted fields read as NULL (see DEFAULT_NULLS); the empty field is always one of them.
     null_values: list[str] = list(DEFAULT_NULLS)
     # Date/time formats by column (strftime/chrono codes, e.g. "%d/%m/%Y"); [source.formats] in chute.toml

@@ -24,6 +24,7 @@ from chute.errors import ReadError, settable, setting
 from chute.config.project import Source
 from chute.formats.text import ROW_COLUMN, count_byte, row_numbers
 from chute.coltypes import convert_text
+from chute.formats.compress import decompressed, detect_compression
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -42,18 +43,21 @@ def _arrow_type(dtype: pl.DataType) -> pa.DataType:
 Data = pa.Buffer | str | Callable[[], BinaryIO]
 
 
-def open_stream(data: Data, source: Source) -> pa.NativeFile:
-    """A byte stream over a buffer, a path or an opener, decompressed when needed."""
+def open_stream(data: Data, source: Source) -> BinaryIO | pa.NativeFile:
+    """A byte stream over a buffer, a path or an opener, decompressed when needed (gzip, bz2,
+    xz, zstd; formats/compress.py: a cut or corrupt stream raises ReadError where it breaks)."""
     if callable(data):
-        buffered = io.BufferedReader(_RawStream(data()), 1 << 20)
-        head = buffered.peek(2)[:2]  # a network stream cannot seek back: look ahead instead
-        raw = pa.PythonFile(buffered, mode="r")
+        raw = io.BufferedReader(_RawStream(data()), 1 << 20)
+        head = raw.peek(6)[:6]  # a network stream cannot seek back: look ahead instead
     else:
         raw = pa.BufferReader(data) if isinstance(data, pa.Buffer) else pa.OSFile(data)
-        head = raw.read(2)
+        head = raw.read(6)
         raw.seek(0)
-    gzip = source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC)
-    return pa.CompressedInputStream(raw, "gzip") if gzip else raw
+    kind = detect_compression(head) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:
+        return decompressed(raw, kind)
+    return raw if not callable(data) else pa.PythonFile(raw, mode="r")
 
 
 class _RawStream(io.RawIOBase):
@@ -153,14 +157,14 @@ def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], 
     apart. Returns (the indices of the files read, their rows in order, each one's record
     count), or None when fewer than two files qualify or their text does not parse: each file is
     then read alone (and gets its own error, or its bad records quarantined)."""
-    if source.compression == "gzip" or codecs.lookup(source.encoding).name != "utf-8":
+    if source.compression not in ("auto", "none") or codecs.lookup(source.encoding).name != "utf-8":
         return None
     quote = source.quote.encode()
     datas = [b.to_pybytes() for b in buffers]
     headers: dict[bytes, list[int]] = {}
     for i, data in enumerate(datas):
         # (A blank line is looked for only if the rows come out short: the search is slow.)
-        if not data.endswith(b"\n") or data.startswith(GZIP_MAGIC) or quote in data or b"\r" in data \
+        if not data.endswith(b"\n") or detect_compression(data[:6]) or quote in data or b"\r" in data \
                 or b"\x00" in data:
             continue
         header = data[:data.index(b"\n") + 1] if source.header else b""

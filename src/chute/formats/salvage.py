@@ -15,7 +15,6 @@ again by the strict reader, so they get exactly the types they would have had.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -25,7 +24,8 @@ import pyarrow as pa
 
 from chute.errors import ReadError, setting
 from chute.formats.text import ROW_COLUMN, ParseReject, row_numbers
-from chute.formats.csv import GZIP_MAGIC, quote_left_open, read_csv
+from chute.formats.compress import decompressed, detect_compression
+from chute.formats.csv import quote_left_open, read_csv
 from chute.config.project import Source
 from chute.coltypes import cast_expr
 
@@ -102,8 +102,10 @@ def _salvaged(raw: bytes, source: Source, strict_error: Exception, lines_before:
 
 def _lenient(raw: bytes, source: Source, strict_error: Exception, lines_before: int = 0
              ) -> tuple[pl.DataFrame, list[ParseReject], int]:
-    if raw[:2] == GZIP_MAGIC and source.compression != "none":
-        raw = gzip.decompress(raw)
+    kind = detect_compression(raw[:6]) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:  # a cut or corrupt stream is a ReadError (it stands: nothing is salvaged from it)
+        raw = decompressed(io.BytesIO(raw), kind).read()
     if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise strict_error
     names = None if source.header else (list(source.columns) or None)
@@ -263,10 +265,12 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
 
 def _open_text(path_or_bytes: str | bytes, source: Source) -> io.TextIOWrapper:
     raw = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else open(path_or_bytes, "rb")
-    head = raw.read(2)
+    head = raw.read(6)
     raw.seek(0)
-    if source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=raw)
+    kind = detect_compression(head) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:
+        raw = decompressed(raw, kind)
     return io.TextIOWrapper(raw, encoding=source.encoding, errors="surrogateescape", newline="")
 
 

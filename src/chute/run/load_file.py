@@ -7,6 +7,7 @@ The file goes through the same runner, loader and ledger as any project (pipelin
 from __future__ import annotations
 
 import glob
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,6 @@ import pyarrow as pa
 from chute.coltypes import parse_type
 from chute.db.postgres import connect, existing_columns
 from chute.errors import ConfigError, FileError, options_named
-from chute.formats.csv import read_csv
 from chute.config.project import project_from_dict
 from chute.run.runner import Runner
 from chute.ledger.summary import RunSummary
@@ -151,31 +151,33 @@ def _infer(file: Path, source: dict, overrides: dict[str, str], formats: dict[st
     from chute.formats.infer import infer_schema
 
     options = Source(**source)
-    head, complete = _prefix(file)
     try:
-        return infer_schema(head, options, overrides, formats, complete)[0]
-    except FileError as head_error:  # gzip, or a first row longer than the prefix: parse the file
-        try:
-            first = next(read_csv(str(file), options))
-        except FileError as exc:  # the record-by-record reading of the head may have said more (the line)
-            said = str(head_error) if str(head_error).startswith(str(exc)) else str(exc)
-            raise ConfigError(f"{file.name}: {said}") from None
-        buffer = pa.py_buffer(first.write_csv(null_value="").encode())  # the first block, as plain CSV
-        plain = options.model_copy(update={"encoding": "utf-8", "compression": "none", "delimiter": ",",
-                                           "quote": '"', "header": True})
-        return infer_schema(buffer, plain, overrides, formats, False)[0]
+        head, complete = _prefix(file)
+        return infer_schema(head, options.model_copy(update={"compression": "none"}), overrides, formats,
+                            complete)[0]
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
 
 
 def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
-    """The file's first lines, up to `size` bytes, and whether that is the whole file. pyarrow's
-    reader parses far ahead of what is asked for, so inferring from the path would parse most
-    of a big file."""
+    """The file's first lines (decompressed), up to `size` bytes, and whether that is the whole
+    file. pyarrow's reader parses far ahead of what is asked for, so inferring from the path
+    would parse most of a big file. A compressed file read whole must be whole: a cut or
+    corrupt one fails here, before a table is created."""
+    from chute.formats.compress import decompress_head, decompressed, detect_compression
+
     with file.open("rb") as f:
         head = f.read(size)
     complete = len(head) < size
+    kind = detect_compression(head[:6])
+    if kind and complete:
+        head = decompressed(io.BytesIO(head), kind).read(size + 1)
+        complete = len(head) <= size
+    elif kind:
+        head = decompress_head(head, size)
     if not complete:
         head = head[: head.rfind(b"\n") + 1]
-    return pa.py_buffer(head), complete
+    return pa.py_buffer(head[:size] if complete else head), complete
 
 
 def _known_type(column: str, sql_type: str, table: str) -> str:
