@@ -164,3 +164,13 @@ def test_every_load_prints_the_schema_and_a_dry_run_loads_nothing(tmp_path, cli,
     loaded = cli("load", path, "--into", "s")
     assert "bigint" in loaded.output and "null markers" in loaded.output and "succeeded" in loaded.output
     assert query("SELECT count(*) FROM s")[0][0] == 3
+
+
+# -- JSON is not read as CSV -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ['[{"a": 1}, {"a": 2}]', '{"rows": [{"a": 1}]}', '{"a": 1}\n{"a": 2}\n'],
+                         ids=["array", "object", "lines"])
+def test_json_is_refused_not_loaded_as_junk_csv(tmp_path, cli, query, db_url, text):
+    result = cli("load", write(tmp_path / "data.json", text), "--into", "j", expect=2)
+    assert "JSON" in result.output and "not CSV" in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'j'")[0][0] == 0

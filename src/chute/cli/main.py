@@ -193,7 +193,7 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
 
     Loading the same content again (under any name) does nothing. The column types are
     inferred from the first 16 MB of the file (numbers, booleans, dates and timestamps in
-    the formats docs/sources.md lists); NA, NULL, NaN and the like are read as NULL. The
+    the formats docs/reading-files.md lists); NA, NULL, NaN and the like are read as NULL. The
     schema is shown after the load (--dry-run: instead of it). A later value that does not
     fit its column is quarantined with its line and reason, and the other rows load. To
     load such records too, widen the column and replay them, e.g.:

@@ -39,7 +39,7 @@ def check_template(text: str) -> None:
 CONFIG_NAME = "chute.toml"
 
 # The text read as NULL unless [source] null_values / `chute load --null` replace it
-# (docs/sources.md#null-markers). An empty unquoted field is always NULL; a quoted one ("NA")
+# (docs/reading-files.md#null-markers). An empty unquoted field is always NULL; a quoted one ("NA")
 # is always text. pandas' default list without 'None' (a real answer: a town, "Allergies: None")
 # and without the spellings only old C runtimes wrote (-1.#IND, 1.#QNAN, #N/A N/A, #NA, -NaN).
 DEFAULT_NULLS: tuple[str, ...] = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "<NA>")

@@ -153,10 +153,22 @@ def _infer(file: Path, source: dict, overrides: dict[str, str], formats: dict[st
     options = Source(**source)
     try:
         head, complete = _prefix(file)
+        _refuse_json(head.to_pybytes()[:4096])
         return infer_schema(head, options.model_copy(update={"compression": "none"}), overrides, formats,
                             complete)[0]
     except FileError as exc:
         raise ConfigError(f"{file.name}: {exc}") from None
+
+
+def _refuse_json(head: bytes) -> None:
+    """A JSON document read as CSV gives a column named '[' and rows of junk: refuse it."""
+    import re
+
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if re.match(rb'\[\s*[{\[]|\[\s*\]|{\s*"', text):
+        what = "a JSON array" if text.startswith(b"[") else "JSON (an object or JSON lines)"
+        raise ConfigError(f"this is {what}, not CSV: chute load reads CSV only for now; load JSON lines "
+                          "through a project with [source] format = 'jsonl'")
 
 
 def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
