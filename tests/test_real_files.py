@@ -166,11 +166,103 @@ def test_every_load_prints_the_schema_and_a_dry_run_loads_nothing(tmp_path, cli,
     assert query("SELECT count(*) FROM s")[0][0] == 3
 
 
-# -- JSON is not read as CSV -------------------------------------------------------------------
+# -- the format from the content -------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ['[{"a": 1}, {"a": 2}]', '{"rows": [{"a": 1}]}', '{"a": 1}\n{"a": 2}\n'],
-                         ids=["array", "object", "lines"])
-def test_json_is_refused_not_loaded_as_junk_csv(tmp_path, cli, query, db_url, text):
+JSON_SHAPES = {
+    "array": '[{"a": 1, "b": "x", "day": "2012/01/31"}, {"a": 2, "b": null, "day": "2012/02/01"}]',
+    "object_holding_an_array": '{"count": 2, "object": "list", "data": '
+                               '[{"a": 1, "b": "x", "day": "2012/01/31"}, {"a": 2, "day": "2012/02/01"}]}',
+    "object_of_arrays": '{"a": [1, 2], "b": ["x", null], "day": ["2012/01/31", "2012/02/01"]}',
+    "lines": '{"a": 1, "b": "x", "day": "2012/01/31"}\n{"a": 2, "b": null, "day": "2012/02/01"}\n',
+}
+
+
+@pytest.mark.parametrize("shape", JSON_SHAPES)
+def test_json_is_read_by_its_content(tmp_path, cli, query, db_url, shape):
+    path = write(tmp_path / "data.txt", JSON_SHAPES[shape])  # no telling extension: the bytes decide
+    summary = json.loads(cli("load", path, "--into", "j", "--json").output)
+    assert summary["rows_loaded"] == 2
+    assert summary["schema"]["format"] == ("jsonl" if shape == "lines" else "json")
+    types = dict(query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'j'"))
+    assert types == {"a": "bigint", "b": "text", "day": "date"}
+    assert query("SELECT a, b, day::text FROM j ORDER BY a") == [(1, "x", "2012-01-31"), (2, None, "2012-02-01")]
+
+
+def test_a_gzipped_json_array_loads(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "data.json.gz", gzip.compress(JSON_SHAPES["array"].encode()))
+    cli("load", path, "--into", "j")
+    assert query("SELECT count(*) FROM j")[0][0] == 2
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}', "holds no array of objects"),
+    ('{"nodes": [{"id": 1}], "links": [{"source": 1}]}', "several arrays of objects"),
+    ('[1, 2, 3]', "not only objects"),
+], ids=["geojson_like", "two_arrays", "array_of_numbers"])
+def test_json_without_records_is_refused_and_nothing_created(tmp_path, cli, query, db_url, text, says):
     result = cli("load", write(tmp_path / "data.json", text), "--into", "j", expect=2)
-    assert "JSON" in result.output and "not CSV" in result.output
+    assert says in result.output
     assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'j'")[0][0] == 0
+
+
+def test_a_parquet_file_loads_with_its_own_types(tmp_path, cli, query, db_url):
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": pa.array([1, 2, 3], pa.int32()), "price": [1.5, None, 3.25],
+                      "day": [datetime.date(2024, 1, 1), datetime.date(2024, 1, 2), None], "name": ["a", "NA", None]})
+    path = tmp_path / "prices.bin"
+    pq.write_table(table, path)
+    summary = json.loads(cli("load", path, "--into", "p", "--json").output)
+    assert summary["schema"]["format"] == "parquet" and summary["rows_loaded"] == 3
+    types = dict(query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'p'"))
+    assert types == {"id": "bigint", "price": "double precision", "day": "date", "name": "text"}
+    # Parquet has its own null: the string "NA" is data there
+    assert query("SELECT id, price, day::text, name FROM p ORDER BY id") == [
+        (1, 1.5, "2024-01-01", "a"), (2, None, "2024-01-02", "NA"), (3, 3.25, None, None)]
+
+
+def test_a_zstd_compressed_parquet_file_loads(tmp_path, cli, query, db_url):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"x": list(range(100))}), buffer)
+    cli("load", write(tmp_path / "x.parquet.zst", _zstd(buffer.getvalue())), "--into", "z")
+    assert query("SELECT count(*), sum(x) FROM z")[0] == (100, sum(range(100)))
+
+
+def test_an_xlsx_workbook_loads_with_inferred_types(tmp_path, cli, query, db_url):
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Species", "Culmen Length", "Sampled", "Sex"])
+    sheet.append(["Adelie", 39.1, datetime.date(2007, 11, 11), "MALE"])
+    sheet.append(["Gentoo", "NA", datetime.date(2007, 11, 12), "NA"])
+    sheet.append(["Chinstrap", 46.5, datetime.date(2007, 11, 13), "FEMALE"])
+    path = tmp_path / "penguins.xlsx"
+    book.save(path)
+    summary = json.loads(cli("load", path, "--into", "x", "--json").output)
+    assert summary["schema"]["format"] == "excel" and summary["rows_loaded"] == 3
+    types = {c["name"]: c["type"] for c in summary["schema"]["columns"]}
+    assert types["Culmen Length"] == "double" and types["Species"] == "text"
+    assert types["Sampled"] in ("date", "timestamp")
+    assert query('SELECT "Species", "Culmen Length", "Sex" FROM x ORDER BY 1') == [
+        ("Adelie", 39.1, "MALE"), ("Chinstrap", 46.5, "FEMALE"), ("Gentoo", None, None)]
+
+
+def test_a_zip_archive_is_refused_naming_its_member(tmp_path, cli, query, db_url):
+    import zipfile
+
+    path = tmp_path / "flights.csv.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("flights.csv", _rows(10))
+    result = cli("load", path, "--into", "z", expect=2)
+    assert "ZIP archive" in result.output and "flights.csv" in result.output

@@ -107,7 +107,12 @@ def report_schema(schema: dict) -> None:
         nulls = f"{c['nulls']:,}" if c.get("nulls") is not None else ""
         table.add_row(name, c["type"], nulls, markers, c.get("format") or "", c.get("note") or "")
     out.print(table)
-    shown = ", ".join(repr(m) for m in schema.get("null_values", []))
+    shown = ", ".join(repr(m) for m in schema.get("null_values", [])) or "none (the format has its own null)"
+    read = schema.get("format", "csv")
+    if dialect := schema.get("dialect"):
+        read += " (" + ", ".join(f"{k} {v!r}" + ("" if k in dialect.get("given", ()) else " sniffed")
+                                 for k, v in dialect.items() if k != "given") + ")"
+    out.print(f"read as {read}", highlight=False, markup=False)
     if schema.get("existing_table"):
         out.print(f"into the existing table; null markers: {shown}", highlight=False, markup=False)
     else:

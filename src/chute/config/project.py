@@ -75,7 +75,8 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel", "jsonl", "parquet"] = "csv"
+    # json: an array of objects or an object holding one (read whole); jsonl: one object a line
+    format: Literal["csv", "excel", "json", "jsonl", "parquet"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: bool = True
     delimiter: str = Field(",", min_length=1, max_length=1)

@@ -41,6 +41,8 @@ class Schema:
     rows: int  # rows read to infer (the whole file when `complete`)
     complete: bool
     null_values: list[str]
+    format: str = "csv"  # as read: csv, json, jsonl, parquet, excel (formats/detect.py)
+    dialect: dict | None = None  # CSV: delimiter, quote, header, encoding and whether each was sniffed
 
     @property
     def types(self) -> dict[str, str]:
@@ -51,8 +53,11 @@ class Schema:
         return {c.original or c.name: c.format for c in self.columns if c.format}
 
     def as_dict(self) -> dict:
-        return {"columns": [asdict(c) for c in self.columns], "rows_sampled": self.rows,
-                "sample_is_whole_file": self.complete, "null_values": self.null_values}
+        out = {"format": self.format, "columns": [asdict(c) for c in self.columns], "rows_sampled": self.rows,
+               "sample_is_whole_file": self.complete, "null_values": self.null_values}
+        if self.dialect is not None:
+            out["dialect"] = self.dialect
+        return out
 
 
 def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], date_formats: dict[str, str],
@@ -61,8 +66,6 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
 
     `overrides`: --type COL=TYPE; `date_formats`: --date-format COL=FMT. A temporal override
     needs a format the values or the user give (or ISO, which pyarrow reads); else ConfigError."""
-    from chute.errors import ConfigError
-
     plain = source.model_copy(update={"columns": {}, "formats": {}})
     typed = read_records(head, plain, 1 << 30)[0].drop(ROW_COLUMN)
     as_text = source.model_copy(update={"null_values": [""], "formats": {},
@@ -77,26 +80,49 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
         values = raw.filter(~raw.is_in(markers)).drop_nulls() if raw.len() else raw
         if kind in ("bigint", "double") and bool(values.str.contains(r"^[+-]?0\d").any()):
             info.type, info.note = "text", "leading zeros (codes, not numbers): kept as text"
-        given = date_formats.get(name)
-        wanted = overrides.get(name)
-        if given:
-            info.format = given
-            info.type = wanted or {"date": "date", "time": "time"}.get(kind_of_format(given)) or (
-                "timestamptz" if "z" in given else "timestamp")
-        elif kind == "text" and values.len():
-            found = detect_temporal(values)
-            if found.kind:
-                info.type, info.format, info.note = found.type, found.format, found.reason
-            elif looks_temporal(values.head(50).to_list()) or (wanted and parse_type(wanted).name in _TEMPORAL):
-                info.note = f"stays text: {found.reason}"
-        if wanted:
-            if parse_type(wanted).name in _TEMPORAL and info.type == "text":
-                raise ConfigError(f"--type {name}={wanted}: the values of {name!r} are not dates chute can read "
-                                  f"({info.note.removeprefix('stays text: ') or 'no date format found'}); "
-                                  f"give --date-format {name}=FORMAT, e.g. %d/%m/%Y")
-            info.type = parse_type(wanted).name
+        _temporal(info, values, kind, overrides.get(name), date_formats.get(name))
         if info.type == "text" and info.markers and info.nulls and code_like(raw, markers):
             shown = ", ".join(f"{m} ({n})" for m, n in info.markers.items())
             info.note = f"{shown} read as NULL among codes: if data, quote it or give --null without it"
         columns.append(info)
     return Schema(columns, typed.height, complete, markers), typed
+
+
+def infer_frame(typed: pl.DataFrame, overrides: dict[str, str], date_formats: dict[str, str],
+                complete: bool) -> Schema:
+    """The schema of rows a typed reader gave (JSON, Parquet): their own types, and dates
+    detected in their text columns. No null markers: JSON and Parquet have a null of their own,
+    so the string "NA" there is data."""
+    columns = []
+    for name in typed.columns:
+        series = typed.get_column(name)
+        kind = from_polars(series.dtype).name
+        info = ColumnInfo(name, kind, series.null_count())
+        values = series.drop_nulls() if series.dtype == pl.String else pl.Series(name, [], pl.String)
+        _temporal(info, values, kind, overrides.get(name), date_formats.get(name))
+        columns.append(info)
+    return Schema(columns, typed.height, complete, [])
+
+
+def _temporal(info: ColumnInfo, values: pl.Series, kind: str, wanted: str | None, given: str | None) -> None:
+    """A column's date/time type and format (detected from its text `values`, or `given`), then
+    the user's --type `wanted` on top; ConfigError for a temporal type with no format to read it."""
+    from chute.errors import ConfigError
+
+    name = info.name
+    if given:
+        info.format = given
+        info.type = wanted or {"date": "date", "time": "time"}.get(kind_of_format(given)) or (
+            "timestamptz" if "z" in given else "timestamp")
+    elif kind == "text" and values.len():
+        found = detect_temporal(values)
+        if found.kind:
+            info.type, info.format, info.note = found.type, found.format, found.reason
+        elif looks_temporal(values.head(50).to_list()) or (wanted and parse_type(wanted).name in _TEMPORAL):
+            info.note = f"stays text: {found.reason}"
+    if wanted:
+        if parse_type(wanted).name in _TEMPORAL and info.type == "text":
+            raise ConfigError(f"--type {name}={wanted}: the values of {name!r} are not dates chute can read "
+                              f"({info.note.removeprefix('stays text: ') or 'no date format found'}); "
+                              f"give --date-format {name}=FORMAT, e.g. %d/%m/%Y")
+        info.type = parse_type(wanted).name

@@ -23,19 +23,45 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
         from chute.formats.jsonl import read_jsonl
 
         return read_jsonl(data, source, block_bytes, rejects)
+    if source.format == "json":
+        from chute.formats.jsonl import read_json
+
+        return read_json(data, source, block_bytes, rejects)
     if source.format == "excel":
         from chute.formats.excel import read_excel
 
-        return read_excel(data, source, block_bytes)
+        return read_excel(_whole(data, source), source, block_bytes)
     if source.format == "parquet":
         from chute.formats.parquet import read_parquet
 
-        return read_parquet(data, source, block_bytes)
+        return read_parquet(_whole(data, source), source, block_bytes)
     from chute.formats.csv import read_csv
 
     if rejects is None:
         return read_csv(data, source, block_bytes)
     return read_csv(data, source, block_bytes, rejects, salvage_block)
+
+
+def _whole(data, source: Source):
+    """A workbook or a Parquet file is read whole (its index is at its end): a compressed one
+    (gzip, bz2, xz, zstd) is decompressed, and checked, first. Others pass as they are."""
+    from chute.formats.compress import detect_compression
+    from chute.formats.csv import open_stream
+
+    if callable(data) or source.compression == "none":
+        return data
+    if isinstance(data, pa.Buffer):
+        head = data[:6].to_pybytes()
+    else:
+        with open(data, "rb") as f:
+            head = f.read(6)
+    if source.compression == "auto" and not detect_compression(head):
+        return data
+    stream = open_stream(data, source)
+    try:
+        return pa.py_buffer(stream.read())
+    finally:
+        stream.close()
 
 
 def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.DataFrame, list[ParseReject]]:

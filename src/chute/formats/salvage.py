@@ -254,6 +254,8 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
         from chute.formats.jsonl import locate_lines
 
         return locate_lines(path_or_bytes, source, rows)
+    if source.format != "csv":  # a JSON document, Parquet, Excel: the row itself is shown (as JSON)
+        return found
     with _open_text(path_or_bytes, source) as text:
         for row, names, (line, _, fields, record) in _numbered(_scan(text, source), source):
             if row in rows:

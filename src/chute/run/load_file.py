@@ -22,6 +22,7 @@ from chute.ledger.summary import RunSummary
 from chute.db.resolve import resolve_database
 
 if TYPE_CHECKING:
+    from chute.config.project import Source
     from chute.formats.infer import Schema
     from chute.run.replay import ReplayResult
 
@@ -50,8 +51,8 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             raise ConfigError("--mode merge needs --primary-key COL[,COL]: the columns that identify a row")
         overrides = _parse_overrides(types)
         formats = _parse_formats(date_formats)
-        source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
-                        "batch_mb": batch_mb}
+        source: dict = {"format": _format_of(file), "header": header, "delimiter": delimiter, "quote": quote,
+                        "encoding": encoding, "batch_mb": batch_mb}
         if null_values is not None:
             source["null_values"] = null_values
         url = resolve_database(None, db_url, folder)
@@ -148,27 +149,50 @@ def _infer(file: Path, source: dict, overrides: dict[str, str], formats: dict[st
     """The schema from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from chute.config.project import Source
-    from chute.formats.infer import infer_schema
 
     options = Source(**source)
     try:
-        head, complete = _prefix(file)
-        _refuse_json(head.to_pybytes()[:4096])
-        return infer_schema(head, options.model_copy(update={"compression": "none"}), overrides, formats,
-                            complete)[0]
+        schema = _read_schema(file, options, overrides, formats)
     except FileError as exc:
         raise ConfigError(f"{file.name}: {exc}") from None
+    schema.format = options.format
+    return schema
 
 
-def _refuse_json(head: bytes) -> None:
-    """A JSON document read as CSV gives a column named '[' and rows of junk: refuse it."""
-    import re
+def _read_schema(file: Path, options: Source, overrides: dict[str, str], formats: dict[str, str]) -> Schema:
+    from chute.formats.infer import infer_frame, infer_schema
+    from chute.formats.reader import read_records
+    from chute.formats.text import ROW_COLUMN
 
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if re.match(rb'\[\s*[{\[]|\[\s*\]|{\s*"', text):
-        what = "a JSON array" if text.startswith(b"[") else "JSON (an object or JSON lines)"
-        raise ConfigError(f"this is {what}, not CSV: chute load reads CSV only for now; load JSON lines "
-                          "through a project with [source] format = 'jsonl'")
+    if options.format == "csv":
+        head, complete = _prefix(file)
+        return infer_schema(head, options.model_copy(update={"compression": "none"}), overrides, formats,
+                            complete)[0]
+    if options.format == "jsonl":
+        head, complete = _prefix(file)
+        rows = read_records(head, options.model_copy(update={"compression": "none"}), 1 << 30)[0]
+        return infer_frame(rows.drop(ROW_COLUMN), overrides, formats, complete)
+    # A JSON document, a workbook, a Parquet file: read whole (their structure spans the file)
+    rows = read_records(str(file), options, 1 << 30)[0].drop(ROW_COLUMN)
+    if options.format != "excel":
+        return infer_frame(rows, overrides, formats, True)
+    # Every cell of a sheet is text: inferred as CSV text is, null markers and dates included
+    text = pa.py_buffer(rows.write_csv().encode())
+    as_csv = options.model_copy(update={"format": "csv", "compression": "none", "encoding": "utf-8",
+                                        "delimiter": ",", "quote": '"', "header": True})
+    return infer_schema(text, as_csv, overrides, formats, True)[0]
+
+
+def _format_of(file: Path) -> str:
+    """csv, json, jsonl, parquet or excel, from the file's first bytes (formats/detect.py)."""
+    from chute.formats.detect import detect_format
+
+    with file.open("rb") as f:
+        head = f.read(1 << 16)
+    try:
+        return detect_format(head, file.name)
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
 
 
 def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
