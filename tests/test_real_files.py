@@ -266,3 +266,69 @@ def test_a_zip_archive_is_refused_naming_its_member(tmp_path, cli, query, db_url
         z.writestr("flights.csv", _rows(10))
     result = cli("load", path, "--into", "z", expect=2)
     assert "ZIP archive" in result.output and "flights.csv" in result.output
+
+
+# -- limits refused before anything is written -------------------------------------------------
+
+def test_two_thousand_columns_are_refused_with_nothing_created(tmp_path, cli, query, db_url):
+    header = ",".join(f"c{i}" for i in range(2000))
+    path = write(tmp_path / "wide.csv", header + "\n" + ",".join(str(i) for i in range(2000)) + "\n")
+    result = cli("load", path, "--into", "wide", expect=2)
+    assert "2,000 columns" in result.output and "1,600" in result.output and "--columns" in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'wide'")[0][0] == 0
+    ledger = query("SELECT to_regclass('chute.files') IS NOT NULL")[0][0]
+    assert not ledger or query("SELECT count(*) FROM chute.files")[0][0] == 0  # not even recorded
+    cli("load", path, "--into", "wide", "--columns", "c0,c1999")  # the option the message offers
+    assert query("SELECT c0, c1999 FROM wide") == [(0, 1999)]
+    assert query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'wide'")[0][0] == 2
+
+
+def test_a_name_over_63_bytes_is_refused(tmp_path, cli, query, db_url):
+    long = "x" * 70
+    result = cli("load", write(tmp_path / "l.csv", f"id,{long}\n1,2\n"), "--into", "l", expect=2)
+    assert "63 bytes" in result.output and "nothing was loaded" in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'l'")[0][0] == 0
+
+
+# -- the dialect -------------------------------------------------------------------------------
+
+def test_a_given_delimiter_that_splits_nothing_is_refused(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "airlines.csv", "carrier,name\n9E,Endeavor Air Inc.\nAA,American Airlines Inc.\n")
+    result = cli("load", path, "--into", "a", "--delimiter", ";", expect=2)
+    assert "delimiter ';' splits no line" in result.output and "--delimiter ," in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'a'")[0][0] == 0
+
+
+def test_a_wrong_delimiter_in_a_project_fails_the_file(tmp_path, query, db_url):
+    from chute.config.project import project_from_dict
+    from chute.run.runner import Runner
+
+    write(tmp_path / "landing" / "a.csv", "carrier,name\n9E,Endeavor Air Inc.\nAA,American Airlines Inc.\n")
+    project = project_from_dict({"project": {"name": "p"}, "source": {"delimiter": ";"},
+                                 "tables": {"rows": {"columns": {"carrier": "text", "name": "text"}}}}, root=tmp_path)
+    summary = Runner(project, db_url).run()
+    assert not summary.ok and "[source] delimiter = ','" in summary.files[0].error
+
+
+@pytest.mark.parametrize("text,delimiter,header", [
+    ("a;b;c\n1;2,5;x\n3;4,5;y\n", ";", True),
+    ("name\tcity\nAnn\tOslo\nBob\tRome\n", "\t", True),
+    ("1|2|x\n3|4|y\n", "|", False),
+], ids=["semicolon", "tab", "pipe_no_header"])
+def test_the_dialect_is_sniffed_and_shown(tmp_path, cli, query, db_url, text, delimiter, header):
+    path = write(tmp_path / "d.csv", text)
+    summary = json.loads(cli("load", path, "--into", "d", "--json").output)
+    dialect = summary["schema"]["dialect"]
+    assert dialect["delimiter"] == delimiter and dialect["header"] is header and dialect["encoding"] == "utf-8"
+    assert dialect["given"] == [] and summary["rows_loaded"] == 2
+    shown = cli("load", path, "--into", "d2", "--dry-run").output
+    assert "read as csv" in shown and "sniffed" in shown
+
+
+def test_a_cp1252_file_and_a_bom_are_sniffed(tmp_path, cli, query, db_url):
+    cli("load", write(tmp_path / "w.csv", "name,v\nMüller,1\nCafé,2\n".encode("cp1252")), "--into", "w")
+    assert query("SELECT name FROM w ORDER BY v") == [("Müller",), ("Café",)]
+    summary = json.loads(cli("load", write(tmp_path / "b.csv", "\ufeffid,v\n1,2\n".encode()), "--into", "b",
+                             "--json").output)
+    assert summary["schema"]["dialect"]["encoding"] == "utf-8-sig"
+    assert query("SELECT id FROM b") == [(1,)]  # the BOM is not part of the first name

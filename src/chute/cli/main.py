@@ -162,10 +162,17 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
 @click.option("--type", "types", multiple=True, metavar="COL=TYPE",
               help="Override an inferred column type of a table chute creates (an existing table keeps its types); "
               "repeatable.")
-@click.option("--delimiter", default=",", show_default=True)
-@click.option("--quote", default='"', show_default=True, help="The character that quotes a field.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@click.option("--delimiter", help="The field delimiter (default: sniffed among , ; TAB |). One that splits no line "
+              "while another would is refused.")
+@click.option("--quote", help='The character that quotes a field (default: sniffed, usually ").')
+@click.option("--encoding", help="The file's text encoding (default: sniffed: a byte-order mark, UTF-8, else cp1252).")
+@click.option("--header/--no-header", default=None, help="Whether the first row names the columns (default: "
+              "sniffed; without one, columns are named f0, f1, ...).")
+@click.option("--columns", "select", metavar="COL[,COL]", help="Load only these columns (the file's names), e.g. "
+              "to load a file wider than PostgreSQL's 1,600 columns.")
+@click.option("--names", type=click.Choice(["normalize", "keep"]), default="keep", show_default=True,
+              help="normalize: column names in ASCII snake_case ('Culmen Length (mm)' -> culmen_length_mm), "
+              "the file's name kept as the column's comment; keep: the file's names as they are.")
 @click.option("--drift", type=click.Choice(["freeze", "evolve", "discard"]), default="freeze", show_default=True,
               help="Columns of the file that an existing table lacks: fail the file, add them to the table, or "
               "leave them out. Table columns the file lacks fail it (freeze) or stay NULL.")
@@ -185,8 +192,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
 @project_option
 @db_option
 @json_option
-def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool,
+def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...],
+         delimiter: str | None, quote: str | None, encoding: str | None, header: bool | None, select: str | None,
+         names: str, drift: str, batch_mb: float, replay: bool,
          nulls: tuple[str, ...], no_default_nulls: bool, date_formats: tuple[str, ...], dry_run: bool,
          project_dir: Path, db_url: str | None, as_json: bool) -> None:
     """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
@@ -207,11 +215,13 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
     """
     from chute.run.load_file import load_file
 
-    if len(delimiter) != 1 or len(quote) != 1:
-        raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
+    if delimiter is not None and len(delimiter) != 1 or quote is not None and len(quote) != 1:
+        raise click.BadParameter("one character", param_hint="--delimiter" if delimiter and len(delimiter) != 1
+                                 else "--quote")
     null_values = list(nulls) if nulls else [""] if no_default_nulls else None
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
-                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
+                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=header,
+                       select=[c.strip() for c in select.split(",")] if select else None, names=names,
                        drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
                        null_values=null_values, date_formats=date_formats, dry_run=dry_run)
     if dry_run:

@@ -95,6 +95,10 @@ class Source(_Strict):
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []
+    # Only these columns of the files (by the file's names; default: all), e.g. 200 of a 2,000-column file
+    select: list[str] = []
+    # The file's column names -> the table's (chute load --names normalize writes it; chute.toml may too)
+    rename: dict[str, str] = {}
     # jsonl: nested objects become columns named parent<separator>child, or stay JSON text.
     nested: Literal["flatten", "json"] = "flatten"
     nested_separator: str = "_"

@@ -22,9 +22,10 @@ import pyarrow.csv as pacsv
 
 from chute.errors import ReadError, settable, setting
 from chute.config.project import Source
-from chute.formats.text import ROW_COLUMN, count_byte, row_numbers
+from chute.formats.text import ROW_COLUMN, count_byte, row_numbers, shaped
 from chute.coltypes import convert_text
 from chute.formats.compress import decompressed, detect_compression
+from chute.formats.dialect import check_delimiter
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -133,6 +134,8 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                     yield frame.rename({ROW_COLUMN: RECORD_COLUMN})
                 continue
             if i == 0:  # the first block fixes the names and (where not declared) the types
+                if table.num_columns == 1 and len(source.columns) != 1:  # one column: the delimiter wrong?
+                    check_delimiter(bytes(block[:1 << 16]), source.delimiter, source.quote, "utf-8")
                 names = table.column_names
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
             if table.num_rows:
@@ -196,7 +199,7 @@ def _parse_together(header: bytes, datas: list[bytes], source: Source) -> pl.Dat
         table = _dates(table, source)
     except ReadError:
         return None
-    return pl.from_arrow(table)
+    return shaped(pl.from_arrow(table), source.select, source.rename)
 
 
 def _declared(source: Source) -> tuple[list[str] | None, dict]:

@@ -9,16 +9,25 @@ import pyarrow as pa
 
 from chute.config.project import Source
 from chute.errors import FileError
+from chute.formats.text import shaped
 from chute.formats.salvage import NoRecordParses, ParseReject, numbered, read_lenient, salvage_block
 
 
 def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 20,
                 rejects: list | None = None) -> Iterator[pl.DataFrame]:
-    """Frames of one file (a buffer or a local path) in the format the project declares.
+    """Frames of one file (a buffer or a local path) in the format the project declares, with
+    only the [source] select columns (when given), renamed by [source] rename.
 
     Given a `rejects` list, readers refuse single bad records into it (ParseReject, with their
     line) instead of failing the whole file.
     """
+    frames = _read(data, source, block_bytes, rejects)
+    if not source.select and not source.rename:
+        return frames
+    return (shaped(f, source.select, source.rename) for f in frames)
+
+
+def _read(data: pa.Buffer | str, source: Source, block_bytes: int, rejects: list | None) -> Iterator[pl.DataFrame]:
     if source.format == "jsonl":
         from chute.formats.jsonl import read_jsonl
 
@@ -74,5 +83,6 @@ def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.
     except FileError as exc:
         if source.format != "csv" or isinstance(exc, NoRecordParses):  # a streamed block already said it all
             raise
-        return read_lenient(data, source, exc)
+        frame, rejects = read_lenient(data, source, exc)
+        return shaped(frame, source.select, source.rename), rejects
     return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]), rejects

@@ -29,19 +29,24 @@ if TYPE_CHECKING:
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
 OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter",
-           "null_values": "--null", "formats": "--date-format"}
+           "null_values": "--null", "formats": "--date-format", "select": "--columns", "header": "--no-header"}
 
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
-              types: tuple[str, ...] = (), delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
-              header: bool = True, drift: str = "freeze", folder: Path = Path("."), db_url: str | None = None,
-              batch_mb: float = 64, replay: bool = False, null_values: list[str] | None = None,
-              date_formats: tuple[str, ...] = (), dry_run: bool = False) -> RunSummary | ReplayResult | dict:
+              types: tuple[str, ...] = (), delimiter: str | None = None, quote: str | None = None,
+              encoding: str | None = None, header: bool | None = None, drift: str = "freeze",
+              folder: Path = Path("."), db_url: str | None = None, batch_mb: float = 64, replay: bool = False,
+              null_values: list[str] | None = None, date_formats: tuple[str, ...] = (), dry_run: bool = False,
+              select: list[str] | None = None, names: str = "keep") -> RunSummary | ReplayResult | dict:
     """Load `file` into `table`, or with `replay` load its quarantined records again. A file
     that failed before is tried again: naming it is asking for it.
 
-    `null_values` replaces DEFAULT_NULLS (the empty field is always NULL); `date_formats` are
-    COL=FORMAT; `dry_run` returns the schema (as_dict) without writing anything."""
+    A CSV file's delimiter, quote, header and encoding are sniffed where not given (a given
+    delimiter that splits nothing while another would is refused). `null_values` replaces
+    DEFAULT_NULLS (the empty field is always NULL); `date_formats` are COL=FORMAT; `select`
+    keeps only those columns; `names` "normalize" (snake_case, the file's name kept as a column
+    comment) or "keep". Too many columns, too long or duplicate names are refused before
+    anything is written. `dry_run` returns the schema (as_dict) without writing anything."""
     with options_named(OPTIONS):
         file = file.resolve()
         if not file.is_file():
@@ -51,8 +56,16 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             raise ConfigError("--mode merge needs --primary-key COL[,COL]: the columns that identify a row")
         overrides = _parse_overrides(types)
         formats = _parse_formats(date_formats)
-        source: dict = {"format": _format_of(file), "header": header, "delimiter": delimiter, "quote": quote,
-                        "encoding": encoding, "batch_mb": batch_mb}
+        fmt = _format_of(file)
+        source: dict = {"format": fmt, "batch_mb": batch_mb}
+        given = {k: v for k, v in {"delimiter": delimiter, "quote": quote, "encoding": encoding,
+                                   "header": header}.items() if v is not None}
+        dialect = _dialect(file, given) if fmt == "csv" else None
+        source |= (dialect.as_dict() if dialect else {}) | given
+        for key in ("columns", "header_reason"):
+            source.pop(key, None)
+        if select:
+            source["select"] = select
         if null_values is not None:
             source["null_values"] = null_values
         url = resolve_database(None, db_url, folder)
@@ -72,6 +85,10 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
         else:
             inferred = _infer(file, source, overrides, formats)
+            if dialect:
+                inferred.dialect = {k: source[k] for k in ("delimiter", "quote", "header", "encoding")} | {
+                    "given": sorted(given)}
+            _check_columns(file, inferred, select or [], names)
             columns, source["formats"] = inferred.types, inferred.formats
             unknown = [c for c in [*overrides, *formats, *(primary_key or [])] if c not in columns]
             if unknown:
@@ -181,6 +198,42 @@ def _read_schema(file: Path, options: Source, overrides: dict[str, str], formats
     as_csv = options.model_copy(update={"format": "csv", "compression": "none", "encoding": "utf-8",
                                         "delimiter": ",", "quote": '"', "header": True})
     return infer_schema(text, as_csv, overrides, formats, True)[0]
+
+
+def _dialect(file: Path, given: dict):
+    """The CSV dialect from the file's first 64 KB (decompressed), what is given kept."""
+    from chute.formats.compress import decompress_head
+    from chute.formats.dialect import sniff_dialect
+
+    with file.open("rb") as f:
+        head = decompress_head(f.read(1 << 20), 1 << 16)
+    try:
+        return sniff_dialect(head, given.get("delimiter"), given.get("quote"), given.get("encoding"),
+                             given.get("header"), whole=len(head) < 1 << 16)
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
+
+
+def _check_columns(file: Path, schema: Schema, select: list[str], names: str) -> None:
+    """Only the --columns kept; their names normalised (names = "normalize"); ConfigError, before
+    anything is written, for names or a count PostgreSQL cannot take."""
+    from chute.formats.names import check_names, normalize_names
+
+    if select:
+        have = {c.name for c in schema.columns}
+        unknown = [c for c in select if c not in have]
+        if unknown:
+            raise ConfigError(f"--columns: {file.name} has no column {unknown[0]!r}")
+        wanted = set(select)
+        schema.columns = [c for c in schema.columns if c.name in wanted]
+    originals = [c.name for c in schema.columns]
+    table = normalize_names(originals) if names == "normalize" else originals
+    problem = check_names(table, originals, keep=names == "keep")
+    if problem:
+        raise ConfigError(f"{file.name}: {problem}; nothing was loaded")
+    for info, new in zip(schema.columns, table):
+        if new != info.name:
+            info.original, info.name = info.name, new
 
 
 def _format_of(file: Path) -> str:
