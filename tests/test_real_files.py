@@ -252,9 +252,9 @@ def test_an_xlsx_workbook_loads_with_inferred_types(tmp_path, cli, query, db_url
     summary = json.loads(cli("load", path, "--into", "x", "--json").output)
     assert summary["schema"]["format"] == "excel" and summary["rows_loaded"] == 3
     types = {c["name"]: c["type"] for c in summary["schema"]["columns"]}
-    assert types["Culmen Length"] == "double" and types["Species"] == "text"
-    assert types["Sampled"] in ("date", "timestamp")
-    assert query('SELECT "Species", "Culmen Length", "Sex" FROM x ORDER BY 1') == [
+    assert types["culmen_length"] == "double" and types["species"] == "text"
+    assert types["sampled"] in ("date", "timestamp")
+    assert query('SELECT species, culmen_length, sex FROM x ORDER BY 1') == [
         ("Adelie", 39.1, "MALE"), ("Chinstrap", 46.5, "FEMALE"), ("Gentoo", None, None)]
 
 
@@ -332,3 +332,51 @@ def test_a_cp1252_file_and_a_bom_are_sniffed(tmp_path, cli, query, db_url):
                              "--json").output)
     assert summary["schema"]["dialect"]["encoding"] == "utf-8-sig"
     assert query("SELECT id FROM b") == [(1,)]  # the BOM is not part of the first name
+
+
+# -- names -------------------------------------------------------------------------------------
+
+PENGUINS = ('studyName,"Culmen Length (mm)",Delta 15 N (o/oo),Date Egg,Sex\n'
+            "PAL0708,39.1,NA,11/11/07,MALE\nPAL0708,NA,8.94956,11/16/07,NA\n")
+
+
+def test_names_are_normalised_and_the_original_kept_as_a_comment(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "penguins_raw.csv", PENGUINS)
+    summary = json.loads(cli("load", path, "--into", "p", "--json").output)
+    shown = {c["name"]: c["original"] for c in summary["schema"]["columns"]}
+    assert shown == {"study_name": "studyName", "culmen_length_mm": "Culmen Length (mm)",
+                     "delta_15_n_o_oo": "Delta 15 N (o/oo)", "date_egg": "Date Egg", "sex": "Sex"}
+    assert query("SELECT culmen_length_mm, delta_15_n_o_oo, sex FROM p ORDER BY 1 NULLS LAST") == [
+        (39.1, None, "MALE"), (None, 8.94956, None)]
+    comments = dict(query("SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a "
+                          "WHERE a.attrelid = 'p'::regclass AND a.attnum > 0"))
+    assert comments["culmen_length_mm"] == "Culmen Length (mm)" and comments["sex"] == "Sex"
+    # a second file into the table: its names normalised the same way
+    again = write(tmp_path / "more.csv", PENGUINS.replace("39.1", "40.2"))
+    assert json.loads(cli("load", again, "--into", "p", "--json").output)["rows_loaded"] == 2
+
+
+def test_options_take_either_name_and_keep_loads_names_as_they_are(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "penguins_raw.csv", PENGUINS)
+    cli("load", path, "--into", "t", "--type", "culmen_length_mm=numeric(5,1)", "--columns", "studyName,culmen_length_mm",
+        "--primary-key", "study_name")
+    types = dict(query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 't'"))
+    assert types == {"study_name": "text", "culmen_length_mm": "numeric"}
+    cli("load", path, "--into", "k", "--names", "keep")
+    assert query('SELECT "Culmen Length (mm)" FROM k WHERE "Sex" = \'MALE\'') == [(39.1,)]
+
+
+def test_names_that_collide_after_normalising_are_refused(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "c.csv", "Name,name\nx,y\n")
+    result = cli("load", path, "--into", "c", expect=2)
+    assert "would both be named 'name'" in result.output and "--names keep" in result.output
+    assert query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'c'")[0][0] == 0
+    cli("load", path, "--into", "c", "--names", "keep")
+    assert query('SELECT "Name", name FROM c') == [("x", "y")]
+
+
+def test_snake_case():
+    from chute.formats.names import normalize_names
+
+    assert normalize_names(["Culmen Length (mm)", "dateRep", "Année", "% change", "2nd", "", "Größe", "a#b"]) == [
+        "culmen_length_mm", "date_rep", "annee", "pct_change", "c_2nd", "col_6", "grosse", "a_num_b"]

@@ -170,7 +170,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               "sniffed; without one, columns are named f0, f1, ...).")
 @click.option("--columns", "select", metavar="COL[,COL]", help="Load only these columns (the file's names), e.g. "
               "to load a file wider than PostgreSQL's 1,600 columns.")
-@click.option("--names", type=click.Choice(["normalize", "keep"]), default="keep", show_default=True,
+@click.option("--names", type=click.Choice(["normalize", "keep"]), default="normalize", show_default=True,
               help="normalize: column names in ASCII snake_case ('Culmen Length (mm)' -> culmen_length_mm), "
               "the file's name kept as the column's comment; keep: the file's names as they are.")
 @click.option("--drift", type=click.Choice(["freeze", "evolve", "discard"]), default="freeze", show_default=True,

@@ -37,7 +37,7 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
               encoding: str | None = None, header: bool | None = None, drift: str = "freeze",
               folder: Path = Path("."), db_url: str | None = None, batch_mb: float = 64, replay: bool = False,
               null_values: list[str] | None = None, date_formats: tuple[str, ...] = (), dry_run: bool = False,
-              select: list[str] | None = None, names: str = "keep") -> RunSummary | ReplayResult | dict:
+              select: list[str] | None = None, names: str = "normalize") -> RunSummary | ReplayResult | dict:
     """Load `file` into `table`, or with `replay` load its quarantined records again. A file
     that failed before is tried again: naming it is asking for it.
 
@@ -64,8 +64,6 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         source |= (dialect.as_dict() if dialect else {}) | given
         for key in ("columns", "header_reason"):
             source.pop(key, None)
-        if select:
-            source["select"] = select
         if null_values is not None:
             source["null_values"] = null_values
         url = resolve_database(None, db_url, folder)
@@ -74,23 +72,40 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             with connect(url) as conn:
                 existing = existing_columns(conn, schema, name)
         shown = None
+        comments: dict[str, str] = {}  # table column -> the file's name for it, when normalised
         if existing:
             columns = {c: _known_type(c, t, f"{schema}.{name}") for c, t in existing.items()}
-            unknown = [c for c in formats if c not in columns]
+            try:  # the file's names, and its date formats
+                found = _infer(file, source, {}, {})
+            except ConfigError:  # a file that does not read: the run fails it, in the ledger, with why
+                from chute.formats.infer import Schema
+
+                found = Schema([], 0, False, [])
+            rename = dict(zip([c.name for c in found.columns], _table_names([c.name for c in found.columns], names)))
+            rename = {o: n for o, n in rename.items() if o != n}
+            to_file = {v: k for k, v in rename.items()}
+            formats = {**{rename.get(c, c): f for c, f in found.formats.items()}, **formats}
+            if select:
+                source["select"] = [to_file.get(c, c) for c in select]
+            unknown = [c for c in formats if c not in columns and c not in to_file.values()]
             if unknown:
                 raise ConfigError(f"--date-format: table {schema}.{name} has no column {unknown[0]!r}")
-            source["formats"] = {c: f for c, f in formats.items()
-                                 if parse_type(columns[c]).name in ("date", "timestamp", "timestamptz", "time")}
+            source["formats"] = {to_file.get(c, c): f for c, f in formats.items() if rename.get(c, c) in columns
+                                 and parse_type(columns[rename.get(c, c)]).name in _TEMPORAL}
+            read_columns = {to_file.get(c, c): t for c, t in columns.items()}
         elif replay:
             raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
         else:
-            inferred = _infer(file, source, overrides, formats)
-            if dialect:
-                inferred.dialect = {k: source[k] for k in ("delimiter", "quote", "header", "encoding")} | {
-                    "given": sorted(given)}
-            _check_columns(file, inferred, select or [], names)
-            columns, source["formats"] = inferred.types, inferred.formats
-            unknown = [c for c in [*overrides, *formats, *(primary_key or [])] if c not in columns]
+            inferred = _inferred(file, source, overrides, formats, select or [], names, given if dialect else None)
+            to_file = {c.name: c.original for c in inferred.columns if c.original}
+            if select:
+                source["select"] = [c.original or c.name for c in inferred.columns]
+            read_columns, source["formats"] = inferred.types, inferred.formats
+            columns = {c.name: c.type for c in inferred.columns}
+            rename = {o: n for n, o in to_file.items()}
+            comments = {n: o for n, o in to_file.items()}
+            unknown = [c for c in [*overrides, *formats] if c not in read_columns and c not in columns]
+            unknown += [c for c in primary_key or [] if c not in columns and c not in rename]
             if unknown:
                 option = "--type" if unknown[0] in overrides else "--date-format" if unknown[0] in formats \
                     else "--primary-key"
@@ -99,9 +114,12 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
             shown = inferred.as_dict()
             if dry_run:
                 return shown
+        primary_key = [rename.get(c, c) for c in primary_key or []]
+        if rename:
+            source["rename"] = rename
         # The reader parses with the table's types, so a value that does not fit is a reject
         # of its line, and --replay after ALTER TABLE reads it with the new type.
-        source["columns"] = columns
+        source["columns"] = read_columns
         project = project_from_dict({
             "project": {"name": "load"},
             "landing": {"path": str(file.parent), "patterns": [glob.escape(file.name)], "recursive": False},
@@ -116,6 +134,8 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+        if comments and summary.rows_loaded:
+            _comment(url, schema, name, comments)
         summary.schema = shown or {"columns": [{"name": c, "type": t} for c, t in columns.items()],
                                    "null_values": project.source.nulls(), "existing_table": True}
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
@@ -200,6 +220,45 @@ def _read_schema(file: Path, options: Source, overrides: dict[str, str], formats
     return infer_schema(text, as_csv, overrides, formats, True)[0]
 
 
+_TEMPORAL = ("date", "timestamp", "timestamptz", "time")
+
+
+def _inferred(file: Path, source: dict, overrides: dict[str, str], formats: dict[str, str], select: list[str],
+              names: str, given: dict | None) -> Schema:
+    """The schema of a new table: inferred, only the --columns kept, names normalised and
+    checked. --type, --date-format and --columns may name a column by the file's name or the
+    table's (normalised) one."""
+    inferred = _infer(file, source, overrides, formats)
+    by_table = dict(zip(_table_names([c.name for c in inferred.columns], names), [c.name for c in inferred.columns]))
+    if any(k not in by_table.values() and k in by_table for k in [*overrides, *formats, *select]):
+        overrides = {by_table.get(k, k): v for k, v in overrides.items()}
+        formats = {by_table.get(k, k): v for k, v in formats.items()}
+        select = [by_table.get(k, k) for k in select]
+        inferred = _infer(file, source, overrides, formats)
+    if given is not None:
+        inferred.dialect = {k: source[k] for k in ("delimiter", "quote", "header", "encoding")} | {
+            "given": sorted(given)}
+    _check_columns(file, inferred, select, names)
+    return inferred
+
+
+def _table_names(names: list[str], how: str) -> list[str]:
+    from chute.formats.names import normalize_names
+
+    return normalize_names(names) if how == "normalize" else names
+
+
+def _comment(url: str, schema: str, table: str, comments: dict[str, str]) -> None:
+    """COMMENT ON COLUMN: the file's name of each column chute renamed (psql's \\d+ shows it)."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        for column, original in comments.items():
+            conn.execute(sql.SQL("COMMENT ON COLUMN {}.{}.{} IS {}").format(
+                sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column), sql.Literal(original)))
+        conn.commit()
+
+
 def _dialect(file: Path, given: dict):
     """The CSV dialect from the file's first 64 KB (decompressed), what is given kept."""
     from chute.formats.compress import decompress_head
@@ -217,7 +276,7 @@ def _dialect(file: Path, given: dict):
 def _check_columns(file: Path, schema: Schema, select: list[str], names: str) -> None:
     """Only the --columns kept; their names normalised (names = "normalize"); ConfigError, before
     anything is written, for names or a count PostgreSQL cannot take."""
-    from chute.formats.names import check_names, normalize_names
+    from chute.formats.names import check_names
 
     if select:
         have = {c.name for c in schema.columns}
@@ -227,7 +286,7 @@ def _check_columns(file: Path, schema: Schema, select: list[str], names: str) ->
         wanted = set(select)
         schema.columns = [c for c in schema.columns if c.name in wanted]
     originals = [c.name for c in schema.columns]
-    table = normalize_names(originals) if names == "normalize" else originals
+    table = _table_names(originals, names)
     problem = check_names(table, originals, keep=names == "keep")
     if problem:
         raise ConfigError(f"{file.name}: {problem}; nothing was loaded")
