@@ -197,12 +197,16 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
          names: str, drift: str, batch_mb: float, replay: bool,
          nulls: tuple[str, ...], no_default_nulls: bool, date_formats: tuple[str, ...], dry_run: bool,
          project_dir: Path, db_url: str | None, as_json: bool) -> None:
-    """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
+    """Load one FILE into a table: infer the schema, create the table, load exactly once.
 
-    Loading the same content again (under any name) does nothing. The column types are
-    inferred from the first 16 MB of the file (numbers, booleans, dates and timestamps in
-    the formats docs/reading-files.md lists); NA, NULL, NaN and the like are read as NULL. The
-    schema is shown after the load (--dry-run: instead of it). A later value that does not
+    The format comes from the content: CSV/TSV, JSON (an array of objects or an object holding
+    one), JSON lines, Parquet, Excel; gzip, bz2, xz or zstd compressed too. A CSV file's
+    delimiter, quote, header and encoding are sniffed unless given. Column names are
+    normalised to snake_case (--names keep: as they are). Loading the same content again
+    (under any name) does nothing. The column types are inferred from the first 16 MB of the
+    file (numbers, booleans, dates and timestamps in the formats docs/reading-files.md lists);
+    NA, NULL, NaN and the like are read as NULL. The schema is shown after the load
+    (--dry-run: instead of it). A later value that does not
     fit its column is quarantined with its line and reason, and the other rows load. To
     load such records too, widen the column and replay them, e.g.:
 

@@ -12,6 +12,9 @@
     dates.py    date/time formats detected from a column's values
     nulls.py    null markers met, counted for the schema shown
     infer.py    the schema `chute load` creates a table with (types, NULLs, markers, formats)
+    detect.py   the format from the content (magic bytes, the first character): chute load
+    dialect.py  a CSV file's delimiter, quote, header and encoding sniffed; a wrong delimiter refused
+    names.py    column names in snake_case, and PostgreSQL's limits (1,600 columns, 63 bytes)
 
 May import: config, and the loose modules (errors, coltypes). Nothing above.
 """
