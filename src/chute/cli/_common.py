@@ -104,6 +104,29 @@ def with_progress(work, quiet: bool):
         return work(progress)
 
 
+def report_schema(schema: dict) -> None:
+    """The columns `chute load` reads (formats/infer.py Schema.as_dict): type, NULLs, markers, format, notes."""
+    table = data_table("column", "type", "nulls", "null markers", "format", "note")
+    for c in schema["columns"]:
+        name = c["name"] + (f" ({c['original']})" if c.get("original") else "")
+        markers = ", ".join(f"{m} x{n:,}" for m, n in (c.get("markers") or {}).items())
+        nulls = f"{c['nulls']:,}" if c.get("nulls") is not None else ""
+        table.add_row(name, c["type"], nulls, markers, c.get("format") or "", c.get("note") or "")
+    out.print(table)
+    shown = ", ".join(repr(m) for m in schema.get("null_values", [])) or "none (the format has its own null)"
+    read = schema.get("format", "csv")
+    if dialect := schema.get("dialect"):
+        read += " (" + ", ".join(f"{k} {v!r}" + ("" if k in dialect.get("given", ()) else " sniffed")
+                                 for k, v in dialect.items() if k != "given") + ")"
+    out.print(f"read as {read}", highlight=False, markup=False)
+    if schema.get("existing_table"):
+        out.print(f"into the existing table; null markers: {shown}", highlight=False, markup=False)
+    else:
+        rows = schema.get("rows_sampled", 0)
+        where = "the whole file" if schema.get("sample_is_whole_file") else f"the first {rows:,} rows"
+        out.print(f"types and NULL counts from {where}; null markers: {shown}", highlight=False, markup=False)
+
+
 def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
     """The run's summary, then its exit status: 1 when a file failed in this run or, unless
     `old_failures_fail` is off, when files that failed before are still there unchanged."""

@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from chute import __version__
-from chute.cli._common import (EXIT_FAILED, ChuteGroup, folder_chosen, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
-                               report_replay, report_run, with_progress)
+from chute.cli._common import (EXIT_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, folder_chosen,
+                               json_option, ledger_of, out, pipeline_option, project_option, report_replay,
+                               report_run, report_schema, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
 
@@ -171,10 +172,17 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
 @click.option("--type", "types", multiple=True, metavar="COL=TYPE",
               help="Override an inferred column type of a table chute creates (an existing table keeps its types); "
               "repeatable.")
-@click.option("--delimiter", default=",", show_default=True)
-@click.option("--quote", default='"', show_default=True, help="The character that quotes a field.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@click.option("--delimiter", help="The field delimiter (default: sniffed among , ; TAB |). One that splits no line "
+              "while another would is refused.")
+@click.option("--quote", help='The character that quotes a field (default: sniffed, usually ").')
+@click.option("--encoding", help="The file's text encoding (default: sniffed: a byte-order mark, UTF-8, else cp1252).")
+@click.option("--header/--no-header", default=None, help="Whether the first row names the columns (default: "
+              "sniffed; without one, columns are named f0, f1, ...).")
+@click.option("--columns", "select", metavar="COL[,COL]", help="Load only these columns (the file's names), e.g. "
+              "to load a file wider than PostgreSQL's 1,600 columns.")
+@click.option("--names", type=click.Choice(["normalize", "keep"]), default="normalize", show_default=True,
+              help="normalize: column names in ASCII snake_case ('Culmen Length (mm)' -> culmen_length_mm), "
+              "the file's name kept as the column's comment; keep: the file's names as they are.")
 @click.option("--drift", type=click.Choice(["freeze", "evolve", "discard"]), default="freeze", show_default=True,
               help="Columns of the file that an existing table lacks: fail the file, add them to the table, or "
               "leave them out. Table columns the file lacks fail it (freeze) or stay NULL.")
@@ -182,22 +190,40 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               help="Read the file in blocks of about this many MB (bounds memory).")
 @click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
               "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
+@click.option("--null", "nulls", multiple=True, metavar="TEXT",
+              help="An unquoted value read as NULL; repeatable; replaces the default set (empty, NA, N/A, n/a, "
+              "#N/A, NULL, null, NaN, nan, <NA>). An empty field is always NULL, a quoted one never.")
+@click.option("--no-default-nulls", is_flag=True, help="Read only empty fields (and --null values) as NULL.")
+@click.option("--date-format", "date_formats", multiple=True, metavar="COL=FORMAT",
+              help="The date/time format of a column whose values do not settle it, e.g. day=%d/%m/%Y "
+              "(strftime codes); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Show the schema chute would create (columns, types, NULLs, null "
+              "markers, date formats) and load nothing.")
 @click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="A project folder whose embedded database to use (none is needed: outside a "
               "project, chute load uses your default embedded database); its logs/ gets the run log.")
 @db_option
 @json_option
-def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool, project_dir: Path,
-         db_url: str | None, as_json: bool) -> None:
-    """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
+def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...],
+         delimiter: str | None, quote: str | None, encoding: str | None, header: bool | None, select: str | None,
+         names: str, drift: str, batch_mb: float, replay: bool,
+         nulls: tuple[str, ...], no_default_nulls: bool, date_formats: tuple[str, ...], dry_run: bool,
+         project_dir: Path, db_url: str | None, as_json: bool) -> None:
+    """Load one FILE into a table: infer the schema, create the table, load exactly once.
 
-    Loading the same content again (under any name) does nothing. The column types are
-    inferred from the first 16 MB of the file; a later value that does not fit its column
-    is quarantined with its line and reason, and the other rows load. To load such records
-    too, widen the column and replay them, e.g.:
+    The format comes from the content: CSV/TSV, JSON (an array of objects or an object holding
+    one), JSON lines, Parquet, Excel; gzip, bz2, xz or zstd compressed too. A CSV file's
+    delimiter, quote, header and encoding are sniffed unless given. Column names are
+    normalised to snake_case (--names keep: as they are). Loading the same content again
+    (under any name) does nothing. The column types are inferred from the first 16 MB of the
+    file (numbers, booleans, dates and timestamps in the formats docs/reading-files.md lists);
+    NA, NULL, NaN and the like are read as NULL. The schema is shown after the load
+    (--dry-run: instead of it). A later value that does not
+    fit its column is quarantined with its line and reason, and the other rows load. To
+    load such records too, widen the column and replay them, e.g.:
 
     \b
+      chute load prices.csv --into prices --dry-run
       chute load prices.csv --into prices
       chute rejects list --pipeline load:public.prices
       psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
@@ -205,15 +231,27 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
     """
     from chute.run.load_file import load_file
 
-    if len(delimiter) != 1 or len(quote) != 1:
-        raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
+    if delimiter is not None and len(delimiter) != 1 or quote is not None and len(quote) != 1:
+        raise click.BadParameter("one character", param_hint="--delimiter" if delimiter and len(delimiter) != 1
+                                 else "--quote")
+    null_values = list(nulls) if nulls else [""] if no_default_nulls else None
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
-                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
+                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=header,
+                       select=[c.strip() for c in select.split(",")] if select else None, names=names,
                        drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
+                       null_values=null_values, date_formats=date_formats, dry_run=dry_run,
                        folder_chosen=folder_chosen())
-    if replay:
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, "table": table, "schema": result})
+        else:
+            out.print(f"{escape(file.name)} -> {escape(table)} (dry run: nothing loaded)", highlight=False)
+            report_schema(result)
+    elif replay:
         report_replay(result, as_json)
     else:
+        if not as_json and result.schema:
+            report_schema(result.schema)
         report_run(result, as_json)
 
 

@@ -41,6 +41,12 @@ def check_template(text: str) -> None:
 
 CONFIG_NAME = "chute.toml"
 
+# The text read as NULL unless [source] null_values / `chute load --null` replace it
+# (docs/reading-files.md#null-markers). An empty unquoted field is always NULL; a quoted one ("NA")
+# is always text. pandas' default list without 'None' (a real answer: a town, "Allergies: None")
+# and without the spellings only old C runtimes wrote (-1.#IND, 1.#QNAN, #N/A N/A, #NA, -NaN).
+DEFAULT_NULLS: tuple[str, ...] = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "<NA>")
+
 
 def _check_types(columns: dict[str, str]) -> dict[str, str]:
     for name, text in columns.items():
@@ -77,14 +83,18 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel", "jsonl", "parquet"] = "csv"
+    # json: an array of objects or an object holding one (read whole); jsonl: one object a line
+    format: Literal["csv", "excel", "json", "jsonl", "parquet"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: StrictBool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', min_length=1, max_length=1)
     encoding: str = "utf-8"
-    compression: Literal["auto", "none", "gzip"] = "auto"
-    null_values: list[str] = [""]
+    compression: Literal["auto", "none", "gzip", "bz2", "xz", "zstd"] = "auto"
+    # Unquoted fields read as NULL (see DEFAULT_NULLS); the empty field is always one of them.
+    null_values: list[str] = list(DEFAULT_NULLS)
+    # Date/time formats by column (strftime/chrono codes, e.g. "%d/%m/%Y"); [source.formats] in chute.toml
+    formats: dict[str, str] = {}
     # Declared types by column name. With header = false they also name the columns in order;
     # with neither, columns are named f0, f1, ...
     columns: dict[str, str] = {}
@@ -93,6 +103,10 @@ class Source(_Strict):
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []
+    # Only these columns of the files (by the file's names; default: all), e.g. 200 of a 2,000-column file
+    select: list[str] = []
+    # The file's column names -> the table's (chute load --names normalize writes it; chute.toml may too)
+    rename: dict[str, str] = {}
     # jsonl: nested objects become columns named parent<separator>child, or stay JSON text.
     nested: Literal["flatten", "json"] = "flatten"
     nested_separator: str = "_"
@@ -115,6 +129,10 @@ class Source(_Strict):
 
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
+
+    def nulls(self) -> list[str]:
+        """The null markers as the reader applies them: the empty field first, then the rest once each."""
+        return list(dict.fromkeys(["", *self.null_values]))
 
 
 class PipelineConfig(_Strict):

@@ -49,6 +49,7 @@ class RunSummary:
     # False when some loaded file's rows could not be counted alone: the nodes dropped source_file
     # and the file was loaded together with others (its chute.files.rows_loaded is NULL).
     rows_by_file: bool = True
+    schema: dict | None = None  # chute load: the table's columns, types, NULLs, markers and formats (formats/infer.py)
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
