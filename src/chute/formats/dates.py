@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from chute.coltypes import kind_of_format, parse_temporal
+from chute.coltypes import parse_temporal
 
 
 @dataclass

@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from chute.coltypes import from_polars, parse_type
 from chute.config.project import Source
-from chute.formats.dates import detect_temporal, kind_of_format, looks_temporal
+from chute.coltypes import kind_of_format
+from chute.formats.dates import detect_temporal, looks_temporal
 from chute.formats.nulls import code_like, marker_counts
 from chute.formats.reader import read_records
 from chute.formats.text import ROW_COLUMN
