@@ -23,7 +23,7 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     assert (letter["kind"], letter["name"], letter["status"], letter["attempts"]) == ("file", "bad.csv", "dead", 1)
     assert "binary data" in letter["error"]
 
-    cli("run", "-p", project)  # a plain run does not retry it
+    cli("run", "-p", project, expect=1)  # a plain run does not retry it (and exits 1 while it waits)
     assert query("SELECT attempts FROM chute.files WHERE name = 'bad.csv'") == [(1,)]
 
     # The data is fixed upstream by a node switch here: the failure came from the FAIL node.
@@ -37,8 +37,8 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     requeued = dlq(cli, project, "retry", str(letters["node.csv"]["id"]))
     assert requeued["requeued"] == [letters["node.csv"]["id"]]
     assert dlq(cli, project, "retry", str(letters["node.csv"]["id"]))["requeued"] == []  # already queued
-    cli("run", "-p", project)  # node.csv loads; bad.csv (not re-queued) is left alone
-    cli("run", "-p", project)  # and the next run takes nothing again
+    cli("run", "-p", project, expect=1)  # node.csv loads; bad.csv (not re-queued) is left alone
+    cli("run", "-p", project, expect=1)  # and the next run takes nothing again
     assert query("SELECT count(*) FROM items WHERE id >= 10") == [(3,)]  # exactly once
     open_letters = dlq(cli, project, "list")["dead_letters"]
     assert [d["name"] for d in open_letters] == ["bad.csv"]
@@ -55,6 +55,7 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     assert sorted(purged) == sorted([letters["bad.csv"]["id"], letters["node.csv"]["id"]])
     assert dlq(cli, project, "list", "--all")["dead_letters"] == []
     assert query("SELECT status FROM chute.files WHERE name = 'bad.csv'") == [("failed",)]  # history kept
+    cli("run", "-p", project)  # purged: resolved, so it no longer keeps the exit status at 1
 
 
 def test_dlq_errors(items_project, cli, db_url):

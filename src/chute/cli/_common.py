@@ -1,9 +1,6 @@
 """What every `chute` command shares: the exit codes, the error handling, the common options,
 JSON output and the run and replay reports. Each command group imports this module; none imports
-another command module.
-
-Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
-configuration, the database or the command line is wrong (nothing was loaded).
+another command module. Exit status: the EXIT_* table below.
 """
 
 from __future__ import annotations

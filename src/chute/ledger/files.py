@@ -7,6 +7,11 @@
 Every file version ends in one state: loaded, loaded_with_rejects, failed (kept for retry,
 with the error) or skipped (its content was already loaded under another name). A partial
 unique index makes PostgreSQL itself refuse to load the same content twice for a pipeline.
+
+A failed version a person gave up on (`chute forget`, or its dead letter purged) is
+*resolved*: `resolved_at` and `resolution` say when and how; its row and error stay. It no
+longer counts as failing, and is not retried unless asked (--retry-failed). A new failure
+of the same version makes it unresolved again.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ CREATE TABLE IF NOT EXISTS chute.files (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
     ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects');
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolution text;
 """
 
 # Held for the whole run only when a table is in replace mode; otherwise workers that share
@@ -118,12 +125,14 @@ class Known:
     mtime_ns: int | None
     sha256: str
     status: str
+    resolved: bool = False  # a failed version a person gave up on (chute forget)
 
 
 def known_files(conn: psycopg.Connection, pipeline: str, names: list[str] | None = None) -> dict[str, list[Known]]:
     """Every recorded version of every file name of the pipeline (or of just `names`)."""
     out: dict[str, list[Known]] = {}
-    query = "SELECT name, file_id, size, mtime_ns, sha256, status FROM chute.files WHERE pipeline = %s"
+    query = ("SELECT name, file_id, size, mtime_ns, sha256, status, resolved_at IS NOT NULL FROM chute.files"
+             " WHERE pipeline = %s")
     cur = conn.execute(query, (pipeline,)) if names is None else \
         conn.execute(query + " AND name = ANY(%s)", (pipeline, names))
     for name, *rest in cur:
@@ -202,7 +211,7 @@ def record_outcome(conn: psycopg.Connection, row: LedgerRow, *, error: str | Non
                ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
                    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
                    error = EXCLUDED.error, duplicate_of = EXCLUDED.duplicate_of, mtime_ns = EXCLUDED.mtime_ns,
-                   attempts = f.attempts + 1, updated_at = now()
+                   attempts = f.attempts + 1, updated_at = now(), resolved_at = NULL
                WHERE f.status NOT IN ('loaded', 'loaded_with_rejects')  -- never undo a load""",
             (row.pipeline, row.name, row.uri, row.size, row.mtime_ns, row.sha256, row.status, row.run_id,
              row.rows_read, error, duplicate_of),
@@ -230,7 +239,7 @@ SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, r
 ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
     status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
     rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, error = NULL,
-    mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now()
+    mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now(), resolved_at = NULL
 """
 
 # A replay's file row (run/replay.py), in the replay's load transaction ($1 rows loaded, $2 file_id):
@@ -268,20 +277,43 @@ def file_counts(conn: psycopg.Connection, pipeline: str) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> list[dict]:
-    """Files whose latest version failed."""
+# The latest version of each file name, when it failed and nobody resolved it.
+_OPEN_FAILURES = """
+SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at, resolved_at FROM chute.files
+                WHERE pipeline = %s ORDER BY name, updated_at DESC) latest
+ WHERE status = 'failed' AND resolved_at IS NULL"""
+
+
+def failed_files(conn: psycopg.Connection, pipeline: str, limit: int | None = 20) -> list[dict]:
+    """Files whose latest version failed and is not resolved, newest first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at FROM chute.files"
-            " WHERE pipeline = %s ORDER BY name, updated_at DESC) latest WHERE status = 'failed'"
-            " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
+        return cur.execute(_OPEN_FAILURES + " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
 
 
 def failed_count(conn: psycopg.Connection, pipeline: str) -> int:
-    """File names whose latest version failed (as failed_files lists them)."""
-    return int(conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
-        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
+    """File names whose latest version failed and is not resolved (as failed_files lists them)."""
+    return int(conn.execute(f"SELECT count(*) FROM ({_OPEN_FAILURES}) open", (pipeline,)).fetchone()[0])
+
+
+def resolve_failed(conn: psycopg.Connection, pipeline: str, names: list[str] | set[str],
+                   resolution: str) -> list[tuple[str, str]]:
+    """Resolve the failed, unresolved versions of these file names (their rows and errors stay).
+    Returns their (name, sha256); the caller closes their dead letters in the same transaction."""
+    return [(n, s) for n, s in conn.execute(
+        "UPDATE chute.files SET resolved_at = now(), resolution = %s WHERE pipeline = %s AND name = ANY(%s)"
+        " AND status = 'failed' AND resolved_at IS NULL RETURNING name, sha256",
+        (resolution, pipeline, sorted(names))).fetchall()]
+
+
+def resolve_versions(conn: psycopg.Connection, pipeline: str, versions: list[tuple[str, str]], resolution: str) -> None:
+    """Resolve these failed (name, sha256) versions: their dead letters were purged."""
+    if versions:
+        conn.execute(
+            "UPDATE chute.files f SET resolved_at = now(), resolution = %s"
+            " FROM unnest(%s::text[], %s::text[]) AS v(name, sha256)"
+            " WHERE f.pipeline = %s AND f.name = v.name AND f.sha256 = v.sha256 AND f.status = 'failed'"
+            " AND f.resolved_at IS NULL",
+            (resolution, [n for n, _ in versions], [s for _, s in versions], pipeline))
 
 
 def pipelines(conn: psycopg.Connection) -> list[str]:

@@ -265,7 +265,8 @@ class Runner:
                   names: list[str] | None = None) -> list[FileEntry]:
         """Drop files the ledger already settled, judged by name, size and mtime (no hashing).
         Failed versions are tried again when asked, when their failure was transient (under
-        [watch] max_attempts) or when their dead letter was re-queued."""
+        [watch] max_attempts) or when their dead letter was re-queued; a resolved one (chute
+        forget) only when asked."""
         known = ledger.known_files(conn, self.pipeline, names)
         due = deadletters.due_again(conn, self.pipeline, self.max_attempts)
         pending = []
@@ -274,7 +275,10 @@ class Runner:
             if any(k.status != "failed" for k in same):
                 summary.unchanged += 1
             elif same and not self.retry_failed and not any((e.name, k.sha256) in due for k in same):
-                summary.still_failed.append(e.name)
+                if all(k.resolved for k in same):  # a person gave up on it (chute forget): left alone
+                    summary.unchanged += 1
+                else:
+                    summary.still_failed.append(e.name)
             else:
                 pending.append(e)
         return pending

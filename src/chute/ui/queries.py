@@ -106,10 +106,14 @@ def files(conn: psycopg.Connection, pipeline: str, *, search: str = "", status: 
         where += sql.SQL(" AND (name ILIKE %(q)s OR sha256 ILIKE %(q)s)")
     if status:
         where += sql.SQL(" AND status = %(s)s")
+    # A failed file a person resolved (chute forget; ledgers from before it have no such column).
+    resolved = (sql.SQL("CASE WHEN resolved_at IS NOT NULL THEN resolution END AS resolution")
+                if "resolution" in columns_of(conn, "files")
+                else sql.SQL("NULL::text AS resolution"))
     return _all(conn, sql.SQL(
         "SELECT file_id, name, status, size, sha256, rows_read, rows_loaded, rows_rejected, run_id, attempts,"
-        " updated_at, error FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
-        " LIMIT %(n)s OFFSET %(o)s").format(where),
+        " updated_at, error, {} FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
+        " LIMIT %(n)s OFFSET %(o)s").format(resolved, where),
         {"p": pipeline, "q": _like(search), "s": status, "n": limit, "o": page * limit})
 
 
