@@ -5,8 +5,10 @@
     chute.rejects  rejected rows (see quality/quarantine.py)
 
 Every file version ends in one state: loaded, loaded_with_rejects, failed (kept for retry,
-with the error) or skipped (its content was already loaded under another name). A partial
-unique index makes PostgreSQL itself refuse to load the same content twice for a pipeline.
+with the error) or skipped (its content was already loaded under another name, and that
+name makes no difference to its rows: run/runner.py, Runner._twin). A partial unique index
+makes PostgreSQL itself refuse to load the same content twice for a pipeline, except
+versions loaded `by_name`.
 
 A failed version a person gave up on (`chute forget`, or its dead letter purged) is
 *resolved*: `resolved_at` and `resolution` say when and how; its row and error stay. It no
@@ -78,11 +80,19 @@ CREATE TABLE IF NOT EXISTS chute.files (
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (pipeline, name, sha256)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
-    ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects');
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS by_name boolean NOT NULL DEFAULT false;
+CREATE UNIQUE INDEX IF NOT EXISTS files_loaded_content_once
+    ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects') AND NOT by_name;
+DROP INDEX IF EXISTS chute.files_content_loaded_once;
 ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
 ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolution text;
 """
+
+# The index above: a load it refuses met content another worker loaded meanwhile. A version
+# loaded `by_name` (the same content as a loaded file, under a name that changes its rows: a
+# file's name can be data, run/runner.py: Runner._twin) is outside it; (pipeline, name, sha256)
+# is unique anyway.
+CONTENT_INDEX = "files_loaded_content_once"
 
 # Held for the whole run only when a table is in replace mode; otherwise workers that share
 # a zone claim files (chute.workers).
@@ -140,12 +150,16 @@ def known_files(conn: psycopg.Connection, pipeline: str, names: list[str] | None
     return out
 
 
-def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, tuple[int, str]]:
-    """sha256 -> (file_id, name) of content already loaded."""
+def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, list[tuple[int, str]]]:
+    """sha256 -> [(file_id, name)] of content already loaded, first loaded first (one name
+    unless the content was loaded again under a name that makes other rows: `by_name`)."""
     cur = conn.execute(
-        "SELECT sha256, file_id, name FROM chute.files WHERE pipeline = %s AND status IN ('loaded', 'loaded_with_rejects')",
-        (pipeline,))
-    return {sha: (fid, name) for sha, fid, name in cur}
+        "SELECT sha256, file_id, name FROM chute.files WHERE pipeline = %s AND status IN ('loaded', 'loaded_with_rejects')"
+        " ORDER BY file_id", (pipeline,))
+    out: dict[str, list[tuple[int, str]]] = {}
+    for sha, fid, name in cur:
+        out.setdefault(sha, []).append((fid, name))
+    return out
 
 
 @dataclass
@@ -164,16 +178,18 @@ class LedgerRow:
     rows_read: int | None = None
     rows_loaded: int | None = None
     rows_rejected: int = 0
+    by_name: bool = False  # loaded although its content was loaded under another name (its name is data)
 
     @classmethod
     def of(cls, pipeline: str, run_id: int, entry: FileEntry, sha256: str, status: str, *,
-           rows_read: int | None = None, rows_loaded: int | None = None, rows_rejected: int = 0) -> LedgerRow:
+           rows_read: int | None = None, rows_loaded: int | None = None, rows_rejected: int = 0,
+           by_name: bool = False) -> LedgerRow:
         """The row of `entry` (its name, uri, size, mtime); a file that loaded is `loaded_with_rejects`
         when some of its rows were rejected."""
         if status == "loaded" and rows_rejected:
             status = "loaded_with_rejects"
         return cls(pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id,
-                   rows_read, rows_loaded, rows_rejected)
+                   rows_read, rows_loaded, rows_rejected, by_name)
 
     @property
     def loaded(self) -> bool:
@@ -233,11 +249,11 @@ def touch(conn: psycopg.Connection, pipeline: str, entry: FileEntry, sha256: str
 # file's ledger row commits together with its rows. The rows come from a staged Arrow table.
 COMMIT_FILES_SQL = """
 INSERT INTO chute.files AS f (pipeline, name, uri, size, mtime_ns, sha256, status, run_id,
-                              rows_read, rows_loaded, rows_rejected)
-SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, rows_loaded, rows_rejected
+                              rows_read, rows_loaded, rows_rejected, by_name)
+SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, rows_loaded, rows_rejected, by_name
   FROM chute_stage_files
 ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
-    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
+    status = EXCLUDED.status, by_name = EXCLUDED.by_name, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
     rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, error = NULL,
     mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now(), resolved_at = NULL
 """
