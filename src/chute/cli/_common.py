@@ -124,6 +124,12 @@ def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
             out.print("Rows per file are not known for files loaded together: the pipeline's nodes drop the "
                       "source_file column (keep it in the output to count rows per file; the run's totals are "
                       "exact).", highlight=False)
+        if empty := summary.without_rows:
+            out.print(f"{len(empty)} file(s) had no data rows (a header only, or empty) and loaded with 0 rows: "
+                      + ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+                      + ("" if summary.pipeline.startswith("load:") else
+                         " ([tables.NAME.contract] min_rows makes such a file fail)") + ".",
+                      highlight=False, markup=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = data_table("file", "status", "reason")

@@ -102,6 +102,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         first = min(size, FIRST_BLOCK) if _all_declared(head, source) else size
         blocks = _text_blocks(stream, head, size, source, first)
         rows = lines = 0  # records and lines in the blocks before this one
+        empty = None  # the first block's columns, without rows
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, (block, last) in enumerate(blocks):
             if rejects is not None and previous is not None:
@@ -128,6 +129,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 continue
             if i == 0:  # the first block fixes the names and (where not declared) the types
                 names = table.column_names
+                empty = table.slice(0, 0)
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
             if table.num_rows:
                 frame = pl.from_arrow(table)
@@ -137,8 +139,10 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 yield frame  # type: ignore[misc]
     finally:
         stream.close()
-    if rows == 0:
-        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+    if rows == 0 and not source.header:
+        raise ReadError("the file has no data rows")
+    if rows == 0:  # a header and no rows (a ticker that did not trade): no rows, the header's columns
+        yield pl.from_arrow(empty) if empty is not None else pl.DataFrame(schema={n: pl.String for n in names})
 
 
 def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], pl.DataFrame, list[int]] | None:

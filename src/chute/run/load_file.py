@@ -127,6 +127,10 @@ def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str
         except FileError as exc:  # the record-by-record reading of the head may have said more (the line)
             said = str(head_error) if str(head_error).startswith(str(exc)) else str(exc)
             raise ConfigError(f"{file.name}: {said}") from None
+    if not first.height and set(first.columns) - set(overrides):  # nothing to infer the other types from
+        raise ConfigError(f"{file.name}: the file has a header but no data rows, so the columns' types cannot be "
+                          "inferred; load a file with rows first (an existing table takes a file with no rows), or "
+                          "give every column's type with --type COL=TYPE")
     return {c: overrides.get(c) or from_polars(t).name for c, t in first.schema.items()}
 
 

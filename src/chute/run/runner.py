@@ -381,11 +381,13 @@ class Runner:
         if policy == "auto":
             try:
                 frame = self._first_block(item.entry) if frame is None else frame
+                if not frame.height:  # no rows: nothing to load twice (each empty file is recorded loaded)
+                    raise LookupError
                 own = self._outputs(ctx, frame, item.entry.name)
                 for twin in twins:
                     if self._outputs(ctx, frame, twin[1]) == own:
                         return twin
-            except Exception:  # a node that fails on one of the names: load it, and its failure is recorded
+            except Exception:  # no rows, or a node that fails on one of the names: load it (a failure is recorded)
                 pass
         item.by_name = True
         return None
@@ -569,6 +571,8 @@ class Runner:
                     if ready[0].frame is None:  # streamed: count as the blocks go by
                         rows_read[ready[0].entry.name] += frame.height
                         first_block = frame if first_block is None else first_block
+                    if not frame.height:  # a file with no rows (a header only) gives no rows: no node runs
+                        continue
                     t0 = time.perf_counter()
                     values = plan.run_batch(frame, static, self.timings)
                     self._time("transform", t0)
@@ -599,7 +603,7 @@ class Runner:
             if any(f.rows_rejected for f in files):
                 where = {i.entry.name: self.zone.local_path(i.entry) for ready in taken_groups for i in ready}
                 unit.reject(gate.records([(f.name, f.sha256) for f in files], where.__getitem__))
-            if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
+            if not per_file_loaded and unit.rows_written:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
                     f.rows_loaded = unit.rows_written if len(files) == 1 else None
                 if len(files) > 1:
