@@ -8,7 +8,8 @@ transient errors (it could not be read, the connection dropped). Until then a tr
 failed file is tried again by the next run (chute.files.retryable marks it).
 
 An event becomes a dead letter when the run it asked for could not happen through all its
-retries (the database stayed unreachable). The database being the thing that is down, such
+retries (chute watch waits for a database that is away instead, but a run may still fail
+before it could record anything). The database being the thing that is down, such
 events are first written to PROJECT/.chute/dead-events.jsonl and moved into the table at the
 next connection.
 

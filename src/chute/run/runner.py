@@ -27,12 +27,12 @@ from chute.ledger import files as ledger
 from chute.ledger import workers
 from chute.run.after_run import after_run
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
-from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.db.postgres import connect, connect_loader, database_lost, ensure_table
 from chute.db.target import Target, targets_of
 from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
 from chute.run.plan import build_plan, landing_zone, provided_values
-from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress
+from chute.errors import ChuteError, DatabaseError, DatabaseUnavailable, FileError, RunInProgress
 from chute.load.export import ExportRows, first_loads, write_export
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
@@ -128,6 +128,14 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        """The run's summary. DatabaseUnavailable when the database cannot be reached or goes
+        away during the run (what was committed stays, the rest loads on the next run)."""
+        try:
+            return self._run()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # the connection was lost
+            raise database_lost(self.db_url, exc) from None
+
+    def _run(self) -> RunSummary:
         if self.consume and self.project.follow is not None:
             from chute.chain.consume import consume
 
@@ -227,9 +235,13 @@ class Runner:
                     self.worker.release(conn, [e.name for e in chunk])
             deadletters.settle(conn, self.pipeline, run_ok=not summary.count("failed"))
             summary.exports = self._export(conn, summary)
+        except DatabaseUnavailable:  # nothing more can be recorded: the run is marked abandoned later
+            raise
         except ChuteError as exc:
             summary.error = str(exc)
         except Exception as exc:  # a bug or an unforeseen failure: record it, never leave the run 'running'
+            if conn.broken or conn.closed:  # the database went away: nothing more can be recorded
+                raise
             summary.error = f"{type(exc).__name__}: {exc}"
         if summary.error or summary.count("failed"):
             summary.status = "failed"
@@ -303,7 +315,9 @@ class Runner:
                     taken: list[list[_Ready]] = []
                     try:
                         self._load_unit(ctx, self._take(stream, taken))
-                    except (FileError, DatabaseError):
+                    except (FileError, DatabaseError) as exc:
+                        if load_conn.broken or load_conn.closed or ctx.conn.broken:  # not the files' fault
+                            raise database_lost(self.db_url, exc) from None
                         for ready in taken:  # the frames were freed: read the files again
                             for item in ready:
                                 twins = ctx.seen.get(item.sha256, [])
@@ -532,6 +546,8 @@ class Runner:
                 # Rows copied straight into an empty merge table repeated a key: merge through the stage.
                 self._load_unit(ctx, [ready], direct=False)
         except (FileError, DatabaseError) as exc:
+            if ctx.load_conn.broken or ctx.load_conn.closed:  # the database went away, not the file's fault
+                raise database_lost(self.db_url, exc) from None
             if len(ready) == 1:
                 if isinstance(exc, _SameContent):
                     ready[0].sha256, first = exc.sha256, exc.first
