@@ -203,10 +203,21 @@ def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
 
 
 def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
+    """Reject records (one per failed check) a filter shows."""
+    return reject_counts(conn, pipeline, filters)[1]
+
+
+def reject_counts(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> tuple[int, int]:
+    """(rows, failed checks) a filter shows: a row failing two checks is one row, two records."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
-    return int(_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(_rejects_from(cols), where),
-                    params)["n"])
+    if {"file_sha256", "row_number", "reject_id"} <= cols:  # a record without a row number is a row of its own
+        rows = sql.SQL("count(DISTINCT (r.file_sha256, coalesce(r.row_number, -r.reject_id)))")
+    else:
+        rows = sql.SQL("count(*)")
+    found = _one(conn, sql.SQL("SELECT {} AS rows, count(*) AS checks FROM {} WHERE {}").format(
+        rows, _rejects_from(cols), where), params)
+    return int(found["rows"]), int(found["checks"])
 
 
 # -- target tables --------------------------------------------------------------------------
