@@ -26,7 +26,7 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 import click
 
 from chute.cli.console import data_table, err, escape, out
-from chute.errors import ChuteError, DatabaseUnavailable
+from chute.errors import ChuteError, ConfigError, DatabaseUnavailable
 
 # The exit statuses of every command (README, "Exit status"; tests/test_exit_codes.py):
 EXIT_OK = 0            # everything asked for was done
@@ -78,11 +78,38 @@ pipeline_option = click.option(
 
 def ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
     """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
-    from chute.config.project import load_project
+    from chute.config.project import CONFIG_NAME, load_project
     from chute.db.resolve import resolve_database
 
+    if not pipeline and not (project_dir / CONFIG_NAME).is_file():
+        raise ConfigError(not_a_project(project_dir, db_url))
     project = None if pipeline else load_project(project_dir)
     return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
+
+
+def not_a_project(project_dir: Path, db_url: str | None) -> str:
+    """The message for a command run without a chute.toml: where `chute load` ran, it names the
+    --pipeline load:SCHEMA.TABLE ledgers that database has (`chute load` needs no project)."""
+    from chute.db.embedded import cluster_of
+    from chute.db.postgres import connect
+    from chute.ledger import files as ledger
+
+    message = f"no chute.toml in {project_dir.resolve()} (create a project with `chute init`)"
+    url = db_url or os.environ.get("CHUTE_DATABASE_URL")
+    if url is None:
+        cluster = cluster_of(project_dir, chosen=folder_chosen())
+        if not cluster.initialised:  # chute load never ran with this database: nothing to point at
+            return message
+        url = cluster.start()
+    try:
+        with connect(url) as conn:
+            loads = [p for p in ledger.pipelines(conn) if p.startswith("load:")] if ledger.schema_exists(conn) else []
+    except ChuteError:  # the database is away: the plain message
+        return message
+    if not loads:
+        return message
+    return (f"{message}; the loads of `chute load` in its database are ledgers of their own: "
+            f"chute status --pipeline {loads[0]}" + (f" (it has {', '.join(loads)})" if len(loads) > 1 else ""))
 
 
 def with_progress(work, quiet: bool):
