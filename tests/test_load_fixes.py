@@ -134,3 +134,15 @@ def test_a_table_made_by_hand_after_the_ledger_exists_is_the_one_chute_load_fill
     cli("load", write(tmp_path / "p.csv", "sku,price\nA,1\nB,2\n"), "--into", "prices")
     assert query("SELECT count(*) FROM prices") == [(2,)]
     assert query("SELECT to_regclass('chute.prices') IS NULL") == [(True,)]
+
+
+def test_status_in_a_load_folder_points_at_the_load_pipelines(tmp_path, cli, db_url, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the user ran chute load: no chute.toml
+    assert "create a project with `chute init`" in cli("status", expect=2).output  # nothing loaded yet
+    cli("load", write(tmp_path / "prices.csv", "sku,price\nA,1\n"), "--into", "prices")
+    cli("load", write(tmp_path / "stock.csv", "sku,n\nA,1\n"), "--into", "shop.stock")
+    said = " ".join(cli("status", expect=2).output.split())
+    assert "no chute.toml in" in said
+    assert ("chute status --pipeline load:public.prices (it has load:public.prices, load:shop.stock)" in said), said
+    said = " ".join(cli("rejects", "list", expect=2).output.split())
+    assert "--pipeline load:public.prices" in said

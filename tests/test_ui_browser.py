@@ -187,3 +187,55 @@ def test_replay_from_the_quarantine_page_loads_the_fixed_rows(page, served_rejec
     assert query("SELECT count(*) FROM chute.rejects WHERE replay_state = 'replayed'")[0][0] == count
     page.screenshot(path=str(SCREENS / "quarantine-after-replay.png"), full_page=True)
     assert page.problems == []
+
+
+LONG = "exports/2024-q3/partner-delivery-with-a-rather-long-folder-name/daily-prices-final-v2"
+
+
+@pytest.fixture
+def served_two_checks(stocks, db_url):
+    """A top company's file under a long path; rows that traded fail two checks (volume and close
+    above ceilings of 0), the others one."""
+    from chute.config.project import load_project
+    from chute.run.runner import Runner
+
+    top = (stocks / "reference" / "top_companies.txt").read_text().split(",")[0].strip().strip("'\"")
+    ticker = top.split(".us.")[0]
+    found = next((stocks / "landing").glob(f"{ticker}.us.*"))
+    (stocks / "landing" / LONG).mkdir(parents=True)
+    found.rename(stocks / "landing" / LONG / found.name)
+    for other in (stocks / "landing").glob("*.us.*"):
+        other.unlink()  # just the one file
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text() + "\n[tables.historical_stocks_data.contract.columns.volume_traded]\n"
+                      "max = 0\n[tables.historical_stocks_data.contract.columns.close_value]\nmax = 0\n")
+    project = load_project(stocks)
+    summary = Runner(project, db_url).run()
+    assert summary.ok, summary.error
+    yield from _serve(project, db_url)
+
+
+def test_the_quarantine_page_shows_whole_names_one_line_reasons_whole_records_and_rows_apart_from_checks(
+        page, served_two_checks, query):
+    rows, checks = query("SELECT count(DISTINCT (file_sha256, row_number)), count(*) FROM chute.rejects")[0]
+    assert checks > rows  # some rows failed both checks
+    page.goto(served_two_checks + "/quarantine")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "quarantine-long-names.png"), full_page=True)
+    total = page.locator("#reject-total").inner_text()
+    assert f"{rows:,} rejected row(s) ({checks:,} failed checks" in total, total
+
+    table = page.locator("#rejects").bounding_box()
+    cell = page.locator("#rejects tbody tr").first.locator("td.file")
+    assert LONG in cell.inner_text().replace("\n", "")  # the whole name, wrapped
+    assert cell.bounding_box()["width"] < 0.35 * table["width"]  # not most of the table
+    reason = page.locator("#rejects tbody td.reason").first
+    # Not squeezed: the reason's text takes one line of its cell, in a column wider than a few words.
+    lines = reason.evaluate("e => { const r = document.createRange(); r.selectNodeContents(e);"
+                            " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size }")
+    assert lines == 1, reason.inner_text()
+    assert reason.bounding_box()["width"] > 200
+    raw = page.locator("#rejects tbody td.raw").first.inner_text()
+    stored = query("SELECT raw_record FROM chute.rejects ORDER BY reject_id DESC LIMIT 1")[0][0]
+    assert raw.strip() == stored.strip()  # the record whole
+    assert page.problems == []

@@ -2,8 +2,8 @@
 groups live in their own modules (watch, dlq, s3, ui, deploy, extract, rejects, replay) and are
 registered at the end. Every reporting command takes --json.
 
-Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
-configuration, the database or the command line is wrong (nothing was loaded).
+Exit status: the table in cli/_common.py (0 done, 1 a file failed, 2 refused, 3 the database
+is unavailable).
 """
 
 from __future__ import annotations
@@ -123,24 +123,26 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     """
     from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.run.status import overview, overview_line
+    from chute.run.status import failures, listing, overview, overview_line
 
     project, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
     with conn:
         ledger_there = ledger.schema_exists(conn)
         if not ledger_there:
-            counts, runs, failed = {}, [], []
+            counts, runs = {}, []
         else:
             counts = ledger.file_counts(conn, name)
             runs = ledger.recent_runs(conn, name, limit)
-            failed = ledger.failed_files(conn, name)
         if pipeline and not counts and not runs:
             known = ledger.pipelines(conn) if ledger_there else []
             raise ConfigError(f"--pipeline {pipeline}: this database has no ledger rows for it; it has "
                               + (", ".join(known) if known else "none yet"))
-        # The overview counts what waits in the landing zone: a project's, which a load has not.
-        numbers = overview(project, conn) if project else None
+        # What waits in the landing zone, and which failed files are gone from it: a project's
+        # (a `chute load` has no landing zone: its failed files are just failed).
+        entries = listing(project) if project else None
+        failed = failures(conn, name, entries, limit=20)
+        numbers = overview(project, conn, entries) if project else None
     if as_json:
         emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
         return
@@ -157,10 +159,64 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
                           str(r["files_failed"]), str(r["files_skipped"]), f"{r['rows_loaded']:,}")
         out.print(table)
     if failed:
-        table = data_table("failed file", "run", "error")
+        table = data_table("failed file", "state", "run", "error")
         for f in failed:
-            table.add_row(f["name"], str(f["run_id"]), f["error"] or "")
+            table.add_row(f["name"], f["state"], str(f["run_id"]), f["error"] or "")
         out.print(table)
+        if any(f["state"] == "gone" for f in failed):
+            out.print("gone: failed, then deleted from the landing zone; not counted as failing (`chute forget "
+                      "--gone` records that in the ledger).", highlight=False)
+
+
+# -- forget -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--gone", is_flag=True, help="Every failed file no longer in the landing zone.")
+@click.option("--note", metavar="TEXT", help="Why, kept in the ledger with the resolution.")
+@project_option
+@db_option
+@pipeline_option
+@json_option
+def forget(names: tuple[str, ...], gone: bool, note: str | None, project_dir: Path, db_url: str | None,
+           pipeline: str | None, as_json: bool) -> None:
+    """Resolve failed files: stop counting them as failing (chute status, the dashboard, chute
+    run's exit status) and close their dead letters. Their ledger rows and errors stay, marked
+    resolved; a changed file (new content) loads as usual, and --retry-failed still retries one.
+
+    \b
+      chute forget --gone              failed files since deleted from the landing zone
+      chute forget bad.csv other.csv   these, deleted or not
+    """
+    from chute.db.postgres import connect
+    from chute.ledger import files as ledger
+    from chute.run.status import failures, forget as resolve, listing
+
+    if bool(names) == gone:
+        raise ConfigError("chute forget: give failed file NAME(s) or --gone (not both)")
+    project, name, url = ledger_of(project_dir, db_url, pipeline)
+    if gone and project is None:
+        raise ConfigError("chute forget --gone needs a project's landing zone; with --pipeline, name the files")
+    conn = connect(url)
+    with conn:
+        if not ledger.schema_exists(conn):
+            raise ConfigError(f"{name}: no ledger in this database yet (nothing has run)")
+        if gone:
+            entries = listing(project)
+            if entries is None:
+                raise ConfigError("chute forget --gone: the landing zone cannot be listed now, so what is gone is not "
+                                  "known; name the files instead")
+            wanted = [f["name"] for f in failures(conn, name, entries) if f["state"] == "gone"]
+        else:
+            failing = {f["name"] for f in failures(conn, name, None)}
+            if unknown := sorted(set(names) - failing):
+                raise ConfigError(f"not a failed file of {name}: {', '.join(unknown)} (chute status lists them)")
+            wanted = list(names)
+        how = "forgotten with chute forget" + (" (gone from the landing zone)" if gone else "")
+        done = resolve(conn, name, wanted, how + (f": {note}" if note else "")) if wanted else []
+    if as_json:
+        emit_json({"pipeline": name, "forgotten": done})
+    else:
+        out.print(f"forgot {len(done)} failed file(s)" + "".join(f"\n  {n}" for n in done), highlight=False)
 
 
 # -- load -------------------------------------------------------------------------------------

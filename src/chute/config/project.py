@@ -100,6 +100,14 @@ class Source(_Strict):
     columns: dict[str, str] = {}
     # Column holding each row's file name (relative to the landing zone), for nodes and lineage.
     file_column: str = "source_file"
+    # A file whose bytes were loaded already under another name: skip it only when its name makes
+    # no difference to the rows (auto: the nodes are run under both names and the outputs compared),
+    # always (skip), or never (load: a file is its name and its content). See docs/how-it-works.md.
+    same_content: Literal["auto", "skip", "load"] = "auto"
+    # A zero-byte file: failed (the default: a truncated upload or a broken export looks just
+    # like that), or loaded with 0 rows. A file with a header and no rows always loads (0 rows;
+    # [tables.NAME.contract] min_rows makes it fail).
+    empty_files: Literal["fail", "load"] = "fail"
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []

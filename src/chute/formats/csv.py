@@ -108,6 +108,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         first = min(size, FIRST_BLOCK) if _all_declared(head, source) else size
         blocks = _text_blocks(stream, head, size, source, first)
         rows = lines = 0  # records and lines in the blocks before this one
+        empty = None  # the first block's columns, without rows
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, (block, last) in enumerate(blocks):
             if rejects is not None and previous is not None:
@@ -137,6 +138,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 if table.num_columns == 1 and len(source.columns) != 1:  # one column: the delimiter wrong?
                     check_delimiter(bytes(block[:1 << 16]), source.delimiter, source.quote, "utf-8")
                 names = table.column_names
+                empty = table.slice(0, 0)
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
             if table.num_rows:
                 frame = pl.from_arrow(table)
@@ -146,8 +148,10 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 yield frame  # type: ignore[misc]
     finally:
         stream.close()
-    if rows == 0:
-        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+    if rows == 0 and not source.header:
+        raise ReadError("the file has no data rows")
+    if rows == 0:  # a header and no rows (a ticker that did not trade): no rows, the header's columns
+        yield pl.from_arrow(empty) if empty is not None else pl.DataFrame(schema={n: pl.String for n in names})
 
 
 def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], pl.DataFrame, list[int]] | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import polars as pl
 import pyarrow as pa
 
 from chute.config.project import Source
-from chute.errors import FileError
+from chute.errors import FileError, ReadError, settable, setting
 from chute.formats.text import shaped
 from chute.formats.salvage import NoRecordParses, ParseReject, numbered, read_lenient, salvage_block
 
@@ -21,6 +22,11 @@ def read_source(data: pa.Buffer | str, source: Source, block_bytes: int = 64 << 
     Given a `rejects` list, readers refuse single bad records into it (ParseReject, with their
     line) instead of failing the whole file.
     """
+    if _zero_bytes(data):
+        if source.empty_files == "load":  # no rows, and the columns chute.toml declares
+            return iter([pl.DataFrame(schema={name: pl.String for name in source.columns})])
+        raise ReadError("the file is empty (0 bytes)" + (f"; set {setting('empty_files', 'load')} to load such "
+                                                         "files with 0 rows" if settable("empty_files") else ""))
     frames = _read(data, source, block_bytes, rejects)
     if not source.select and not source.rename:
         return frames
@@ -71,6 +77,14 @@ def _whole(data, source: Source):
         return pa.py_buffer(stream.read())
     finally:
         stream.close()
+
+
+def _zero_bytes(data: pa.Buffer | str | object) -> bool:
+    if isinstance(data, pa.Buffer):
+        return data.size == 0
+    if isinstance(data, (str, os.PathLike)):
+        return os.path.getsize(data) == 0
+    return False  # opened at read time (a big file on S3): not empty
 
 
 def read_records(data: pa.Buffer, source: Source, block_bytes: int) -> tuple[pl.DataFrame, list[ParseReject]]:

@@ -102,7 +102,7 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             if run is None:
                 raise HTTPException(404, f"no run {run_id} of {project.name}")
             files = q.files_of_run(conn, project.name, run_id)
-            rejected = (q.reject_count(conn, project.name, {"run_id": run_id})
+            rejected = (q.reject_counts(conn, project.name, {"run_id": run_id})[0]
                         if q.rejects_present(conn) and "run_id" in q.reject_columns(conn) else None)
             log = _run_log(project, run_id)
             notifications = _notifications(conn, run, log)
@@ -135,8 +135,9 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             versions = q.versions_of(conn, project.name, f["name"])
             present = q.rejects_present(conn) and "file_id" in q.reject_columns(conn)
             rejects = q.rejects(conn, project.name, {"file_id": file_id}, limit=100) if present else []
-            reject_total = q.reject_count(conn, project.name, {"file_id": file_id}) if present else 0
+            reject_rows, reject_total = q.reject_counts(conn, project.name, {"file_id": file_id}) if present else (0, 0)
         return render(request, "file.html", file=f, versions=versions, rejects=rejects, reject_total=reject_total,
+                      reject_rows=reject_rows,
                     rejects_present=present, nav="files")
 
     # -- quarantine ----------------------------------------------------------------------
@@ -153,10 +154,11 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         with board.conn() as conn:
             present = q.rejects_present(conn)
             rows = q.rejects(conn, project.name, filters, page=page) if present else []
-            total = q.reject_count(conn, project.name, filters) if present else 0
+            total_rows, total = q.reject_counts(conn, project.name, filters) if present else (0, 0)
             facets = q.reject_facets(conn, project.name) if present else {}
             columns = _reject_display_columns(q.reject_columns(conn)) if present else []
-        return render(request, "quarantine.html", present=present, rejects=rows, total=total, facets=facets,
+        return render(request, "quarantine.html", present=present, rejects=rows, total=total, total_rows=total_rows,
+                      facets=facets,
                       filters=filters, columns=columns, page=page, more=len(rows) == q.PAGE,
                       replay_available=_replay_function() is not None, replayed=replayed)
 

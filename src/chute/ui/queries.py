@@ -106,10 +106,14 @@ def files(conn: psycopg.Connection, pipeline: str, *, search: str = "", status: 
         where += sql.SQL(" AND (name ILIKE %(q)s OR sha256 ILIKE %(q)s)")
     if status:
         where += sql.SQL(" AND status = %(s)s")
+    # A failed file a person resolved (chute forget; ledgers from before it have no such column).
+    resolved = (sql.SQL("CASE WHEN resolved_at IS NOT NULL THEN resolution END AS resolution")
+                if "resolution" in columns_of(conn, "files")
+                else sql.SQL("NULL::text AS resolution"))
     return _all(conn, sql.SQL(
         "SELECT file_id, name, status, size, sha256, rows_read, rows_loaded, rows_rejected, run_id, attempts,"
-        " updated_at, error FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
-        " LIMIT %(n)s OFFSET %(o)s").format(where),
+        " updated_at, error, {} FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
+        " LIMIT %(n)s OFFSET %(o)s").format(resolved, where),
         {"p": pipeline, "q": _like(search), "s": status, "n": limit, "o": page * limit})
 
 
@@ -199,10 +203,21 @@ def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
 
 
 def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
+    """Reject records (one per failed check) a filter shows."""
+    return reject_counts(conn, pipeline, filters)[1]
+
+
+def reject_counts(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> tuple[int, int]:
+    """(rows, failed checks) a filter shows: a row failing two checks is one row, two records."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
-    return int(_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(_rejects_from(cols), where),
-                    params)["n"])
+    if {"file_sha256", "row_number", "reject_id"} <= cols:  # a record without a row number is a row of its own
+        rows = sql.SQL("count(DISTINCT (r.file_sha256, coalesce(r.row_number, -r.reject_id)))")
+    else:
+        rows = sql.SQL("count(*)")
+    found = _one(conn, sql.SQL("SELECT {} AS rows, count(*) AS checks FROM {} WHERE {}").format(
+        rows, _rejects_from(cols), where), params)
+    return int(found["rows"]), int(found["checks"])
 
 
 # -- target tables --------------------------------------------------------------------------

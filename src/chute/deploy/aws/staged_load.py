@@ -91,13 +91,13 @@ def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summar
             summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
         elif any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
             summary.unchanged += 1  # this very file is loaded: a repeated event
-        elif sha in loaded:
-            first_id, first_name = loaded[sha]
+        elif sha in loaded:  # (a Lambda step skips by content alone: [source] same_content = "skip")
+            first_id, first_name = loaded[sha][0]
             ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "skipped"),
                                   duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
             summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
         else:
-            loaded[sha] = (None, f.entry.name)
+            loaded.setdefault(sha, []).append((None, f.entry.name))
             ready.append(f)
     if not ready:
         return
