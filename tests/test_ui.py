@@ -30,7 +30,7 @@ def text_of(html: str) -> str:
 
 
 # -- pages ----------------------------------------------------------------------------------
-def test_overview_shows_files_pending_failed_and_the_daily_chart(ui_client, stocks, query):
+def test_overview_shows_files_pending_failed_and_the_activity_charts(ui_client, stocks, query):
     write(stocks / "landing" / "late" / "newco.us.txt", "Date,Open\n")  # not a top company: not pending
     html = ui_client.get("/").text
     cards = {m[1]: int(m[2].replace(",", "")) for m in
@@ -38,9 +38,14 @@ def test_overview_shows_files_pending_failed_and_the_daily_chart(ui_client, stoc
     open_letters = query("SELECT count(*) FROM chute.dead_letters WHERE status IN ('dead', 'requeued')")[0][0]
     assert open_letters == 1  # the failed file is a dead letter
     assert cards == {"pending": 0, "failed": 1, "loaded": TOP_FILES, "rejects": 0, "dead-letters": open_letters}
-    assert html.count('<g class="day"') == 30
+    # Both runs were minutes ago: the axis fits them (minutes, not 29 empty days and one bar).
+    chart = re.search(r'<svg class="chart" id="chart-rows".*?</svg>', html, re.S)[0]
+    buckets = re.findall(r'<g class="bucket" data-start="[^"]+" data-total="([\d.]+)"', chart)
+    assert 1 <= len(buckets) <= 3
     loaded = query("SELECT sum(rows_loaded) FROM chute.runs")[0][0]
-    assert f"{loaded:,} rows loaded" in text_of(html)
+    assert sum(float(b) for b in buckets) == loaded
+    assert 'viewBox' not in chart.split(">")[0]  # text keeps the page's size at any width
+    assert f"{loaded:,} rows and {TOP_FILES} file(s) loaded" in text_of(html)
     assert 'action="/actions/retry"' in html  # a failed file can be retried from here
 
 
@@ -213,24 +218,84 @@ def test_pipeline_page_draws_nodes_datasets_and_tables(ui_client):
     assert 'href="/runs/1#node-historical_stocks_data"' in svg
 
 
-def test_tables_page_counts_rows_and_previews_recent_ones(ui_client, query):
+def test_tables_page_lists_each_table_with_its_rows_and_last_change(ui_client, query):
     html = ui_client.get("/tables").text
     count = query("SELECT count(*) FROM historical_stocks_data")[0][0]
-    assert f"{count:,} rows" in html
-    for column, type_ in (("stock_date", "date"), ("company_name", "character varying(56)"), ("volume_traded", "bigint")):
-        assert re.search(rf"<td>{column}</td><td><code>{re.escape(type_)}</code>", html)
-    preview = re.search(r'<table class="preview">.*?</table>', html, re.S)[0]
+    row = re.search(r'<tr id="table-historical_stocks_data".*?</tr>', html, re.S)[0]
+    assert f"{count:,}" in text_of(row) and 'href="/tables/historical_stocks_data"' in row
+    assert 'href="/runs/1"' in row  # run 1 wrote it; run 2 only met a broken file
+    assert 'data-fresh="unknown"' in row  # no fresh_within in chute.toml: no verdict
+
+
+def test_table_page_shows_schema_contract_history_feeders_and_latest_rows(ui_client, ui_project, query):
+    config = ui_project.root / "chute.toml"
+    config.write_text(config.read_text() + "\n[tables.historical_stocks_data.contract.columns.close_value]\nmin = 0\n")
+    html = ui_client.get("/tables/historical_stocks_data").text
+    count = query("SELECT count(*) FROM historical_stocks_data")[0][0]
+    assert re.search(rf'id="row-count">{count:,}<', html)
+    schema = re.search(r'<table id="schema">.*?</table>', html, re.S)[0]
+    for column, actual, declared in (("stock_date", "date", "date"), ("company_name", "character varying(56)",
+                                                                      "varchar(56)"),
+                                     ("open_value", "double precision", "double")):
+        assert re.search(rf"<td>{column}</td><td><code>{re.escape(actual)}</code></td><td><code>{re.escape(declared)}</code>",
+                         schema)
+    assert "differs" not in schema  # aliases of the same type are the same type
+    assert "close_value</dt><dd class=\"wrap\">min 0" in html  # the contract, read from chute.toml now
+    (written,) = query("SELECT (details->'tables'->>'historical_stocks_data')::bigint FROM chute.runs"
+                       " WHERE run_id = 1")[0]
+    assert written == count  # the runner records rows written per table
+    assert re.search(r'<svg class="chart" id="table-history"', html)
+    fed = re.search(r'<table id="table-runs">.*?</table>', html, re.S)[0]
+    assert 'href="/runs/1"' in fed and 'href="/runs/2"' not in fed and f"{written:,}" in fed
+    files = re.search(r'<table id="table-files">.*?</table>', html, re.S)[0]
+    for (name,) in query("SELECT name FROM chute.files WHERE run_id = 1"):
+        assert name in files
+    preview = re.search(r'<table class="preview" id="latest-rows">.*?</table>', html, re.S)[0]
     assert preview.count("<tr>") == 1 + 20  # header + the 20 most recent rows
     last = query("SELECT company_name FROM historical_stocks_data ORDER BY ctid DESC LIMIT 1")[0][0]
     assert last in preview
+    assert not re.search(r"\d\.\d{7,}", preview)  # no float noise like -4.811999999999983
+    assert ui_client.get("/tables/no_such_table").status_code == 404
+
+
+def test_table_page_flags_a_column_whose_type_differs_from_the_declared_one(ui_client, ui_project, db_url):
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE historical_stocks_data ALTER COLUMN volume_traded TYPE numeric")
+    schema = re.search(r'<table id="schema">.*?</table>', ui_client.get("/tables/historical_stocks_data").text,
+                       re.S)[0]
+    row = re.search(r'<tr class="col-differs"><td>volume_traded</td>.*?</tr>', schema, re.S)
+    assert row and "<code>numeric</code>" in row[0] and "<code>bigint</code>" in row[0]
+
+
+def test_table_page_links_its_rejects_to_the_filtered_quarantine(rejects_client, query):
+    html = rejects_client.get("/tables/historical_stocks_data").text
+    pending = query("SELECT count(*) FROM chute.rejects WHERE target_table = 'public.historical_stocks_data'"
+                    " AND replay_state = 'pending'")[0][0]
+    assert pending > 0
+    link = re.search(r'<a href="(/quarantine\?target_table=[^"]+)">([\d,]+) pending in quarantine</a>', html)
+    assert link and int(link[2].replace(",", "")) == pending
+    listed = rejects_client.get(link[1].replace("&amp;", "&")).text
+    assert re.search(rf'id="reject-total">{pending:,} rejected row\(s\) match', listed)
+
+
+def test_fresh_within_must_be_an_interval(stocks):
+    from chute.errors import ConfigError
+
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('[tables.historical_stocks_data]\n',
+                                                 '[tables.historical_stocks_data]\nfresh_within = "an hour"\n'))
+    with pytest.raises(ConfigError, match="fresh_within.*not an interval.*30m, 1h"):
+        load_project(stocks)
 
 
 def test_pages_on_an_empty_database_show_empty_states(stocks, db_url):
     with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
-        for path in ("/", "/runs", "/files", "/quarantine", "/pipeline", "/tables"):
+        for path in ("/", "/runs", "/files", "/quarantine", "/pipeline", "/tables", "/tables/historical_stocks_data"):
             response = client.get(path)
             assert response.status_code == 200, path
-        assert "Nothing has run yet" in client.get("/").text
+        assert "Nothing has run in the last 30 days" in client.get("/").text
         assert "not created yet" in client.get("/tables").text
 
 
@@ -244,7 +309,8 @@ def test_an_unreachable_database_is_a_clear_page_without_the_password(stocks):
 
 def test_no_page_renders_the_database_password(ui_client, db_url):
     password = urlsplit(db_url).password
-    for path in ("/", "/runs", "/runs/1", "/files", "/files/1", "/quarantine", "/pipeline", "/tables"):
+    for path in ("/", "/runs", "/runs/1", "/files", "/files/1", "/quarantine", "/pipeline", "/tables",
+                 "/tables/historical_stocks_data"):
         html = ui_client.get(path).text
         assert password not in html, path
     assert "***@127.0.0.1" in ui_client.get("/").text

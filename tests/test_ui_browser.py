@@ -17,7 +17,8 @@ SCREENS = Path(__file__).parent / "output" / "screens"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"overview": "/", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
-         "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables"}
+         "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables",
+         "table": "/tables/historical_stocks_data"}
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium (make test installs Debian's)")
 
@@ -89,10 +90,10 @@ def test_every_page_renders_its_data(page, served, query):
     expect(page.locator("#runs tbody tr")).to_have_count(runs)
     page.goto(served + "/")
     expect(page.locator("#card-failed .n")).to_have_text("1")
-    expect(page.locator("#daily-chart g.day")).to_have_count(30)
+    expect(page.locator("#chart-rows g.bucket").first).to_be_attached()
     page.goto(served + "/tables")
     count = query("SELECT count(*) FROM historical_stocks_data")[0][0]
-    expect(page.locator(".rowcount")).to_have_text(f"{count:,} rows")
+    expect(page.locator("#table-historical_stocks_data .rowcount")).to_have_text(f"{count:,}")
     page.goto(served + "/runs/1")
     expect(page.locator("#node-historical_stocks_data")).to_be_visible()
     assert page.problems == []
@@ -112,6 +113,30 @@ def test_the_pipeline_graph_shows_the_nodes_and_links_to_their_timings(page, ser
     page.locator("svg.dag g[data-name=historical_stocks_data][data-kind=node]").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+#node-historical_stocks_data$"))
     expect(page.locator("#node-historical_stocks_data")).to_be_visible()
+
+
+def test_a_stale_table_shows_a_freshness_warning(page, served, ui_project, db_url):
+    import psycopg
+    from playwright.sync_api import expect
+
+    config = ui_project.root / "chute.toml"  # the dashboard reads chute.toml again on each page
+    config.write_text(config.read_text().replace("[tables.historical_stocks_data]\n",
+                                                 '[tables.historical_stocks_data]\nfresh_within = "1h"\n'))
+    page.goto(served + "/tables/historical_stocks_data")
+    expect(page.locator("h1 .badge-fresh")).to_have_text("fresh")
+    expect(page.locator("#freshness-warning")).to_have_count(0)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # the last load was three hours ago
+        conn.execute("UPDATE chute.runs SET started_at = started_at - interval '3 hours',"
+                     " ended_at = ended_at - interval '3 hours'")
+    page.reload()
+    expect(page.locator("#freshness-warning")).to_contain_text("no run has written to this table for 3 h")
+    expect(page.locator("#freshness-warning")).to_contain_text("expects a change every 1 h")
+    expect(page.locator("h1 .badge-stale")).to_contain_text("stale")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "table-stale.png"), full_page=True)
+    page.goto(served + "/tables")
+    expect(page.locator("#table-historical_stocks_data")).to_have_attribute("data-fresh", "stale")
+    assert page.problems == []
 
 
 def test_file_search_updates_as_you_type(page, served, query):

@@ -8,6 +8,7 @@ through the same code paths as `chute replay` and `chute run --retry-failed`.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import threading
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from chute import __version__
@@ -27,13 +29,14 @@ from chute.db.postgres import redact
 from chute.errors import ChuteError, DatabaseError
 from chute.run.status import overview
 from chute.config.project import Project, load_project
+from chute.ui import assets, trends
 from chute.ui import queries as q
 from chute.ui.filters import install_filters
 from chute.ui.security import Guard
-from chute.ui.svg import daily_chart, graph_svg, pipeline_graph
+from chute.ui.svg import Series, bar_chart, graph_svg, line_chart, pipeline_graph
 
 HERE = Path(__file__).parent
-REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id")
+REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id", "target_table")
 LOG_LIMIT = 256 * 1024  # bytes of a run log shown on its page
 
 
@@ -80,13 +83,16 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     # -- overview ------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
+        now = _now()
         with board.conn() as conn:
             numbers = overview(project, conn)
             ledger = q.has_ledger(conn)
-            days = q.daily(conn, project.name) if ledger else []
+            month = q.runs_since(conn, project.name, trends.since("month", now)) if ledger else []
             recent = q.runs(conn, project.name, limit=5) if ledger else []
-        return render(request, "overview.html", numbers=numbers, chart=daily_chart(days) if days else None,
-                    days=days, recent=recent, ledger=ledger)
+        spans = trends.buckets(month, now)
+        charts = _activity_charts(spans) if spans else None
+        return render(request, "overview.html", numbers=numbers, charts=charts, totals=trends.summary(month),
+                      recent=recent, ledger=ledger)
 
     # -- runs ----------------------------------------------------------------------------
     @app.get("/runs", response_class=HTMLResponse)
@@ -242,14 +248,46 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     @app.get("/tables", response_class=HTMLResponse)
     def tables(request: Request):
         project = board.current()
-        infos = []
+        now = _now()
         with board.conn() as conn:
-            for name, t in project.tables.items():
-                infos.append({"name": name, "schema": t.schema_, "mode": t.mode, "primary_key": t.primary_key,
-                              "declared": t.columns, **q.table_info(conn, t.schema_, name)})
-        return render(request, "tables.html", tables=infos)
+            infos = [assets.summary(conn, a, now) for a in assets.project_assets(project)]
+            loads = ([assets.summary(conn, a, now) for a in
+                      filter(None, (assets.load_asset(r["pipeline"]) for r in q.load_tables(conn)))]
+                     if q.has_ledger(conn) else [])
+        return render(request, "tables.html", tables=infos, loads=loads)
+
+    @app.get("/tables/{key}", response_class=HTMLResponse)
+    def table_page(request: Request, key: str):
+        project = board.current()
+        asset = assets.find(project, key)
+        if asset is None:
+            raise HTTPException(404, f"no table {key} in {project.name} (nor a table `chute load` wrote)")
+        now = _now()
+        with board.conn() as conn:
+            t = assets.summary(conn, asset, now, deep=True)
+        history = list(reversed(t["runs"]))
+        spans = trends.buckets(history, now)
+        chart = (bar_chart(spans, [Series("rows written", "s-rows", [b.total("rows") for b in spans])],
+                           label=f"rows written into {asset.qualified} over time", chart_id="table-history")
+                 if spans else None)
+        return render(request, "table.html", t=t, asset=asset, chart=chart, nav="tables")
 
     return app
+
+
+def _activity_charts(spans: list[trends.Bucket]) -> dict[str, Markup]:
+    """Rows loaded, and files loaded and failed, per bucket: the overview's two charts."""
+    return {
+        "rows": bar_chart(spans, [Series("rows loaded", "s-rows", [b.total("rows_loaded") for b in spans])],
+                          label="rows loaded over time", chart_id="chart-rows"),
+        "files": bar_chart(spans, [Series("files loaded", "s-files", [b.total("files_loaded") for b in spans]),
+                                   Series("files failed", "s-failed", [b.total("files_failed") for b in spans])],
+                           label="files loaded and failed over time", chart_id="chart-files", height=120),
+    }
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _check_csrf(request: Request, value: str) -> None:
