@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -40,8 +41,9 @@ def test_overview_shows_files_pending_failed_and_the_activity_charts(ui_client, 
     assert cards == {"pending": 0, "failed": 1, "loaded": TOP_FILES, "rejects": 0, "dead-letters": open_letters}
     # Both runs were minutes ago: the axis fits them (minutes, not 29 empty days and one bar).
     chart = re.search(r'<svg class="chart" id="chart-rows".*?</svg>', html, re.S)[0]
+    starts = [dt.datetime.fromisoformat(s) for s in re.findall(r'<g class="bucket" data-start="([^"]+)"', chart)]
+    assert len(starts) == 12 and starts[1] - starts[0] == dt.timedelta(minutes=1)
     buckets = re.findall(r'<g class="bucket" data-start="[^"]+" data-total="([\d.]+)"', chart)
-    assert 1 <= len(buckets) <= 3
     loaded = query("SELECT sum(rows_loaded) FROM chute.runs")[0][0]
     assert sum(float(b) for b in buckets) == loaded
     assert 'viewBox' not in chart.split(">")[0]  # text keeps the page's size at any width
@@ -74,6 +76,59 @@ def test_overview_shows_trigger_status_and_dead_letters_when_present(ui_client, 
     assert re.search(rf'id="card-dead-letters"><span class="n">{open_letters}</span>', html)  # open, this pipeline
     text = cli("status", "-p", ui_project.root, expect=None).output
     assert f"{open_letters} dead letters" in text and "triggers: idle (last: run 2 by watch, failed)" in text
+
+
+def add_runs(db_url, runs: list[tuple[float, float]], pipeline: str = "stocks") -> None:
+    """Finished runs of `pipeline` (days ago, seconds it took), 100 rows each into the stocks table."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for days_ago, seconds in runs:
+            conn.execute("""INSERT INTO chute.runs (pipeline, trigger, status, started_at, ended_at, files_seen,
+                            files_loaded, rows_loaded, details)
+                            VALUES (%s, 'schedule', 'succeeded', now() - make_interval(secs => %s),
+                                    now() - make_interval(secs => %s), 1, 1, 100,
+                                    '{"tables": {"historical_stocks_data": 100}}')""",
+                         (pipeline, days_ago * 86400, days_ago * 86400 - seconds))
+
+
+def test_trends_show_rows_per_table_durations_with_percentiles_and_files(ui_client, db_url, query):
+    add_runs(db_url, [(0.1 + i / 100, float(i)) for i in range(1, 21)])  # 20 runs today: 1 s .. 20 s
+    html = ui_client.get("/trends?range=day").text
+    p50, p95 = query("""SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY s), percentile_disc(0.95) WITHIN GROUP (ORDER BY s)
+                          FROM (SELECT extract(epoch FROM ended_at - started_at)::float AS s FROM chute.runs) r""")[0]
+    from chute.ui.filters import duration
+
+    assert re.search(rf'id="p50">{re.escape(duration(p50))}<', html) and re.search(rf'id="p95">{re.escape(duration(p95))}<', html)
+    assert re.search(r'<svg class="chart" id="chart-duration"', html) and "polyline" in html
+    rows = re.search(r'<svg class="chart" id="chart-table-rows".*?</svg>', html, re.S)[0]
+    written = query("SELECT sum((details->'tables'->>'historical_stocks_data')::bigint) FROM chute.runs")[0][0]
+    assert sum(float(t) for t in re.findall(r'data-total="([\d.]+)"', rows)) == written
+    table = re.search(r'<table id="trend-tables">.*?</table>', html, re.S)[0]
+    assert "historical_stocks_data" in table and f"{written:,}" in table
+    files = re.search(r'<svg class="chart" id="chart-files".*?</svg>', html, re.S)[0]
+    assert "1 files failed" in files  # run 2 met a broken file
+
+
+def test_trends_axis_fits_the_data_of_the_range(ui_client, db_url):
+    def columns(html: str, chart: str = "chart-files") -> list[str]:
+        svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', html, re.S)[0]
+        return re.findall(r'<g class="bucket" data-start="([^"]+)"', svg)
+
+    # Only the fixture's two runs, minutes ago: a month shows minutes, not 29 empty days and one bar.
+    month = columns(ui_client.get("/trends?range=month").text)
+    assert len(month) == 12
+    assert dt.datetime.fromisoformat(month[1]) - dt.datetime.fromisoformat(month[0]) == dt.timedelta(minutes=1)
+    assert columns(ui_client.get("/").text, "chart-rows") == columns(ui_client.get("/trends?range=month").text,
+                                                                     "chart-rows")
+    add_runs(db_url, [(20, 5.0)])  # one run twenty days ago
+    month = columns(ui_client.get("/trends?range=month").text)
+    assert 20 <= len(month) <= 22 and month[0].startswith(
+        (dt.datetime.now().astimezone() - dt.timedelta(days=20)).date().isoformat())  # days, from that run's
+    week = columns(ui_client.get("/trends?range=week").text)  # the old run is not in the week
+    assert dt.datetime.fromisoformat(week[-1]) - dt.datetime.fromisoformat(week[0]) < dt.timedelta(hours=1)
+    assert len(columns(ui_client.get("/trends?range=all").text)) == len(month)
+    assert ui_client.get("/trends?range=year").status_code == 422
 
 
 def test_runs_list_shows_status_trigger_files_and_rows(ui_client, query):

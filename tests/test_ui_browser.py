@@ -16,7 +16,7 @@ from fixtures_ui import chromium_path
 SCREENS = Path(__file__).parent / "output" / "screens"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = {"overview": "/", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
+PAGES = {"overview": "/", "trends": "/trends", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
          "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables",
          "table": "/tables/historical_stocks_data"}
 
@@ -136,6 +136,34 @@ def test_a_stale_table_shows_a_freshness_warning(page, served, ui_project, db_ur
     page.screenshot(path=str(SCREENS / "table-stale.png"), full_page=True)
     page.goto(served + "/tables")
     expect(page.locator("#table-historical_stocks_data")).to_have_attribute("data-fresh", "stale")
+    assert page.problems == []
+
+
+def test_trends_switch_range_and_explain_each_column(page, served, db_url):
+    import psycopg
+    from playwright.sync_api import expect
+
+    with psycopg.connect(db_url, autocommit=True) as conn:  # a run five days ago, 42 s long
+        conn.execute("""INSERT INTO chute.runs (pipeline, status, started_at, ended_at, files_seen, files_loaded,
+                        rows_loaded, details) VALUES ('stocks', 'succeeded', now() - interval '5 days',
+                        now() - interval '5 days' + interval '42 seconds', 3, 3, 1234,
+                        '{"tables": {"historical_stocks_data": 1234}}')""")
+    page.goto(served + "/trends?range=day")
+    expect(page.locator("#ranges a.active")).to_have_text("24 hours")
+    day = page.locator("#chart-files g.bucket").count()
+    page.get_by_role("link", name="7 days").click()
+    expect(page).to_have_url(re.compile(r"range=week$"))
+    buckets = page.locator("#chart-files g.bucket")
+    assert 5 <= buckets.count() <= 36 and buckets.count() != day  # from five days ago to now
+    old = page.locator("#chart-table-rows g.bucket").first
+    expect(old.locator("title")).to_contain_text("1,234 historical_stocks_data (1 run)")
+    box = page.locator("#chart-duration").bounding_box()
+    assert box and box["width"] > 400
+    size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#chart-duration text')).fontSize)")
+    body = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert size <= body  # the chart's text is not larger than the page's
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "trends-week.png"), full_page=True)
     assert page.problems == []
 
 

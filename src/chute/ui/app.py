@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -31,7 +31,7 @@ from chute.run.status import overview
 from chute.config.project import Project, load_project
 from chute.ui import assets, trends
 from chute.ui import queries as q
-from chute.ui.filters import install_filters
+from chute.ui.filters import duration, install_filters
 from chute.ui.security import Guard
 from chute.ui.svg import Series, bar_chart, graph_svg, line_chart, pipeline_graph
 
@@ -92,7 +92,21 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         spans = trends.buckets(month, now)
         charts = _activity_charts(spans) if spans else None
         return render(request, "overview.html", numbers=numbers, charts=charts, totals=trends.summary(month),
-                      recent=recent, ledger=ledger)
+                      recent=recent, ledger=ledger, step=spans[0].step if spans else None)
+
+    # -- trends --------------------------------------------------------------------------
+    @app.get("/trends", response_class=HTMLResponse)
+    def trends_page(request: Request, range_: str = Query("week", alias="range")):
+        if range_ not in trends.RANGES:
+            raise HTTPException(422, f"range is one of {', '.join(trends.RANGES)}")
+        now = _now()
+        with board.conn() as conn:
+            runs = q.runs_since(conn, project.name, trends.since(range_, now)) if q.has_ledger(conn) else []
+        spans = trends.buckets(runs, now)
+        charts = _trend_charts(spans, trends.table_names(runs)) if spans else None
+        return render(request, "trends.html", range=range_, ranges=list(trends.RANGES), charts=charts,
+                      totals=trends.summary(runs), tables=trends.per_table(runs),
+                      step=spans[0].step if spans else None)
 
     # -- runs ----------------------------------------------------------------------------
     @app.get("/runs", response_class=HTMLResponse)
@@ -275,14 +289,37 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
     return app
 
 
-def _activity_charts(spans: list[trends.Bucket]) -> dict[str, Markup]:
+def _activity_charts(spans: list[trends.Bucket], files_height: int = 120) -> dict[str, Markup]:
     """Rows loaded, and files loaded and failed, per bucket: the overview's two charts."""
     return {
         "rows": bar_chart(spans, [Series("rows loaded", "s-rows", [b.total("rows_loaded") for b in spans])],
                           label="rows loaded over time", chart_id="chart-rows"),
         "files": bar_chart(spans, [Series("files loaded", "s-files", [b.total("files_loaded") for b in spans]),
                                    Series("files failed", "s-failed", [b.total("files_failed") for b in spans])],
-                           label="files loaded and failed over time", chart_id="chart-files", height=120),
+                           label="files loaded and failed over time", chart_id="chart-files", height=files_height),
+    }
+
+
+TABLE_COLOURS = 5  # t0..t4 in chute.css; more tables than that share the last colour as "other tables"
+
+
+def _trend_charts(spans: list[trends.Bucket], tables: list[str]) -> dict[str, Any]:
+    shown, rest = tables[:TABLE_COLOURS - 1] if len(tables) > TABLE_COLOURS else tables, tables[TABLE_COLOURS - 1:]
+    series = [Series(name, f"t{i}", [b.table_rows(name) for b in spans]) for i, name in enumerate(shown)]
+    if len(tables) > TABLE_COLOURS:
+        series.append(Series("other tables", f"t{TABLE_COLOURS - 1}",
+                             [sum(b.table_rows(n) for n in rest) for b in spans]))
+    p50 = [trends.percentile(b.durations(), 50) for b in spans]
+    p95 = [trends.percentile(b.durations(), 95) for b in spans]
+    activity = _activity_charts(spans, files_height=170)
+    return {
+        "tables": series,
+        "rows": bar_chart(spans, series, label="rows written per table over time", chart_id="chart-table-rows"),
+        "duration": line_chart(spans, [Series("p50", "s-p50", p50), Series("p95", "s-p95", p95)],
+                               label="run duration, median and 95th percentile", chart_id="chart-duration",
+                               fmt=duration),
+        "files": activity["files"],
+        "rows_all": activity["rows"],
     }
 
 

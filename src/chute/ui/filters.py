@@ -79,8 +79,10 @@ def duration(seconds: float | None) -> str:
         return "–"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
+    if seconds < 10:
         return f"{seconds:.2f} s"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"

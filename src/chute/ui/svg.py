@@ -36,6 +36,11 @@ class Series:
     values: list[float | None]
 
 
+def _exact(n: float) -> str:
+    """Tooltips give the whole number: 12,345 (the axis says 12k)."""
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.2f}"
+
+
 def nice_max(value: float) -> float:
     """The smallest 1, 2 or 5 times a power of ten at or above value (axes end on round numbers)."""
     if value <= 0:
@@ -84,7 +89,7 @@ def bar_chart(buckets: list, series: list[Series], *, label: str, chart_id: str,
     parts, values_axis = _frame(label, chart_id, height, top_value, fmt, ticks)
     for i, b in enumerate(buckets):
         x = i * slot + (slot - bar) / 2
-        tip = b.long_label + ": " + ", ".join(f"{fmt(s.values[i] or 0)} {s.name}" for s in series)
+        tip = b.long_label + ": " + ", ".join(f"{_exact(s.values[i] or 0)} {s.name}" for s in series)
         tip += f" ({len(b.runs)} run{'s' if len(b.runs) != 1 else ''})"
         parts.append(f'<g class="bucket" data-start="{b.start.isoformat()}" data-total="{totals[i]:g}">'
                      f'<title>{escape(tip)}</title>'

@@ -1,8 +1,9 @@
 """Runs over time, shaped for the charts: time buckets that fit the data, and what each holds.
 
 A range (day, week, month, all) picks which runs count; the axis then spans from the bucket of
-the first of them to now, in buckets sized so that there are at most MAX_BUCKETS of them. All
-data on one day shows that day in hours or minutes, never 29 empty days around one bar.
+the first of them to now, in buckets sized so that there are at most MAX_BUCKETS of them (and at
+least MIN_BUCKETS). All data in the last hour shows that hour in minutes, never 29 empty days
+around one bar.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RANGES = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7), "month": dt.timedelta(days=30), "all": None}
-MAX_BUCKETS = 48
+MAX_BUCKETS = 36
+MIN_BUCKETS = 12  # a short span still gets a dozen columns (one run is one thin bar, not a slab)
 STEPS = [60, 5 * 60, 15 * 60, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400, 30 * 86400]
 
 
@@ -30,7 +32,9 @@ class Bucket:
 
     @property
     def label(self) -> str:
-        return self.start.strftime("%d %b" if self.step >= 86400 else "%H:%M")
+        if self.step >= 86400:
+            return self.start.strftime("%d %b")
+        return self.start.strftime("%a %Hh" if self.step >= 3 * 3600 else "%H:%M")
 
     @property
     def long_label(self) -> str:
@@ -86,6 +90,8 @@ def buckets(runs: list[dict], now: dt.datetime) -> list[Bucket]:
     step = next((s for s in STEPS if span / s <= MAX_BUCKETS - 1), STEPS[-1])
     out: list[Bucket] = []
     t, end = _floor(first, step), _floor(now, step)
+    if step < 86400:
+        t = min(t, end - dt.timedelta(seconds=step * (MIN_BUCKETS - 1)))
     while t <= end and len(out) < MAX_BUCKETS * 2:
         out.append(Bucket(t, step))
         t = _next(t, step)
