@@ -167,6 +167,92 @@ def test_trends_switch_range_and_explain_each_column(page, served, db_url):
     assert page.problems == []
 
 
+def _running_run(query, runner: threading.Thread) -> int:
+    """The id of the run `runner` started, once its row is there (bounded wait)."""
+    for _ in range(400):
+        if query("SELECT to_regclass('chute.runs') IS NOT NULL")[0][0]:
+            rows = query("SELECT run_id FROM chute.runs WHERE status = 'running'")
+            if rows:
+                return rows[0][0]
+        runner.join(0.05)
+    raise AssertionError("the run did not start")
+
+
+def test_a_live_run_updates_without_a_reload(page, items_project, db_url, query):
+    """A node that sleeps keeps the run open; its page shows each file as it settles, then the
+    outcome and the log, all without a reload."""
+    from playwright.sync_api import expect
+
+    from chute.config.project import load_project
+    from chute.run.runner import Runner
+    from conftest import write
+
+    folder = items_project(watch="claim_files = 1")  # one file per load transaction: progress shows
+    (folder / "DELAY").write_text("1.2")
+    for i in range(6):  # about 7 s of run: long enough to watch on two pages
+        write(folder / "landing" / f"part{i}.csv", f"id,value\n{i},v{i}\n{i + 10},w{i}\n")
+    project = load_project(folder)
+    served = _serve(project, db_url)
+    base = next(served)
+    runner = threading.Thread(target=lambda: Runner(project, db_url).run(), name="slow-run")
+    try:
+        runner.start()
+        run_id = _running_run(query, runner)
+        page.goto(f"{base}/runs/{run_id}")
+        expect(page.locator("#run-body")).to_have_attribute("data-status", "running")
+        expect(page.locator("#live")).to_be_visible()
+        page.evaluate("window.notReloaded = true")  # a reload would lose it
+        expect(page.locator("#files-so-far")).to_contain_text("1 loaded", timeout=20_000)
+        expect(page.locator("#live-log")).to_contain_text("part0.csv: loaded, 2 rows")
+        expect(page.locator("#rows-out")).to_have_text("2")
+        expect(page.locator("#files-so-far")).to_contain_text("2 loaded", timeout=20_000)
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "run-live.png"), full_page=True)
+        page.goto(f"{base}/runs")  # the runs list follows it too
+        expect(page.locator(f'#runs tr[data-run="{run_id}"]')).to_contain_text("running")
+        page.evaluate("window.notReloaded = true")
+        expect(page.locator(f'#runs tr[data-run="{run_id}"]')).to_contain_text("succeeded", timeout=20_000)
+        assert page.evaluate("window.notReloaded") is True
+        page.goto(f"{base}/runs/{run_id}")
+        expect(page.locator("#run-body")).to_have_attribute("data-status", "succeeded")
+        expect(page.locator("#run-log-lines")).to_contain_text("part5.csv: loaded, 2 rows loaded", timeout=20_000)
+        expect(page.locator("#run-log-lines")).to_contain_text("succeeded")
+        assert page.problems == []
+    finally:
+        runner.join(60)
+        next(served, None)
+
+
+def test_a_finished_run_page_updates_itself_to_its_log(page, items_project, db_url, query):
+    """Watched from start to end on its own page: running, then succeeded with the log inline."""
+    from playwright.sync_api import expect
+
+    from chute.config.project import load_project
+    from chute.run.runner import Runner
+    from conftest import write
+
+    folder = items_project(watch="claim_files = 1")
+    (folder / "DELAY").write_text("1.0")
+    for i in range(2):
+        write(folder / "landing" / f"part{i}.csv", f"id,value\n{i},v{i}\n")
+    project = load_project(folder)
+    served = _serve(project, db_url)
+    base = next(served)
+    runner = threading.Thread(target=lambda: Runner(project, db_url).run(), name="slow-run")
+    try:
+        runner.start()
+        run_id = _running_run(query, runner)
+        page.goto(f"{base}/runs/{run_id}")
+        page.evaluate("window.notReloaded = true")
+        expect(page.locator("#run-body")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+        expect(page.locator("#run-log-lines")).to_contain_text("part1.csv: loaded", timeout=30_000)
+        assert page.evaluate("window.notReloaded") is True
+        assert page.problems == []
+    finally:
+        runner.join(60)
+        next(served, None)
+
+
 def test_file_search_updates_as_you_type(page, served, query):
     from playwright.sync_api import expect
 

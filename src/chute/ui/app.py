@@ -31,13 +31,14 @@ from chute.run.status import overview
 from chute.config.project import Project, load_project
 from chute.ui import assets, trends
 from chute.ui import queries as q
-from chute.ui.filters import duration, install_filters
+from chute.ui.filters import duration, install_filters, number
 from chute.ui.security import Guard
 from chute.ui.svg import Series, bar_chart, graph_svg, line_chart, pipeline_graph
 
 HERE = Path(__file__).parent
 REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id", "target_table")
 LOG_LIMIT = 256 * 1024  # bytes of a run log shown on its page
+LOG_GRACE = 30  # seconds a finished run's page keeps polling for its run log
 
 
 class Dashboard:
@@ -122,16 +123,26 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
             if run is None:
                 raise HTTPException(404, f"no run {run_id} of {project.name}")
             files = q.files_of_run(conn, project.name, run_id)
+            progress = q.run_progress(conn, project.name, run_id) if run["status"] == "running" else []
             rejected = (q.reject_count(conn, project.name, {"run_id": run_id})
                         if q.rejects_present(conn) and "run_id" in q.reject_columns(conn) else None)
-            log = _run_log(project, run_id)
+            log = _run_log(project, run_id) if run["status"] != "running" else None
             notifications = _notifications(conn, run, log)
         details = run["details"] or {}
         timings = sorted(((k, float(v)) for k, v in (details.get("timings") or {}).items()), key=lambda kv: -kv[1])
-        return render(request, "run.html", run=run, files=files, timings=timings, rejected=rejected,
-                    notifications=notifications, log=log,
-                    other_details={k: v for k, v in details.items() if k not in ("timings", "notifications")},
-                    nav="runs")
+        # Poll while it runs, and a little after: the run log is written just after the run row ends.
+        ended = run["ended_at"]
+        awaiting_log = (log is None and project.run_log.enabled and ended is not None
+                        and (_now() - ended).total_seconds() < LOG_GRACE)
+        context = dict(run=run, files=files, timings=timings, rejected=rejected, notifications=notifications, log=log,
+                       poll=run["status"] == "running" or awaiting_log, awaiting_log=awaiting_log,
+                       progress=progress, log_lines=_log_lines(log), tables=details.get("tables") or {},
+                       other_details={k: v for k, v in details.items() if k not in ("timings", "notifications",
+                                                                                   "tables")},
+                       nav="runs")
+        if request.headers.get("hx-request") and request.headers.get("hx-target") == "run-body":
+            return render(request, "run_body.html", **context)  # the running run's page, polled
+        return render(request, "run.html", **context)
 
     # -- files ---------------------------------------------------------------------------
     @app.get("/files", response_class=HTMLResponse)
@@ -360,6 +371,34 @@ def _run_log(project: Project, run_id: int) -> dict[str, Any] | None:
     return {"path": str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path),
             "text": redact(text), "truncated": path.stat().st_size > LOG_LIMIT,
             "document": document if isinstance(document, dict) else {}}
+
+
+def _log_lines(log: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A finished run's JSON log as lines a person reads: the outcome, each file, the errors."""
+    doc = (log or {}).get("document") or {}
+    if not doc:
+        return []
+    lines = [{"level": "error" if doc.get("status") == "failed" else "info",
+              "text": f"run {doc.get('run_id')} {doc.get('status')} in {duration(doc.get('seconds'))}: "
+                      f"{len(doc.get('files') or [])} file(s) read, {number(doc.get('rows_loaded'))} rows loaded, "
+                      f"{number(doc.get('rows_rejected'))} rejected"}]
+    if doc.get("unchanged") or doc.get("excluded"):
+        lines.append({"level": "info", "text": f"{number(doc.get('unchanged') or 0)} file(s) unchanged (already loaded),"
+                                               f" {number(doc.get('excluded') or 0)} left out by a file filter"})
+    for f in doc.get("files") or []:
+        text = f"{f.get('name')}: {str(f.get('status', '')).replace('_', ' ')}"
+        if f.get("rows_loaded") is not None:
+            text += f", {number(f.get('rows_loaded'))} rows loaded"
+        if f.get("rows_rejected"):
+            text += f", {number(f.get('rows_rejected'))} rejected"
+        if f.get("error"):
+            text += f": {f.get('error')}"
+        lines.append({"level": "error" if f.get("status") == "failed" else "info", "text": redact(text)})
+    if doc.get("error"):
+        lines.append({"level": "error", "text": redact(str(doc["error"]))})
+    for name in doc.get("exports") or []:
+        lines.append({"level": "info", "text": f"exported {name}"})
+    return lines
 
 
 def _notifications(conn, run: dict, log: dict[str, Any] | None) -> list[dict]:

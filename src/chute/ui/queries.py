@@ -77,6 +77,15 @@ def files_of_run(conn: psycopg.Connection, pipeline: str, run_id: int) -> list[d
                 " FROM chute.files WHERE pipeline = %s AND run_id = %s ORDER BY name LIMIT 1000", (pipeline, run_id))
 
 
+def run_progress(conn: psycopg.Connection, pipeline: str, run_id: int, limit: int = 200) -> list[dict]:
+    """The files a run settled so far, in the order it settled them (the latest `limit`): a
+    running run's log lines, read from the ledger, so any process's run shows here."""
+    rows = _all(conn, "SELECT file_id, name, status, rows_loaded, rows_rejected, error, updated_at FROM chute.files"
+                " WHERE pipeline = %s AND run_id = %s ORDER BY updated_at DESC, file_id DESC LIMIT %s",
+                (pipeline, run_id, limit))
+    return rows[::-1]
+
+
 # -- files ----------------------------------------------------------------------------------
 FILE_STATES = ("loaded", "loaded_with_rejects", "failed", "skipped")
 
