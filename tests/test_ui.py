@@ -131,6 +131,77 @@ def test_trends_axis_fits_the_data_of_the_range(ui_client, db_url):
     assert ui_client.get("/trends?range=year").status_code == 422
 
 
+def test_schedules_page_shows_next_last_and_missed_fires_and_watermarks(ui_client, ui_project, db_url):
+    import psycopg
+
+    config = ui_project.root / "chute.toml"
+    config.write_text(config.read_text() + """
+[[schedules]]
+name = "hourly"
+cron = "0 * * * *"
+missed = "run"
+
+[extract.orders]
+kind = "http"
+url = "http://127.0.0.1:9/orders"
+
+[extract.customers]
+kind = "http"
+url = "http://127.0.0.1:9/customers"
+""")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO chute.schedule_fires (pipeline, schedule, due_at, status, cron, note) VALUES
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '3 hours', 'fired', '0 * * * *', NULL),
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '2 hours', 'missed', '0 * * * *', 'no watch'),
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '1 hours', 'missed', '0 * * * *', 'no watch'),
+            ('stocks', 'nightly', now() - interval '2 days', 'fired', '0 2 * * *', NULL)""")
+        conn.execute("""INSERT INTO chute.watermarks (pipeline, extract, value, last_started_at, last_rows, last_files,
+                        last_seconds) VALUES
+            ('stocks', 'orders', '{"updated_at": "2024-05-01T12:00:00+00:00", "order_id": 4711}', now(), 1234, 2, 1.5),
+            ('stocks', 'orders|shop=north', '{"order_id": 17}', now(), 5, 1, 0.2)""")
+        last_fired = conn.execute("SELECT date_trunc('hour', now()) - interval '3 hours'").fetchone()[0]
+    html = ui_client.get("/schedules").text
+    row = text_of(re.search(r'<tr id="schedule-hourly".*?</tr>', html, re.S)[0])
+    from chute.ui.filters import when
+
+    assert when(last_fired) in row and re.search(r"\(3 h( \d\d min)? ago\)", row)
+    next_hour = (dt.datetime.now().astimezone().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+    assert when(next_hour) in row
+    assert re.search(r"\b1 2 last ", row) and "caught up by one run" in row  # fired once, missed twice
+    assert "(no longer in chute.toml)" in text_of(re.search(r'<tr id="schedule-nightly".*?</tr>', html, re.S)[0])
+    orders = text_of(re.search(r'<tr id="extract-orders".*?</tr>', html, re.S)[0])
+    assert "order_id 4711, updated_at 2024-05-01 12:00:00+00:00" in orders  # describe(), not a dict
+    assert "shop=north : order_id 17" in orders and "1,234 rows in 2 file(s)" in orders
+    assert "never ran" in text_of(re.search(r'<tr id="extract-customers".*?</tr>', html, re.S)[0])
+    assert "watched as a folder" in html and "each file as it lands" in html
+
+
+def test_schedules_page_shows_batches_waiting_for_their_marker(stocks, db_url):
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('[landing]\n', '[landing]\ntrigger = "marker"\n'))
+    write(stocks / "landing" / "2024-05-01" / "a.us.txt", "x\n")
+    write(stocks / "landing" / "2024-05-01" / ".SUCCESS", "")
+    write(stocks / "landing" / "2024-05-02" / "b.us.txt", "x\n")
+    with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
+        text = text_of(re.search(r'<div id="marker-batches">.*?</div>', client.get("/schedules").text, re.S)[0])
+    waiting = text.split("waiting for it")[1]
+    assert "2024-05-02" in waiting and "2024-05-01" not in waiting and "1 folder(s) with the marker" in text
+
+
+def test_schedules_page_shows_the_s3_event_queue_depth(stocks, db_url, aws):
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="chute-stocks")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="chute-stocks-dlq")["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"event {i}")
+    sqs.send_message(QueueUrl=dlq, MessageBody="gave up")
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('path = "landing"', 'path = "s3://bucket/landing"'))
+    with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
+        text = text_of(re.search(r'<dd id="s3-queue">.*?</dd>', client.get("/schedules").text, re.S)[0])
+    assert "chute-stocks : 3 waiting · 0 in flight · 1 in the dead-letter queue" in text
+
+
 def test_runs_list_shows_status_trigger_files_and_rows(ui_client, query):
     html = ui_client.get("/runs").text
     for run_id, trigger, status, loaded, failed, rows in query(

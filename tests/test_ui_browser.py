@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"overview": "/", "trends": "/trends", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
          "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables",
-         "table": "/tables/historical_stocks_data"}
+         "table": "/tables/historical_stocks_data", "schedules": "/schedules"}
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium (make test installs Debian's)")
 

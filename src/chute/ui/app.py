@@ -27,9 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from chute import __version__
 from chute.db.postgres import redact
 from chute.errors import ChuteError, DatabaseError
-from chute.run.status import overview
+from chute.run.status import overview, watch_status
 from chute.config.project import Project, load_project
-from chute.ui import assets, trends
+from chute.ui import assets, trends, triggers
 from chute.ui import queries as q
 from chute.ui.filters import duration, install_filters, number
 from chute.ui.security import Guard
@@ -108,6 +108,21 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         return render(request, "trends.html", range=range_, ranges=list(trends.RANGES), charts=charts,
                       totals=trends.summary(runs), tables=trends.per_table(runs),
                       step=spans[0].step if spans else None)
+
+    # -- schedules and triggers ----------------------------------------------------------
+    @app.get("/schedules", response_class=HTMLResponse)
+    def schedules_page(request: Request):
+        project = board.current()
+        now = _now()
+        with board.conn() as conn:
+            stats = q.schedule_stats(conn, project.name)
+            fires = q.schedule_fires(conn, project.name)
+            marks = q.watermarks(conn, project.name)
+            watch = watch_status(conn, project.name)
+            queue = q.queue_states(conn).get(project.name) if project.follow else None
+        return render(request, "schedules.html", schedules=triggers.schedules(project, stats, now), fires=fires,
+                      landing=triggers.landing(project), s3=triggers.s3_queue(project), watch=watch,
+                      follow=project.follow, queue=queue, extractions=triggers.watermarks(project, marks))
 
     # -- runs ----------------------------------------------------------------------------
     @app.get("/runs", response_class=HTMLResponse)

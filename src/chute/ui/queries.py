@@ -284,3 +284,72 @@ def runs_since(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
           FROM chute.runs
          WHERE pipeline = %s AND (%s::timestamptz IS NULL OR started_at >= %s::timestamptz)
          ORDER BY run_id""", (pipeline, since, since))
+
+
+# -- schedules, triggers, watermarks --------------------------------------------------------
+def schedule_stats(conn: psycopg.Connection, pipeline: str) -> dict[str, dict]:
+    """Per schedule in chute.schedule_fires: the last fire, the fires and misses, the last miss."""
+    if not table_exists(conn, "schedule_fires"):
+        return {}
+    rows = _all(conn, """
+        SELECT schedule, max(due_at) FILTER (WHERE status = 'fired') AS last_fired,
+               count(*) FILTER (WHERE status = 'fired')::int AS fired,
+               count(*) FILTER (WHERE status = 'missed')::int AS missed,
+               max(due_at) FILTER (WHERE status = 'missed') AS last_missed, max(cron) AS cron
+          FROM chute.schedule_fires WHERE pipeline = %s GROUP BY schedule ORDER BY schedule""", (pipeline,))
+    return {r["schedule"]: r for r in rows}
+
+
+def schedule_fires(conn: psycopg.Connection, pipeline: str, limit: int = 30) -> list[dict]:
+    """The latest fires and misses of every schedule, newest first."""
+    if not table_exists(conn, "schedule_fires"):
+        return []
+    return _all(conn, "SELECT schedule, due_at, status, cron, noted_at, note FROM chute.schedule_fires"
+                " WHERE pipeline = %s ORDER BY due_at DESC LIMIT %s", (pipeline, limit))
+
+
+def watermarks(conn: psycopg.Connection, pipeline: str) -> list[dict]:
+    """Every extraction's watermark row (a fan-out's keys as NAME|key=value rows)."""
+    if not table_exists(conn, "watermarks"):
+        return []
+    return _all(conn, "SELECT extract, value, updated_at, last_started_at, last_rows, last_files, last_seconds,"
+                " last_error FROM chute.watermarks WHERE pipeline = %s ORDER BY extract", (pipeline,))
+
+
+def queue_states(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Messages by stage and state in chute.queue (all stages); {} without a chain."""
+    if not table_exists(conn, "queue"):
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for r in _all(conn, "SELECT stage, status, count(*)::int AS n FROM chute.queue GROUP BY 1, 2"):
+        out.setdefault(r["stage"], {})[r["status"]] = r["n"]
+    return out
+
+
+def subscriptions(conn: psycopg.Connection) -> list[dict]:
+    """Every chained stage: whom it follows, on what (rows of a table, or files), by which key."""
+    if not table_exists(conn, "subscriptions"):
+        return []
+    return _all(conn, "SELECT stage, upstream, follows, source_schema, source_table, key FROM chute.subscriptions"
+                " ORDER BY stage")
+
+
+def dead_letter_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Open dead letters (dead or requeued) per pipeline."""
+    if not table_exists(conn, "dead_letters"):
+        return {}
+    return {r["pipeline"]: r["n"] for r in _all(
+        conn, "SELECT pipeline, count(*)::int AS n FROM chute.dead_letters WHERE status IN ('dead', 'requeued')"
+              " GROUP BY 1")}
+
+
+def stage_tables(conn: psycopg.Connection, pipelines: list[str]) -> dict[str, list[str]]:
+    """The tables each pipeline's runs wrote (chute.runs.details->'tables'), for stages whose
+    chute.toml the dashboard cannot read."""
+    rows = _all(conn, """
+        SELECT DISTINCT r.pipeline, t.name FROM chute.runs r, jsonb_object_keys(coalesce(r.details->'tables', '{}'))
+               AS t(name) WHERE r.pipeline = ANY(%s) ORDER BY 1, 2""", (pipelines,))
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["pipeline"], []).append(r["name"])
+    return out
