@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"overview": "/", "trends": "/trends", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
          "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables",
-         "table": "/tables/historical_stocks_data", "schedules": "/schedules"}
+         "table": "/tables/historical_stocks_data", "schedules": "/schedules", "lineage": "/lineage"}
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium (make test installs Debian's)")
 
@@ -250,6 +250,66 @@ def test_a_finished_run_page_updates_itself_to_its_log(page, items_project, db_u
         assert page.problems == []
     finally:
         runner.join(60)
+        next(served, None)
+
+
+@pytest.fixture
+def retail_chain(tmp_path, cli, db_url):
+    """The retail example's three stages after a run each (its API on a free port)."""
+    from chute.examples.retail.api import RetailServer
+
+    server = RetailServer(port=0, seed=7, branches=3).start()
+    folder = tmp_path / "retail"
+    cli("init", folder, "--example", "retail")
+    for stage in ("branches", "salespersons", "sales"):
+        toml = folder / stage / "chute.toml"
+        toml.write_text(re.sub(r"http://127\.0\.0\.1:\d+", server.url, toml.read_text()), encoding="utf-8")
+    cli("extract", "-p", folder / "branches")
+    for stage in ("branches", "salespersons", "sales"):
+        cli("run", "-p", folder / stage)
+    yield folder
+    server.close()
+
+
+def test_lineage_draws_the_chained_stages_as_one_graph(page, retail_chain, db_url, query):
+    import psycopg
+    from playwright.sync_api import expect
+
+    from chute.config.project import load_project
+
+    with psycopg.connect(db_url, autocommit=True) as conn:  # one message waiting for sales, one dead letter
+        conn.execute("INSERT INTO chute.queue (stage, upstream, payload) VALUES ('sales', 'salespersons',"
+                     " '{\"keys\": [{\"employee_id\": \"E0999\"}]}')")
+        conn.execute("INSERT INTO chute.dead_letters (pipeline, kind, name, version, error) VALUES"
+                     " ('sales', 'message', 'E0998', '1', 'HTTP 500')")
+    served = _serve(load_project(retail_chain / "salespersons"), db_url)
+    base = next(served)
+    try:
+        page.goto(base + "/lineage")
+        stages = page.locator("#lineage g[data-kind=stage]")
+        expect(stages).to_have_count(3)
+        assert sorted(stages.evaluate_all("els => els.map(e => e.dataset.name)")) == ["branches", "sales",
+                                                                                      "salespersons"]
+        tables = page.locator("#lineage g[data-kind=table]")
+        assert sorted(tables.evaluate_all("els => els.map(e => e.dataset.name)")) == ["branches", "sales",
+                                                                                      "salespersons"]
+        expect(page.locator("#lineage g[data-name=sales][data-kind=stage] text.kind")).to_have_text(
+            "stage · 1 queued · 1 dead")
+        # Drawn top to bottom in chain order: branches above salespersons above sales.
+        ys = {n: page.locator(f"#lineage g[data-name={n}][data-kind=stage]").bounding_box()["y"]
+              for n in ("branches", "salespersons", "sales")}
+        assert ys["branches"] < ys["salespersons"] < ys["sales"]
+        assert page.locator("#lineage path.edge").count() >= 5  # stage -> table -> next stage, twice, + sales
+        done = query("SELECT count(*) FROM chute.queue WHERE stage = 'sales' AND status = 'done'")[0][0]
+        expect(page.locator("#stage-sales")).to_contain_text(f"salespersons, on rows of salespersons")
+        expect(page.locator("#stage-sales td.num").nth(2)).to_have_text(f"{done:,}")
+        expect(page.locator("#stage-sales .dead-letters")).to_have_text("1")
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "lineage.png"), full_page=True)
+        page.locator("#lineage g[data-name=salespersons][data-kind=table]").click()  # this project's table
+        expect(page).to_have_url(base + "/tables/salespersons")
+        assert page.problems == []
+    finally:
         next(served, None)
 
 

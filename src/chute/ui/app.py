@@ -33,7 +33,7 @@ from chute.ui import assets, trends, triggers
 from chute.ui import queries as q
 from chute.ui.filters import duration, install_filters, number
 from chute.ui.security import Guard
-from chute.ui.svg import Series, bar_chart, graph_svg, line_chart, pipeline_graph
+from chute.ui.svg import Series, bar_chart, graph_svg, line_chart, lineage_graph, pipeline_graph
 
 HERE = Path(__file__).parent
 REJECT_FILTERS = ("file", "column_name", "check_name", "reason", "replay_state", "file_id", "run_id", "target_table")
@@ -284,6 +284,22 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         return render(request, "pipeline.html", error=None, graph=graph_svg(graph), plan=plan, nodes=nodes,
                       timings=timings)
 
+    # -- lineage across chained stages -----------------------------------------------------
+    @app.get("/lineage", response_class=HTMLResponse)
+    def lineage(request: Request):
+        project = board.current()
+        with board.conn() as conn:
+            subs = q.subscriptions(conn)
+            stages = _chain_of(project.name, subs)
+            queues = q.queue_states(conn)
+            dead = q.dead_letter_counts(conn)
+            written = q.stage_tables(conn, stages) if q.has_ledger(conn) else {}
+        tables = {**written, project.name: list(project.tables)}
+        graph = lineage_graph(project.name, stages, subs, tables, queues, dead) if len(stages) > 1 else None
+        rows = [{"stage": st, "follows": next((x for x in subs if x["stage"] == st), None),
+                 "queue": queues.get(st, {}), "dead": dead.get(st, 0), "tables": tables.get(st, [])} for st in stages]
+        return render(request, "lineage.html", graph=graph_svg(graph) if graph else None, stages=rows)
+
     # -- tables --------------------------------------------------------------------------
     @app.get("/tables", response_class=HTMLResponse)
     def tables(request: Request):
@@ -347,6 +363,28 @@ def _trend_charts(spans: list[trends.Bucket], tables: list[str]) -> dict[str, An
         "files": activity["files"],
         "rows_all": activity["rows"],
     }
+
+
+def _chain_of(name: str, subscriptions: list[dict]) -> list[str]:
+    """Every stage connected to `name` through chute.subscriptions, upstream first."""
+    links = [(s["upstream"], s["stage"]) for s in subscriptions]
+    found, todo = {name}, [name]
+    while todo:
+        here = todo.pop()
+        for a, b in links:
+            for there in ((b,) if a == here else (a,) if b == here else ()):
+                if there not in found:
+                    found.add(there)
+                    todo.append(there)
+    depth: dict[str, int] = {}
+
+    def level(stage: str, seen: frozenset = frozenset()) -> int:
+        if stage not in depth:
+            ups = [a for a, b in links if b == stage and a in found and a not in seen]
+            depth[stage] = 1 + max((level(u, seen | {stage}) for u in ups), default=-1)
+        return depth[stage]
+
+    return sorted(found, key=lambda st: (level(st), st))
 
 
 def _now() -> dt.datetime:

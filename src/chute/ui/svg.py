@@ -215,6 +215,41 @@ def pipeline_graph(plan: Plan, references: set[str], params: set[str], tables: d
     return g
 
 
+def lineage_graph(current: str, stages: list[str], subscriptions: list[dict], tables: dict[str, list[str]],
+                  queues: dict[str, dict[str, int]], dead: dict[str, int]) -> Graph:
+    """Chained stages across projects: each stage, the tables it writes, and what each follows
+    (a table's rows, or the upstream's files), with its queue and dead letters in its caption."""
+    g = Graph()
+    for stage in stages:
+        queue = queues.get(stage, {})
+        waiting = queue.get("ready", 0) + queue.get("leased", 0)
+        caption = f"stage · {waiting:,} queued" + (f" · {dead[stage]:,} dead" if dead.get(stage) else "")
+        key = g.add(f"stage:{stage}", stage, "stage",
+                    f"{queue.get('ready', 0):,} ready, {queue.get('leased', 0):,} leased, {queue.get('dead', 0):,} dead "
+                    f"messages; {dead.get(stage, 0):,} open dead letters")
+        g.vertices[key].caption = caption
+        g.vertices[key].href = "/pipeline" if stage == current else f"/lineage#stage-{stage}"
+        for table in tables.get(stage, []):
+            t = g.add(f"table:{stage}:{table}", table, "table", f"written by {stage}")
+            g.vertices[t].caption = "table"
+            if stage == current:
+                g.vertices[t].href = f"/tables/{table}"
+            g.link(key, t)
+    for sub in subscriptions:
+        if sub["stage"] not in stages or sub["upstream"] not in stages:
+            continue
+        if sub["follows"] == "rows" and sub["source_table"]:
+            source = g.add(f"table:{sub['upstream']}:{sub['source_table']}", sub["source_table"], "table",
+                           f"written by {sub['upstream']}")
+            g.vertices[source].caption = "table"
+            g.link(f"stage:{sub['upstream']}", source)
+            g.link(source, f"stage:{sub['stage']}")
+        else:
+            g.link(f"stage:{sub['upstream']}", f"stage:{sub['stage']}")
+    _layout(g)
+    return g
+
+
 def _layout(g: Graph) -> None:
     """Layers by longest path from the roots; rows ordered by the mean row of the parents."""
     parents: dict[str, list[str]] = {k: [] for k in g.vertices}
