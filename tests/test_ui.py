@@ -406,6 +406,24 @@ def test_table_page_links_its_rejects_to_the_filtered_quarantine(rejects_client,
     assert re.search(rf'id="reject-total">{pending:,} rejected row\(s\) match', listed)
 
 
+def test_tables_loaded_with_chute_load_appear_with_their_runs_and_files(ui_client, cli, tmp_path, query):
+    write(tmp_path / "prices.csv", "sku,price\na1,1.5\nb2,2.25\nc3,-4.811999999999983\n")
+    cli("load", tmp_path / "prices.csv", "--into", "shop.prices")
+    html = ui_client.get("/tables").text
+    loads = re.search(r'<table id="load-tables".*?</table>', html, re.S)[0]
+    row = re.search(r'<tr id="table-load:shop.prices".*?</tr>', loads, re.S)[0]
+    assert 'href="/tables/load:shop.prices"' in row and "shop.prices" in row and "chute load" in row
+    assert re.search(r'class="num rowcount">3<', row)
+    page = ui_client.get("/tables/load:shop.prices").text
+    (run_id,) = query("SELECT run_id FROM chute.runs WHERE pipeline = 'load:shop.prices'")[0]
+    assert re.search(r'id="row-count">3<', page) and f'href="/runs/{run_id}"' in page
+    assert "prices.csv" in re.search(r'<table id="table-files">.*?</table>', page, re.S)[0]
+    assert "chute load … --into shop.prices" in page
+    preview = re.search(r'<table class="preview" id="latest-rows">.*?</table>', page, re.S)[0]
+    assert "-4.812<" in preview and "4.811999" not in preview  # floats for people
+    assert ui_client.get("/tables/load:shop.nothing").status_code == 404
+
+
 def test_fresh_within_must_be_an_interval(stocks):
     from chute.errors import ConfigError
 

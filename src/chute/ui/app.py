@@ -321,6 +321,8 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         now = _now()
         with board.conn() as conn:
             t = assets.summary(conn, asset, now, deep=True)
+        if asset.loaded_by_command and not t["runs"] and not t["exists"]:
+            raise HTTPException(404, f"`chute load` never loaded {asset.qualified}")
         history = list(reversed(t["runs"]))
         spans = trends.buckets(history, now)
         chart = (bar_chart(spans, [Series("rows written", "s-rows", [b.total("rows") for b in spans])],
