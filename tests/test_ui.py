@@ -48,7 +48,7 @@ def test_overview_shows_files_pending_failed_and_the_activity_charts(ui_client, 
     assert sum(float(b) for b in buckets) == loaded
     assert 'viewBox' not in chart.split(">")[0]  # text keeps the page's size at any width
     assert f"{loaded:,} rows and {TOP_FILES} file(s) loaded" in text_of(html)
-    assert 'action="/actions/retry"' in html  # a failed file can be retried from here
+    assert 'href="/actions/confirm?do=retry"' in html  # a failed file can be retried from here (asked first)
 
 
 def test_overview_counts_a_new_file_of_a_top_company_as_pending(ui_client, stocks):
@@ -483,7 +483,8 @@ def test_token_is_checked_on_every_request_then_kept_in_a_cookie(ui_project, db_
 
 def test_actions_need_the_csrf_token_of_the_session(ui_client, query):
     assert ui_client.get("/actions/retry").status_code == 405  # actions are POST only
-    html = ui_client.get("/").text
+    html = ui_client.get("/actions/confirm?do=retry").text  # the confirmation carries the token
+    assert "1 file(s) failed." in text_of(html)
     token = csrf_of(html)
     assert ui_client.post("/actions/retry", data={}).status_code == 403
     assert ui_client.post("/actions/retry", data={"csrf_token": "0" * 64}).status_code == 403
@@ -498,6 +499,55 @@ def test_actions_need_the_csrf_token_of_the_session(ui_client, query):
             thread.join()
     assert query("SELECT status, files_failed FROM chute.runs WHERE trigger = 'ui'") == [("failed", 1)]
     assert "retry failed files: failed" in text_of(ui_client.get("/runs").text)
+
+
+@pytest.fixture
+def branches_stage(tmp_path, cli, db_url):
+    """The retail example's first stage, its API on a free port."""
+    from chute.examples.retail.api import RetailServer
+
+    server = RetailServer(port=0, seed=7, branches=3).start()
+    cli("init", tmp_path / "retail", "--example", "retail")
+    folder = tmp_path / "retail" / "branches"
+    toml = folder / "chute.toml"
+    toml.write_text(re.sub(r"http://127\.0\.0\.1:\d+", server.url, toml.read_text()), encoding="utf-8")
+    yield folder
+    server.close()
+
+
+def finish_actions() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("chute-ui-"):
+            thread.join(60)
+
+
+def test_an_extraction_and_a_backfill_ask_first_then_say_what_they_did(branches_stage, db_url, query):
+    with TestClient(create_app(load_project(branches_stage), db_url), base_url="http://127.0.0.1") as client:
+        assert 'href="/actions/confirm?do=extract&amp;name=branches"' in client.get("/schedules").text
+        confirm = client.get("/actions/confirm", params={"do": "extract", "name": "branches"}).text
+        assert "watermark now: none yet" in text_of(confirm) and 'id="confirm"' in confirm
+        assert not list((branches_stage / "landing").rglob("*.jsonl"))  # asking did nothing
+        done = client.post("/actions/extract", data={"csrf_token": csrf_of(confirm), "name": "branches"},
+                           follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/actions"
+        finish_actions()
+        parts = sorted((branches_stage / "landing").rglob("*.jsonl"))
+        assert parts
+        html = text_of(client.get("/actions").text)
+        assert f"run extraction branches succeeded" in html and f"{len(parts)} part file(s) written, 3 rows" in html
+        # A backfill asks for its window, then leaves the watermark alone.
+        ask = client.get("/actions/confirm", params={"do": "backfill", "name": "branches"}).text
+        assert "Give the window first" in ask and 'id="confirm-form"' not in ask
+        ask = client.get("/actions/confirm", params={"do": "backfill", "name": "branches", "since": "2020-01-01"}).text
+        assert "The watermark stays where it is" in text_of(ask)
+        client.post("/actions/backfill", data={"csrf_token": csrf_of(ask), "name": "branches", "since": "2020-01-01"})
+        finish_actions()
+        html = text_of(client.get("/actions").text)
+        assert "backfill extraction branches since 2020-01-01 succeeded" in html
+        assert "watermark left alone (backfill)" in html
+        assert client.post("/actions/backfill", data={"csrf_token": csrf_of(ask), "name": "branches"}).status_code == 422
+        assert client.post("/actions/extract", data={"csrf_token": csrf_of(ask), "name": "nope"}).status_code == 404
+        assert client.post("/actions/extract", data={"name": "branches"}).status_code == 403  # CSRF as ever
 
 
 def test_pages_send_a_strict_content_security_policy(ui_client):

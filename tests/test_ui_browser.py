@@ -18,7 +18,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"overview": "/", "trends": "/trends", "runs": "/runs", "run": "/runs/1", "files": "/files", "file": "/files/1",
          "quarantine": "/quarantine", "pipeline": "/pipeline", "tables": "/tables",
-         "table": "/tables/historical_stocks_data", "schedules": "/schedules", "lineage": "/lineage"}
+         "table": "/tables/historical_stocks_data", "schedules": "/schedules", "lineage": "/lineage",
+         "actions": "/actions", "confirm": "/actions/confirm?do=run"}
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no chromium (make test installs Debian's)")
 
@@ -313,6 +314,29 @@ def test_lineage_draws_the_chained_stages_as_one_graph(page, retail_chain, db_ur
         next(served, None)
 
 
+def test_start_a_run_asks_first_and_shows_what_it_did(page, served, stocks, query):
+    from playwright.sync_api import expect
+
+    from conftest import write
+
+    top = (stocks / "reference" / "top_companies.txt").read_text().split(",")[1].strip().strip("'\"")
+    write(stocks / "landing" / "late" / top, "Date,Open,High,Low,Close,Volume,OpenInt\n2017-01-02,1,2,1,2,5,0\n")
+    page.goto(served + "/")
+    page.locator("#start-run").click()
+    expect(page.locator("h1")).to_have_text("Start a run?")
+    expect(page.locator("#confirm-facts")).to_contain_text(f"1 file(s) are pending now: late/{top}")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "confirm-run.png"), full_page=True)
+    page.locator("#confirm").click()
+    expect(page).to_have_url(served + "/actions")
+    expect(page.locator("#actions-done li").first).to_contain_text("start a run succeeded", timeout=30_000)
+    (run_id,) = query("SELECT run_id FROM chute.runs WHERE trigger = 'ui'")[0]
+    expect(page.locator("#actions-done li").first).to_contain_text(
+        f"run {run_id}: 1 file(s) loaded, 0 failed, 1 rows written")
+    page.screenshot(path=str(SCREENS / "actions.png"), full_page=True)
+    assert page.problems == []
+
+
 def test_file_search_updates_as_you_type(page, served, query):
     from playwright.sync_api import expect
 
@@ -351,7 +375,10 @@ def test_retry_from_the_browser_posts_with_the_csrf_token(page, served, query):
     from playwright.sync_api import expect
 
     page.goto(served + "/")
-    page.get_by_role("button", name="Retry failed files").click()
+    page.get_by_role("link", name="Retry failed files").click()
+    expect(page.locator("#confirm-facts")).to_contain_text("1 file(s) failed.")  # it asks first
+    assert query("SELECT count(*) FROM chute.runs WHERE trigger = 'ui'")[0][0] == 0
+    page.locator("#confirm").click()
     expect(page).to_have_url(served + "/runs")
     for thread in threading.enumerate():
         if thread.name == "chute-ui-retry":

@@ -1,8 +1,10 @@
 """The dashboard: a FastAPI app over one project's ledger, rendered with Jinja2 and htmx.
 
-Pages read the database through queries.py (read-only connections). The two actions,
-replaying quarantined rows and retrying failed files, are POSTs with a CSRF token and go
-through the same code paths as `chute replay` and `chute run --retry-failed`.
+Pages read the database through queries.py (read-only connections). Actions (start a run,
+retry failed files, run an extraction or a backfill window, replay quarantined rows) are POSTs
+with a CSRF token, each after a page saying what it will do, and go through the same code
+paths as `chute run`, `chute run --retry-failed`, `chute extract [--since/--until]` and
+`chute replay`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Dashboard:
         self.db_url = db_url
         self.action_lock = threading.Lock()
         self.action: dict[str, Any] | None = None  # the last action started from the dashboard
+        self.history: list[dict[str, Any]] = []  # the latest actions, newest first (this process only)
 
     def conn(self):
         return q.connect_readonly(self.db_url)
@@ -254,16 +257,44 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         return RedirectResponse(f"/quarantine?{urlencode({**kept, 'replayed': message[:400]})}", status_code=303)
 
     # -- actions -------------------------------------------------------------------------
-    @app.post("/actions/retry")
-    def retry_failed(request: Request, csrf_token: str = Form("")):
-        """Start `chute run --retry-failed` in the background; the runs page shows it."""
+    # Each action is a GET that says what it will do (the confirmation) and a POST, with the
+    # CSRF token, that starts it in the background; the result is on /actions and in the
+    # notice atop every page. One action at a time.
+    @app.get("/actions/confirm", response_class=HTMLResponse)
+    def confirm_action(request: Request, do: str, name: str = "", since: str = "", until: str = ""):
+        project = board.current()
+        with board.conn() as conn:
+            plan = _describe_action(project, conn, do, name, since.strip(), until.strip())
+        return render(request, "confirm.html", plan=plan, nav="")
+
+    @app.post("/actions/{do}")
+    def start_action(request: Request, do: str, csrf_token: str = Form(""), name: str = Form(""),
+                     since: str = Form(""), until: str = Form("")):
         _check_csrf(request, csrf_token)
+        project = board.current()
+        if do not in ACTIONS or do in ("extract", "backfill") and name not in project.extract:
+            raise HTTPException(404, f"no action {do} {name}".strip())
+        if do == "backfill" and not (since.strip() or until.strip()):
+            raise HTTPException(422, "a backfill needs a window: since, until or both")
+        label = _action_label(do, name, since.strip(), until.strip())
         with board.action_lock:
             if board.action and board.action.get("state") == "running":
-                return RedirectResponse("/runs", status_code=303)
-            board.action = {"name": "retry failed files", "state": "running"}
-        threading.Thread(target=_retry, args=(board,), daemon=True, name="chute-ui-retry").start()
-        return RedirectResponse("/runs", status_code=303)
+                return RedirectResponse("/actions", status_code=303)
+            board.action = {"name": label, "state": "running", "kind": do, "started": _now()}
+            board.history.insert(0, board.action)
+            del board.history[20:]
+        threading.Thread(target=_act, args=(board, board.action, do, name, since.strip() or None,
+                                            until.strip() or None),
+                         daemon=True, name=f"chute-ui-{do}").start()
+        return RedirectResponse("/runs" if do == "retry" else "/actions", status_code=303)
+
+    @app.get("/actions", response_class=HTMLResponse)
+    def actions_page(request: Request):
+        running = bool(board.action and board.action.get("state") == "running")
+        context = dict(history=board.history, running=running, nav="actions")
+        if request.headers.get("hx-request") and request.headers.get("hx-target") == "actions-box":
+            return render(request, "actions_list.html", **context)
+        return render(request, "actions.html", **context)
 
     # -- pipeline ------------------------------------------------------------------------
     @app.get("/pipeline", response_class=HTMLResponse)
@@ -398,15 +429,85 @@ def _check_csrf(request: Request, value: str) -> None:
         raise HTTPException(403, "the form is stale or did not come from this dashboard (CSRF check): reload the page")
 
 
-def _retry(board: Dashboard) -> None:
-    from chute.run.runner import Runner
+ACTIONS = {"run": "start a run", "retry": "retry failed files", "extract": "run extraction",
+           "backfill": "backfill extraction", "replay": "replay rejects"}
+
+
+def _action_label(do: str, name: str, since: str, until: str) -> str:
+    if do == "backfill":
+        window = " ".join(p for p in (f"since {since}" if since else "", f"until {until}" if until else "") if p)
+        return f"backfill extraction {name} {window}"
+    return f"{ACTIONS[do]} {name}".strip()
+
+
+def _describe_action(project: Project, conn, do: str, name: str, since: str, until: str) -> dict[str, Any]:
+    """What an action will do, said before it is done: the confirmation page's content."""
+    from chute.ledger.watermarks import describe
+    from chute.run.status import pending_files
+
+    if do not in ACTIONS or do == "replay":
+        raise HTTPException(404, f"no action {do}" + (" here: replay from the quarantine page" if do == "replay"
+                                                       else ""))
+    facts: list[str] = []
+    if do == "run":
+        pending = pending_files(project, conn)
+        facts = [f"chute run for {project.name}, trigger ui: reads the landing zone and loads what is new.",
+                 f"{len(pending):,} file(s) are pending now" + (f": {', '.join(pending[:5])}"
+                                                              f"{' …' if len(pending) > 5 else ''}" if pending else ".")]
+    elif do == "retry":
+        failed = ledger_failed(conn, project.name)
+        facts = ["chute run --retry-failed: files whose latest version failed are read again.",
+                 f"{failed:,} file(s) failed."]
+    else:
+        if name not in project.extract:
+            raise HTTPException(404, f"no extraction named {name!r} in chute.toml")
+        rows = q.watermarks(conn, project.name)
+        mark = next((r["value"] for r in rows if r["extract"] == name), None)
+        if do == "extract":
+            facts = [f"chute extract {name}: fetches what is new since the watermark into the landing zone.",
+                     f"watermark now: {describe(mark)}; it moves when the extraction ends without error.",
+                     "The part files are loaded by the next run (start one from here, or the watch does)."]
+        else:
+            facts = [f"chute extract {name} over a window: rows whose cursor is ≥ since and < until.",
+                     f"The watermark stays where it is ({describe(mark)}).",
+                     "Parts the ledger has already loaded (same bytes) are skipped by the next run."]
+    return {"do": do, "name": name, "since": since, "until": until, "label": _action_label(do, name, since, until),
+            "facts": facts, "needs_window": do == "backfill" and not (since or until)}
+
+
+def ledger_failed(conn, pipeline: str) -> int:
+    from chute.ledger.files import failed_count
+
+    return failed_count(conn, pipeline) if q.has_ledger(conn) else 0
+
+
+def _act(board: Dashboard, record: dict[str, Any], do: str, name: str, since: str | None, until: str | None) -> None:
+    """Run an action in the background and record what it did in `record` (shown on /actions)."""
+    from chute.ledger.watermarks import describe
 
     try:
-        summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=True).run()
-        board.action = {"name": "retry failed files", "state": summary.status, "run_id": summary.run_id,
-                        "error": redact(summary.error) if summary.error else None}
+        if do in ("run", "retry"):
+            from chute.run.runner import Runner
+
+            summary = Runner(board.current(), board.db_url, trigger="ui", retry_failed=do == "retry").run()
+            record.update(state=summary.status, run_id=summary.run_id,
+                          error=redact(summary.error) if summary.error else None,
+                          did=f"run {summary.run_id}: {summary.count('loaded'):,} file(s) loaded, "
+                              f"{summary.count('failed'):,} failed, {summary.rows_loaded:,} rows written")
+        else:
+            from chute.extract import run_extract
+
+            report = run_extract(board.current(), name, since=since, until=until, db_url=board.db_url)
+            did = f"{len(report.files):,} part file(s) written, {report.rows:,} rows"
+            did += (", watermark left alone (backfill)" if report.backfill else
+                    f", watermark {describe(report.watermark_before)} → {describe(report.watermark_after)}")
+            record.update(state="succeeded" if report.ok else "failed", did=did,
+                          error=redact(report.error) if report.error else None, files=report.files[:20])
     except ChuteError as exc:
-        board.action = {"name": "retry failed files", "state": "failed", "error": redact(str(exc))}
+        record.update(state="failed", error=redact(str(exc)))
+    except Exception as exc:  # never leave the action 'running' forever
+        record.update(state="failed", error=redact(f"{type(exc).__name__}: {exc}"))
+    record["ended"] = _now()
 
 
 def _run_log(project: Project, run_id: int) -> dict[str, Any] | None:
