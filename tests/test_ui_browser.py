@@ -355,8 +355,9 @@ def test_file_search_updates_as_you_type(page, served, query):
     assert page.problems == []
 
 
-def test_pages_fit_a_phone_screen(browser, served):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+@pytest.mark.parametrize("width", [390, 400])
+def test_pages_fit_a_phone_screen(browser, served, width):
+    context = browser.new_context(viewport={"width": width, "height": 844}, device_scale_factor=2, is_mobile=True,
                                   has_touch=True)
     page = context.new_page()
     SCREENS.mkdir(parents=True, exist_ok=True)
@@ -364,9 +365,12 @@ def test_pages_fit_a_phone_screen(browser, served):
         for name, path in PAGES.items():
             page.goto(served + path)
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"{path} is {overflow}px wider than the phone"
-            if name in ("overview", "runs", "pipeline", "quarantine"):
-                page.screenshot(path=str(SCREENS / f"phone-{name}.png"), full_page=True)
+            assert overflow <= 0, f"{path} is {overflow}px wider than {width} px"
+            texts = page.evaluate("Array.from(document.querySelectorAll('svg.chart text'))"
+                                  ".map(t => parseFloat(getComputedStyle(t).fontSize))")
+            assert all(10 <= size <= 14 for size in texts), f"{path}: chart text of {texts} px"
+            if width == 400:
+                page.screenshot(path=str(SCREENS / f"400-{name}.png"), full_page=True)
     finally:
         context.close()
 

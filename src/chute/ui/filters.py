@@ -52,7 +52,7 @@ def span(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     seconds = abs(seconds)
-    if seconds < 90:
+    if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
