@@ -57,6 +57,18 @@ def _check_types(columns: dict[str, str]) -> dict[str, str]:
     return columns
 
 
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_interval(text: str) -> float:
+    """'90s', '30m', '1h', '2d', '1w' -> seconds; ValueError naming the accepted forms otherwise."""
+    match = _INTERVAL.match(text)
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"not an interval: {text!r}; write a number and a unit: 90s, 30m, 1h, 2d, 1w")
+    return float(match[1]) * _INTERVAL_SECONDS[match[2]]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -157,6 +169,9 @@ class Table(_Strict):
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
     foreign_keys: dict[str, str] = {}  # column -> "table.column" of another configured table
     contract: Contract | None = None  # checks, drift policy and reject thresholds (quality/contracts.py)
+    # How often the table is expected to change ("90s", "30m", "1h", "2d", "1w"): the dashboard
+    # warns when no run has written to it for longer. None: no expectation, no warning.
+    fresh_within: str | None = None
 
     @field_validator("columns")
     @classmethod
@@ -177,8 +192,19 @@ class Table(_Strict):
             raise ValueError(f"foreign_keys names undeclared columns: {', '.join(undeclared)}")
         return self
 
+    @field_validator("fresh_within")
+    @classmethod
+    def _interval_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_interval(value)
+        return value
+
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
+
+    def fresh_seconds(self) -> float | None:
+        """fresh_within in seconds, None when the table has no expected interval."""
+        return parse_interval(self.fresh_within) if self.fresh_within else None
 
 
 class Database(_Strict):

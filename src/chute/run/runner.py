@@ -246,7 +246,7 @@ class Runner:
         if summary.error or summary.count("failed"):
             summary.status = "failed"
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
-        details = {"timings": summary.timings, "worker": self.worker.id, **self.details}
+        details = {"timings": summary.timings, "tables": summary.tables, "worker": self.worker.id, **self.details}
         if summary.claimed_elsewhere or summary.interrupted:
             details.update(claimed_elsewhere=summary.claimed_elsewhere, interrupted=summary.interrupted)
         ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, details)
