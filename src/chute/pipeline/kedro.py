@@ -156,11 +156,14 @@ class KedroProject:
         with _host_logging():
             hooks = _create_hook_manager()
             _register_hooks(hooks, settings.HOOKS)
-            loader = settings.CONFIG_LOADER_CLASS(conf_source=str(self.path / settings.CONF_SOURCE),
-                                                  env=self.config.env, runtime_params=self.params,
-                                                  **settings.CONFIG_LOADER_ARGS)
+            conf = self.path / settings.CONF_SOURCE
+            env = self.config.env
+            args = dict(settings.CONFIG_LOADER_ARGS)
+            if env is None and not (conf / args.get("default_run_env", "local")).is_dir():
+                env = args.get("base_env", "base")  # a deployment image has no conf/local: base alone
+            loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf), env=env, runtime_params=self.params, **args)
             return settings.CONTEXT_CLASS(package_name=self.package, project_path=self.path, config_loader=loader,
-                                          hook_manager=hooks, env=self.config.env, runtime_params=self.params)
+                                          hook_manager=hooks, env=env, runtime_params=self.params)
 
     @cached_property
     def catalog(self) -> Any:
