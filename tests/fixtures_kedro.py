@@ -196,3 +196,18 @@ def kedro_project(tmp_path):
     pytest.importorskip("kedro")
     pytest.importorskip("kedro_datasets")
     return make_kedro_project(tmp_path / "kedro-demo")
+
+
+@pytest.fixture
+def other_db(pg_cluster):
+    """A second empty database (the test's own is db_url), to load the same data another way."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_cluster.url(name)
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
