@@ -12,7 +12,7 @@ import pytest
 from chute.config.project import load_project
 from chute.errors import ConfigError, PipelineError
 from chute.run.plan import build_plan
-from fixtures_kedro import expected, kedro_project, make_kedro_project  # noqa: F401  (a fixture)
+from fixtures_kedro import expected
 
 DAILY = "SELECT ticker, price_date, open_value, close_value, volume, change, sector FROM daily_prices"
 SUMMARY = "SELECT ticker, days, total_volume, best_change FROM ticker_summary"
@@ -120,3 +120,21 @@ def test_chute_starts_without_kedro(kedro_project, stocks, monkeypatch):
     assert [n.name for n in build_plan(load_project(stocks)).batch]
     with pytest.raises(ConfigError, match=r"pip install 'chute\[kedro\]'"):
         build_plan(load_project(kedro_project))
+
+
+def test_chute_watch_runs_the_kedro_pipeline_as_files_land(kedro_project, watch_process, db_url, query):
+    from fixtures_watch import drop, wait_until
+
+    config = kedro_project / "chute.toml"
+    config.write_text(config.read_text() + "\n[watch]\ndebounce = 0.05\nsettle = 0.5\nrescan = 2\n")
+    waiting = {p.name: p.read_text() for p in (kedro_project / "landing").glob("*.csv")}
+    for name in waiting:
+        (kedro_project / "landing" / name).unlink()
+    w = watch_process(kedro_project)
+    for name, text in waiting.items():
+        drop(kedro_project, name, text)
+    daily, tickers = expected(kedro_project)
+    wait_until(lambda: sorted(query(SUMMARY)) == tickers, what=f"the three files loaded: {w.log()}")
+    assert sorted(query(DAILY)) == daily
+    assert w.terminate() == 0
+    assert "Running node" not in w.log() and "rich_logging" not in w.log()  # Kedro's logging stays out

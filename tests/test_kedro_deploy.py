@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from fixtures_deploy_aws import db_secret, drain, lambda_role, placeholder_zip, sqs_event
-from fixtures_kedro import expected, kedro_project  # noqa: F401  (a fixture)
+from fixtures_kedro import expected
 
 boto3 = pytest.importorskip("boto3")
 

@@ -12,7 +12,6 @@ import pytest
 
 from chute.examples.scaffold import create_project
 from conftest import shared
-from fixtures_kedro import other_db  # noqa: F401  (a fixture)
 from test_workforce import REAL, TABLE, _break, expected_rows
 
 pytest.importorskip("kedro")

@@ -374,7 +374,7 @@ def pipeline_template(project: Project, out: Path) -> dict[str, Any]:
     Deploy it once per environment: Environment=dev with BranchName=develop (or any branch),
     Environment=prod with BranchName=main; prod waits for a manual approval before apply."""
     ci = _relative(out, repository_root(project)) + "/ci"
-    assume = lambda service: {"Version": "2012-10-17", "Statement": [  # noqa: E731
+    assume = lambda service: {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
     artifacts = [{"Fn::GetAtt": ["ArtifactBucket", "Arn"]}, {"Fn::Sub": "${ArtifactBucket.Arn}/*"}]
     logs = {"Fn::GetAtt": ["BuildLogs", "Arn"]}
@@ -526,7 +526,7 @@ def actionlint(paths: list[Path]) -> subprocess.CompletedProcess | None:
     exe = find_tool("actionlint")
     if exe is None:
         return None
-    return subprocess.run([exe, "-no-color", *map(str, paths)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([exe, "-no-color", *map(str, paths)], capture_output=True, text=True, timeout=300, check=False)
 
 
 BUILDSPEC_PHASES = ("install", "pre_build", "build", "post_build")
@@ -554,7 +554,7 @@ def buildspec_problems(text: str) -> list[str]:
         if not commands or not all(isinstance(c, str) for c in commands):
             problems.append(f"phase {name}: commands must be a list of strings")
             continue
-        done = subprocess.run(["bash", "-n"], input="\n".join(commands) + "\n", capture_output=True, text=True)
+        done = subprocess.run(["bash", "-n"], input="\n".join(commands) + "\n", capture_output=True, text=True, check=False)
         if done.returncode:
             problems.append(f"phase {name}: {done.stderr.strip()}")
     artifacts = spec.get("artifacts")
@@ -591,7 +591,7 @@ def check_ci(written: list[str]) -> list[Any]:
             results.append(CheckResult("cfn-lint (pipeline)", "unavailable", "cfn-lint not found (run `make iac`)"))
         else:
             done = subprocess.run([exe, "--format", "parseable", template.name], cwd=template.parent,
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, timeout=600, check=False)
             findings = [line for line in done.stdout.splitlines() if line.strip()]
             results.append(CheckResult("cfn-lint (pipeline)", "failed" if done.returncode else "passed",
                                        f"{len(findings)} finding(s)" if done.returncode else "no errors, no warnings",

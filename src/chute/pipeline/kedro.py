@@ -181,10 +181,7 @@ class KedroProject:
     def catalog_config(self) -> dict[str, Any]:
         """The catalog entries as written (relative paths as they are)."""
         with _host_logging():
-            try:
-                return dict(self.context.config_loader["catalog"])
-            except Exception:
-                return {}
+            return dict(self.context.config_loader["catalog"])
 
 
 # -- nodes -----------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def cut_table(sheet: pd.DataFrame, table_label: str, measure: str) -> pd.DataFra
             if header is None:
                 continue
             names, start = header
-            if set(n for n in names if n) == set(columns):
+            if {n for n in names if n} == set(columns):
                 keep = {c: n for c, n in zip(block.columns, names) if n}
                 found.append(block.iloc[start:][list(keep)].rename(columns=keep)[columns])
         if len(found) != 1:
