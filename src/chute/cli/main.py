@@ -38,11 +38,11 @@ def main() -> None:
 # -- init -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "stream", "ingest", "retail"]),
+@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "stream", "ingest", "retail", "kedro"]),
               default="stocks", show_default=True, help="Which example project to start from.")
 @click.option("--files", type=click.IntRange(0), default=None,
               help="How many example files to generate into landing/ (0 for none; default: stocks 300, "
-                   "cafe 40, workforce 4, stream 20; ingest: days of orders in its source database, 14; "
+                   "cafe 40, workforce and kedro 4, stream 20; ingest: days of orders in its source database, 14; "
                    "retail: its three stages, its data comes from its API).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
 @json_option

@@ -155,10 +155,27 @@ class Source(_Strict):
         return list(dict.fromkeys(["", *self.null_values]))
 
 
+class KedroPipeline(_Strict):
+    """[pipeline.kedro]: a Kedro project's pipeline run as chute nodes (chute.pipeline.kedro)."""
+
+    # "<package>.pipeline_registry:<name>" (a name of register_pipelines(), or a module's Pipeline
+    # attribute or function), or just a name of the project's own registry ("__default__")
+    pipeline: str = "__default__"
+    project: str = "."  # the Kedro project folder: pyproject.toml with [tool.kedro], conf/, src/
+    env: str | None = None  # Kedro's configuration environment over conf/base (Kedro's default: local)
+    frames: Literal["pandas", "polars"] = "pandas"  # what its nodes receive for a frame dataset
+
+
 class PipelineConfig(_Strict):
     module: str | None = None  # a .py file in the project; None means the input goes straight to its table
-    input: str = "rows"  # the dataset name the landing files feed
+    input: str = "rows"  # the dataset name the landing files feed (with kedro: the Kedro dataset they bind to)
     steps: list[Step] = []  # built-in transforms, run as nodes (see docs/transforms.md)
+    kedro: KedroPipeline | None = None  # `kedro = "pkg.pipeline_registry:name"` or a [pipeline.kedro] table
+
+    @field_validator("kedro", mode="before")
+    @classmethod
+    def _kedro_shorthand(cls, value: Any) -> Any:
+        return {"pipeline": value} if isinstance(value, str) else value
 
 
 class Table(_Strict):
