@@ -239,6 +239,10 @@ def _inferred(file: Path, source: dict, overrides: dict[str, str], formats: dict
     if given is not None:
         inferred.dialect = {k: source[k] for k in ("delimiter", "quote", "header", "encoding")} | {
             "given": sorted(given)}
+    if inferred.complete and not inferred.rows and {c.name for c in inferred.columns} - set(overrides):
+        raise ConfigError(f"{file.name}: the file has a header but no data rows, so the columns' types cannot be "
+                          "inferred; load a file with rows first (an existing table takes a file with no rows), or "
+                          "give every column's type with --type COL=TYPE")
     _check_columns(file, inferred, select, names)
     return inferred
 
