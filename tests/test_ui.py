@@ -110,6 +110,16 @@ def test_trends_show_rows_per_table_durations_with_percentiles_and_files(ui_clie
     assert "1 files failed" in files  # run 2 met a broken file
 
 
+def test_a_column_of_one_run_shows_both_its_p50_and_p95_dots(ui_client):
+    # The fixture's runs, each alone in its column: p50 = p95. The p95 dot is drawn over a larger
+    # p50 dot (a dot in a ring), so the colour of the legend's p50 stays visible.
+    svg = re.search(r'<svg class="chart" id="chart-duration".*?</svg>', ui_client.get("/trends?range=day").text, re.S)[0]
+    for column in re.findall(r'<g class="bucket".*?</g>', svg, re.S):
+        dots = re.findall(r'<circle class="(s-p\d+)" cx="([\d.]+)%" cy="([\d.]+)" r="(\d+)"', column)
+        assert [(css, int(r)) for css, _x, _y, r in dots] == [("s-p50", 5), ("s-p95", 3)]
+        assert dots[0][1:3] == dots[1][1:3]  # the same place: drawn apart only by their size
+
+
 def test_trends_axis_fits_the_data_of_the_range(ui_client, db_url):
     def columns(html: str, chart: str = "chart-files") -> list[str]:
         svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', html, re.S)[0]

@@ -140,9 +140,12 @@ def line_chart(buckets: list, series: list[Series], *, label: str, chart_id: str
         tip = b.long_label + ": " + ", ".join(f"{s.name} {fmt(v)}" for s, v in present)
         parts.append(f'<g class="bucket" data-start="{b.start.isoformat()}"><title>{escape(tip)}</title>'
                      f'<rect class="hit" x="{i * slot:.3f}%" y="{plot_top}" width="{slot:.3f}%" height="{plot_h}"/>')
+        # Each series' dot smaller than the one before, drawn over it: where two values meet (p50 =
+        # p95 when a column has one run) both stay visible, a dot in a ring, not one colour hiding the other.
         for s, v in present:
+            radius = 3 + 2 * (len(series) - 1 - series.index(s))
             parts.append(f'<circle class="{s.css}" cx="{(i + 0.5) * slot:.3f}%" '
-                         f'cy="{plot_bottom - v / top_value * plot_h:.1f}" r="3"/>')
+                         f'cy="{plot_bottom - v / top_value * plot_h:.1f}" r="{radius}"/>')
         parts.append("</g>")
     parts.append(values_axis + "</svg>")
     return Markup("".join(parts))
