@@ -133,6 +133,16 @@ def test_an_ambiguous_date_column_stays_text_and_the_schema_says_why(tmp_path, c
     assert query("SELECT day::text FROM amb ORDER BY v") == [("2013-02-01",), ("2013-04-03",)]
 
 
+def test_type_date_on_a_mostly_date_column_quarantines_the_odd_values(tmp_path, cli, query, db_url):
+    """Asked for a date, a column of ISO dates with one stray value loads; the stray one is a reject."""
+    path = write(tmp_path / "odd.csv", "d,v\n2020-01-01,1\n2020-01-02,2\nnotadate,3\n")
+    summary = json.loads(cli("load", path, "--into", "odd", "--type", "d=date", "--json").output)
+    assert summary["rows_loaded"] == 2 and summary["rows_rejected"] == 1
+    assert query("SELECT d::text FROM odd ORDER BY v") == [("2020-01-01",), ("2020-01-02",)]
+    worse = write(tmp_path / "worse.csv", "d\nfoo\nbar\n2020-01-01\n")  # mostly not dates: refused, as before
+    assert "--date-format" in cli("load", worse, "--into", "worse", "--type", "d=date", expect=2).output
+
+
 def test_a_date_that_does_not_fit_the_format_is_quarantined(tmp_path, cli, query, db_url):
     cli("load", write(tmp_path / "first.csv", "day,v\n31/12/2012,0\n"), "--into", "late")
     path = write(tmp_path / "late.csv", "day,v\n01/02/2013,1\n2013-02-30,2\n03/04/2013,3\n")

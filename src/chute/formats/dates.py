@@ -94,12 +94,18 @@ def looks_temporal(values: list[str]) -> bool:
     return bool(some) and sum(1 for v in some if _date_shape(v) or _TIME.match(v)) > len(some) // 2
 
 
-def detect_temporal(values: pl.Series, max_values: int = 1000) -> Temporal:
+def detect_temporal(values: pl.Series, max_values: int = 1000, *, tolerant: bool = False) -> Temporal:
     """The date/time format of a text column, from up to `max_values` distinct non-null values.
 
-    A column is temporal only when every sampled value has one shape and parses with it."""
+    A column is temporal only when every sampled value has one shape and parses with it; with
+    `tolerant` (the user said the column is a date), values of no date shape are left out when
+    most values have one, and are then rejected row by row at load time."""
     sample = [v.strip() for v in values.drop_nulls().unique(maintain_order=True).head(max_values).to_list()]
     sample = [v for v in sample if v]
+    if tolerant:
+        dated = [v for v in sample if _date_shape(v) is not None or _TIME.match(v)]
+        if len(dated) * 2 > len(sample):
+            sample = dated
     if not sample:
         return Temporal(None, reason="no values")
     if all(_TIME.match(v) for v in sample):

@@ -121,8 +121,13 @@ def _temporal(info: ColumnInfo, values: pl.Series, kind: str, wanted: str | None
             info.type, info.format, info.note = found.type, found.format, found.reason
         elif looks_temporal(values.head(50).to_list()) or (wanted and parse_type(wanted).name in _TEMPORAL):
             info.note = f"stays text: {found.reason}"
+    if wanted and parse_type(wanted).name in _TEMPORAL and info.type == "text" and values.len() and not given:
+        found = detect_temporal(values, tolerant=True)  # asked for a date: a few bad values are rejects, not a veto
+        if found.kind:
+            info.format = found.format
+            info.note = "values that are not dates are quarantined"
     if wanted:
-        if parse_type(wanted).name in _TEMPORAL and info.type == "text":
+        if parse_type(wanted).name in _TEMPORAL and info.format is None:
             raise ConfigError(f"--type {name}={wanted}: the values of {name!r} are not dates chute can read "
                               f"({info.note.removeprefix('stays text: ') or 'no date format found'}); "
                               f"give --date-format {name}=FORMAT, e.g. %d/%m/%Y")
