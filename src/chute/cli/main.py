@@ -123,7 +123,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     """
     from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.run.status import failures, listing, overview, overview_line
+    from chute.run.status import failures, inferred_tables, listing, overview, overview_line
 
     project, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
@@ -143,13 +143,19 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
         entries = listing(project) if project else None
         failed = failures(conn, name, entries, limit=20)
         numbers = overview(project, conn, entries) if project else None
+        inferred = inferred_tables(project, conn) if project else {}
     if as_json:
-        emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
+        emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers,
+                   "inferred_tables": inferred})
         return
     out.print(f"[bold]{escape(name)}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
     if numbers:
         out.print(overview_line(numbers), highlight=False)
+    for table_name, info in inferred.items():
+        out.print(f"{table_name}: columns inferred at its first load " + (
+            "and fixed by the table: " + ", ".join(f"{c} {t}" for c, t in info["columns"].items())
+            if info["created"] else "(not created yet)"), highlight=False, markup=False)
     if runs:
         table = data_table("run", "status", "started", "took", "loaded", "failed", "skipped", "rows")
         for r in runs:
