@@ -38,13 +38,14 @@ def test_a_project_from_a_csv_file_loads_it(tmp_path, cli, query, db_url):
 
 
 def test_a_project_from_a_compressed_json_file(tmp_path, cli, query, db_url):
-    rows = [{"Name": "a", "Year": "1970-01-01", "Miles_per_Gallon": 18.0},
-            {"Name": "b", "Year": "1971-01-01", "Miles_per_Gallon": None}]
+    rows = [{"Name": "a", "Year": "Jan 1 1970", "Miles_per_Gallon": 18.0},
+            {"Name": "b", "Year": "Jan 1 1971", "Miles_per_Gallon": None}]
     sample = write(tmp_path / "cars.json.gz", gzip.compress(json.dumps(rows).encode()))
     folder = tmp_path / "cars"
     cli("init", folder, "--from", sample, "--table", "cars")
     config = tomllib.loads((folder / "chute.toml").read_text())
     assert config["landing"]["patterns"] == ["*.json.gz"] and config["source"]["format"] == "json"
+    assert config["source"]["formats"] == {"Year": "%B %d %Y"} and config["source"]["columns"] == {"Year": "date"}
     assert config["tables"]["cars"]["columns"] == {"name": "text", "year": "date", "miles_per_gallon": "double"}
     cli("run", "-p", folder)
     assert query("SELECT name, year::text, miles_per_gallon FROM cars ORDER BY 1") == [

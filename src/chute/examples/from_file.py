@@ -78,14 +78,18 @@ def render(project: str, file_name: str, table: str, source: dict, schema) -> st
         lines.append(f"null_values = [{', '.join(_s(v) for v in schema.null_values)}]"
                      "   # read as NULL where unquoted (an empty field always is)")
     text_kept = [c for c in schema.columns if c.type == "text" and "leading zeros" in c.note]
+    # A CSV reader parses a [source.formats] column by itself; the other readers apply a format
+    # to a column whose type [source.columns] declares.
+    dated = [c for c in schema.columns if c.format and source["format"] != "csv"]
     formats = schema.formats
     renames = {c.original: c.name for c in schema.columns if c.original}
     if formats:
         lines += ["", "[source.formats]                 # date/time formats, by the file's column names"]
         lines += [f"{_k(col)} = {_s(fmt)}" for col, fmt in formats.items()]
-    if text_kept:
-        lines += ["", "[source.columns]                 # read as text, not numbers: their leading zeros are data"]
-        lines += [f"{_k(c.original or c.name)} = \"text\"" for c in text_kept]
+    if text_kept or dated:
+        lines += ["", "[source.columns]                 # read as these types, by the file's column names"]
+        lines += [f"{_k(c.original or c.name)} = \"text\"    # leading zeros: codes, not numbers" for c in text_kept]
+        lines += [f"{_k(c.original or c.name)} = {_s(c.type)}" for c in dated]
     if renames:
         lines += ["", "[source.rename]                  # the file's column names -> the table's (snake_case)"]
         lines += [f"{_k(o)} = {_s(n)}" for o, n in renames.items()]
