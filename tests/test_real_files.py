@@ -389,3 +389,17 @@ def test_a_header_with_an_empty_name_loads(tmp_path, cli, query, db_url):
     summary = json.loads(cli("load", path, "--into", "t", "--json").output)
     assert summary["rows_loaded"] == 2
     assert [c["type"] for c in summary["schema"]["columns"]] == ["bigint", "text", "double"]
+
+
+def test_a_gzipped_one_line_json_document_is_json(tmp_path, cli, query, db_url):
+    """bokeh's us_cities.json.gz: one line of JSON (an object of columns), over 64 KB gzipped.
+    The head cut from it raised on its first 1 MB read, so the format was judged on nothing (CSV)."""
+    import random
+
+    rng = random.Random(1)
+    doc = {"lat": [round(rng.uniform(-90, 90), 4) for _ in range(40_000)],
+           "lon": [round(rng.uniform(-180, 180), 4) for _ in range(40_000)]}
+    path = write(tmp_path / "cities.json.gz", gzip.compress(json.dumps(doc).encode()))
+    assert path.stat().st_size > 1 << 16
+    summary = json.loads(cli("load", path, "--into", "t", "--json").output)
+    assert summary["schema"]["format"] == "json" and summary["rows_loaded"] == 40_000
