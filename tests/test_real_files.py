@@ -390,3 +390,26 @@ def test_snake_case():
 
     assert normalize_names(["Culmen Length (mm)", "dateRep", "Année", "% change", "2nd", "", "Größe", "a#b"]) == [
         "culmen_length_mm", "date_rep", "annee", "pct_change", "c_2nd", "col_6", "grosse", "a_num_b"]
+
+
+def test_a_header_with_an_empty_name_loads(tmp_path, cli, query, db_url):
+    """R's write.csv names its row-number column "" (bokeh's auto-mpg2.csv): its values are
+    numbers, which the text reading of the inference took for markers to look up (a crash)."""
+    path = write(tmp_path / "r.csv", '"","model","displ"\n"1","a4",1.8\n"2","a4",2\n')
+    summary = json.loads(cli("load", path, "--into", "t", "--json").output)
+    assert summary["rows_loaded"] == 2
+    assert [c["type"] for c in summary["schema"]["columns"]] == ["bigint", "text", "double"]
+
+
+def test_a_gzipped_one_line_json_document_is_json(tmp_path, cli, query, db_url):
+    """bokeh's us_cities.json.gz: one line of JSON (an object of columns), over 64 KB gzipped.
+    The head cut from it raised on its first 1 MB read, so the format was judged on nothing (CSV)."""
+    import random
+
+    rng = random.Random(1)
+    doc = {"lat": [round(rng.uniform(-90, 90), 4) for _ in range(40_000)],
+           "lon": [round(rng.uniform(-180, 180), 4) for _ in range(40_000)]}
+    path = write(tmp_path / "cities.json.gz", gzip.compress(json.dumps(doc).encode()))
+    assert path.stat().st_size > 1 << 16
+    summary = json.loads(cli("load", path, "--into", "t", "--json").output)
+    assert summary["schema"]["format"] == "json" and summary["rows_loaded"] == 40_000

@@ -170,6 +170,11 @@ def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
                   + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
                      if summary.rows_rejected else ""),
                   highlight=False)
+        for table, columns in summary.created_tables.items():
+            shown = ", ".join(f"{c['name']} {c['type']}" + (f" ({c['format']})" if c.get("format") else "")
+                              for c in columns)
+            out.print(f"created table {table} with the columns inferred from its first rows (from now on the "
+                      f"table fixes them): {shown}", highlight=False, markup=False)
         if not summary.rows_by_file:
             out.print("Rows per file are not known for files loaded together: the pipeline's nodes drop the "
                       "source_file column (keep it in the output to count rows per file; the run's totals are "

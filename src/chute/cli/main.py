@@ -45,9 +45,25 @@ def main() -> None:
                    "cafe 40, workforce and kedro 4, stream 20; ingest: days of orders in its source database, 14; "
                    "retail: its three stages, its data comes from its API).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
+@click.option("--from", "sample", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Instead of an example: a project that loads files like this one. Its chute.toml says what "
+                   "was detected (format, delimiter, null markers, date formats, each column's type), and the "
+                   "file is copied into landing/.")
+@click.option("--table", help="With --from: the table's name (default: the file's name in snake_case).")
 @json_option
-def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool) -> None:
-    """Create a project FOLDER from an example, with generated data to load."""
+def init(folder: Path, example: str, files: int | None, seed: int, sample: Path | None, table: str | None,
+         as_json: bool) -> None:
+    """Create a project FOLDER from an example, with generated data to load, or from a sample file.
+
+    \b
+      chute init mystocks --example stocks    an example project with generated data
+      chute init penguins --from penguins.csv a project for files like penguins.csv
+    """
+    if sample is not None:
+        _init_from(folder, sample, table, as_json)
+        return
+    if table is not None:
+        raise ConfigError("--table goes with --from FILE (an example names its own tables)")
     from chute.examples.scaffold import create_project
 
     info = create_project(folder, example, files=files, seed=seed)
@@ -60,6 +76,19 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
     elif info["data"]:
         out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing",
                   markup=False)
+    out.print(f"Next: [bold]{escape(info['next'])}[/]")
+
+
+def _init_from(folder: Path, sample: Path, table: str | None, as_json: bool) -> None:
+    from chute.examples.from_file import create_from_file
+
+    info = create_from_file(folder, sample, table)
+    if as_json:
+        emit_json(info)
+        return
+    out.print(f"Created [bold]{escape(str(folder))}[/] for files like {escape(sample.name)}: "
+              f"{', '.join(info['created'])}; table {info['table']} with {len(info['columns'])} columns "
+              f"(see {escape(str(folder))}/chute.toml)")
     out.print(f"Next: [bold]{escape(info['next'])}[/]")
 
 
@@ -123,7 +152,7 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     """
     from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.run.status import failures, listing, overview, overview_line
+    from chute.run.status import failures, inferred_tables, listing, overview, overview_line
 
     project, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
@@ -143,13 +172,19 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
         entries = listing(project) if project else None
         failed = failures(conn, name, entries, limit=20)
         numbers = overview(project, conn, entries) if project else None
+        inferred = inferred_tables(project, conn) if project else {}
     if as_json:
-        emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
+        emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers,
+                   "inferred_tables": inferred})
         return
     out.print(f"[bold]{escape(name)}[/]  files: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                                     or "none yet (chute run)"))
     if numbers:
         out.print(overview_line(numbers), highlight=False)
+    for table_name, info in inferred.items():
+        out.print(f"{table_name}: columns inferred at its first load " + (
+            "and fixed by the table: " + ", ".join(f"{c} {t}" for c, t in info["columns"].items())
+            if info["created"] else "(not created yet)"), highlight=False, markup=False)
     if runs:
         table = data_table("run", "status", "started", "took", "loaded", "failed", "skipped", "rows")
         for r in runs:

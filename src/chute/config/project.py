@@ -181,7 +181,12 @@ class PipelineConfig(_Strict):
 class Table(_Strict):
     mode: Literal["append", "replace", "merge"] = "append"
     primary_key: list[str] = []
-    columns: dict[str, str]
+    # Column -> type. Left out (or empty), the types are inferred from the first rows bound for the
+    # table (as `chute load` infers them) when the run that brings them creates the table, and
+    # from then on the table's columns are the declaration (docs/configuration.md#inferred-columns).
+    columns: dict[str, str] = {}
+    # Inferred tables only: the data's column names in snake_case (as `chute load`), or as they are.
+    names: Literal["normalize", "keep"] = "normalize"
     schema_: str = Field("public", alias="schema")
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
     foreign_keys: dict[str, str] = {}  # column -> "table.column" of another configured table
@@ -193,17 +198,19 @@ class Table(_Strict):
     @field_validator("columns")
     @classmethod
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("declare at least one column")
         return _check_types(value)
 
     @model_validator(mode="after")
     def _key_is_declared(self) -> "Table":
+        if self.mode == "merge" and not self.primary_key:
+            raise ValueError("mode = 'merge' needs a primary_key"
+                             + (" (the columns that identify a row; with inferred columns, name them as the "
+                                "table will: in snake_case unless names = 'keep')" if not self.columns else ""))
+        if not self.columns:  # inferred: the key and foreign keys are checked against the inferred columns
+            return self
         missing = [c for c in self.primary_key if c not in self.columns]
         if missing:
             raise ValueError(f"primary_key names undeclared columns: {', '.join(missing)}")
-        if self.mode == "merge" and not self.primary_key:
-            raise ValueError("mode = 'merge' needs a primary_key")
         undeclared = [c for c in self.foreign_keys if c not in self.columns]
         if undeclared:
             raise ValueError(f"foreign_keys names undeclared columns: {', '.join(undeclared)}")
@@ -218,6 +225,11 @@ class Table(_Strict):
 
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
+
+    @property
+    def inferred(self) -> bool:
+        """Whether chute.toml leaves the columns to inference (the table fixes them once created)."""
+        return not self.columns
 
     def fresh_seconds(self) -> float | None:
         """fresh_within in seconds, None when the table has no expected interval."""

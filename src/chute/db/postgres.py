@@ -10,6 +10,7 @@ import re
 import psycopg
 from psycopg import sql
 
+from chute.coltypes import ColumnType, parse_type
 from chute.db.target import Target
 from chute.errors import ConfigError, DatabaseError, DatabaseRefused, DatabaseUnavailable
 from chute.retry import refused_for_good
@@ -80,19 +81,20 @@ def ensure_table(conn: psycopg.Connection, target: Target) -> None:
     holds its rows, whatever order the rows arrived in.
     """
     schema, table, columns, primary_key = target.schema, target.table, target.columns, target.primary_key
-    foreign_keys, merge = target.foreign_keys, target.mode == "merge"
+    merge = target.mode == "merge"
     existing = existing_columns(conn, schema, table)
-    if existing is None:
-        parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in columns.items()]
-        if primary_key:
-            parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, primary_key))))
-        for column, (ref_schema, ref_table, ref_column) in (foreign_keys or {}).items():
-            parts.append(sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED").format(
-                sql.Identifier(column), qualified(ref_schema, ref_table), sql.Identifier(ref_column)))
+    if target.inferred:
+        if existing is None:  # created by the load that brings its first rows (quality/gate.py)
+            return
+        columns = target.columns = adopted(existing, f"{schema}.{table}")
+        missing = [c for c in [*primary_key, *target.foreign_keys] if c not in columns]
+        if missing:
+            raise ConfigError(f"table {schema}.{table} (its columns inferred) has no column(s) {', '.join(missing)} "
+                              f"that chute.toml names as keys; it has: {', '.join(columns)}")
+    elif existing is None:
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-                qualified(schema, table), sql.SQL(", ").join(parts)))
+            for statement in create_statements(target):
+                conn.execute(statement)
         return
     missing = [n for n in columns if n not in existing]
     if missing:
@@ -112,6 +114,38 @@ def ensure_table(conn: psycopg.Connection, target: Target) -> None:
         raise ConfigError(f"table {schema}.{table} has no primary key or unique index on ({', '.join(primary_key)}) "
                           f"or on some of those columns: a merge would update every row sharing a key; add one "
                           f"(ALTER TABLE {name} ADD PRIMARY KEY ({key})) or load with mode append")
+
+
+def create_statements(target: Target, comments: dict[str, str] | None = None) -> list[sql.Composable]:
+    """CREATE SCHEMA and TABLE for `target` (its primary and foreign keys), then a COMMENT ON
+    COLUMN for each of `comments` (column -> the data's own name for it)."""
+    schema, table = target.schema, target.table
+    parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in target.columns.items()]
+    if target.primary_key:
+        parts.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, target.primary_key))))
+    for column, (ref_schema, ref_table, ref_column) in (target.foreign_keys or {}).items():
+        parts.append(sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED").format(
+            sql.Identifier(column), qualified(ref_schema, ref_table), sql.Identifier(ref_column)))
+    statements: list[sql.Composable] = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(qualified(schema, table), sql.SQL(", ").join(parts))]
+    for column, original in (comments or {}).items():
+        statements.append(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+            qualified(schema, table), sql.Identifier(column), sql.Literal(original)))
+    return statements
+
+
+def adopted(existing: dict[str, str], table: str) -> dict[str, ColumnType]:
+    """An existing table's columns (existing_columns) as the declaration of a table chute.toml
+    leaves to inference; ConfigError for a type chute cannot load."""
+    columns = {}
+    for name, sql_type in existing.items():
+        try:
+            columns[name] = parse_type(sql_type)
+        except ConfigError:
+            raise ConfigError(f"table {table} column {name} is {sql_type}, which chute cannot load; declare the "
+                              f"table's columns in chute.toml ([tables.*].columns) without it, or change its type") from None
+    return columns
 
 
 def _has_unique_key(conn: psycopg.Connection, schema: str, table: str, key: list[str]) -> bool:

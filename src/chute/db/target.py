@@ -23,6 +23,11 @@ class Target:
     primary_key: list[str]
     truncated: bool = False  # replace mode empties the table once per run
     foreign_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # column -> (schema, table, column)
+    # Columns left to inference (chute.toml declares none): `columns` is empty until the table
+    # exists (adopted by ensure_table) or its first rows create it (quality/gate.py).
+    inferred: bool = False
+    names: str = "normalize"  # inferred: the data's names in snake_case, or "keep"
+    formats: dict[str, str] = field(default_factory=dict)  # inferred: date/time formats found in text columns
 
 
 def targets_of(project: "Project") -> dict[str, Target]:
@@ -38,5 +43,6 @@ def targets_of(project: "Project") -> dict[str, Target]:
         t = project.tables[name]
         fks = {col: (project.tables[ref.partition(".")[0]].schema_, *ref.split(".", 1))
                for col, ref in t.foreign_keys.items()}
-        targets[name] = Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key), foreign_keys=fks)
+        targets[name] = Target(t.schema_, name, t.mode, t.column_types(), list(t.primary_key), foreign_keys=fks,
+                               inferred=t.inferred, names=t.names)
     return targets

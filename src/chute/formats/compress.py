@@ -135,7 +135,7 @@ def decompress_head(data: bytes, size: int) -> bytes:
     out = b""
     try:
         while len(out) < size:
-            chunk = stream.read(min(1 << 20, size - len(out)))
+            chunk = stream.read(min(1 << 14, size - len(out)))  # small: a cut stream raises on the read that meets the cut
             if not chunk:
                 break
             out += chunk

@@ -77,6 +77,8 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
     for name in typed.columns:
         kind = from_polars(typed.schema[name]).name
         raw = text.get_column(name) if name in text.columns else pl.Series(name, [], pl.String)
+        if raw.dtype != pl.String:  # a column pyarrow would not read as text (named "" in the header)
+            raw = raw.cast(pl.String)
         info = ColumnInfo(name, kind, typed.get_column(name).null_count(), marker_counts(raw, markers))
         values = raw.filter(~raw.is_in(markers)).drop_nulls() if raw.len() else raw
         if kind in ("bigint", "double") and bool(values.str.contains(r"^[+-]?0\d").any()):

@@ -7,6 +7,7 @@
     chute.subscriptions, chute.queue   the chain between stages (queue.py)
     chute.watermarks           where each extraction got to (watermarks.py)
     chute.schedule_fires       each schedule's fires and misses (watch/schedule.py)
+    chute.column_formats       date/time formats of tables whose columns were inferred (quality/gate.py)
 
 Every statement is idempotent (CREATE ... IF NOT EXISTS), run under one advisory lock so that
 first runs starting together do not race.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import psycopg
 
+from chute.db.postgres import ensure_table
+from chute.db.target import Target
 from chute.ledger import deadletters, files, queue, watermarks, workers
 
 _LOCK = 0x63687574  # 'chut'
@@ -61,6 +64,37 @@ CREATE TABLE IF NOT EXISTS chute.schedule_fires (
 );
 """
 
+# The date/time format found in a text column when its table was created with inferred columns
+# (quality/gate.py, in the transaction of that first load): later loads parse the column's text
+# with it, as they parse a declared [source.formats] one (a later file whose days never pass 12
+# could not settle the order on its own).
+FORMATS_SQL = """
+CREATE TABLE IF NOT EXISTS chute.column_formats (
+    table_schema  text NOT NULL,
+    table_name    text NOT NULL,
+    column_name   text NOT NULL,
+    format        text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_schema, table_name, column_name)
+);
+"""
+# Run on the load connection ($n placeholders): the formats of a table created in this transaction.
+SET_FORMATS_SQL = ("DELETE FROM chute.column_formats WHERE table_schema = $1 AND table_name = $2",
+                   "INSERT INTO chute.column_formats (table_schema, table_name, column_name, format)"
+                   " SELECT $1, $2, c, f FROM unnest($3::text[], $4::text[]) AS x(c, f)")
+
+
+def ensure_targets(conn: psycopg.Connection, targets: dict[str, Target]) -> None:
+    """Each target table created or checked (db/postgres.py: ensure_table); a table created
+    earlier with inferred columns also gets the date/time formats found then."""
+    for t in targets.values():
+        ensure_table(conn, t)
+        if t.inferred and t.columns:
+            t.formats = dict(conn.execute(
+                "SELECT column_name, format FROM chute.column_formats WHERE table_schema = %s AND table_name = %s",
+                (t.schema, t.table)).fetchall())
+
+
 DEAD_LETTER_KINDS_SQL = """
 ALTER TABLE chute.dead_letters DROP CONSTRAINT IF EXISTS dead_letters_kind_check;
 ALTER TABLE chute.dead_letters ADD CONSTRAINT dead_letters_kind_check CHECK (kind IN ('file', 'event', 'message'));
@@ -72,7 +106,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         for statement in (files.SCHEMA_SQL, REJECTS_SQL, workers.SCHEMA_SQL, deadletters.SCHEMA_SQL, queue.SCHEMA_SQL,
-                          watermarks.SCHEMA_SQL, SCHEDULES_SQL):
+                          watermarks.SCHEMA_SQL, SCHEDULES_SQL, FORMATS_SQL):
             conn.execute(statement)
         # Databases made before chain messages could become dead letters: widen the kinds.
         definition = conn.execute(

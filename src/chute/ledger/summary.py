@@ -49,6 +49,8 @@ class RunSummary:
     # False when some loaded file's rows could not be counted alone: the nodes dropped source_file
     # and the file was loaded together with others (its chute.files.rows_loaded is NULL).
     rows_by_file: bool = True
+    # Tables this run created with columns inferred from their first rows: "schema.table" -> [{name, type, ...}]
+    created_tables: dict[str, list[dict]] = field(default_factory=dict)
     schema: dict | None = None  # chute load: the table's columns, types, NULLs, markers and formats (formats/infer.py)
 
     def count(self, status: str) -> int:

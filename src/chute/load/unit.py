@@ -19,12 +19,13 @@ import pyarrow as pa
 from psycopg import sql
 
 from chute.ledger import files as ledger
+from chute.ledger.schema import SET_FORMATS_SQL
 from chute.coltypes import ColumnType
 from chute.errors import DatabaseError
 from chute.formats.text import row_numbers
 from chute.quality import quarantine
 from chute.db.copy import copy_arrow, create_temporary
-from chute.db.postgres import qualified, redact
+from chute.db.postgres import create_statements, qualified, redact
 from chute.db.target import Target
 
 SEQ = "_chute_seq"  # arrival order in the merge stage: the last row of a key wins
@@ -96,6 +97,32 @@ class LoadUnit:
                 qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(type_.sql)))
         except Exception as exc:
             raise DatabaseError(f"adding column {name} to {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+
+    def create_table(self, target: Target, comments: dict[str, str]) -> dict[str, str] | None:
+        """Create a table whose columns were inferred (target.columns) inside the load
+        transaction, so it exists only if its first rows commit; `comments`: column -> the
+        data's name for it. Two workers creating it at once take turns (an advisory lock on its
+        name): the second finds the first's table and gets its columns (name -> SQL type) back
+        instead; None when this unit created it."""
+        try:
+            self.cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"chute.create:{target.schema}.{target.table}",))
+            self.cur.execute(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+                " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                (target.schema, target.table))
+            existing = dict(self.cur.fetchall())
+            if existing:
+                return existing
+            for statement in create_statements(target, comments):
+                self._exec(statement)
+            clear, insert = SET_FORMATS_SQL
+            self.cur.execute(clear, (target.schema, target.table))
+            if target.formats:
+                self.cur.execute(insert, (target.schema, target.table, list(target.formats), list(target.formats.values())))
+        except Exception as exc:
+            raise DatabaseError(f"creating {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
+        return None
 
     def _track_keys(self, target: Target, frame: pl.DataFrame) -> None:
         """Remember a 64-bit hash of each staged key, so that _merge deduplicates the stage

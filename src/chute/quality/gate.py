@@ -4,23 +4,37 @@ For each frame bound for a table, one vectorised pass computes a boolean per che
 with none set go on to the table, the others become reject records (one per failed check)
 kept for quarantine. One Gate lives for one load unit, so its reject records commit or roll
 back with the unit's rows.
+
+A table whose columns chute.toml leaves out is created here, from the first rows bound for it
+(the nodes' output, or the file's rows without nodes): the types as `chute load` infers them
+(formats/infer.py: infer_frame), the names in snake_case, CREATE TABLE in the unit's
+transaction (it exists only if those rows commit). Later runs find the table and load into its
+columns, as into declared ones (db/postgres.py: ensure_table).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
 
 from chute.coltypes import ColumnType, from_polars, parse_type
+from chute.db.postgres import adopted
+from chute.formats.dates import detect_temporal
+from chute.formats.infer import infer_frame
+from chute.formats.names import check_names, normalize_names
 from chute.db.target import Target
 from chute.errors import FileError, TransformError, setting
 from chute.config.project import Source
 from chute.coltypes import cast_expr
 from chute.quality.contracts import Check, Contract, compile_checks
 from chute.formats.salvage import MASK, ROW_COLUMN, ParseReject, locate, row_json
+
+_TEMPORAL = ("date", "timestamp", "timestamptz", "time")
 
 # The reject records of a load unit, as staged by quarantine.COMMIT_REJECTS_SQL.
 STAGE_SCHEMA = pa.schema([
@@ -35,6 +49,8 @@ class ColumnAdder(Protocol):
     drift = 'evolve', a column added to the target inside the unit's transaction."""
 
     def add_column(self, target: Target, name: str, type_: ColumnType) -> None: ...
+
+    def create_table(self, target: Target, comments: dict[str, str]) -> dict[str, str] | None: ...
 
 
 class Gate:
@@ -51,6 +67,8 @@ class Gate:
         self._parse: dict[str, list[ParseReject]] = {}
         self._records: list[pl.DataFrame] = []
         self._evolved: list[tuple[Target, str]] = []
+        self._inferred: list[Target] = []  # tables whose columns this unit inferred (or found created meanwhile)
+        self.created: dict[str, list[dict]] = {}  # "schema.table" -> the columns inferred, for tables this unit created
         self._checks: dict[str, list[Check]] = {}
 
     # -- per frame ------------------------------------------------------------------------
@@ -62,10 +80,15 @@ class Gate:
         """
         fc = self.source.file_column
         contract = self.contracts.get(target.table)
+        if target.inferred:
+            frame = self._infer(frame, target)
+            if not target.columns:  # no rows yet to infer from: nothing to write
+                return pl.DataFrame()
         frame = self._drift(frame, target, contract)
         columns = target.columns
         try:
-            cast = frame.select([cast_expr(c, frame.schema[c], t.polars).alias(c) for c, t in columns.items()])
+            cast = frame.select([cast_expr(c, frame.schema[c], t.polars, self._format(frame, target, c, t)).alias(c)
+                                 for c, t in columns.items()])
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
             raise TransformError(f"table {target.schema}.{target.table}: {str(exc).splitlines()[0]}") from None
         flags: list[tuple[Check, pl.Series]] = []
@@ -109,6 +132,57 @@ class Gate:
             if contract and contract.max_rejects is not None and self._by_table[key] > contract.max_rejects:
                 raise FileError(self._too_many(name, target, self._by_table[key]))
         return good
+
+    def _infer(self, frame: pl.DataFrame, target: Target) -> pl.DataFrame:
+        """A frame bound for a table chute.toml leaves to inference: its names in snake_case
+        (unless names = "keep"), as `chute load` names them; and, at the first rows, the table
+        created (in this unit's transaction) with the types inferred from them."""
+        internal = {self.source.file_column, ROW_COLUMN}
+        data = [c for c in frame.columns if c not in internal]
+        names = normalize_names(data) if target.names == "normalize" else data
+        if not target.columns and frame.height:
+            self._create(frame.select(data), target, names)
+        counts = Counter(names)
+        rename = {c: n for c, n in zip(data, names)
+                  if c != n and c not in target.columns and counts[n] == 1 and n not in data}
+        return frame.rename(rename) if rename else frame
+
+    def _create(self, rows: pl.DataFrame, target: Target, names: list[str]) -> None:
+        where, section = f"table {target.schema}.{target.table}", f"[tables.{target.table}]"
+        problem = check_names(names, rows.columns, keep=target.names == "keep")
+        if problem:
+            problem = (problem.replace("load with --names keep", f"set names = \"keep\" in {section}")
+                       .replace("with --names normalize", f"with names = \"normalize\" in {section}")
+                       .replace("--columns NAME,NAME,... (or, in a project, [source] select)", "[source] select")
+                       .replace("with --columns", "with [source] select"))
+            raise TransformError(f"{where}: its columns are inferred from the data, but {problem}")
+        inferred = infer_frame(rows, {}, {}, True)
+        for info, name in zip(inferred.columns, names):
+            if name != info.name:
+                info.original, info.name = info.name, name
+        columns = {c.name: parse_type(c.type) for c in inferred.columns}
+        keys = [c for c in [*target.primary_key, *target.foreign_keys] if c not in columns]
+        if keys:
+            raise TransformError(f"{where}: chute.toml names {', '.join(keys)} as key column(s), but the data's "
+                                 f"columns, as the table would name them, are: {', '.join(columns)}")
+        target.columns, target.formats = columns, {c.name: c.format for c in inferred.columns if c.format}
+        self._inferred.append(target)
+        existing = self.unit.create_table(target, {c.name: c.original for c in inferred.columns if c.original})
+        if existing is not None:  # another worker created it meanwhile: its columns are the declaration
+            target.columns, target.formats = adopted(existing, f"{target.schema}.{target.table}"), {}
+            return
+        self.created[f"{target.schema}.{target.table}"] = [
+            {k: v for k, v in asdict(c).items() if k in ("name", "type", "format", "original", "note") and v}
+            for c in inferred.columns]
+
+    @staticmethod
+    def _format(frame: pl.DataFrame, target: Target, column: str, type_: ColumnType) -> str | None:
+        """The date/time format of a text column bound for a temporal column of an inferred
+        table: the one found when the table was created (this run), else found in these values,
+        as `chute load` finds it in each file it loads into an existing table."""
+        if not target.inferred or type_.name not in _TEMPORAL or frame.schema.get(column) != pl.String:
+            return None
+        return target.formats.get(column) or detect_temporal(frame.get_column(column)).format
 
     def _drift(self, frame: pl.DataFrame, target: Target, contract: Contract | None) -> pl.DataFrame:
         policy = contract.drift if contract else "freeze"
@@ -285,6 +359,10 @@ class Gate:
         for target, name in reversed(self._evolved):
             target.columns.pop(name, None)
         self._evolved.clear()
+        for target in self._inferred:  # created in the rolled-back transaction: gone with it
+            target.columns, target.formats = {}, {}
+        self._inferred.clear()
+        self.created.clear()
 
 
 _SCHEMA = {"file_name": pl.String, "target_table": pl.String, "row_number": pl.Int64, "line_number": pl.Int64,

@@ -147,6 +147,25 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         return summary
 
 
+def describe_file(file: Path, names: str = "normalize") -> tuple[dict, Schema]:
+    """What `chute load FILE --dry-run` finds, without a database (for `chute init --from`):
+    the [source] settings (format; a CSV file's sniffed delimiter, quote, header and encoding)
+    and the schema of the table it would create (names normalised, types, date formats, notes)."""
+    with options_named(OPTIONS):
+        file = file.resolve()
+        if not file.is_file():
+            raise ConfigError(f"{file}: no such file")
+        fmt = _format_of(file)
+        source: dict = {"format": fmt}
+        dialect = _dialect(file, {}) if fmt == "csv" else None
+        if dialect:
+            source |= {k: v for k, v in dialect.as_dict().items() if k not in ("columns", "header_reason")}
+        inferred = _inferred(file, source, {}, {}, [], names, {} if dialect else None)
+        if not inferred.columns:
+            raise ConfigError(f"{file.name}: no columns found to describe")
+    return source, inferred
+
+
 def _table_name(table: str) -> tuple[str, str]:
     """--into TABLE or SCHEMA.TABLE -> (schema, table), refusing names PostgreSQL or chute cannot take."""
     parts = table.split(".")

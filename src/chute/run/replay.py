@@ -23,7 +23,7 @@ import pyarrow as pa
 from chute.ledger import schema
 from chute.ledger import files as ledger
 from chute.load.unit import LoadUnit
-from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.db.postgres import connect, connect_loader
 from chute.errors import ChuteError, ConfigError, FileError, RunInProgress
 from chute.config.project import Project
 from chute.quality.contracts import adopt_columns, contracts_of
@@ -95,8 +95,7 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
             # Thresholds judge a file's first load; a replay loads what passes and keeps the rest.
             contracts = {name: c.model_copy(update={"max_rejects": None, "max_reject_ratio": None})
                          for name, c in contracts_of(project.tables, plan.contracts).items()}
-            for t in targets.values():
-                ensure_table(conn, t)
+            schema.ensure_targets(conn, targets)
             adopt_columns(conn, targets, contracts)
             static = plan.run_static(provided_values(project))
             run_id = ledger.start_run(conn, pipeline, "replay")

@@ -27,7 +27,7 @@ from chute.ledger import files as ledger
 from chute.ledger import workers
 from chute.run.after_run import after_run
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
-from chute.db.postgres import connect, connect_loader, database_lost, ensure_table
+from chute.db.postgres import connect, connect_loader, database_lost
 from chute.db.target import Target, targets_of
 from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
@@ -194,8 +194,7 @@ class Runner:
             schema.ensure_schema(conn)
             if self.kept:
                 self.kept.ensured.add((self.db_url, "chute"))
-        for t in targets.values():
-            ensure_table(conn, t)
+        schema.ensure_targets(conn, targets)
         adopt_columns(conn, targets, self.contracts)
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
@@ -629,6 +628,7 @@ class Runner:
             self._time("commit", t0)
             for table, rows in unit.written.items():
                 ctx.summary.tables[table] = ctx.summary.tables.get(table, 0) + rows
+            ctx.summary.created_tables.update(gate.created)
         ctx.summary.files.extend(FileOutcome.of(f) for f in files)
 
     def _check_content(self, ctx: UnitContext, item: _Ready, first_block: pl.DataFrame | None, wait: bool) -> None:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from chute.db.postgres import existing_columns
 from chute.ledger import files as ledger
 from chute.errors import ChuteError
 from chute.quality.quarantine import pending_counts
@@ -187,3 +188,14 @@ def overview_line(numbers: dict[str, Any]) -> str:
         parts.append(f"triggers: {watch['state']}" + (f" (last: run {last['run_id']} by {last['trigger']}, "
                                                       f"{last['status']})" if last else ""))
     return "  " + " · ".join(parts)
+
+
+def inferred_tables(project: Project, conn: psycopg.Connection) -> dict[str, dict]:
+    """The tables chute.toml leaves to inference: whether each exists yet, and the columns
+    (name -> SQL type) it fixed when its first rows created it."""
+    shown = {}
+    for name, table in project.tables.items():
+        if table.inferred:
+            columns = existing_columns(conn, table.schema_, name)
+            shown[name] = {"created": columns is not None, "columns": columns or {}}
+    return shown

@@ -27,7 +27,7 @@ from chute.ledger import files as ledger
 from chute.chain.publish import publishers
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
 from chute.load.unit import LoadUnit, Target
-from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.db.postgres import connect, connect_loader
 from chute.errors import DatabaseError, FileError, RunInProgress
 from chute.config.project import Project
 from chute.quality.contracts import contracts_of
@@ -53,8 +53,7 @@ def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigg
     conn = connect(db_url)
     try:
         schema.ensure_schema(conn)
-        for t in targets.values():
-            ensure_table(conn, t)
+        schema.ensure_targets(conn, targets)
         gate_of = _gates(project)
         hooks = CommitHooks(publishers(conn, pipeline))
         if not ledger.try_lock(conn, pipeline):
