@@ -413,3 +413,10 @@ def test_a_gzipped_one_line_json_document_is_json(tmp_path, cli, query, db_url):
     assert path.stat().st_size > 1 << 16
     summary = json.loads(cli("load", path, "--into", "t", "--json").output)
     assert summary["schema"]["format"] == "json" and summary["rows_loaded"] == 40_000
+
+
+def test_type_boolean_reads_yes_and_no_and_quarantines_the_rest(tmp_path, cli, query, db_url):
+    path = write(tmp_path / "flags.csv", "flag,n\nYes,1\nNo,2\ny,3\nmaybe,4\n")
+    summary = json.loads(cli("load", path, "--into", "flags", "--type", "flag=boolean", "--json").output)
+    assert summary["rows_loaded"] == 3 and summary["rows_rejected"] == 1
+    assert query("SELECT flag FROM flags ORDER BY n") == [(True,), (False,), (True,)]

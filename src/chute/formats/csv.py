@@ -81,6 +81,10 @@ class _RawStream(io.RawIOBase):
         super().close()
 
 
+BOOLEAN_TRUE = ["true", "True", "TRUE", "t", "T", "yes", "Yes", "YES", "y", "Y", "1"]
+BOOLEAN_FALSE = ["false", "False", "FALSE", "f", "F", "no", "No", "NO", "n", "N", "0"]
+
+
 def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
              rejects: list | None = None, salvage: Callable | None = None) -> Iterator[pl.DataFrame]:
     """Yield frames of the file's rows. Raises ReadError with a clear message on bad input.
@@ -257,9 +261,13 @@ def _parse(block: memoryview, source: Source, names: list[str] | None, types: di
     # Cut into parts for the threads, a block must not be cut inside a quoted value
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote,
                                        newlines_in_values=threads)
+    # A column declared boolean takes the spellings exporters write (pyarrow alone: true/false/1/0).
+    # Only then: the same lists would make inference read a column of y/n codes as booleans.
+    spellings = ({"true_values": BOOLEAN_TRUE, "false_values": BOOLEAN_FALSE}
+                 if any(pa.types.is_boolean(t) for t in types.values()) else {})
     convert_options = pacsv.ConvertOptions(
         column_types=types, null_values=source.nulls(), strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
+        quoted_strings_can_be_null=False, **spellings,
     )
     try:
         table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)), read_options, parse_options, convert_options)
