@@ -118,21 +118,43 @@ def test_no_secret_in_the_rendered_files(rendered, db_url):
             assert password not in path.read_text(errors="ignore"), path
 
 
-def test_state_machine_follows_the_dag(rendered):
+def test_state_machine_spreads_the_batch_over_a_distributed_map(rendered):
+    """Coordinates in, counts out: the Map reads the manifest from S3 and writes its results there,
+    each child processes and loads its own files, a crash is isolated to its file, and the
+    parent's states only retry (a redrive resumes at the step that failed)."""
     definition = json.loads((rendered / "statemachine.asl.json").read_text())
     states = definition["States"]
-    assert definition["StartAt"] == "Prepare"
+    assert definition["StartAt"] == "Begin"
     files = states["Files"]
-    assert files["Type"] == "Map" and files["ItemsPath"] == "$.prepared.files"
-    inner = files["ItemProcessor"]["States"]
-    assert inner["Read"]["Parameters"]["action"] == "read"
-    assert inner["Level0"]["Parameters"] == {"action": "node", "node": "historical_stocks_data",
-                                             "batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "file.$": "$.file"}
-    for name in ("Prepare", "Load"):
+    assert files["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert files["ItemReader"]["Parameters"] == {"Bucket.$": "$.manifest.bucket", "Key.$": "$.manifest.key"}
+    assert files["ResultWriter"]["Parameters"]["Bucket"] == "${StagingBucketName}"
+    assert files["ItemSelector"]["keys.$"] == "$$.Map.Item.Value.keys"
+    assert files["MaxConcurrency"] == 10 and files["ToleratedFailurePercentage"] == 5.0
+    child = files["ItemProcessor"]["States"]
+    assert child["Process"]["Parameters"]["action"] == "process"
+    assert child["Process"]["Catch"][0]["Next"] == "Isolate" and child["Isolate"]["MaxConcurrency"] == 1
+    one = child["Isolate"]["ItemProcessor"]["States"]
+    assert one["ProcessOne"]["Catch"][0]["Next"] == "Unreadable"
+    assert one["Unreadable"]["Parameters"]["action"] == "unreadable"
+    assert child["Load"]["Parameters"]["action"] == "load" and child["Load"]["Retry"][0]["MaxAttempts"] >= 8
+    for name in ("Begin", "Finish"):
         assert states[name]["Retry"][0]["BackoffRate"] > 1 and "TransientError" in states[name]["Retry"][0]["ErrorEquals"]
-        assert states[name]["Catch"][0]["Next"] == "NotifyFailure"
-    assert files["Catch"][0]["Next"] == "NotifyFailure"
-    assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+    for name in ("Begin", "Files", "Finish"):
+        assert "Catch" not in states[name]
+    assert [k for k, v in states.items() if v["Type"] == "Fail"] == ["FilesFailed"]
+    assert states["NotifyFailure"]["Next"] == "FilesFailed"
+    # Notifications get the counts, never the whole state.
+    assert states["NotifyFailure"]["Parameters"]["execution"]["summary.$"] == "$.summary"
+    assert all("$" != v for v in json.dumps(states["NotifyFailure"]["Parameters"]).split('"'))
+
+
+def test_trigger_groups_files_into_items_by_count_and_size():
+    files = [{"key": f"d/{i:03}.csv", "size": 10} for i in range(7)] + [{"key": "d/big.csv", "size": 1000}]
+    items = handlers.items_of(files, per_item=3, item_bytes=100)
+    assert [len(i["keys"]) for i in items] == [3, 3, 1, 1]
+    assert items[-1] == {"keys": ["d/big.csv"]}
+    assert [k for i in items for k in i["keys"]] == sorted(f["key"] for f in files)
 
 
 def test_independent_nodes_become_parallel_branches():

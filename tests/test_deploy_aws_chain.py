@@ -148,7 +148,8 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
            "CHUTE_TOPIC_ARN": sns.create_topic(Name="shops-alerts")["TopicArn"],
            "CHUTE_FAILED_RUNS_QUEUE_URL": sqs.create_queue(QueueName="shops-failed-runs")["QueueUrl"],
            "CHUTE_CHAIN_TOPIC_ARN": chain_topic}
-    arns = {f.key: lam.create_function(FunctionName=f"shops-{f.key}", Runtime="python3.12", Role=role,
+    arns = {"staging_bucket": "shops-staging"}
+    arns |= {f.key: lam.create_function(FunctionName=f"shops-{f.key}", Runtime="python3.12", Role=role,
                                        Handler=f.command, Code={"ZipFile": placeholder_zip()},
                                        Environment={"Variables": env})["FunctionArn"]
             for f in upstream.functions}

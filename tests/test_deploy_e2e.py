@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_deploy_aws import bodies, db_secret, drain, lambda_role, placeholder_zip, sqs_event
+from fixtures_deploy_aws import bodies, create_stack, drain, finished, sqs_event
 
 boto3 = pytest.importorskip("boto3")
 
@@ -21,55 +21,21 @@ HANDLERS = "chute.deploy.aws.handlers"
 
 
 def _finished(sfn, arn: str) -> dict:
-    for _ in range(600):  # bounded: at most ~2 minutes
-        execution = sfn.describe_execution(executionArn=arn)
-        if execution["status"] != "RUNNING":
-            return execution
-        time.sleep(0.2)
-    raise AssertionError(f"execution {arn} still running")
+    return finished(sfn, arn, timeout=120)
 
 
 @pytest.fixture
 def stack(stocks, db_url, lambdas_in_process, monkeypatch):
     """The resources the template describes, created in moto from the same model."""
+    for name in ("CHUTE_PROJECT_DIR", "CHUTE_STAGING_BUCKET", "CHUTE_STAGING_PREFIX", "CHUTE_LANDING_PREFIX",
+                 "CHUTE_DB_SECRET_ARN", "CHUTE_TOPIC_ARN", "CHUTE_FAILED_RUNS_QUEUE_URL", "CHUTE_WAIT_FOR_MARKER",
+                 "CHUTE_STATE_MACHINE_ARN"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test; create_stack sets them
     project = load_project(stocks)
-    model = build_model(project)
-    s3, sqs, sns = boto3.client("s3"), boto3.client("sqs"), boto3.client("sns")
-    iam, lam, sfn, secrets = (boto3.client(n) for n in ("iam", "lambda", "stepfunctions", "secretsmanager"))
-
-    s3.create_bucket(Bucket="landing")
-    s3.create_bucket(Bucket="staging")
-    events = sqs.create_queue(QueueName="events")["QueueUrl"]
-    events_arn = sqs.get_queue_attributes(QueueUrl=events, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={
-        "QueueConfigurations": [{"QueueArn": events_arn, "Events": ["s3:ObjectCreated:*"]}]})
-    failed_runs = sqs.create_queue(QueueName="failed-runs")["QueueUrl"]
-    topic = sns.create_topic(Name="alerts")["TopicArn"]
-    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]  # stands in for the email subscription
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
-
-    secret = db_secret(secrets, db_url)
-
-    role = lambda_role(iam)
-    env = {"CHUTE_PROJECT_DIR": str(stocks), "CHUTE_STAGING_BUCKET": "staging", "CHUTE_STAGING_PREFIX": "staging/",
-           "CHUTE_LANDING_PREFIX": "", "CHUTE_DB_SECRET_ARN": secret, "CHUTE_TOPIC_ARN": topic,
-           "CHUTE_FAILED_RUNS_QUEUE_URL": failed_runs, "CHUTE_WAIT_FOR_MARKER": "yes"}
-    for name, value in env.items():
+    made = create_stack(build_model(project), stocks, db_url)
+    for name, value in made["env"].items():
         monkeypatch.setenv(name, value)
-    arns = {}
-    for f in model.functions:
-        arns[f.key] = lam.create_function(
-            FunctionName=f"stocks-{f.key}", Runtime="python3.12", Role=role, Handler=f.command,
-            Code={"ZipFile": placeholder_zip()}, Timeout=f.timeout_s, MemorySize=f.memory_mb,
-            Environment={"Variables": env})["FunctionArn"]
-    machine = sfn.create_state_machine(name="stocks-pipeline", definition=json.dumps(model.definition(arns)),
-                                       roleArn=role)["stateMachineArn"]
-    monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", machine)
-    for cached in (handlers._project, handlers._plan, handlers._static):
-        cached.cache_clear()
-    return {"s3": s3, "sqs": sqs, "sfn": sfn, "events": events, "failed_runs": failed_runs, "inbox": inbox,
-            "machine": machine, "project": project}
+    return {**made, "project": project}
 
 
 def _upload(stack, folder: str, files: dict[str, bytes]) -> None:

@@ -60,7 +60,7 @@ _KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
 _XRAY = Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
 
 
-def _functions(follows: bool = False) -> list[Function]:
+def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Function]:
     def logs(key: str) -> Statement:
         return Statement(("logs:CreateLogStream", "logs:PutLogEvents"), (f"log_group:{key}",))
 
@@ -69,8 +69,11 @@ def _functions(follows: bool = False) -> list[Function]:
 
     functions = [
         Function("trigger", f"{HANDLERS}.trigger", "S3 event or .SUCCESS marker -> one Step Functions execution",
-                 512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker"), (
+                 512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker",
+                                  "staging_bucket", "staging_prefix"), (
                      Statement(("states:StartExecution",), ("state_machine",)),
+                     # The batch's manifest, which the state machine's Map reads.
+                     Statement(("s3:PutObject",), ("staging_objects",)),
                      Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                                 "sqs:ChangeMessageVisibility"), ("events_queue",)),
                      Statement(("s3:ListBucket",), ("landing_bucket",)),
@@ -87,7 +90,7 @@ def _functions(follows: bool = False) -> list[Function]:
                      Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("s3:GetObject",), ("staging_objects",)),
                      Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
-                     _KEY, _XRAY, logs("load"), dlq()), 2),
+                     _KEY, _XRAY, logs("load"), dlq()), load_concurrency),
         Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
                  256, 60, False, ("project_dir", "topic", "failed_runs_queue", "chain_topic"), (
                      Statement(("sns:Publish",), ("topic", "chain_topic")),
@@ -182,6 +185,15 @@ def _alarms(functions: list[Function], queues: list[Queue]) -> list[Alarm]:
 
 STATE_MACHINE_STATEMENTS = (
     Statement(("lambda:InvokeFunction",), ("function:node", "function:load", "function:notify")),
+    # The Distributed Map: it reads the manifest, writes its results, and runs its children as
+    # executions of this state machine (AWS's documented policy for a Distributed Map).
+    Statement(("s3:GetObject",), ("staging_objects",)),
+    Statement(("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"),
+              ("map_results",)),
+    Statement(("s3:ListBucket",), ("staging_bucket",)),
+    Statement(("states:StartExecution",), ("state_machine_self",)),
+    Statement(("states:DescribeExecution", "states:StopExecution"), ("state_machine_executions",)),
+    Statement(("states:RedriveExecution",), ("state_machine_executions", "state_machine_map_runs")),
     # Log delivery and X-Ray cannot be scoped to a resource (AWS's own policy for Step Functions logging).
     Statement(("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
@@ -223,7 +235,17 @@ class StackModel:
         return next(f for f in self.functions if f.key == key)
 
     def definition(self, arns: dict[str, str]) -> dict[str, Any]:
-        return statemachine.definition(self.plan, arns, f"chute pipeline {self.project.name}")
+        """`arns`: node, load and notify -> function ARNs, staging_bucket -> the bucket's name."""
+        settings = self.project.aws
+        return statemachine.definition(
+            self.plan, arns, f"chute pipeline {self.project.name}",
+            # A table in replace mode is emptied once per run: its children load one at a time.
+            map_concurrency=1 if self.exclusive else settings.map_concurrency,
+            tolerated_failure_percentage=settings.tolerated_failure_percentage)
+
+    @property
+    def exclusive(self) -> bool:
+        return any(t.mode == "replace" for t in self.project.tables.values())
 
     def landing_patterns(self) -> list[str]:
         return list(self.project.landing.patterns)
@@ -231,8 +253,13 @@ class StackModel:
 
 def build_model(project: Project) -> StackModel:
     return StackModel(project, build_plan(project), resource_prefix(project.name),
-                      functions=_functions(project.follow is not None), queues=_queues(project))
+                      functions=_functions(project.follow is not None, project.aws.load_concurrency),
+                      queues=_queues(project))
 
+
+# What the rendered state machine names by placeholder (SAM DefinitionSubstitutions, Terraform templatefile).
+PLACEHOLDERS = {"node": "${NodeFunctionArn}", "load": "${LoadFunctionArn}", "notify": "${NotifyFunctionArn}",
+                "staging_bucket": "${StagingBucketName}"}
 
 # Environment variables the handlers read, by symbolic name.
 ENVIRONMENT = {

@@ -22,7 +22,7 @@ import yaml
 from chute.errors import ConfigError
 from chute.config.project import CONFIG_NAME, Project
 from chute.deploy.aws import sam, terraform
-from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, StackModel, build_model
+from chute.deploy.aws.model import PLACEHOLDERS, PROJECT_DIR_IN_IMAGE, StackModel, build_model
 
 PYTHON_VERSION = "3.12"
 DOCKERFILE = """\
@@ -69,7 +69,7 @@ def render(project: Project, out: Path) -> dict[str, Any]:
         written.append(name)
 
     write("template.yaml", to_yaml(sam.template(model)))
-    placeholders = {k: "${" + k.capitalize() + "FunctionArn}" for k in ("node", "load", "notify")}
+    placeholders = PLACEHOLDERS
     write("statemachine.asl.json", json.dumps(model.definition(placeholders), indent=2) + "\n")
     write("Dockerfile", DOCKERFILE.format(version=_version(), project=project.name, python=PYTHON_VERSION,
                                           project_dir=PROJECT_DIR_IN_IMAGE))

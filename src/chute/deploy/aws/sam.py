@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
-                    STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
+                    PLACEHOLDERS, STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
+from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
 
@@ -63,6 +64,14 @@ def resolve(name: str) -> Any:
         "staging_bucket": att("StagingBucket", "Arn"),
         "staging_objects": sub("${StagingBucket.Arn}/" + STAGING_PREFIX + "*"),
         "state_machine": ref("PipelineStateMachine"),
+        # By name, not Ref: the state machine's own role cannot depend on the state machine.
+        "state_machine_self": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+                                  "${AWS::StackName}-pipeline"),
+        "state_machine_executions": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
+                                        "${AWS::StackName}-pipeline/*"),
+        "state_machine_map_runs": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:mapRun:"
+                                      "${AWS::StackName}-pipeline/*"),
+        "map_results": sub("${StagingBucket.Arn}/" + RESULTS_PREFIX + "/*"),
         "topic": ref("AlertTopic"),
         "chain_topic": ref("ChainTopic"),
         "db_secret": if_("CreateDb", ref("DbSecret"), ref("ExistingDatabaseSecretArn")),
@@ -391,7 +400,9 @@ def _functions(model: StackModel) -> Json:
 
 
 def _state_machine(model: StackModel) -> Json:
-    placeholders = {k: "${" + k.capitalize() + "FunctionArn}" for k in ("node", "load", "notify")}
+    placeholders = PLACEHOLDERS
+    substitutions = {PLACEHOLDERS[k][2:-1]: att(k.capitalize() + "Function", "Arn") for k in ("node", "load", "notify")}
+    substitutions["StagingBucketName"] = ref("StagingBucket")
     return {
         "StateMachineLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/vendedlogs/states/${AWS::StackName}-pipeline"),
@@ -401,8 +412,7 @@ def _state_machine(model: StackModel) -> Json:
             "Name": sub("${AWS::StackName}-pipeline"),
             "Type": "STANDARD",  # exactly-once execution names; Express would allow duplicates
             "Definition": model.definition(placeholders),
-            "DefinitionSubstitutions": {p[2:-1]: att(k.capitalize() + "Function", "Arn")
-                                        for k, p in placeholders.items()},
+            "DefinitionSubstitutions": substitutions,
             "Role": att("StateMachineRole", "Arn"),
             "Tracing": {"Enabled": True},
             "Logging": {"Level": "ERROR", "IncludeExecutionData": True,  # payloads: keys, counts, errors
