@@ -102,3 +102,35 @@ def test_bad_file_fails_the_run_notifies_and_parks_the_batch(stack, stocks, quer
     assert len(notes) == 1 and "failed" in notes[0] and bad_name in notes[0]
     parked = [json.loads(b) for b in bodies(stack["sqs"], stack["failed_runs"])]
     assert [p["batch_id"] for p in parked] == [execution["name"]]
+
+
+def test_a_file_that_crashes_its_read_is_failed_alone_and_named(stack, stocks, query, monkeypatch):
+    """A Read that dies (MemoryError stands in for Lambda running out of memory or time) fails its
+    child's Process; the child processes its files one at a time, records that one `failed` with
+    the crash's error, and loads the others; the notification names it."""
+    top = _top_files(stocks)
+    crashing = top[2]
+    real_read = handlers.read_source
+
+    def read_source(data, *args, **kwargs):
+        if bytes(data) == crashing.read_bytes():
+            raise MemoryError("Runtime exited: out of memory (stand-in)")
+        return real_read(data, *args, **kwargs)
+
+    monkeypatch.setattr(handlers, "read_source", read_source)
+    _upload(stack, "crash-day", {p.name: p.read_bytes() for p in top})
+    report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
+    execution = stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"][0]
+    assert execution["name"] == report["started"][0]
+    assert _finished(stack["sfn"], execution["executionArn"])["status"] == "FAILED"
+
+    files = dict(query("select name, status from chute.files"))
+    assert files == {f"crash-day/{p.name}": ("failed" if p == crashing else "loaded") for p in top}
+    error = query("select error from chute.files where status = 'failed'")[0][0]
+    assert error.startswith("MemoryError: Runtime exited: out of memory")
+    expected = sum(len(p.read_text().splitlines()) - 1 for p in top if p != crashing)
+    assert query("select count(*) from historical_stocks_data")[0][0] == expected
+    notes = bodies(stack["sqs"], stack["inbox"])
+    assert len(notes) == 1 and "1 failed" in notes[0] and f"failed: crash-day/{crashing.name}: MemoryError" in notes[0]
+    parked = [json.loads(b) for b in bodies(stack["sqs"], stack["failed_runs"])]
+    assert [p["batch_id"] for p in parked] == [execution["name"]] and "files" not in parked[0]
