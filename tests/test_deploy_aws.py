@@ -209,3 +209,73 @@ def test_check_passes_on_the_stocks_example(rendered, cli):
         assert by_tool[tool]["status"] == "passed", by_tool[tool]
     assert by_tool["terraform fmt"]["status"] in ("passed", "unavailable")
     assert " 0 failed" in by_tool["checkov (cloudformation)"]["summary"]
+
+
+def test_aws_settings_bound_the_database_and_choose_proxy_iam_auth_and_fargate(stocks, cli):
+    """[aws] settings, rendered in SAM and Terraform and passing the offline checks (cfn-lint,
+    sam validate, checkov, hcl2): load_concurrency is the load function's reserved concurrency
+    (at most that many loads, so 2x sessions, at once), map_concurrency the Map's, an RDS Proxy
+    whose endpoint the functions use, IAM database auth, and the children as ECS Fargate tasks."""
+    with (stocks / "chute.toml").open("a") as f:
+        f.write('\n[aws]\nload_concurrency = 3\nmap_concurrency = 7\nrds_proxy = true\ndatabase_auth = "iam"\n'
+                'load_runner = "fargate"\n')
+    out = stocks / "infra"
+    result = cli("deploy", "aws", "--project", stocks, "--out", out, "--check", "--json", expect=None)
+    t = _template(out)
+    r = t["Resources"]
+    assert r["LoadFunction"]["Properties"]["ReservedConcurrentExecutions"] == 3
+    definition = json.loads((out / "statemachine.asl.json").read_text())
+    files = definition["States"]["Files"]
+    assert files["MaxConcurrency"] == 7
+    task = files["ItemProcessor"]["States"]["Task"]
+    assert task["Resource"] == "arn:aws:states:::ecs:runTask.sync"
+    assert task["Parameters"]["TaskDefinition"] == "${TaskDefinitionArn}"
+    container = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    assert container["EntryPoint"] == ["python3", "-m", "chute.deploy.aws.task"]
+    assert r["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]["TaskDefinitionArn"] == {
+        "Ref": "TaskDefinition"}
+    env = r["LoadFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CHUTE_DB_HOST"] == {"Fn::If": ["CreateDb", {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}, ""]}
+    assert env["CHUTE_DB_AUTH"] == "iam" and env["CHUTE_DB_CA"] == "/opt/chute/rds-ca.pem"
+    assert r["DatabaseProxy"]["Properties"]["Auth"][0]["IAMAuth"] == "REQUIRED"
+    assert r["DatabaseProxy"]["Properties"]["RequireTLS"] is True
+    load_policy = r["LoadRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert any(s["Action"] == ["rds-db:connect"] for s in load_policy)
+    machine_policy = r["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert any(s["Action"] == ["ecs:RunTask"] and s["Resource"] == [{"Ref": "TaskDefinition"}] for s in machine_policy)
+    main = (out / "terraform" / "modules" / "chute" / "main.tf").read_text()
+    for block in ('resource "aws_db_proxy" "this"', 'resource "aws_ecs_task_definition" "load"',
+                  'resource "aws_ecs_cluster" "load"', "TaskDefinitionArn = aws_ecs_task_definition.load.arn",
+                  "reserved_concurrent_executions = 3"):
+        assert block in main, block
+    by_tool = {c["tool"]: c for c in json.loads(result.output)["checks"]}
+    assert result.exit_code == 0, by_tool
+    for tool in ("cfn-lint", "sam validate", "checkov (cloudformation)", "checkov (terraform)", "hcl2 parse"):
+        assert by_tool[tool]["status"] == "passed", by_tool[tool]
+
+
+def test_database_url_verifies_tls_with_the_image_bundle_and_signs_iam_tokens(sfn_aws, monkeypatch, rendered):
+    import boto3
+    from fixtures_deploy_aws import db_secret
+
+    secret = db_secret(boto3.client("secretsmanager"), "postgresql://chute:s3cret@db.internal:5432/chute")
+    for name in ("CHUTE_DB_HOST", "CHUTE_DB_CA", "CHUTE_DB_AUTH", "CHUTE_DB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHUTE_DB_SECRET_ARN", secret)
+    assert handlers.database_url() == "postgresql://chute:s3cret@db.internal:5432/chute"
+
+    monkeypatch.setenv("CHUTE_DB_CA", "/opt/chute/rds-ca.pem")
+    assert handlers.database_url().endswith("@db.internal:5432/chute?sslmode=verify-full"
+                                            "&sslrootcert=/opt/chute/rds-ca.pem")
+    monkeypatch.setenv("CHUTE_DB_AUTH", "iam")
+    monkeypatch.setenv("CHUTE_DB_HOST", "proxy.internal")
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(handlers.database_url())
+    token = unquote(url.password)
+    assert url.hostname == "proxy.internal" and "s3cret" not in token
+    assert token.startswith("proxy.internal:5432/?Action=connect&DBUser=chute") and "X-Amz-Signature=" in token
+
+    dockerfile = (rendered / "Dockerfile").read_text()
+    assert "truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in dockerfile
+    assert "> /opt/chute/rds-ca.pem" in dockerfile

@@ -321,18 +321,30 @@ def _unreadable(event: dict[str, Any]) -> dict[str, Any]:
 # -- load ----------------------------------------------------------------------------------------
 def database_url() -> str:
     """The database's URL from its Secrets Manager secret (host, port, username, password, dbname:
-    the shape RDS and the template's generated secret have)."""
+    the shape RDS and the template's generated secret have).
+
+    $CHUTE_DB_HOST, when set, wins over the secret's host (an RDS Proxy's endpoint; RDS's own
+    managed secret, in the Terraform stack, has no host). With $CHUTE_DB_CA (the template sets it
+    to the RDS CA bundle in the image), TLS is verified: sslmode=verify-full. With
+    $CHUTE_DB_AUTH=iam, the password is an IAM token (rds generate-db-auth-token, valid 15 minutes,
+    needed only to open the connection)."""
     from urllib.parse import quote
 
     secret = json.loads(client("secretsmanager").get_secret_value(SecretId=setting("db_secret"))["SecretString"])
-    # RDS's own managed secret (the Terraform stack) holds only the user and password: the rest comes
-    # from the environment there.
-    host = secret.get("host") or os.environ.get("CHUTE_DB_HOST")
+    host = os.environ.get("CHUTE_DB_HOST") or secret.get("host")
     dbname = secret.get("dbname") or os.environ.get("CHUTE_DB_NAME") or "postgres"
     if not host:
         raise ChuteError("the database secret has no host and $CHUTE_DB_HOST is not set")
-    return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-            f"@{host}:{secret.get('port', 5432)}/{quote(dbname, safe='')}")
+    port = int(secret.get("port") or 5432)
+    password = secret.get("password", "")
+    if os.environ.get("CHUTE_DB_AUTH") == "iam":
+        password = client("rds").generate_db_auth_token(DBHostname=host, Port=port, DBUsername=secret["username"])
+    url = (f"postgresql://{quote(secret['username'], safe='')}:{quote(password, safe='')}"
+           f"@{host}:{port}/{quote(dbname, safe='')}")
+    ca = os.environ.get("CHUTE_DB_CA")
+    if ca:
+        url += f"?sslmode=verify-full&sslrootcert={quote(ca)}"
+    return url
 
 
 def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

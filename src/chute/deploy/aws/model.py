@@ -241,7 +241,37 @@ class StackModel:
             self.plan, arns, f"chute pipeline {self.project.name}",
             # A table in replace mode is emptied once per run: its children load one at a time.
             map_concurrency=1 if self.exclusive else settings.map_concurrency,
-            tolerated_failure_percentage=settings.tolerated_failure_percentage)
+            tolerated_failure_percentage=settings.tolerated_failure_percentage, runner=settings.load_runner)
+
+    @property
+    def fargate(self) -> bool:
+        return self.project.aws.load_runner == "fargate"
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        return {**PLACEHOLDERS, **(FARGATE_PLACEHOLDERS if self.fargate else {})}
+
+    def task_statements(self) -> tuple[Statement, ...]:
+        """The Fargate task's role: what the node and load functions may do, its own log group."""
+        out: list[Statement] = []
+        for f in (self.function("node"), self.function("load")):
+            for s in f.statements:
+                if s.actions[0].startswith("logs:") or s.resources == ("functions_dlq",) or s in out:
+                    continue
+                out.append(s)
+        out.append(Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:task",)))
+        return tuple(out)
+
+    def task_environment(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for f in (self.function("node"), self.function("load")):
+            seen += [e for e in f.environment if e not in seen]
+        return tuple(seen)
+
+    def state_machine_statements(self) -> tuple[Statement, ...]:
+        if not self.fargate:
+            return STATE_MACHINE_STATEMENTS
+        return STATE_MACHINE_STATEMENTS + FARGATE_STATE_MACHINE_STATEMENTS
 
     @property
     def exclusive(self) -> bool:
@@ -251,15 +281,48 @@ class StackModel:
         return list(self.project.landing.patterns)
 
 
+def _database_access(functions: list[Function], project: Project) -> list[Function]:
+    """The functions that open the database: through the RDS Proxy's endpoint, with IAM tokens."""
+    from dataclasses import replace
+
+    out = []
+    for f in functions:
+        if "db_secret" in f.environment:
+            env = f.environment + ("db_ca",) + (("db_host",) if project.aws.rds_proxy else ()) \
+                + (("db_auth",) if project.aws.database_auth == "iam" else ())
+            user = "db_user_proxy" if project.aws.rds_proxy else "db_user"
+            statements = f.statements + ((Statement(("rds-db:connect",), (user,)),)
+                                         if project.aws.database_auth == "iam" else ())
+            f = replace(f, environment=env, statements=statements)
+        out.append(f)
+    return out
+
+
 def build_model(project: Project) -> StackModel:
+    functions = _functions(project.follow is not None, project.aws.load_concurrency)
     return StackModel(project, build_plan(project), resource_prefix(project.name),
-                      functions=_functions(project.follow is not None, project.aws.load_concurrency),
-                      queues=_queues(project))
+                      functions=_database_access(functions, project), queues=_queues(project))
 
 
 # What the rendered state machine names by placeholder (SAM DefinitionSubstitutions, Terraform templatefile).
 PLACEHOLDERS = {"node": "${NodeFunctionArn}", "load": "${LoadFunctionArn}", "notify": "${NotifyFunctionArn}",
                 "staging_bucket": "${StagingBucketName}"}
+
+FARGATE_PLACEHOLDERS = {"cluster": "${TaskClusterArn}", "task_definition": "${TaskDefinitionArn}",
+                        "subnets": "${SubnetList}", "security_group": "${TaskSecurityGroup}"}
+# Step Functions running an ECS task and waiting for it (.sync): AWS's documented policy, scoped.
+FARGATE_STATE_MACHINE_STATEMENTS = (
+    Statement(("ecs:RunTask",), ("task_definition",)),
+    Statement(("ecs:StopTask", "ecs:DescribeTasks"), ("cluster_tasks",)),
+    Statement(("iam:PassRole",), ("task_role", "task_execution_role")),
+    Statement(("events:PutTargets", "events:PutRule", "events:DescribeRule"), ("ecs_sync_rule",)),
+)
+TASK_EXECUTION_STATEMENTS = (
+    Statement(("ecr:GetAuthorizationToken",), ("*",)),  # no resource-level permission exists for it
+    Statement(("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+              ("ecr_repositories",)),
+    Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:task",)),
+)
 
 # Environment variables the handlers read, by symbolic name.
 ENVIRONMENT = {
@@ -274,4 +337,8 @@ ENVIRONMENT = {
     "failed_runs_queue": "CHUTE_FAILED_RUNS_QUEUE_URL",
     "chain_topic": "CHUTE_CHAIN_TOPIC_ARN",
     "landing_bucket": "CHUTE_LANDING_BUCKET",
+    "db_host": "CHUTE_DB_HOST",  # with an RDS Proxy: its endpoint (the secret names the instance)
+    "db_ca": "CHUTE_DB_CA",  # the RDS CA bundle in the image: TLS with sslmode=verify-full
+    "db_auth": "CHUTE_DB_AUTH",  # iam: a token from rds generate-db-auth-token instead of the password
 }
+RDS_CA_IN_IMAGE = "/opt/chute/rds-ca.pem"

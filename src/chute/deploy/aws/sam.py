@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
-                    PLACEHOLDERS, STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
+                    PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
+from chute.deploy.aws.model import TASK_EXECUTION_STATEMENTS
 from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
@@ -46,6 +47,9 @@ NO_REPLICATION = ("CKV_AWS_144", "landing files are re-sent by their producers; 
                                  "disaster-recovery choice left to the account, not the pipeline")
 
 
+_DB_USER = "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:%s/chute"
+
+
 def resolve(name: str) -> Any:
     """A symbolic resource name of the model -> a CloudFormation expression."""
     kind, _, what = name.partition(":")
@@ -72,9 +76,22 @@ def resolve(name: str) -> Any:
         "state_machine_map_runs": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:mapRun:"
                                       "${AWS::StackName}-pipeline/*"),
         "map_results": sub("${StagingBucket.Arn}/" + RESULTS_PREFIX + "/*"),
+        # IAM database authentication: the database user, on the instance or on the proxy.
+        # (an existing database's resource id is not known here: any instance, the user chute only)
+        "db_user": if_("CreateDb", sub(_DB_USER % "${Database.DbiResourceId}"), sub(_DB_USER % "*")),
+        "db_user_proxy": if_("CreateDb", {"Fn::Sub": [_DB_USER % "${Id}", {"Id": {"Fn::Select": [
+            6, {"Fn::Split": [":", att("DatabaseProxy", "DBProxyArn")]}]}}]}, sub(_DB_USER % "*")),
+        "task_definition": ref("TaskDefinition"),
+        "cluster_tasks": sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${TaskCluster}/*"),
+        "task_role": att("TaskRole", "Arn"),
+        "task_execution_role": att("TaskExecutionRole", "Arn"),
+        "ecs_sync_rule": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+                             "rule/StepFunctionsGetEventsForECSTaskRule"),
+        "ecr_repositories": sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"),
         "topic": ref("AlertTopic"),
         "chain_topic": ref("ChainTopic"),
         "db_secret": if_("CreateDb", ref("DbSecret"), ref("ExistingDatabaseSecretArn")),
+        "created_db_secret": ref("DbSecret"),
         **{q: att(lid, "Arn") for q, lid in QUEUE_IDS.items()},
     }[name]
 
@@ -92,6 +109,9 @@ def environment(name: str) -> Any:
         "failed_runs_queue": ref("FailedRunsQueue"),
         "chain_topic": ref("ChainTopic"),
         "landing_bucket": ref("LandingBucket"),
+        "db_host": if_("CreateDb", att("DatabaseProxy", "Endpoint"), ""),
+        "db_ca": RDS_CA_IN_IMAGE,
+        "db_auth": "iam",
     }[name]
 
 
@@ -147,7 +167,11 @@ def template(model: StackModel) -> Json:
     resources.update(_chain(model))
     resources.update(_network())
     resources.update(_database())
+    if model.project.aws.rds_proxy:
+        resources.update(_proxy(model))
     resources.update(_functions(model))
+    if model.fargate:
+        resources.update(_fargate(model))
     resources.update(_state_machine(model))
     resources.update(_alarms(model))
     return {
@@ -162,7 +186,9 @@ def template(model: StackModel) -> Json:
             "cfn-lint": {"config": {"ignore_checks": ["W1030"]}},
             "chute": {"ignored": {"W1030": "ExistingDatabaseSecretArn is required (Rules) whenever it is used"}},
         },
-        "Parameters": _parameters(),
+        "Parameters": {**_parameters(), **({"TaskImageUri": {
+            "Type": "String", "Description": "The image the functions run (the one `sam build` pushed), for the "
+                                             "ECS Fargate tasks that load the batches' items"}} if model.fargate else {})},
         "Rules": {"DatabaseSecretGiven": {
             "RuleCondition": {"Fn::Equals": [ref("CreateDatabase"), "no"]},
             "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [ref("ExistingDatabaseSecretArn"), ""]}]},
@@ -353,6 +379,68 @@ def _database() -> Json:
     }
 
 
+def _proxy(model: StackModel) -> Json:
+    """An RDS Proxy in front of the created database: the children's many short connections are
+    pooled (COPY and advisory locks pin a session: the proxy absorbs connection storms, it does
+    not multiplex loads)."""
+    iam = model.project.aws.database_auth == "iam"
+    return {
+        "ProxyRole": {**role("rds.amazonaws.com", (Statement(("secretsmanager:GetSecretValue",), ("created_db_secret",)),
+                                                   Statement(("kms:Decrypt",), ("key",)))), "Condition": "CreateDb"},
+        "ProxySecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Condition": "CreateDb", "Properties": {
+            "GroupDescription": "chute RDS Proxy: PostgreSQL from the functions, to the database",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupIngress": [{"Description": "PostgreSQL from the functions", "IpProtocol": "tcp",
+                                      "FromPort": 5432, "ToPort": 5432,
+                                      "SourceSecurityGroupId": ref("LoadSecurityGroup")}],
+            "SecurityGroupEgress": [{"Description": "PostgreSQL to the database", "IpProtocol": "tcp",
+                                     "FromPort": 5432, "ToPort": 5432,
+                                     "DestinationSecurityGroupId": ref("DbSecurityGroup")}]}},
+        "DbIngressFromProxy": {"Type": "AWS::EC2::SecurityGroupIngress", "Condition": "CreateDb", "Properties": {
+            "GroupId": ref("DbSecurityGroup"), "Description": "PostgreSQL from the RDS Proxy", "IpProtocol": "tcp",
+            "FromPort": 5432, "ToPort": 5432, "SourceSecurityGroupId": ref("ProxySecurityGroup")}},
+        "DatabaseProxy": {"Type": "AWS::RDS::DBProxy", "Condition": "CreateDb", "Properties": {
+            "DBProxyName": sub("${AWS::StackName}-proxy"), "EngineFamily": "POSTGRESQL", "RequireTLS": True,
+            "Auth": [{"AuthScheme": "SECRETS", "SecretArn": ref("DbSecret"),
+                      "IAMAuth": "REQUIRED" if iam else "DISABLED"}],
+            "RoleArn": att("ProxyRole", "Arn"), "VpcSubnetIds": ref("SubnetIds"),
+            "VpcSecurityGroupIds": [ref("ProxySecurityGroup")]}},
+        "DatabaseProxyTargets": {"Type": "AWS::RDS::DBProxyTargetGroup", "Condition": "CreateDb", "Properties": {
+            "DBProxyName": ref("DatabaseProxy"), "TargetGroupName": "default",
+            "DBInstanceIdentifiers": [ref("Database")]}},
+    }
+
+
+def _fargate(model: StackModel) -> Json:
+    """The batches' items as ECS Fargate tasks of the functions' image ([aws] load_runner = "fargate")."""
+    settings = model.project.aws
+    env = [{"Name": ENVIRONMENT[e], "Value": environment(e)} for e in model.task_environment()]
+    return {
+        "TaskCluster": {"Type": "AWS::ECS::Cluster", "Properties": {
+            "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}},
+        "TaskLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": sub("/aws/ecs/${AWS::StackName}-load"), "RetentionInDays": LOG_RETENTION_DAYS,
+            "KmsKeyId": att("Key", "Arn")}},
+        "TaskRole": role("ecs-tasks.amazonaws.com", model.task_statements()),
+        "TaskExecutionRole": role("ecs-tasks.amazonaws.com", TASK_EXECUTION_STATEMENTS),
+        "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc",
+            "Cpu": str(settings.fargate_cpu), "Memory": str(settings.fargate_memory_mb),
+            "RuntimePlatform": {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"},
+            "ExecutionRoleArn": att("TaskExecutionRole", "Arn"), "TaskRoleArn": att("TaskRole", "Arn"),
+            "Volumes": [{"Name": "tmp"}],
+            "ContainerDefinitions": [{
+                "Name": "chute", "Image": ref("TaskImageUri"), "Essential": True,
+                # The Lambda base image's entry point is /lambda-entrypoint.sh: run the task module instead.
+                "EntryPoint": ["python3", "-m", "chute.deploy.aws.task"],
+                "ReadonlyRootFilesystem": True, "MountPoints": [{"SourceVolume": "tmp", "ContainerPath": "/tmp"}],
+                "Environment": env,
+                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                    "awslogs-group": ref("TaskLogGroup"), "awslogs-region": ref("AWS::Region"),
+                    "awslogs-stream-prefix": "chute"}}}]}},
+    }
+
+
 def _functions(model: StackModel) -> Json:
     out: Json = {}
     for f in model.functions:
@@ -400,14 +488,18 @@ def _functions(model: StackModel) -> Json:
 
 
 def _state_machine(model: StackModel) -> Json:
-    placeholders = PLACEHOLDERS
+    placeholders = model.placeholders
     substitutions = {PLACEHOLDERS[k][2:-1]: att(k.capitalize() + "Function", "Arn") for k in ("node", "load", "notify")}
     substitutions["StagingBucketName"] = ref("StagingBucket")
+    if model.fargate:
+        substitutions.update(TaskClusterArn=att("TaskCluster", "Arn"), TaskDefinitionArn=ref("TaskDefinition"),
+                             SubnetList={"Fn::Join": [",", ref("SubnetIds")]},
+                             TaskSecurityGroup=ref("LoadSecurityGroup"))
     return {
         "StateMachineLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/vendedlogs/states/${AWS::StackName}-pipeline"),
             "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}},
-        "StateMachineRole": role("states.amazonaws.com", STATE_MACHINE_STATEMENTS),
+        "StateMachineRole": role("states.amazonaws.com", model.state_machine_statements()),
         "PipelineStateMachine": {"Type": "AWS::Serverless::StateMachine", "Properties": {
             "Name": sub("${AWS::StackName}-pipeline"),
             "Type": "STANDARD",  # exactly-once execution names; Express would allow duplicates

@@ -87,10 +87,29 @@ def child(functions: dict[str, str]) -> dict[str, Any]:
     }}
 
 
+def fargate_child(functions: dict[str, str]) -> dict[str, Any]:
+    """One child as one ECS Fargate task (the same image, `python -m chute.deploy.aws.task`): for
+    items too big for Lambda's 15 minutes or 10 GB. The task isolates a crashing file itself."""
+    return {"StartAt": "Task", "States": {"Task": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": {
+            "Cluster": functions["cluster"], "TaskDefinition": functions["task_definition"], "LaunchType": "FARGATE",
+            "NetworkConfiguration": {"AwsvpcConfiguration": {
+                "Subnets.$": "States.StringSplit('" + functions["subnets"] + "', ',')",
+                "SecurityGroups": [functions["security_group"]], "AssignPublicIp": "DISABLED"}},
+            "Overrides": {"ContainerOverrides": [{"Name": "chute", "Environment": [
+                {"Name": "CHUTE_EVENT", "Value.$": "States.JsonToString($)"}]}]}},
+        "Retry": [{"ErrorEquals": ["ECS.AmazonECSException", "States.TaskFailed"], "IntervalSeconds": 10,
+                   "MaxAttempts": 2, "BackoffRate": 2.0}],
+        "ResultPath": None, "End": True}}}
+
+
 def definition(plan: Plan, functions: dict[str, str], comment: str = "", *, map_concurrency: int = 10,
-               tolerated_failure_percentage: float = 5.0) -> dict[str, Any]:
+               tolerated_failure_percentage: float = 5.0, runner: str = "lambda") -> dict[str, Any]:
     """The state machine. `functions` maps node, load and notify to a Lambda ARN and
-    staging_bucket to the staging bucket's name (or placeholders the template substitutes)."""
+    staging_bucket to the staging bucket's name (or placeholders the template substitutes);
+    with runner="fargate", also cluster, task_definition, subnets (comma-separated) and
+    security_group."""
     batch = {"batch_id.$": "$.batch_id", "bucket.$": "$.bucket"}
     execution = {**batch, "event_key.$": "$.event_key", "manifest.$": "$.manifest", "summary.$": "$.summary",
                  "execution.$": "$$.Execution.Name"}
@@ -104,7 +123,7 @@ def definition(plan: Plan, functions: dict[str, str], comment: str = "", *, map_
             "ItemSelector": {**batch, "run_id.$": "$.begin.run_id", "keys.$": "$$.Map.Item.Value.keys",
                              "index.$": "$$.Map.Item.Index"},
             "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                              **child(functions)},
+                              **(fargate_child(functions) if runner == "fargate" else child(functions))},
             "MaxConcurrency": map_concurrency,
             "ToleratedFailurePercentage": float(tolerated_failure_percentage),
             "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
