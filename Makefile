@@ -53,3 +53,4 @@ bench: install postgres
 clean:
 	-test -d $(DEMO) && $(BIN)/chute db stop --project $(DEMO)
 	rm -rf $(DEMO) bench-data .pytest_cache
+	-test -x $(BIN)/chute && $(BIN)/chute db prune  # the demo's cluster data kept outside the project, if any

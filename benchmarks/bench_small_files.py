@@ -37,14 +37,14 @@ def main() -> None:
 
     from chute.config.project import load_project
     from chute.run.runner import Runner
-    from chute.run.plan import build_plan
+    from chute.run.plan import build_plan, provided_values
 
     m = machine()
     print(f"# {m['date']}  nproc={m['nproc']}  memory={m['memory_gb']} GB  cpu={m['cpu']}  python {m['python']}")
     project = load_project(stocks_project("stocks-7192-s1", 7192, 1))
     runner = Runner(project, "postgresql://unused")  # never connects: only its reading is used
     plan = build_plan(project)  # the file filter keeps the top companies' files
-    static = plan.run_static(runner._provided())
+    static = plan.run_static(provided_values(project))
     entries = [e for e in runner.zone.list() if plan.wants(e.name, static) is None]
     groups = list(runner._groups(sorted(entries, key=lambda e: e.name)))
     buffers = {e.name: runner.zone.read(e) for e in entries}

@@ -107,6 +107,10 @@ class WatchProcess:
                                       "--metrics-port", "0", *args],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
         self.wait_log("run (startup)", what="the watch to start")
+        # ... and its startup run to end: files a test drops from now on are new to the watch (on a
+        # busy machine the startup run could otherwise still be listing, and take them itself).
+        wait_until(lambda: re.search(r"\brun \S+ \w+ in [0-9.]+s", self.log()) or self.proc.poll() is not None,
+                   60, what=f"the startup run to end: {self.log()}")
 
     @property
     def pid(self) -> int:

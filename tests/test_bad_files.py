@@ -56,11 +56,13 @@ def test_bad_files_fail_and_good_files_load(project, cli, query):
 
 def test_failed_files_are_kept_for_retry_not_reloaded_silently(project, cli, query):
     cli("run", "-p", project, expect=1)
-    second = json.loads(cli("run", "-p", project, "--json", expect=0).output)
+    # Nothing new: the run itself succeeds, and still exits 1 while the failed files wait (issue 25).
+    second = json.loads(cli("run", "-p", project, "--json", expect=1).output)
+    assert second["status"] == "succeeded"
     assert second["files_failed"] == 0 and len(second["still_failed"]) == len(BAD)
     # Fixing a file (new content) loads it on the next run.
     write(project / "landing" / "ragged.us.txt", HEADER + "2017-01-02,1,2,0.5,1.5,10,0\n")
-    third = json.loads(cli("run", "-p", project, "--json").output)
+    third = json.loads(cli("run", "-p", project, "--json", expect=1).output)  # the other bad files still wait
     assert third["files_loaded"] == 1
     assert query("SELECT count(*) FROM historical_stocks_data WHERE company_name = 'ragged'")[0][0] == 1
     retried = json.loads(cli("run", "-p", project, "--json", "--retry-failed", expect=1).output)

@@ -1,4 +1,4 @@
-"""The café example (seed 001) end to end against a real PostgreSQL: a 3NF schema with
+"""The café example end to end against a real PostgreSQL: a 3NF schema with
 foreign keys, row counts computed independently from the CSV files, no personal data
 anywhere in the database, and re-uploads or overlapping files that add no row."""
 

@@ -14,6 +14,7 @@ from chute.deploy.aws import handlers
 from chute.deploy.aws.model import build_model
 from chute.deploy.aws.names import EXECUTION_NAME_MAX, execution_name
 from chute.deploy.aws.statemachine import levels
+from chute.sources.s3_events import parse_event
 from chute.pipeline.graph import Pipeline, node
 from chute.config.project import load_project
 
@@ -45,14 +46,25 @@ def test_execution_name_is_determined_by_bucket_key_and_etag():
 
 
 def test_s3_events_are_read_however_they_arrive():
+    """The trigger Lambda and `chute watch` read events with one parser (chute.sources.s3_events)."""
     direct = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
         "bucket": {"name": "landing"}, "object": {"key": "day+1/a%2Bb.us.txt", "eTag": "e1"}}}]}
     via_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(direct)},
                            {"eventSource": "aws:sqs", "body": json.dumps({"Event": "s3:TestEvent"})}]}
+    # EventBridge carries the key as it is (not URL-encoded: AWS's examples, and moto).
     bridge = {"detail-type": "Object Created", "detail": {"bucket": {"name": "landing"},
-                                                          "object": {"key": "day+1/a%2Bb.us.txt", "etag": "e1"}}}
+                                                          "object": {"key": "day 1/a+b.us.txt", "etag": "e1"}}}
+    via_sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(direct)}}]}
+    sns_in_sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(
+        {"Type": "Notification", "Message": json.dumps(direct)})}]}
+    deleted = {"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {
+        "bucket": {"name": "landing"}, "object": {"key": "day+1/a%2Bb.us.txt"}}}]}
     expected = [("landing", "day 1/a+b.us.txt", "e1")]
-    assert handlers.s3_objects(direct) == handlers.s3_objects(via_sqs) == handlers.s3_objects(bridge) == expected
+    assert parse_event(direct) == parse_event(via_sqs) == parse_event(bridge) == expected
+    assert parse_event(via_sns) == parse_event(sns_in_sqs) == parse_event(json.dumps(direct)) == expected
+    (found,) = parse_event(direct)
+    assert (found.bucket, found.key, found.etag) == expected[0]
+    assert parse_event(deleted) == parse_event("not json") == parse_event({"Event": "s3:TestEvent"}) == []
 
 
 def test_template_has_the_stack(rendered):
@@ -139,7 +151,7 @@ def test_state_machine_spreads_the_batch_over_a_distributed_map(rendered):
     assert one["Unreadable"]["Parameters"]["action"] == "unreadable"
     assert child["Load"]["Parameters"]["action"] == "load" and child["Load"]["Retry"][0]["MaxAttempts"] >= 8
     for name in ("Begin", "Finish"):
-        assert states[name]["Retry"][0]["BackoffRate"] > 1 and "TransientError" in states[name]["Retry"][0]["ErrorEquals"]
+        assert states[name]["Retry"][0]["BackoffRate"] > 1 and handlers.RetryStep.__name__ in states[name]["Retry"][0]["ErrorEquals"]
     for name in ("Begin", "Files", "Finish"):
         assert "Catch" not in states[name]
     assert [k for k, v in states.items() if v["Type"] == "Fail"] == ["FilesFailed"]

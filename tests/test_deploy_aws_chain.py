@@ -309,7 +309,7 @@ def test_a_stage_that_cannot_run_raises_so_sqs_redrives_the_wakeup(chain, query)
     secrets = boto3.client("secretsmanager")
     value = json.loads(secrets.get_secret_value(SecretId="db")["SecretString"])
     secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**value, "port": _free_port()}))
-    with pytest.raises(handlers.TransientError):
+    with pytest.raises(handlers.RetryStep):
         chain["stage"]({"sweep": True})
 
 

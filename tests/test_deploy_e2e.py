@@ -4,7 +4,7 @@ through chute's Lambda handlers (in process) into a real PostgreSQL, exactly onc
 from __future__ import annotations
 
 import json
-import time
+import socket
 from pathlib import Path
 
 import pytest
@@ -134,3 +134,74 @@ def test_a_file_that_crashes_its_read_is_failed_alone_and_named(stack, stocks, q
     assert len(notes) == 1 and "1 failed" in notes[0] and f"failed: crash-day/{crashing.name}: MemoryError" in notes[0]
     parked = [json.loads(b) for b in bodies(stack["sqs"], stack["failed_runs"])]
     assert [p["batch_id"] for p in parked] == [execution["name"]] and "files" not in parked[0]
+
+
+def test_a_non_recursive_project_ignores_nested_objects(stack, stocks, monkeypatch):
+    """`[landing] recursive = false`: the trigger takes landing/<a> and ignores landing/sub/<b> (a
+    name the patterns match), whether each object starts its own execution or a .SUCCESS marker
+    batches its folder - the rule `chute watch` applies (sources.s3_events.wanted)."""
+    config = stocks / "chute.toml"
+    patterns = 'patterns = ["*.us.txt", "*.us.csv"]\n'
+    assert patterns in config.read_text()
+    config.write_text(config.read_text().replace(patterns, patterns + "recursive = false\n", 1))
+    for cached in (handlers._project, handlers._plan, handlers._static):
+        cached.cache_clear()
+    # The trigger's part ends with start_execution: a state machine that only passes keeps the
+    # pipeline out of this test, and the manifest the trigger wrote is what it decided. The names
+    # are of top companies, so that the pipeline's file filter (applied by the trigger) keeps them.
+    top = _top_files(stocks)
+    a, b = f"landing/{top[0].name}", f"landing/sub/{top[1].name}"
+    role = boto3.client("iam").get_role(RoleName="chute")["Role"]["Arn"]
+    passing = stack["sfn"].create_state_machine(name="stocks-pass", roleArn=role, definition=json.dumps(
+        {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    monkeypatch.setenv("CHUTE_STATE_MACHINE_ARN", passing)
+    monkeypatch.setenv("CHUTE_LANDING_PREFIX", "landing/")
+    body = b"Date,Open,High,Low,Close,Volume,OpenInt\n"
+    for key in (a, b):
+        stack["s3"].put_object(Bucket="landing", Key=key, Body=body)
+
+    def started_files(report: dict) -> list[list[str]]:
+        executions = {e["name"]: e["executionArn"]
+                      for e in stack["sfn"].list_executions(stateMachineArn=passing)["executions"]}
+        manifests = [json.loads(stack["sfn"].describe_execution(executionArn=executions[name])["input"])["manifest"]
+                     for name in report["started"]]
+        return [[k for item in json.loads(stack["s3"].get_object(Bucket=m["bucket"], Key=m["key"])["Body"].read())
+                 for k in item["keys"]] for m in manifests]
+
+    monkeypatch.setenv("CHUTE_WAIT_FOR_MARKER", "no")  # each object its own execution
+    report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
+    assert b in report["ignored"]
+    assert started_files(report) == [[a]]
+
+    monkeypatch.setenv("CHUTE_WAIT_FOR_MARKER", "yes")  # the marker batches the files of its folder
+    stack["s3"].put_object(Bucket="landing", Key="landing/.SUCCESS", Body=b"")
+    report = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))
+    assert started_files(report) == [[a]]
+
+
+def test_the_load_step_retries_a_database_away_but_not_a_wrong_password(stack):
+    """handlers.load (its first step, begin, is the first to open the database): a database that
+    cannot be reached raises RetryStep (the state machine's Retry matches it); a wrong password
+    raises DatabaseRefused at once, so the step fails instead of retrying a password that will
+    not change."""
+    from chute.errors import DatabaseRefused, DatabaseUnavailable
+
+    secrets = boto3.client("secretsmanager")
+    right = json.loads(secrets.get_secret_value(SecretId="db")["SecretString"])
+    batch = {"action": "begin", "batch_id": "load-errors", "bucket": "landing", "execution": "load-errors"}
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "password": "wrong"}))
+    with pytest.raises(DatabaseRefused):
+        handlers.load(batch)
+
+    with socket.socket() as s:  # a port nobody listens on: the server stopped or not up yet
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps({**right, "port": closed}))
+    with pytest.raises(handlers.RetryStep) as retried:
+        handlers.load(batch)
+    assert isinstance(retried.value.__cause__, DatabaseUnavailable)
+
+    secrets.put_secret_value(SecretId="db", SecretString=json.dumps(right))
+    run_id = handlers.load(batch)["run_id"]  # the same step, once the database is there
+    assert handlers.load(batch)["run_id"] == run_id  # retried or redriven: the same run

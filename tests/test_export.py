@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from chute.db.copy import copy_arrow
-from chute.load.export import Kept, postgres_csv, postgres_csv_unsupported, write_export
+from chute.load.export import ExportRows, postgres_csv, postgres_csv_unsupported, write_export
 from conftest import write
 
 TABLE = "historical_stocks_data"
@@ -117,19 +117,19 @@ def test_a_first_load_writes_the_export_from_memory_as_the_table_would(stocks, c
     assert b"2099-01-04" in path.read_bytes()
 
 
-def kept_table(conn: psycopg.Connection, rows: pl.DataFrame, path) -> Kept:
-    """Table t holding `rows`, written (and committed) as a load unit would, with a Kept that saw it."""
+def kept_table(conn: psycopg.Connection, rows: pl.DataFrame, path) -> ExportRows:
+    """Table t holding `rows`, written (and committed) as a load unit would, with a ExportRows that saw it."""
     conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
     copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
     xid = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
     conn.commit()
-    kept = Kept({"t": (["k"], path)})
+    kept = ExportRows({"t": (["k"], path)})
     kept.rows("t", rows)
     kept.committed(xid)
     return kept
 
 
-def load_unit(conn: psycopg.Connection, kept: Kept, rows: pl.DataFrame) -> None:
+def load_unit(conn: psycopg.Connection, kept: ExportRows, rows: pl.DataFrame) -> None:
     """One load unit writing `rows` to t and committing, with `kept` told as the runner tells it."""
     kept.rows("t", rows)
     copy_arrow(conn.cursor(), sql.Identifier("t"), rows.to_arrow())
@@ -159,7 +159,7 @@ def test_rows_too_big_to_keep_are_let_go(db_url, tmp_path):
     path = tmp_path / "t.csv"
     with psycopg.connect(db_url) as conn:
         kept = kept_table(conn, rows, path)
-        small = Kept({"t": (["k"], path)}, limit=rows.estimated_size() // 2)
+        small = ExportRows({"t": (["k"], path)}, limit=rows.estimated_size() // 2)
         small.rows("t", rows)
         small.committed(kept.xids[0])
         assert small.frames["t"] is None
@@ -182,7 +182,7 @@ def test_units_in_key_order_are_appended_to_the_file_as_they_are_written(db_url,
     first, second = pl.DataFrame({"k": [3, 1, 2], "v": [0.5, 10.0, 2.25]}), pl.DataFrame({"k": [5, 4], "v": [1e-05, 0.0]})
     with psycopg.connect(db_url) as conn:
         conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
-        kept = Kept({"t": (["k"], path)})
+        kept = ExportRows({"t": (["k"], path)})
         load_unit(conn, kept, first)
         load_unit(conn, kept, second)
         assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
@@ -200,7 +200,7 @@ def test_units_whose_keys_go_back_are_written_again_as_a_whole(db_url, tmp_path,
              pl.DataFrame({"name": ["a", "c"], "day": [datetime.date(2021, 1, 1)] * 2})]
     with psycopg.connect(db_url) as conn:
         conn.execute("CREATE TABLE t (name text, day date, PRIMARY KEY (name, day))")
-        kept = Kept({"t": (key, path)})
+        kept = ExportRows({"t": (key, path)})
         for rows in units:
             load_unit(conn, kept, rows)
         assert write_export(conn, "p", "public", "t", key, path, kept) == "memory"
@@ -213,7 +213,7 @@ def test_a_file_written_from_rows_that_rolled_back_is_written_again(db_url, tmp_
     path = tmp_path / "t.csv"
     with psycopg.connect(db_url) as conn:
         conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
-        kept = Kept({"t": (["k"], path)})
+        kept = ExportRows({"t": (["k"], path)})
         kept.rows("t", pl.DataFrame({"k": [1], "v": [9.0]}))  # appended to the file at once...
         kept.reset()  # ...but that unit rolled back; its files are loaded again on their own
         load_unit(conn, kept, pl.DataFrame({"k": [2, 1], "v": [0.5, 1.0]}))
@@ -223,14 +223,14 @@ def test_a_file_written_from_rows_that_rolled_back_is_written_again(db_url, tmp_
 
 
 def test_a_write_nobody_takes_leaves_no_file(tmp_path):
-    kept = Kept({"t": (["k"], tmp_path / "t.csv")})
+    kept = ExportRows({"t": (["k"], tmp_path / "t.csv")})
     kept.rows("t", pl.DataFrame({"k": range(600_000), "v": [1.5] * 600_000}))
     kept.close()  # the run failed before its exports
     assert list(tmp_path.iterdir()) == []
 
 
 def test_rows_of_a_unit_that_rolled_back_are_not_kept(tmp_path):
-    kept = Kept({"t": (["k"], tmp_path / "t.csv")})
+    kept = ExportRows({"t": (["k"], tmp_path / "t.csv")})
     kept.rows("t", pl.DataFrame({"k": [1]}))
     kept.reset()
     kept.rows("t", pl.DataFrame({"k": [2]}))

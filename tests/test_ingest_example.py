@@ -1,4 +1,4 @@
-"""The ingest example end to end (seed 004): a source PostgreSQL database -> `chute extract`
+"""The ingest example end to end: a source PostgreSQL database -> `chute extract`
 into the partitioned landing zone -> `chute run` into the warehouse; new and changed source
 rows are extracted again by watermark and merged; nothing is loaded twice."""
 

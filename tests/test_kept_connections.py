@@ -11,6 +11,7 @@ import pytest
 from chute.db.kept import KeptConnections
 from chute.config.project import load_project
 from chute.run.runner import Runner
+from chute.sources.selection import Selection
 
 TOML = """
 [project]
@@ -46,9 +47,9 @@ def _backends(db_url: str) -> set[int]:
 def test_runs_of_one_process_reuse_their_connections(project, db_url, query):
     kept = KeptConnections()
     try:
-        first = Runner(project, db_url, only=[_drop(project, 1)], kept=kept).run()
+        first = Runner(project, db_url, selection=Selection(only=[_drop(project, 1)]), kept=kept).run()
         backends = _backends(db_url)
-        second = Runner(project, db_url, only=[_drop(project, 2)], kept=kept).run()
+        second = Runner(project, db_url, selection=Selection(only=[_drop(project, 2)]), kept=kept).run()
         assert first.status == second.status == "succeeded"
         assert len(backends) == 2  # the ledger's connection and the data connection, kept open
         assert _backends(db_url) == backends  # the second run opened none
@@ -61,12 +62,12 @@ def test_runs_of_one_process_reuse_their_connections(project, db_url, query):
 def test_a_run_whose_kept_connections_died_connects_again(project, db_url, query):
     kept = KeptConnections()
     try:
-        assert Runner(project, db_url, only=[_drop(project, 1)], kept=kept).run().status == "succeeded"
+        assert Runner(project, db_url, selection=Selection(only=[_drop(project, 1)]), kept=kept).run().status == "succeeded"
         old = _backends(db_url)
         with psycopg.connect(db_url, autocommit=True) as conn:  # as a server restart would
             for pid in old:
                 conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        summary = Runner(project, db_url, only=[_drop(project, 2)], kept=kept).run()
+        summary = Runner(project, db_url, selection=Selection(only=[_drop(project, 2)]), kept=kept).run()
         assert summary.status == "succeeded", summary.error
         assert [f.status for f in summary.files] == ["loaded"]
         assert query("SELECT count(*) FROM rows")[0][0] == 20
@@ -76,5 +77,5 @@ def test_a_run_whose_kept_connections_died_connects_again(project, db_url, query
 
 
 def test_without_kept_connections_a_run_leaves_none_open(project, db_url):
-    assert Runner(project, db_url, only=[_drop(project, 1)]).run().status == "succeeded"
+    assert Runner(project, db_url, selection=Selection(only=[_drop(project, 1)])).run().status == "succeeded"
     assert _backends(db_url) == set()

@@ -1,4 +1,4 @@
-"""The retail example end to end (seed 003): its API on a free loopback port, the three chained
+"""The retail example end to end: its API on a free loopback port, the three chained
 stages branches -> salespersons -> sales on a real PostgreSQL; then a salesperson whose sales
 answer 500: upstream rows stay, the message is a dead letter, `chute dlq retry` completes it."""
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from chute.errors import ConfigError, DatabaseUnavailable, TransientError
+from chute.errors import ConfigError, DatabaseRefused, DatabaseUnavailable, TransientError
 from chute.config.project import load_project
 from chute.retry import RetryPolicy, is_transient, retrying
 from chute.run.runner import Runner
@@ -129,7 +129,6 @@ def test_classification():
     assert is_transient(ConnectionResetError())
     assert is_transient(TimeoutError())
     assert is_transient(psycopg.OperationalError("server closed the connection unexpectedly"))
-    assert not is_transient(psycopg.OperationalError('password authentication failed for user "x"'))
     assert not is_transient(ConfigError("bad key"))
     assert not is_transient(ValueError("bad data"))
 
@@ -140,3 +139,47 @@ def test_classification():
     assert is_transient(ClientError("SlowDown", 503))
     assert is_transient(ClientError("ThrottlingException", 400))
     assert not is_transient(ClientError("NoSuchKey", 404))
+
+
+def test_a_wrong_password_or_database_is_terminal_and_a_stopped_server_transient(db_url, tmp_path):
+    """Against a real PostgreSQL, on the errors' fields (not their text): a wrong password and an
+    unknown database are refused for good - is_transient says no, chute's connect raises
+    DatabaseRefused and `retrying` tries once; a stopped server, at connect time and under an open
+    connection, is worth a retry. (A wrong password was once judged by its message.)"""
+    import psycopg
+
+    from chute.db.embedded import EmbeddedPostgres
+    from chute.db.postgres import connect
+
+    parts = urlsplit(db_url)
+    wrong_password = urlunsplit(parts._replace(netloc=f"{parts.username}:wrong@{parts.hostname}:{parts.port}"))
+    unknown_database = urlunsplit(parts._replace(path="/no_such_database"))
+    for url in (wrong_password, unknown_database):
+        with pytest.raises(psycopg.OperationalError) as raw:
+            psycopg.connect(url, connect_timeout=10)
+        assert not is_transient(raw.value), str(raw.value)
+        calls = []
+
+        def attempt(url=url):
+            calls.append(1)
+            return connect(url)
+
+        with pytest.raises(DatabaseRefused):
+            retrying(attempt, FAST, what="connect")
+        assert len(calls) == 1
+
+    cluster = EmbeddedPostgres(tmp_path / "pg", fast=True)  # its own: the shared one serves other tests
+    cluster.start()
+    try:
+        conn = psycopg.connect(cluster.url(), autocommit=True)
+        cluster.stop()
+        with pytest.raises(psycopg.OperationalError) as dropped:
+            conn.execute("SELECT 1")
+        assert is_transient(dropped.value), str(dropped.value)
+        with pytest.raises(psycopg.OperationalError) as raw:
+            psycopg.connect(cluster.url(), connect_timeout=10)
+        assert is_transient(raw.value), str(raw.value)
+        with pytest.raises(DatabaseUnavailable):
+            connect(cluster.url())
+    finally:
+        cluster.stop()

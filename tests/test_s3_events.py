@@ -109,7 +109,7 @@ def test_test_event_and_encoded_keys(s3_project, s3_bucket, aws, cli, query):
     key = f"incoming/with space/{name}"
     aws.client("s3").put_object(Bucket=s3_bucket, Key=key, Body=(stocks / "landing" / name).read_bytes())
     message = aws.client("sqs").receive_message(QueueUrl=info["queue_url"], MaxNumberOfMessages=10)["Messages"]
-    objects = [o for m in message for o in parse_event(m["Body"])]
+    objects = [(o.bucket, o.key) for m in message for o in parse_event(m["Body"])]
     assert (s3_bucket, key) in objects  # moto sends 'with+space': decoded with unquote_plus
 
 
@@ -252,3 +252,17 @@ def test_watch_service_runs_on_s3_events(s3_project, s3_bucket, aws, db_url, que
     assert query("SELECT count(*) FROM chute.files WHERE status = 'loaded'")[0][0] == TOP_FILES
     assert any("s3" in r[0] for r in query("SELECT trigger FROM chute.runs"))
     assert waiting(aws, info["queue_url"]) == 0
+
+
+def test_one_filter_for_the_names_events_bring(stocks):
+    """sources.s3_events.wanted, used by the watch trigger and the trigger Lambda alike: recursive,
+    patterns on the file's own name, and no hidden or partial part."""
+    from chute.config.project import load_project
+    from chute.sources.s3_events import wanted
+
+    landing = load_project(stocks).landing  # patterns *.us.txt, *.us.csv; recursive by default
+    flat = landing.model_copy(update={"recursive": False})
+    assert wanted("a.us.txt", landing) and wanted("a.us.txt", flat)
+    assert wanted("day/a.us.txt", landing) and not wanted("day/a.us.txt", flat)
+    assert not wanted("a.csv", landing) and not wanted("", landing)
+    assert not wanted(".hidden/a.us.txt", landing) and not wanted("day/a.us.txt.part", landing)

@@ -1,4 +1,4 @@
-"""The `stream` example (seed 004's Firehose branch): generated Firehose objects load once,
+"""The `stream` example (a Firehose delivery stream's objects): generated Firehose objects load once,
 re-delivered events merge into one row, a truncated record is quarantined, e-mails never land."""
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_watch_help_and_bad_project(tmp_path):
 
 def test_marker_mode_takes_a_local_batch_when_its_marker_lands(items_project, watch_process, query):
     """`[landing] trigger = "marker"` on a folder: a batch's files wait for its .SUCCESS, then
-    load together in one run (seed 002's convention, without S3)."""
+    load together in one run (the Spark-style _SUCCESS convention, without S3)."""
     project = items_project()
     config = project / "chute.toml"
     config.write_text(config.read_text().replace('patterns = ["*.csv"]', 'patterns = ["*.csv"]\ntrigger = "marker"'))
@@ -137,4 +137,14 @@ def test_marker_mode_takes_a_local_batch_when_its_marker_lands(items_project, wa
     runs = query("SELECT r.trigger, array_agg(f.name ORDER BY f.name) FROM chute.files f"
                  " JOIN chute.runs r USING (run_id) GROUP BY r.run_id, r.trigger ORDER BY r.run_id")
     assert runs == [("marker", ["day2/c.csv"]), ("marker", ["day1/a.csv", "day1/b.csv"])]
+    assert w.terminate() == 0
+
+
+def test_a_watch_run_that_quarantined_rows_says_so_in_its_log_line(items_project, watch_process, query):
+    project = items_project()
+    w = watch_process(project)
+    drop(project, "mixed.csv", "id,value\n1,a\nnot-a-number,b\n3,c\n")
+    line = next(line for line in w.wait_log("rejected into quarantine", what="the run's log line").splitlines()
+                if "rejected into quarantine" in line)
+    assert "2 rows, 1 rejected into quarantine (1 file(s) loaded with rejects)" in line
     assert w.terminate() == 0

@@ -1,4 +1,4 @@
-"""The workforce example (seed 000): an Excel report sheet with sub-tables separated by
+"""The workforce example: an Excel report sheet with sub-tables separated by
 blank rows and two-row headers; the headcount-by-gender table of the other entities is
 rebuilt, checked and loaded. Expected values are read from the workbooks with openpyxl."""
 

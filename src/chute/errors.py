@@ -3,8 +3,10 @@
     ChuteError                  anything chute reports to a user (CLI exit status 2 unless noted)
     ├── ConfigError             chute.toml or a command-line option is wrong
     ├── PipelineError           the node graph is miswired (missing input, cycle, duplicate output)
-    ├── DatabaseError           PostgreSQL is unreachable or refused a statement
+    ├── DatabaseError           PostgreSQL is unreachable or refused a statement (field: sqlstate)
     │   ├── EmbeddedDatabaseError   the local cluster could not be set up or started
+    │   ├── DatabaseRefused         reached, and refused the connection for good: wrong password
+    │   │                           or user, unknown database (terminal: never retried)
     │   └── DatabaseUnavailable     cannot connect / the connection dropped (also a TransientError)
     ├── TransientError          worth retrying with backoff: unreachable, throttled, timed out
     │   └── RunInProgress       another run of the same pipeline holds the lock (replace mode)
@@ -16,6 +18,8 @@
 
 FileError is caught per file by the runner: the file is recorded as `failed` with the
 message and the other files go on.
+
+Code decides on an error's class and fields, never on its message (which is for people).
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ class PipelineError(ChuteError):
 
 
 class DatabaseError(ChuteError):
-    pass
+    """PostgreSQL is unreachable or refused a statement. `sqlstate` is the SQLSTATE code the
+    server sent, or None: none was sent (unreachable), or libpq did not hand it over (a connection
+    refused during start-up: see chute.retry.refused_for_good)."""
+
+    def __init__(self, message: str = "", *, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class EmbeddedDatabaseError(DatabaseError):
@@ -49,8 +59,14 @@ class TransientError(ChuteError):
     """The same call may succeed later (see chute.retry): never bad data or bad config."""
 
 
+class DatabaseRefused(DatabaseError):
+    """The server was reached and refused this connection for a reason that will not fix itself:
+    a wrong password or user, an unknown database, no right to connect. Fix the URL or the grants."""
+
+
 class DatabaseUnavailable(DatabaseError, TransientError):
-    pass
+    """Cannot connect for now (refused, timed out, server starting or shutting down), or the
+    connection dropped: worth a retry."""
 
 
 class RunInProgress(TransientError):

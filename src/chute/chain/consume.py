@@ -23,8 +23,10 @@ from chute.ledger import schema
 from chute.db.postgres import connect
 from chute.errors import ChuteError, ConfigError, RunInProgress
 from chute.ledger.heartbeat import Heartbeat
+from chute.ledger import files as ledger
 from chute.ledger import queue
 from chute.chain.publish import Acker
+from chute.sources.selection import Selection
 
 if TYPE_CHECKING:
     from chute.ledger.summary import RunSummary
@@ -121,7 +123,7 @@ def consume(outer: Stage) -> "RunSummary":
             summary = RunSummary(None, stage, "succeeded")
         else:
             only = sorted({n for names in files_of.values() for n in names}) if follow.on == "files" else None
-            summary = outer.following(only=only, details=details, commit_hooks=[acker])
+            summary = outer.following(selection=Selection(only=only), details=details, commit_hooks=[acker])
         # Work that had nothing new to load (no files, or files already loaded): acknowledged here.
         settled = _settled(conn, stage, {mid: acker.remaining.get(mid, set()) for mid in working})
         for mid in working:
@@ -157,17 +159,13 @@ def _settled(conn, stage: str, remaining: dict[int, set[str]]) -> set[str]:
     names = sorted({n for left in remaining.values() for n in left})
     if not names:
         return set()
-    rows = conn.execute(
-        "SELECT DISTINCT ON (name) name, status FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
-        " ORDER BY name, updated_at DESC", (stage, names)).fetchall()
-    return {n for n, status in rows if status in ("loaded", "loaded_with_rejects", "skipped")}
+    latest = ledger.latest_versions(conn, stage, names)
+    return {n for n, (status, _) in latest.items() if status in (*ledger.LOADED_STATES, "skipped")}
 
 
 def _file_errors(conn, stage: str, names: set[str]) -> str | None:
-    rows = conn.execute(
-        "SELECT DISTINCT ON (name) name, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
-        " AND status = 'failed' ORDER BY name, updated_at DESC", (stage, sorted(names))).fetchall()
-    return "; ".join(f"{n}: {e}" for n, e in rows[:3]) or None
+    failed = ledger.latest_versions(conn, stage, names, status="failed")
+    return "; ".join(f"{n}: {e}" for n, (_, e) in list(failed.items())[:3]) or None
 
 
 def _unseen(project, stage: str, names: set[str]) -> str:

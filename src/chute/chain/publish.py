@@ -18,6 +18,7 @@ import logging
 import polars as pl
 
 from chute.ledger import queue
+from chute.ledger.files import LedgerRow
 
 log = logging.getLogger("chute.chain")
 
@@ -45,10 +46,10 @@ class Publisher:
                 continue
             self.pending[s["stage"]].extend(frame.select(s["key"]).unique(maintain_order=True).to_dicts())
 
-    def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
+    def statements(self, files: list[LedgerRow]) -> list[tuple[str, tuple]]:
         out = []
-        loaded = [f["name"] for f in files if f["status"] in ("loaded", "loaded_with_rejects")]
-        run_id = files[0]["run_id"] if files else None
+        loaded = [f.name for f in files if f.loaded]
+        run_id = files[0].run_id if files else None
         for s in self.subscriptions:
             if s["follows"] == "rows":
                 keys = list({json.dumps(k, default=str, sort_keys=True): k for k in self.pending[s["stage"]]}.values())
@@ -80,8 +81,8 @@ class Acker:
     def rows(self, table: str, frame: pl.DataFrame) -> None:
         pass
 
-    def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
-        names = {f["name"] for f in files if f["status"] in ("loaded", "loaded_with_rejects")}
+    def statements(self, files: list[LedgerRow]) -> list[tuple[str, tuple]]:
+        names = {f.name for f in files if f.loaded}
         self._tentative = {mid: left - names for mid, left in self.remaining.items() if left & names}
         out = []
         for mid, left in self._tentative.items():

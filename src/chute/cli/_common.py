@@ -29,23 +29,29 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 import click
 
 from chute.cli.console import data_table, err, escape, out
-from chute.errors import ChuteError
+from chute.errors import ChuteError, DatabaseUnavailable
 
-EXIT_FILES_FAILED = 1
-EXIT_ERROR = 2
+# The exit statuses of every command (README, "Exit status"; tests/test_exit_codes.py):
+EXIT_OK = 0            # everything asked for was done
+EXIT_FAILED = 1        # the command ran, but a file (or a chain message, a check) failed, or failed files
+#                        are still waiting in the landing zone (chute run: see --ignore-old-failures)
+EXIT_ERROR = 2         # the configuration, the command line or the data was refused: nothing was loaded
+EXIT_UNAVAILABLE = 3   # the database could not be reached or went away: nothing was lost; try again later
 
 
 class ChuteGroup(click.Group):
-    """Turn every ChuteError into one clear line on stderr and exit status 2."""
+    """Turn every ChuteError into one clear line on stderr and exit status 2 (3 when the database
+    is unavailable: a scheduler may simply try again)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ChuteError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            status = EXIT_UNAVAILABLE if isinstance(exc, DatabaseUnavailable) else EXIT_ERROR
             if ctx.meta.get(JSON_ASKED):  # a script reading stdout gets a document too
-                emit_json({"error": str(exc), "exit_status": EXIT_ERROR})
-            sys.exit(EXIT_ERROR)
+                emit_json({"error": str(exc), "exit_status": status})
+            sys.exit(status)
 
 
 def emit_json(data: Any) -> None:
@@ -98,7 +104,9 @@ def with_progress(work, quiet: bool):
         return work(progress)
 
 
-def report_run(summary, as_json: bool) -> None:
+def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
+    """The run's summary, then its exit status: 1 when a file failed in this run or, unless
+    `old_failures_fail` is off, when files that failed before are still there unchanged."""
     from chute.quality.quarantine import rejects_command
 
     if as_json:
@@ -110,9 +118,15 @@ def report_run(summary, as_json: bool) -> None:
                   f"{loaded} loaded, {failed} failed, {skipped} skipped, {summary.unchanged} unchanged"
                   + (f", {summary.excluded} excluded by a file filter" if summary.excluded else "")
                   + f"; {summary.rows_loaded:,} rows loaded"
+                  + (" (" + ", ".join(f"{t} {n:,}" for t, n in summary.tables.items()) + ")"
+                     if len(summary.tables) > 1 else "")
                   + (f", {summary.rows_rejected:,} rejected ({rejects_command(summary.pipeline)})"
                      if summary.rows_rejected else ""),
                   highlight=False)
+        if not summary.rows_by_file:
+            out.print("Rows per file are not known for files loaded together: the pipeline's nodes drop the "
+                      "source_file column (keep it in the output to count rows per file; the run's totals are "
+                      "exact).", highlight=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = data_table("file", "status", "reason")
@@ -126,16 +140,17 @@ def report_run(summary, as_json: bool) -> None:
                       "pending: a load of the same content does not read them again; fix what refused them, then "
                       "add --replay to this command (chute rejects list shows why).", highlight=False)
         if summary.still_failed:
-            out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; "
-                      "fix them or run with --retry-failed.")
+            out.print(f"{len(summary.still_failed)} file(s) failed earlier and are unchanged; fix or remove them, "
+                      "or run with --retry-failed" + (" (exit status 1 while they wait)" if old_failures_fail else "")
+                      + ".")
         for path in summary.exports:
             out.print(f"exported {path}", markup=False)
         if summary.error:
             err.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False)
-    if summary.error and not summary.files:
+    if summary.error and not summary.files and not summary.chain:  # it failed before it could load anything
         sys.exit(EXIT_ERROR)
-    if not summary.ok:
-        sys.exit(EXIT_FILES_FAILED)
+    if not summary.ok or (old_failures_fail and summary.still_failed):
+        sys.exit(EXIT_FAILED)
 
 
 def report_replay(result, as_json: bool) -> None:
@@ -153,3 +168,9 @@ def report_replay(result, as_json: bool) -> None:
         out.print(line, highlight=False)
 
 
+def folder_chosen() -> bool:
+    """Whether the command was given -p/--project (rather than running in the current folder)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source("project_dir") not in (None, ParameterSource.DEFAULT)

@@ -22,7 +22,12 @@ class _Console:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            console = Console(**self._options)
+            # Lines are wrapped to the width only on a terminal: in a pipe, a log file or a CI
+            # log, a message stays one line that grep and log collectors can take whole.
+            if not console.is_terminal:
+                console.soft_wrap = True
+            self._console = console
         return self._console
 
     def __getattr__(self, name: str) -> Any:

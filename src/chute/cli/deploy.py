@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 # Not imported from cli.py: cli.py imports this module at its end, also when run as __main__.
+from chute.cli._common import EXIT_FAILED
 from chute.cli.console import err, out
-EXIT_CHECKS_FAILED = 1
 
 
 @click.group()
@@ -69,4 +69,4 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
     if failed:
         if not as_json:
             err.print("[bold red]checks failed[/]")
-        sys.exit(EXIT_CHECKS_FAILED)
+        sys.exit(EXIT_FAILED)

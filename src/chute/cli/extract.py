@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli._common import data_table, escape, EXIT_FILES_FAILED, emit_json, db_option, err, json_option, out, project_option
+from chute.cli._common import data_table, escape, EXIT_FAILED, emit_json, db_option, err, json_option, out, project_option
 
 
 @click.command("extract")
@@ -46,11 +46,13 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
     if as_json:
         emit_json([r.to_dict() for r in reports])
     else:
+        from chute.ledger.watermarks import describe  # here: psycopg is not imported at the CLI's start-up
+
         table = data_table("extraction", "rows", "files", "seconds", "watermark")
         for r in reports:
             mark = "unchanged (backfill)" if r.backfill else \
                 (f"{len(r.keyed_watermarks)} key(s) moved" if r.keyed_watermarks else
-                 "unchanged" if r.watermark_after == r.watermark_before else f"{r.watermark_after}")
+                 "unchanged" if r.watermark_after == r.watermark_before else describe(r.watermark_after))
             table.add_row(r.name, f"{r.rows:,}", str(len(r.files)), f"{r.seconds:.2f}", mark)
         out.print(table)
         for r in reports:
@@ -59,4 +61,4 @@ def extract(project_dir: Path, db_url: str | None, names: tuple[str, ...], since
         if any(r.files for r in reports):
             out.print(f"Next: [bold]chute run --project {project_dir}[/] loads the new files")
     if any(r.error for r in reports):
-        sys.exit(EXIT_FILES_FAILED)
+        sys.exit(EXIT_FAILED)

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from chute import __version__
-from chute.cli._common import (EXIT_FILES_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
+from chute.cli._common import (EXIT_FAILED, ChuteGroup, folder_chosen, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
                                report_replay, report_run, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
@@ -59,7 +59,7 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
     elif info["data"]:
         out.print(f"Generated {info['data']['files']} files ({info['data']['rows']:,} rows) in {folder}/landing",
                   markup=False)
-    out.print(f"Next: [bold]chute run --project {escape(str(folder))}[/]")
+    out.print(f"Next: [bold]{escape(info['next'])}[/]")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -70,23 +70,32 @@ def init(folder: Path, example: str, files: int | None, seed: int, as_json: bool
 @click.option("--start-ts", metavar="TIME", help="Only files of partition folders (year=/month=/day=/hhmm=) at or "
               "after TIME (ISO, UTC unless an offset is given); other folders are not even listed.")
 @click.option("--end-ts", metavar="TIME", help="Only files of partition folders before TIME.")
+@click.option("--ignore-old-failures", is_flag=True,
+              help="Exit 0 when this run loaded everything it tried, even if files that failed in an earlier run "
+                   "are still waiting unchanged (by default they keep the exit status at 1, so that a scheduler "
+                   "keeps seeing them).")
 @json_option
 def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str | None, end_ts: str | None,
-        as_json: bool) -> None:
+        ignore_old_failures: bool, as_json: bool) -> None:
     """Load everything new in the project's landing zone, exactly once.
 
-    With --start-ts/--end-ts, only the files whose partition path falls in that window."""
+    With --start-ts/--end-ts, only the files whose partition path falls in that window.
+
+    \b
+    Exit status: 0 all loaded; 1 a file failed, now or earlier and still unchanged;
+    2 the configuration or command line is wrong; 3 the database is unavailable."""
     from chute.config.project import load_project
     from chute.run.runner import Runner
     from chute.db.resolve import resolve_database
     from chute.sources.partitions import window_option
+    from chute.sources.selection import Selection
 
     project = load_project(project_dir)
     window = window_option(start_ts, end_ts)
     url = resolve_database(project, db_url, project_dir)
     try:
-        summary = with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed,
-                                                         progress=progress, window=window).run(), quiet=as_json)
+        summary = with_progress(lambda progress: Runner(project, url, retry_failed=retry_failed, progress=progress,
+                                                         selection=Selection(window=window)).run(), quiet=as_json)
     except RunInProgress:  # not a failure: another run covers the files
         raise
     except ChuteError as exc:  # the run could not start; [[notify]] still hears of it
@@ -94,7 +103,7 @@ def run(project_dir: Path, db_url: str | None, retry_failed: bool, start_ts: str
 
         after_failed_start(project, str(exc))
         raise
-    report_run(summary, as_json)
+    report_run(summary, as_json, old_failures_fail=not ignore_old_failures)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -173,7 +182,9 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               help="Read the file in blocks of about this many MB (bounds memory).")
 @click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
               "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
-@project_option
+@click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="A project folder whose embedded database to use (none is needed: outside a "
+              "project, chute load uses your default embedded database); its logs/ gets the run log.")
 @db_option
 @json_option
 def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
@@ -198,7 +209,8 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
         raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
                        types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
-                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay)
+                       drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
+                       folder_chosen=folder_chosen())
     if replay:
         report_replay(result, as_json)
     else:
@@ -208,13 +220,15 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
 # -- db ---------------------------------------------------------------------------------------
 @main.group()
 def db() -> None:
-    """The embedded PostgreSQL cluster (PROJECT/.chute/pg), used when no database is configured."""
+    """The embedded PostgreSQL clusters chute runs when no database is configured: a project's own
+    (PROJECT/.chute/pg), or outside a project this user's default cluster, which every
+    `chute load` shares wherever it runs."""
 
 
 def _embedded(project_dir: Path):
-    from chute.db.embedded import EmbeddedPostgres
+    from chute.db.embedded import cluster_of
 
-    return EmbeddedPostgres(project_dir / ".chute" / "pg")
+    return cluster_of(project_dir, chosen=folder_chosen())
 
 
 @db.command("start")
@@ -229,19 +243,27 @@ def db_start(project_dir: Path, as_json: bool) -> None:
 
 @db.command("stop")
 @project_option
+@click.option("--all", "every", is_flag=True, help="Stop every cluster chute started (see chute db list).")
 @json_option
-def db_stop(project_dir: Path, as_json: bool) -> None:
+def db_stop(project_dir: Path, every: bool, as_json: bool) -> None:
     """Stop the embedded cluster (its data stays)."""
-    pg = _embedded(project_dir)
-    stopped = pg.stop()
-    emit_json({"stopped": stopped}) if as_json else out.print("stopped" if stopped else "not running")
+    from chute.db.embedded import registered
+
+    clusters = registered() if every else [_embedded(project_dir)]
+    stopped = [str(pg.folder) for pg in clusters if pg.stop()]
+    if as_json:
+        emit_json({"stopped": bool(stopped)} if not every else {"stopped": stopped})
+    elif every:
+        out.print(f"stopped {len(stopped)} cluster(s)", highlight=False)
+    else:
+        out.print("stopped" if stopped else "not running")
 
 
 @db.command("status")
 @project_option
 @json_option
 def db_status(project_dir: Path, as_json: bool) -> None:
-    """Whether the embedded cluster exists and runs."""
+    """Whether the embedded cluster exists and runs (exit status 1 when it does not run)."""
     info = _embedded(project_dir).status()
     if as_json:
         emit_json(info)
@@ -250,7 +272,7 @@ def db_status(project_dir: Path, as_json: bool) -> None:
         out.print(f"embedded PostgreSQL in {info['folder']}: {state}"
                   + (f" on 127.0.0.1:{info['port']}" if info.get("port") and info["running"] else ""))
     if not info["running"]:
-        sys.exit(EXIT_FILES_FAILED)
+        sys.exit(EXIT_FAILED)
 
 
 @db.command("url")
@@ -258,6 +280,42 @@ def db_status(project_dir: Path, as_json: bool) -> None:
 def db_url_cmd(project_dir: Path) -> None:
     """Print the embedded cluster's URL (with its password), starting it if needed; e.g. psql "$(chute db url)"."""
     click.echo(_embedded(project_dir).start())
+
+
+@db.command("list")
+@json_option
+def db_list(as_json: bool) -> None:
+    """Every cluster chute created here: its project folder, data, port, state and size."""
+    from chute.db.embedded import registered
+
+    rows = [pg.describe() for pg in registered()]
+    if as_json:
+        emit_json(rows)
+        return
+    table = data_table("project", "state", "port", "size", "data")
+    for r in rows:
+        project = r["project"] + ("" if r["project_exists"] else "  (folder deleted: chute db prune)")
+        table.add_row(project, r["state"], str(r["port"] or ""), f"{r['bytes'] / 1e6:,.1f} MB", r["data"])
+    out.print(table if rows else "no embedded clusters")
+
+
+@db.command("prune")
+@click.option("--dry-run", is_flag=True, help="Only say which clusters would be removed.")
+@json_option
+def db_prune(dry_run: bool, as_json: bool) -> None:
+    """Stop and delete the clusters whose project folder no longer exists (their data goes too)."""
+    from chute.db.embedded import registered
+
+    gone = [pg for pg in registered() if not pg.describe()["project_exists"]]
+    if not dry_run:
+        for pg in gone:
+            pg.remove()
+    removed = [str(pg.link.parent.parent) for pg in gone]
+    if as_json:
+        emit_json({"removed": removed, "dry_run": dry_run})
+    else:
+        verb = "would remove" if dry_run else "removed"
+        out.print(f"{verb} {len(removed)} cluster(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
 
 
 def entry() -> None:

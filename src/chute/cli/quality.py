@@ -59,10 +59,11 @@ def rejects() -> None:
 @click.option("--state", type=click.Choice(["pending", "replayed", "discarded", "all"]), default="pending",
               show_default=True, help="Which rejects to show, by replay state.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--records", is_flag=True, help="Also show each reject's raw record (personal data masked).")
 @json_option
 def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, file, column, reason, check,
-                 state: str, limit: int, as_json: bool) -> None:
-    """List rejects: file, line, column, check and reason."""
+                 state: str, limit: int, records: bool, as_json: bool) -> None:
+    """List rejects, file by file: line, column, check, reason and value."""
     from chute.quality.quarantine import select_rejects
 
     name, conn = _open(project_dir, db_url, pipeline)
@@ -75,11 +76,24 @@ def rejects_list(project_dir: Path, db_url: str | None, pipeline: str | None, fi
     if not rows:
         out.print("no rejects match")
         return
-    table = data_table("id", "file", "line", "table", "column", "check", "reason", "value", "state")
+    by_file: dict[str, list[dict]] = {}
     for r in rows:
-        table.add_row(str(r["reject_id"]), r["file_name"], str(r["line_number"] or ""), r["target_table"] or "",
-                      r["column_name"] or "", r["check_name"], r["reason"], (r["value"] or "")[:40], r["replay_state"])
-    out.print(table)
+        by_file.setdefault(r["file_name"], []).append(r)
+    for name, found in by_file.items():
+        rows_of = len({r["row_number"] for r in found})
+        # The file's whole name on a line of its own: a table column would cut it.
+        out.print(f"file [bold]{escape(name)}[/]: {rows_of} row(s), {len(found)} failed check(s)", highlight=False)
+        table = data_table("id", "line", "column", "check", "reason", "value", "state")
+        table.columns[4].overflow = "fold"  # reasons wrap within the terminal's width, never cut
+        for r in found:
+            where = ".".join(filter(None, [r["target_table"], r["column_name"]]))
+            table.add_row(str(r["reject_id"]), str(r["line_number"] or ""), where, r["check_name"],
+                          " ".join(str(r["reason"]).split()), _short(r["value"]), r["replay_state"])
+            if records and r.get("raw_record"):
+                table.add_row("", "", "", "", f"record: {r['raw_record']}", "", "")
+        out.print(table)
+    if len(rows) == limit:
+        out.print(f"(the first {limit}; --limit N shows more)", highlight=False)
 
 
 @rejects.command("show")
@@ -163,3 +177,9 @@ def replay(project_dir: Path, db_url: str | None, file, column, reason, check, i
     url = resolve_database(project, db_url, project_dir)
     result = run_replay(project, url, data=data, file=file, column=column, reason=reason, check=check, ids=ids)
     report_replay(result, as_json)
+
+
+def _short(value: str | None, width: int = 40) -> str:
+    """A value in a table cell: one line, cut with an ellipsis past `width` (chute rejects show N has it whole)."""
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from chute.cli._common import EXIT_FILES_FAILED, emit_json, db_option, json_option, out, project_option
+from chute.cli._common import EXIT_FAILED, emit_json, db_option, json_option, out, project_option
 
 
 @click.group()
@@ -73,7 +73,7 @@ def drain(project_dir: Path, db_url: str | None, wait: int, max_messages: int, a
                       + (f", {run.get('files_loaded', 0)} file(s) loaded" if run["run_id"] else "")
                       + (f" - {run['error']}" if run.get("error") else ""), highlight=False)
     if any(r["status"] != "succeeded" for r in info["runs"]):
-        raise SystemExit(EXIT_FILES_FAILED)
+        raise SystemExit(EXIT_FAILED)
 
 
 @s3.command("dead-letters")

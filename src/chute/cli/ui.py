@@ -43,9 +43,24 @@ def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str |
     if token is not None and len(token) < 16:
         raise ConfigError("the dashboard token must be at least 16 characters")
     project = load_project(project_dir)
+    _check_port_free(host, port)
     app = create_app(project, resolve_database(project, db_url, project_dir), token=token)
     shown = f"[{host}]" if ":" in host else host
     out.print(f"chute dashboard for [bold]{project.name}[/] on http://{shown}:{port}/"
               + (" (open it once with ?token=<your token>)" if token else ""), highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=os.environ.get("CHUTE_UI_LOG_LEVEL", "warning"),
                 server_header=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port already taken, with a clear message and exit status 2 (uvicorn would exit 3)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                              "is another server (or another chute ui) using it? Choose another with --port") from None

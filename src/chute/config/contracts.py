@@ -9,7 +9,7 @@ import re
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import StrictBool, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chute.coltypes import parse_type
 from chute.errors import ConfigError
@@ -23,8 +23,8 @@ class ColumnRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str | None = None  # the value must convert to this type (beyond the column's declared type)
-    not_null: bool = False
-    unique: bool = False  # no two rows of one load share the value
+    not_null: StrictBool = False
+    unique: StrictBool = False  # no two rows of one load share the value
     min: float | int | str | None = None
     max: float | int | str | None = None
     allowed: list[Any] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import StrictBool, AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Partition folders are named after the extraction's output: letters, digits, _ . - and no
 # leading dot (hidden folders are ignored by the landing zone; '..' would leave it).
@@ -138,7 +138,7 @@ class HttpExtract(ExtractBase):
     # consumed ([follow], chute.chain); for_each_query: the rows of a query on the target database.
     for_each: Literal["message"] | None = None
     for_each_query: str | None = None
-    add_keys: bool = True  # copy each row's values into its records (when they lack the field)
+    add_keys: StrictBool = True  # copy each row's values into its records (when they lack the field)
 
     @model_validator(mode="after")
     def _consistent(self) -> "HttpExtract":

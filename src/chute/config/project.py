@@ -6,13 +6,16 @@ reading code. Paths in the file are relative to the project folder.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import re
 import tomllib
 from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chute.coltypes import ColumnType, parse_type
 from chute.errors import ConfigError
@@ -59,7 +62,12 @@ class ProjectInfo(_Strict):
 class Landing(_Strict):
     path: str = "landing"
     patterns: list[str] = Field(["*.csv"], min_length=1)
-    recursive: bool = True
+    recursive: StrictBool = True
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _one_pattern(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # patterns = "*.csv" means ["*.csv"]
     # "file": every matching file is taken as it lands. "marker": a folder (batch) is taken only
     # once its marker file lands, all its files in one run (folders and S3; docs/watch.md, docs/s3.md).
     trigger: Literal["file", "marker"] = "file"
@@ -71,7 +79,7 @@ class Source(_Strict):
 
     format: Literal["csv", "excel", "jsonl", "parquet"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
-    header: bool = True
+    header: StrictBool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', min_length=1, max_length=1)
     encoding: str = "utf-8"
@@ -172,7 +180,7 @@ class S3(_Strict):
 class RunLog(_Strict):
     """A JSON document per run: in the project, and in the bucket for an S3 landing zone."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     folder: str = "logs"  # relative to the project: logs/run-<id>.json
     s3_prefix: str = "logs/"  # key prefix in the landing bucket ('' = do not upload)
 
@@ -368,13 +376,86 @@ def project_from_dict(data: dict[str, Any], root: Path, origin: str = CONFIG_NAM
 
 
 def _describe(exc: ValidationError) -> str:
+    """pydantic's errors in the words of chute.toml: where, what is wrong, and how to fix it."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        loc = [str(part) for part in error["loc"]]
+        kind, value = error["type"], error.get("input")
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see docs/configuration.md)"
-        elif error["type"] == "missing":
+        if kind == "extra_forbidden":
+            near = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]) or _known_keys(), n=1, cutoff=0.6)
+            message = (f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}; "
+                       "see docs/configuration.md")
+        elif kind == "missing":
             message = "required key is missing"
-        lines.append(f"  - {where}: {message}")
+        elif kind == "union_tag_invalid":  # [[pipeline.steps]] op = "dorp"
+            tags = re.findall(r"'([^']+)'", error["ctx"].get("expected_tags", "")) if error.get("ctx") else []
+            tag = str(error.get("ctx", {}).get("tag", value))
+            near = difflib.get_close_matches(tag, tags, n=1)
+            message = (f"unknown {error['ctx'].get('discriminator', 'kind').strip(chr(39))} {tag!r}"
+                       + (f" (did you mean {near[0]!r}?)" if near else "") + f"; one of: {', '.join(tags)}")
+        elif kind in _EXPECTED:
+            message = f"expected {_EXPECTED[kind]}, got {_shown(value)}"
+        lines.append(f"  - {'.'.join(loc) or '(top level)'}: {message}")
     return "\n".join(lines)
+
+
+_EXPECTED = {
+    "list_type": "a list (in TOML: [\"a\", \"b\"])", "dict_type": "a table (in TOML: {key = value} or [section])",
+    "bool_type": "true or false (without quotes)", "int_type": "a whole number", "int_parsing": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "string_type": "text in quotes",
+}  # others (literal_error, a value out of range...) keep pydantic's message: it names the allowed values
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@functools.cache
+def _known_keys() -> tuple[str, ...]:
+    """Every key chute.toml may hold, at any level (for "did you mean")."""
+    keys: set[str] = set()
+    seen: set[type] = set()
+
+    def walk(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            keys.add(field.alias or name)
+            for arg in _types_in(field.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    walk(arg)
+
+    walk(Project)
+    return tuple(sorted(keys))
+
+
+def _keys_at(path: list[str]) -> list[str]:
+    """The keys allowed where `path` (a location in chute.toml) leads; [] where it cannot tell."""
+    models: list[type[BaseModel]] = [Project]
+    for part in path:
+        inner = []
+        for model in models:
+            field = model.model_fields.get(part) or next(
+                (f for f in model.model_fields.values() if f.alias == part), None)
+            if field is not None:
+                inner += [t for t in _types_in(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not inner:  # a dict key or a list index: the models stay those of the value
+            if part.isdigit() or models != [Project]:
+                continue
+            return []
+        models = inner
+    return sorted({f.alias or n for m in models for n, f in m.model_fields.items()})
+
+
+def _types_in(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    found, todo = [], [annotation]
+    while todo:
+        item = todo.pop()
+        found.append(item)
+        todo.extend(get_args(item))
+    return found

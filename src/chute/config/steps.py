@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Literal, Union
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import StrictBool, BaseModel, ConfigDict, Field, field_validator
 
 from chute.coltypes import parse_type
 from chute.errors import ConfigError
@@ -26,7 +26,7 @@ class StepBase(BaseModel):
 class DropStep(StepBase):
     op: Literal["drop"]
     columns: list[str] = Field(min_length=1)
-    strict: bool = False  # a missing column is an error
+    strict: StrictBool = False  # a missing column is an error
 
 
 class HashStep(StepBase):
@@ -48,15 +48,15 @@ class ExplodeStep(StepBase):
     column: str
     separator: str = Field(",", min_length=1)
     position: str | None = None
-    strip: bool = True
+    strip: StrictBool = True
 
 
 class ExtractStep(StepBase):
     op: Literal["extract"]
     column: str
     pattern: str
-    keep: bool = False
-    strict: bool = True
+    keep: StrictBool = False
+    strict: StrictBool = True
 
     @field_validator("pattern")
     @classmethod
@@ -85,7 +85,7 @@ class RenameStep(StepBase):
 class CastStep(StepBase):
     op: Literal["cast"]
     columns: dict[str, str] = Field(min_length=1)
-    strict: bool = True
+    strict: StrictBool = True
 
     @field_validator("columns")
     @classmethod

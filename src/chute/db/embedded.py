@@ -1,4 +1,9 @@
-"""A PostgreSQL cluster that chute runs itself, inside the project (`.chute/pg`).
+"""A PostgreSQL cluster that chute runs itself: a project's own (`PROJECT/.chute/pg`), or the
+one default cluster of this user for `chute load` outside a project (`clusters_home()/default`).
+
+Every cluster chute creates is recorded in `clusters_home()/registry/`, so `chute db list`
+can show them all (folder, port, state, size) and `chute db prune` can remove those whose
+project folder is gone.
 
 It uses the PostgreSQL server binaries installed on the machine. initdb refuses to run as
 root, so as root every server command runs as the `postgres` user and the cluster folder
@@ -13,6 +18,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +29,45 @@ from chute.errors import EmbeddedDatabaseError
 
 USER = "chute"
 DATABASE = "chute"
+
+
+def clusters_home() -> Path:
+    """Where chute keeps what is not inside a project: $CHUTE_CLUSTERS_DIR, else /var/lib/chute/clusters
+    as root (the postgres user must reach it), else ~/.local/share/chute/clusters."""
+    if env := os.environ.get("CHUTE_CLUSTERS_DIR"):
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/chute/clusters")
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "chute" / "clusters"
+
+
+def default_cluster() -> "EmbeddedPostgres":
+    """The cluster `chute load` (and `chute db`) use outside a project: one per user, wherever
+    the command runs, so loads from different folders land in one database."""
+    return EmbeddedPostgres(clusters_home() / "default")
+
+
+def cluster_of(folder: Path, *, chosen: bool = False) -> "EmbeddedPostgres":
+    """The embedded cluster for a command given `folder` (-p, default "."): the folder's own when it
+    was `chosen` explicitly, holds a chute.toml or already has a cluster; else this user's default."""
+    folder = Path(folder)
+    if chosen or (folder / "chute.toml").is_file() or (folder / ".chute" / "pg").exists():
+        return EmbeddedPostgres(folder / ".chute" / "pg")
+    return default_cluster()
+
+
+def registered() -> list["EmbeddedPostgres"]:
+    """Every cluster chute created on this machine (for this user's clusters_home)."""
+    import json
+
+    found = []
+    for entry in sorted((clusters_home() / "registry").glob("*.json")):
+        try:
+            noted = json.loads(entry.read_text())
+            found.append(EmbeddedPostgres(Path(noted["link"]), home=Path(noted.get("home") or noted["link"])))
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
 
 
 def find_bindir() -> Path:
@@ -56,12 +101,15 @@ def _free_port() -> int:
 
 
 class EmbeddedPostgres:
-    def __init__(self, folder: Path, *, fast: bool = False):
+    def __init__(self, folder: Path, *, fast: bool = False, home: Path | None = None):
         self.link = Path(folder).absolute()  # .chute/pg: the cluster, or a link to where it lives
         self.fast = fast  # fsync off: for throwaway test clusters only
+        self.home = home  # where the registry says the data lives (the link may be gone with its project)
 
     @property
     def folder(self) -> Path:
+        if self.home is not None and not self.link.exists():
+            return self.home
         return self.link.resolve()
 
     @property
@@ -102,6 +150,34 @@ class EmbeddedPostgres:
             return False
         return self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
 
+    @property
+    def _entry(self) -> Path:
+        import hashlib
+
+        return clusters_home() / "registry" / (hashlib.sha256(str(self.link).encode()).hexdigest()[:16] + ".json")
+
+    def register(self) -> None:
+        """Note this cluster in the registry (once; clusters made before the registry get noted on start)."""
+        import json
+
+        if not self._entry.exists():
+            self._entry.parent.mkdir(parents=True, exist_ok=True)
+            self._entry.write_text(json.dumps({"link": str(self.link), "home": str(self.folder),
+                                               "created": time.time()}) + "\n")
+
+    def forget(self) -> None:
+        self._entry.unlink(missing_ok=True)
+
+    def size(self) -> int:
+        """Bytes on disk (0 when it cannot be read)."""
+        total = 0
+        for path in self.folder.rglob("*") if self.folder.exists() else ():
+            try:
+                total += path.lstat().st_size
+            except OSError:
+                pass
+        return total
+
     def init(self) -> None:
         if os.geteuid() == 0 and not self.link.exists() and not _postgres_can_enter(self.link.parent):
             self._relocate()
@@ -120,13 +196,14 @@ class EmbeddedPostgres:
                       f"--pwfile={pw.name}", "-E", "UTF8", "--locale=C.UTF-8")
         finally:
             os.unlink(pw.name)
+        self.register()
 
     def _relocate(self) -> None:
         """The postgres user cannot reach the project (say, under /root): keep the cluster in
         /var/lib/chute and leave a link in the project, so everything else finds it as usual."""
         import hashlib
 
-        home = Path(os.environ.get("CHUTE_CLUSTERS_DIR", "/var/lib/chute/clusters"))
+        home = clusters_home()
         target = home / hashlib.sha256(str(self.link).encode()).hexdigest()[:16]
         home.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.link.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +243,7 @@ class EmbeddedPostgres:
             self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(log),
                       "-o", " ".join(options))
             self._ensure_database()
+            self.register()
         return self.url()
 
     def _ensure_database(self) -> None:
@@ -200,3 +278,41 @@ class EmbeddedPostgres:
         if self.initialised:
             info["port"] = self.port
         return info
+
+    def orphans(self) -> list[int]:
+        """PIDs of a postmaster still serving this cluster's data folder (running, but its folder
+        or its link was deleted: only /proc still knows it)."""
+        data = str(self.folder / "data")
+        pids = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"postgres") and b"-D" in args:
+                at = args.index(b"-D")
+                if at + 1 < len(args) and args[at + 1].decode(errors="replace").rstrip("/") == data:
+                    pids.append(int(cmdline.parent.name))
+        return pids
+
+    def describe(self) -> dict[str, object]:
+        """For `chute db list`: which project (or the default), where, port, state, size, and
+        whether the project folder still exists."""
+        default = self.link == default_cluster().link
+        project = None if default else self.link.parent.parent
+        return {"project": str(project) if project else "(default: chute load outside a project)",
+                "data": str(self.folder), "port": self.port if self.initialised else None,
+                "state": "running" if self.running() or self.orphans() else ("stopped" if self.initialised else "gone"),
+                "bytes": self.size(), "project_exists": default or (project is not None and project.is_dir())}
+
+    def remove(self) -> None:
+        """Stop the cluster, delete its data (and the project's link to it), forget it."""
+        if self.initialised:
+            self.stop()
+        for pid in self.orphans():  # its folder was deleted under it: pg_ctl cannot find it any more
+            os.kill(pid, signal.SIGTERM)
+        target = self.folder
+        if self.link.is_symlink():
+            self.link.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        self.forget()

@@ -10,8 +10,9 @@ import re
 import psycopg
 from psycopg import sql
 
-from chute.coltypes import ColumnType
-from chute.errors import ConfigError, DatabaseError, DatabaseUnavailable
+from chute.db.target import Target
+from chute.errors import ConfigError, DatabaseError, DatabaseRefused, DatabaseUnavailable
+from chute.retry import refused_for_good
 
 
 def redact(text: str) -> str:
@@ -21,21 +22,18 @@ def redact(text: str) -> str:
 
 
 def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection. Raises DatabaseRefused when the server refused it for good (a
+    wrong password or user, an unknown database: chute.retry.refused_for_good), else
+    DatabaseUnavailable (unreachable, refused, timed out: worth a retry)."""
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:  # unreachable, refused, timed out: worth a retry
-        if _refused_for_good(exc):
-            raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
-        raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
+    except psycopg.OperationalError as exc:
+        message = f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}"
+        kind = DatabaseRefused if refused_for_good(exc) else DatabaseUnavailable
+        raise kind(message, sqlstate=exc.sqlstate) from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}") from None
-
-
-def _refused_for_good(exc: psycopg.Error) -> bool:
-    """A wrong password or database name will not fix itself: not worth retrying."""
-    text = str(exc).lower()
-    return exc.sqlstate in ("28P01", "28000", "3D000") or "authentication failed" in text \
-        or ("database" in text and "does not exist" in text)
+        raise DatabaseError(f"cannot connect to {redact(url)}: {redact(str(exc)).strip()}",
+                            sqlstate=exc.sqlstate) from None
 
 
 def connect_loader(url: str) -> psycopg.Connection:
@@ -65,15 +63,16 @@ def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[
     return {name: type_ for name, type_ in rows} or None
 
 
-def ensure_table(conn: psycopg.Connection, schema: str, table: str, columns: dict[str, ColumnType],
-                 primary_key: list[str], foreign_keys: dict[str, tuple[str, str, str]] | None = None,
-                 merge: bool = False) -> None:
-    """Create the target table if needed; check an existing one has the declared columns.
+def ensure_table(conn: psycopg.Connection, target: Target) -> None:
+    """Create the target table if needed; check an existing one has the declared columns (and,
+    in merge mode, a key to merge on).
 
-    foreign_keys: column -> (schema, table, column) it references. The constraints are
+    target.foreign_keys: column -> (schema, table, column) it references. The constraints are
     DEFERRABLE INITIALLY DEFERRED: checked at commit, when every table of the load unit
     holds its rows, whatever order the rows arrived in.
     """
+    schema, table, columns, primary_key = target.schema, target.table, target.columns, target.primary_key
+    foreign_keys, merge = target.foreign_keys, target.mode == "merge"
     existing = existing_columns(conn, schema, table)
     if existing is None:
         parts = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t.sql)) for n, t in columns.items()]

@@ -36,7 +36,17 @@ def create_project(folder: Path, example: str, *, files: int | None = None, seed
         created.append(f"{sub}/")
     files = DEFAULT_FILES[example] if files is None else files
     data = _generate(folder, files, seed, top) if files else None
-    return {"folder": str(folder), "example": example, "created": created, "data": data}
+    return {"folder": str(folder), "example": example, "created": created, "data": data,
+            "next": next_steps(folder, example)}
+
+
+def next_steps(folder: Path, example: str) -> str:
+    """What to type after `chute init` (the retail example's stages are projects of their own)."""
+    if example == "retail":
+        return f"chute extract -p {folder}/branches (after starting its API: see above)"
+    if example == "ingest":
+        return f"chute extract --project {folder}, then chute run --project {folder}"
+    return f"chute run --project {folder}"
 
 
 def _generate(folder: Path, files: int, seed: int, top: int | None) -> dict:

@@ -107,14 +107,14 @@ def run_extract(project: "Project", name: str, *, since: str | None = None, unti
         if not watermarks.lock(conn, project.name, name, wait=wait, stop=stop):
             raise RunInProgress(f"extraction {name!r} is already running")
         try:
-            return _run_locked(conn, project, name, spec, since, until, db_url, keys)
+            return _run_locked(conn, project, name, spec, since=since, until=until, db_url=db_url, keys=keys)
         finally:
             watermarks.unlock(conn, project.name, name)
     finally:
         conn.close()
 
 
-def _run_locked(conn, project, name, spec, since, until, db_url, keys=None) -> ExtractReport:
+def _run_locked(conn, project, name, spec, *, since, until, db_url, keys=None) -> ExtractReport:
     t0 = time.perf_counter()
     before = watermarks.get(conn, project.name, name)
     report = ExtractReport(name, spec.kind, watermark_before=before, watermark_after=before,

@@ -2,7 +2,7 @@
 
     [extract.salespersons]
     kind = "http"
-    url = "http://127.0.0.1:8765/branches/{branch_id}/salespersons"
+    url = "http://127.0.0.1:8780/branches/{branch_id}/salespersons"
     records = "data"
     pagination = {style = "cursor", cursor_param = "cursor", cursor_path = "next_cursor"}
     for_each = "message"          # one request sequence per key of the chain message

@@ -15,12 +15,16 @@ import json
 import os
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from chute import __version__
+
+if TYPE_CHECKING:
+    from chute.sources.base import FileEntry
 
 LOADED_STATES = ("loaded", "loaded_with_rejects")
 
@@ -135,8 +139,60 @@ def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, tuple[i
     return {sha: (fid, name) for sha, fid, name in cur}
 
 
-def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, sha256: str, status: str, *,
-                   rows_read: int | None = None, error: str | None = None, duplicate_of: int | None = None) -> None:
+@dataclass
+class LedgerRow:
+    """A file version's row in chute.files as a run writes it: the one shape of the ledger's file
+    rows. A load stages its files' rows in its own transaction (COMMIT_FILES_SQL, through
+    load/unit.py); record_outcome writes a failed or skipped file's row on its own."""
+    pipeline: str
+    name: str
+    uri: str
+    size: int
+    mtime_ns: int | None
+    sha256: str
+    status: str  # loaded | loaded_with_rejects | failed | skipped
+    run_id: int
+    rows_read: int | None = None
+    rows_loaded: int | None = None
+    rows_rejected: int = 0
+
+    @classmethod
+    def of(cls, pipeline: str, run_id: int, entry: FileEntry, sha256: str, status: str, *,
+           rows_read: int | None = None, rows_loaded: int | None = None, rows_rejected: int = 0) -> LedgerRow:
+        """The row of `entry` (its name, uri, size, mtime); a file that loaded is `loaded_with_rejects`
+        when some of its rows were rejected."""
+        if status == "loaded" and rows_rejected:
+            status = "loaded_with_rejects"
+        return cls(pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id,
+                   rows_read, rows_loaded, rows_rejected)
+
+    @property
+    def loaded(self) -> bool:
+        return self.status in LOADED_STATES
+
+
+def latest_versions(conn: psycopg.Connection, pipeline: str, names: list[str] | set[str], *,
+                    status: str | None = None) -> dict[str, tuple[str, str | None]]:
+    """Per name, the (status, error) of its latest version; with `status`, of its latest version
+    in that state. Names with no such version are left out."""
+    query = "SELECT DISTINCT ON (name) name, status, error FROM chute.files WHERE pipeline = %s AND name = ANY(%s)"
+    params: tuple = (pipeline, sorted(names))
+    if status is not None:
+        query += " AND status = %s"
+        params += (status,)
+    rows = conn.execute(query + " ORDER BY name, updated_at DESC", params).fetchall()
+    return {name: (state, error) for name, state, error in rows}
+
+
+def latest_loaded_id(conn: psycopg.Connection, pipeline: str, name: str) -> int | None:
+    """file_id of the latest loaded version of a file name (None if none loaded)."""
+    row = conn.execute("SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s"
+                       " AND status IN ('loaded', 'loaded_with_rejects')", (pipeline, name)).fetchone()
+    return row[0] if row else None
+
+
+def record_outcome(conn: psycopg.Connection, row: LedgerRow, *, error: str | None = None,
+                   duplicate_of: int | None = None) -> None:
     """A file that did not load (failed or skipped), outside any load transaction."""
     with conn.transaction():
         conn.execute(
@@ -148,15 +204,15 @@ def record_outcome(conn: psycopg.Connection, pipeline: str, run_id: int, entry, 
                    error = EXCLUDED.error, duplicate_of = EXCLUDED.duplicate_of, mtime_ns = EXCLUDED.mtime_ns,
                    attempts = f.attempts + 1, updated_at = now()
                WHERE f.status NOT IN ('loaded', 'loaded_with_rejects')  -- never undo a load""",
-            (pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id, rows_read,
-             error, duplicate_of),
+            (row.pipeline, row.name, row.uri, row.size, row.mtime_ns, row.sha256, row.status, row.run_id,
+             row.rows_read, error, duplicate_of),
         )
-        column = sql.Identifier("files_failed" if status == "failed" else "files_skipped")
+        column = sql.Identifier("files_failed" if row.status == "failed" else "files_skipped")
         conn.execute(sql.SQL("UPDATE chute.runs SET {0} = {0} + 1, rows_read = rows_read + %s WHERE run_id = %s")
-                     .format(column), (rows_read or 0, run_id))
+                     .format(column), (row.rows_read or 0, row.run_id))
 
 
-def touch(conn: psycopg.Connection, pipeline: str, entry, sha256: str) -> None:
+def touch(conn: psycopg.Connection, pipeline: str, entry: FileEntry, sha256: str) -> None:
     """A settled file seen again with the same content but a new mtime: remember the new mtime, keep its state."""
     with conn.transaction():
         conn.execute("UPDATE chute.files SET mtime_ns = %s, updated_at = now() "
@@ -175,6 +231,19 @@ ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
     status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
     rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, error = NULL,
     mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now()
+"""
+
+# A replay's file row (run/replay.py), in the replay's load transaction ($1 rows loaded, $2 file_id):
+# more rows loaded, fewer rejected; 'loaded' once none of its rejects is pending.
+REPLAYED_FILE_SQL = """
+UPDATE chute.files f SET
+    rows_loaded = coalesce(f.rows_loaded, 0) + $1,
+    rows_rejected = p.records,
+    status = CASE WHEN p.records = 0 THEN 'loaded' ELSE 'loaded_with_rejects' END,
+    updated_at = now()
+  FROM (SELECT count(DISTINCT (coalesce(target_table, ''), coalesce(row_number, -reject_id))) AS records
+          FROM chute.rejects WHERE file_id = $2 AND replay_state = 'pending') p
+ WHERE f.file_id = $2
 """
 
 COMMIT_RUN_SQL = """
@@ -206,6 +275,13 @@ def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> li
             "SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at FROM chute.files"
             " WHERE pipeline = %s ORDER BY name, updated_at DESC) latest WHERE status = 'failed'"
             " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
+
+
+def failed_count(conn: psycopg.Connection, pipeline: str) -> int:
+    """File names whose latest version failed (as failed_files lists them)."""
+    return int(conn.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
+        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
 
 
 def pipelines(conn: psycopg.Connection) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chute.ledger.files import LOADED_STATES
+from chute.ledger.files import LOADED_STATES, LedgerRow
 
 
 @dataclass
@@ -17,6 +17,11 @@ class FileOutcome:
     rows_loaded: int | None = None
     error: str | None = None
     rows_rejected: int = 0
+
+    @classmethod
+    def of(cls, row: LedgerRow) -> FileOutcome:
+        """A loaded file's outcome, from the ledger row its load wrote."""
+        return cls(row.name, row.status, row.rows_read, row.rows_loaded, rows_rejected=row.rows_rejected)
 
 
 @dataclass
@@ -40,6 +45,10 @@ class RunSummary:
     # chute.chain: a following stage's run (messages claimed, acknowledged, failed); the AWS load (published)
     chain: dict | None = None
     pending_rejects: int = 0  # chute load of an unchanged file: its quarantined records waiting for --replay
+    tables: dict[str, int] = field(default_factory=dict)  # rows written per table (committed)
+    # False when some loaded file's rows could not be counted alone: the nodes dropped source_file
+    # and the file was loaded together with others (its chute.files.rows_loaded is NULL).
+    rows_by_file: bool = True
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -53,6 +62,9 @@ class RunSummary:
 
     @property
     def rows_loaded(self) -> int:
+        """Rows written into the tables, all tables together (per table: `tables`)."""
+        if self.tables:
+            return sum(self.tables.values())
         return sum(f.rows_loaded or 0 for f in self.files)
 
     @property

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 SCHEMA_SQL = """
@@ -80,12 +79,6 @@ def record_run(conn: psycopg.Connection, pipeline: str, name: str, *, started_at
         (pipeline, name, started_at, rows, files, seconds, error))
 
 
-def all_of(conn: psycopg.Connection, pipeline: str) -> list[dict]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM chute.watermarks WHERE pipeline = %s ORDER BY extract",
-                           (pipeline,)).fetchall()
-
-
 def try_lock(conn: psycopg.Connection, pipeline: str, name: str) -> bool:
     return conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
                         (_LOCK_NAMESPACE, f"{pipeline}/{name}")).fetchone()[0]
@@ -112,3 +105,18 @@ def lock(conn: psycopg.Connection, pipeline: str, name: str, *, wait: float = 0.
 
 def unlock(conn: psycopg.Connection, pipeline: str, name: str) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_NAMESPACE, f"{pipeline}/{name}"))
+
+
+def describe(value: Any) -> str:
+    """A watermark as a person reads it: `updated_at 2024-05-01 12:00:00, order_id 4711`, not a dict."""
+    if value is None:
+        return "none yet"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {describe(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(describe(v) for v in value)
+    text = str(value)
+    # ISO timestamps as stored (2024-05-01T12:00:00+00:00): a space reads better than the T.
+    if len(text) >= 19 and text[4] == "-" and text[10] == "T":
+        text = text[:10] + " " + text[11:]
+    return text

@@ -142,8 +142,3 @@ def reap(conn: psycopg.Connection, pipeline: str) -> int:
         conn.execute("DELETE FROM chute.workers WHERE expires_at < now() - interval '1 day'")
     return cur.rowcount
 
-
-def claims(conn: psycopg.Connection, pipeline: str) -> list[tuple]:
-    """(name, worker, expires_at) of the claims held now: for status displays and tests."""
-    return conn.execute("SELECT name, worker, expires_at FROM chute.claims WHERE pipeline = %s"
-                        " AND expires_at > now() ORDER BY name", (pipeline,)).fetchall()

@@ -3,7 +3,7 @@ that loaded rows: every row of the table, ordered by its primary key, as Postgre
 `COPY (SELECT * FROM t ORDER BY key) TO STDOUT (FORMAT csv, HEADER)` writes it.
 
 The server needs ~2 s to format 2 M rows as CSV. When the run itself wrote every row the table
-holds (a first load), the rows are still in memory: `Kept` holds them and `postgres_csv` writes
+holds (a first load), the rows are still in memory: `ExportRows` holds them and `postgres_csv` writes
 them byte for byte as the server would (tests/test_export.py compares the two on real
 PostgreSQL), so the file is the same whichever way it was made. A thread formats each batch
 of rows as soon as its unit has written it, while the server is still loading; the file
@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from chute.db.postgres import qualified
+from chute.ledger.files import LedgerRow
 
 KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
 _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
@@ -35,7 +36,7 @@ _SORTABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Date, pl.String)  # key t
 SLICE_ROWS = 131_072  # rows formatted at a time: bounds the memory of the text
 
 
-class Kept:
+class ExportRows:
     """Commit hook (commit_hooks.py): the rows each committed unit wrote to the tables that have
     an export, with the unit's transaction id, so `write_export` can tell whether the table
     holds exactly these rows. A thread (`_Writing`) formats them into the file as they come."""
@@ -63,7 +64,7 @@ class Kept:
             self.writers[table] = _Writing(*self.exports[table])
         self.writers[table].add(frame)
 
-    def statements(self, files: list[dict]) -> list[tuple[str, tuple]]:
+    def statements(self, files: list[LedgerRow]) -> list[tuple[str, tuple]]:
         return []
 
     def committed(self, xid: int) -> None:
@@ -113,7 +114,7 @@ def first_loads(conn: psycopg.Connection, tables: dict) -> set[str]:
 
 
 def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: str, key: list[str], path: Path,
-                 kept: Kept | None) -> str:
+                 kept: ExportRows | None) -> str:
     """Rewrite `path` from the table, or from `kept` rows when they are all the table holds.
     Returns how: "memory" or "table"."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ class LoadUnit:
         self.seq = 0
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
+        self.written: dict[str, int] = {}  # table -> rows written in this unit (whatever the nodes did to source_file)
         self.rejects = 0  # reject records staged for chute.rejects
         self.xid = 0  # the transaction's id, once committed (export.py tells its rows by it)
 
@@ -86,6 +87,7 @@ class LoadUnit:
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
+        self.written[target.table] = self.written.get(target.table, 0) + frame.height
 
     def add_column(self, target: Target, name: str, type_: ColumnType) -> None:
         """Additive schema evolution inside the load transaction: a new nullable column."""
@@ -185,7 +187,7 @@ class LoadUnit:
             self._exec(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                 qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(definition)))
 
-    def commit(self, files: list[dict], extra: list[tuple[str, tuple]] = ()) -> None:
+    def commit(self, files: list[ledger.LedgerRow], extra: list[tuple[str, tuple]] = ()) -> None:
         """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
         `extra` statements ($n parameters), commit."""
         try:
@@ -193,15 +195,15 @@ class LoadUnit:
                 self._merge(target)
             self._build_primary_keys()
             self._exec(sql.SQL("DROP TABLE IF EXISTS chute_stage_files"))
-            self._stage("chute_stage_files", pa.Table.from_pylist(files, schema=_FILES_SCHEMA))
+            self._stage("chute_stage_files", pa.Table.from_pylist([vars(f) for f in files], schema=_FILES_SCHEMA))
             self.cur.execute(ledger.COMMIT_FILES_SQL)
             if self.rejects:
                 self.cur.execute(quarantine.COMMIT_REJECTS_SQL, (self.pipeline,))
             self.cur.execute(ledger.COMMIT_RUN_SQL, (
-                sum(f["status"] in ledger.LOADED_STATES for f in files),
-                sum(f["rows_read"] or 0 for f in files),
-                sum(f["rows_loaded"] or 0 for f in files),
-                sum(f["rows_rejected"] for f in files),
+                sum(f.loaded for f in files),
+                sum(f.rows_read or 0 for f in files),
+                self.rows_written,  # what was written, in every table: right even when no row names its file
+                sum(f.rows_rejected for f in files),
                 self.run_id,
             ))
             self.xid = self.cur.fetchone()[0]  # the run's counters return the transaction's id
@@ -345,7 +347,7 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
     return [*statements, insert_new]
 
 
-_FILES_SCHEMA = pa.schema([
+_FILES_SCHEMA = pa.schema([  # a LedgerRow (ledger/files.py), as Arrow
     ("pipeline", pa.string()), ("name", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
     ("mtime_ns", pa.int64()), ("sha256", pa.string()), ("status", pa.string()), ("run_id", pa.int64()),
     ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()),

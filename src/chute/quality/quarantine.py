@@ -12,10 +12,10 @@ replay treats them as one record.
 
 from __future__ import annotations
 
+from chute.ledger.files import latest_loaded_id
 
-# Replay states: pending (waiting for a fix), replayed (loaded by `chute replay`; never again),
-# discarded (a person decided the record is not wanted).
-REPLAY_STATES = ("pending", "replayed", "discarded")
+# chute.rejects.replay_state (its CHECK is in ledger/schema.py): pending (waiting for a fix),
+# replayed (loaded by `chute replay`; never again), discarded (a person decided the record is not wanted).
 
 
 # The reject records of one load unit are staged (binary COPY into a temporary table) and moved
@@ -45,10 +45,22 @@ def rejects_command(pipeline: str) -> str:
 
 def pending_records(conn, pipeline: str, file_name: str) -> int:
     """Pending records (one may have failed several checks) of the latest loaded version of a file."""
-    return conn.execute(
-        "SELECT count(DISTINCT row_number) FROM chute.rejects WHERE replay_state = 'pending' AND "
-        "file_id = (SELECT max(file_id) FROM chute.files WHERE pipeline = %s AND name = %s "
-        "AND status IN ('loaded', 'loaded_with_rejects'))", (pipeline, file_name)).fetchone()[0]
+    file_id = latest_loaded_id(conn, pipeline, file_name)
+    if file_id is None:
+        return 0
+    return conn.execute("SELECT count(DISTINCT row_number) FROM chute.rejects WHERE replay_state = 'pending'"
+                        " AND file_id = %s", (file_id,)).fetchone()[0]
+
+
+def pending_counts(conn, pipeline: str) -> tuple[int, int] | None:
+    """(rows, failed checks) waiting in quarantine: a row failing two checks is one row and two
+    records. None when chute.rejects does not exist."""
+    if not conn.execute("SELECT to_regclass('chute.rejects') IS NOT NULL").fetchone()[0]:
+        return None
+    rows, checks = conn.execute(
+        "SELECT count(DISTINCT (file_sha256, row_number)), count(*) FROM chute.rejects"
+        " WHERE pipeline = %s AND replay_state = 'pending'", (pipeline,)).fetchone()
+    return int(rows), int(checks)
 
 
 def select_rejects(conn, pipeline: str, *, state: str | None = "pending", file: str | None = None,

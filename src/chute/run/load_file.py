@@ -32,6 +32,7 @@ OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "de
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
               types: tuple[str, ...] = (), delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
               header: bool = True, drift: str = "freeze", folder: Path = Path("."), db_url: str | None = None,
+              folder_chosen: bool = False,
               batch_mb: float = 64, replay: bool = False) -> RunSummary | ReplayResult:
     """Load `file` into `table`, or with `replay` load its quarantined records again. A file
     that failed before is tried again: naming it is asking for it."""
@@ -45,7 +46,7 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         overrides = _parse_overrides(types)
         source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
                         "batch_mb": batch_mb}
-        url = resolve_database(None, db_url, folder)
+        url = resolve_database(None, db_url, folder, chosen=folder_chosen)
         with connect(url) as conn:
             existing = existing_columns(conn, schema, name)
         if existing:

@@ -1,6 +1,9 @@
-"""A project's pipeline, ready to run: the user's module and the declared steps as one plan."""
+"""A project's pipeline, ready to run: the user's module and the declared steps as one plan, and the
+values a run provides it (params and references)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from chute.config.project import CONFIG_NAME, Project
 from chute.errors import ConfigError
@@ -12,6 +15,17 @@ from chute.transforms.steps import nodes_from_steps
 
 def landing_zone(project: Project) -> LandingZone:
     return open_zone(project)
+
+
+def provided_values(project: Project) -> dict[str, Any]:
+    """What a run provides its plan's once-per-run nodes: the params, and the references as paths."""
+    values: dict[str, Any] = dict(project.params)
+    for name, relative in project.references.items():
+        path = project.path(relative)
+        if not path.is_file():
+            raise ConfigError(f"reference {name!r}: file {relative} not found in {project.root}")
+        values[name] = path
+    return values
 
 
 def build_plan(project: Project) -> Plan:

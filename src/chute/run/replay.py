@@ -69,7 +69,7 @@ class _ReplayRun:
 def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline: str | None = None,
            **filters: Any) -> ReplayResult:
     """`pipeline`: the ledger's name for the project's loads, if not its name (`chute load`'s)."""
-    from chute.run.plan import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone, provided_values
     from chute.db.target import targets_of
 
     pipeline = pipeline or project.name
@@ -96,9 +96,9 @@ def replay(project: Project, db_url: str, *, data: Path | None = None, pipeline:
             contracts = {name: c.model_copy(update={"max_rejects": None, "max_reject_ratio": None})
                          for name, c in contracts_of(project.tables, plan.contracts).items()}
             for t in targets.values():
-                ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, merge=t.mode == "merge")
+                ensure_table(conn, t)
             adopt_columns(conn, targets, contracts)
-            static = plan.run_static(_provided(project))
+            static = plan.run_static(provided_values(project))
             run_id = ledger.start_run(conn, pipeline, "replay")
             result = ReplayResult(run_id)
             by_file: dict[int, list[dict]] = {}
@@ -183,7 +183,7 @@ def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str
             if marked != len(ids):
                 raise FileError(f"{name}: {len(ids) - marked} of the selected rejects were replayed meanwhile; "
                                 "nothing was replayed")
-            unit.commit([], extra=[(_FILE_AFTER_REPLAY, (loaded, file_id)),
+            unit.commit([], extra=[(ledger.REPLAYED_FILE_SQL, (loaded, file_id)),
                                    ("UPDATE chute.runs SET rows_loaded = rows_loaded + $1, files_loaded = "
                                     "files_loaded + 1 WHERE run_id = $2", (loaded, run_id))])
         except BaseException:
@@ -206,54 +206,24 @@ def _mark_replayed(unit: LoadUnit, ids: list[int], run_id: int) -> int:
     return len(unit.cur.fetchall())
 
 
-# The file's ledger row after a replay: more rows loaded, fewer rejected; 'loaded' once none is pending.
-_FILE_AFTER_REPLAY = """
-UPDATE chute.files f SET
-    rows_loaded = coalesce(f.rows_loaded, 0) + $1,
-    rows_rejected = p.records,
-    status = CASE WHEN p.records = 0 THEN 'loaded' ELSE 'loaded_with_rejects' END,
-    updated_at = now()
-  FROM (SELECT count(DISTINCT (coalesce(target_table, ''), coalesce(row_number, -reject_id))) AS records
-          FROM chute.rejects WHERE file_id = $2 AND replay_state = 'pending') p
- WHERE f.file_id = $2
-"""
-
 
 def _failed_file(conn, pipeline: str, name: str | None) -> str | None:
     if not name:
         return None
-    row = conn.execute("SELECT status FROM chute.files WHERE pipeline = %s AND name = %s ORDER BY updated_at DESC"
-                       " LIMIT 1", (pipeline, name)).fetchone()
-    return name if row and row[0] == "failed" else None
+    latest = ledger.latest_versions(conn, pipeline, [name]).get(name)
+    return name if latest and latest[0] == "failed" else None
 
 
 def _replay_failed_file(project: Project, db_url: str, pipeline: str, name: str) -> ReplayResult:
     """A file that failed as a whole: load it again (after the contract was fixed)."""
     from chute.run.runner import Runner
+    from chute.sources.selection import Selection
 
-    class OneFile:
-        def __init__(self, zone):
-            self.zone = zone
-
-        def list(self):
-            return [e for e in self.zone.list() if e.name == name]
-
-        def __getattr__(self, attr):
-            return getattr(self.zone, attr)
-
-    runner = Runner(project, db_url, pipeline_name=pipeline, trigger="replay", retry_failed=True)
-    runner.zone = OneFile(runner.zone)
-    summary = runner.run()
+    summary = Runner(project, db_url, pipeline_name=pipeline, trigger="replay", retry_failed=True,
+                     selection=Selection(only={name})).run()
     files = [{"file": f.name, "status": f.status, "rows_loaded": f.rows_loaded, "rows_rejected": f.rows_rejected,
               "error": f.error} for f in summary.files]
     if not files:
         raise ConfigError(f"{name} is no longer in the landing zone (or unchanged since it failed)")
     return ReplayResult(summary.run_id, files)
 
-
-def _provided(project: Project) -> dict[str, Any]:
-    from types import SimpleNamespace
-
-    from chute.run.runner import Runner
-
-    return Runner._provided(SimpleNamespace(project=project))  # references and params, as a run gives them

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +31,15 @@ from chute.db.postgres import connect, connect_loader, ensure_table
 from chute.db.target import Target, targets_of
 from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
-from chute.run.plan import build_plan, landing_zone
-from chute.errors import ChuteError, ConfigError, DatabaseError, FileError, RunInProgress
-from chute.load.export import Kept, first_loads, write_export
+from chute.run.plan import build_plan, landing_zone, provided_values
+from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress
+from chute.load.export import ExportRows, first_loads, write_export
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
 from chute.retry import is_transient
 from chute.quality.contracts import adopt_columns, contracts_of
 from chute.sources.base import FileEntry
+from chute.sources.selection import Selection
 
 # The loading machinery (pyarrow, pgpq, the readers, the quality gate) is imported in the
 # methods that load: a run with nothing new never needs it, and its imports were a third of
@@ -67,6 +68,20 @@ class _Ready:
     batch: pl.DataFrame | None = None  # the rows of the files read together with this one (frame: a slice)
 
 
+@dataclass
+class UnitContext:
+    """What a run's loads share: its connections, plan, targets, the content seen so far, and
+    where outcomes go (the ledger's run and the summary)."""
+    conn: psycopg.Connection  # the ledger's connection (outcomes outside a load's transaction)
+    plan: Plan
+    static: dict[str, Any]  # once-per-run values of the plan (references, params, static nodes)
+    targets: dict[str, Target]
+    run_id: int
+    summary: RunSummary
+    load_conn: Any = None  # the loader connection (psycopg raw, for COPY): set by Runner._load_all
+    seen: dict[str, tuple[int | None, str]] = field(default_factory=dict)  # sha256 -> (file_id, name) loaded or in hand
+
+
 class _SameContent(FileError):
     """A streamed file turned out, once hashed, to hold content already loaded or being loaded."""
 
@@ -78,10 +93,9 @@ class _SameContent(FileError):
 class Runner:
     def __init__(self, project: Project, db_url: str, *, pipeline_name: str | None = None,
                  trigger: str = "manual", retry_failed: bool = False, progress: Progress | None = None,
-                 only: Iterable[str] | None = None, prefix: str | None = None, skip: Iterable[str] = (),
-                 min_age: float = 0.0, confirmed: Iterable[str] = (),
-                 stop: threading.Event | None = None, details: dict | None = None, window=None,
-                 commit_hooks: Iterable = (), consume: bool = True, kept: "KeptConnections | None" = None):
+                 selection: Selection | None = None, stop: threading.Event | None = None,
+                 details: dict | None = None, commit_hooks: Iterable = (), consume: bool = True,
+                 kept: "KeptConnections | None" = None):
         self.project = project
         # A long-running process (chute watch) keeps its connections and schema checks between
         # runs (db/kept.py); otherwise each run connects and checks afresh.
@@ -90,20 +104,10 @@ class Runner:
         # stages that follow this pipeline, acknowledgements of the messages this run consumes).
         self.commit_hooks = list(commit_hooks)
         self.hooks: list = []
-        self.export_rows: Kept | None = None  # a first load's rows, for the export files
+        self.export_rows: ExportRows | None = None  # a first load's rows, for the export files
         self.consume = consume  # a project with [follow] runs by consuming its queue (chute.chain)
-        # Limits from a trigger: just these names / names under this prefix (None: the whole zone).
-        self.only = frozenset(only) if only else None
-        self.prefix = prefix
-        self.skip = frozenset(skip)  # names known to be still being written
-        # Whole-zone runs of `chute watch` leave files changed less than min_age seconds ago
-        # (they may still be written; their own close event starts a run), unless an event
-        # confirmed them complete.
-        self.min_age = min_age
-        self.confirmed = frozenset(confirmed)
-        # A time window (sources.partitions.Window): only files of partition folders in it,
-        # other folders pruned by path (chute run --start-ts/--end-ts).
-        self.window = window
+        # What the trigger scopes the run to (names, prefix, time window, settle time): the whole zone by default.
+        self.selection = selection or Selection()
         self.stop = stop or threading.Event()  # set: finish the files in hand, start no more
         self.details = details or {}
         self.db_url = db_url
@@ -138,7 +142,7 @@ class Runner:
 
             self.hooks = [*self.commit_hooks, *publishers(conn, self.pipeline)]
             exported, files = first_loads(conn, self.project.tables), self._export_files()
-            self.export_rows = Kept({t: files[t] for t in exported}) if exported else None
+            self.export_rows = ExportRows({t: files[t] for t in exported}) if exported else None
             if self.export_rows:
                 self.hooks.append(self.export_rows)
             # Workers share a run by claiming files, except where a run must be alone: `replace`
@@ -167,11 +171,11 @@ class Runner:
         after_run(self.project, summary, self.zone, self.trigger)  # run log + notifications; never raises
         return summary
 
-    def following(self, *, only: list[str] | None, details: dict, commit_hooks: list) -> RunSummary:
+    def following(self, *, selection: Selection, details: dict, commit_hooks: list) -> RunSummary:
         """A chained stage's load (chain/consume.py): this run's settings, its files and hooks."""
         return Runner(self.project, self.db_url, pipeline_name=self.pipeline, trigger=self.trigger,
                       retry_failed=self.retry_failed, progress=self.progress, stop=self.stop, details=details,
-                      only=only, commit_hooks=commit_hooks, consume=False).run()
+                      selection=selection, commit_hooks=commit_hooks, consume=False).run()
 
     def _ensure_schemas(self, conn: psycopg.Connection, targets: dict[str, Target]) -> None:
         """chute's own tables (checked once per process when connections are kept), then the
@@ -181,8 +185,7 @@ class Runner:
             if self.kept:
                 self.kept.ensured.add((self.db_url, "chute"))
         for t in targets.values():
-            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
-                         merge=t.mode == "merge")
+            ensure_table(conn, t)
         adopt_columns(conn, targets, self.contracts)
 
     def _run_locked(self, conn: psycopg.Connection, plan: Plan, targets: dict[str, Target]) -> RunSummary:
@@ -206,26 +209,18 @@ class Runner:
         self.rows_sent = 0  # rows sent to PostgreSQL so far (committed or not): for the progress bar
         entries: list[FileEntry] = []
         try:
-            entries = self._list()
-            if self.only is not None:
-                entries = [e for e in entries if e.name in self.only]
-            if self.prefix:
-                entries = [e for e in entries if e.name.startswith(self.prefix)]
-            if self.skip:
-                entries = [e for e in entries if e.name not in self.skip]
-            if self.min_age:
-                cutoff = time.time_ns() - int(self.min_age * 1e9)
-                entries = [e for e in entries if e.mtime_ns <= cutoff or e.name in self.confirmed]
+            entries = self.selection.list(self.zone)
             pending = self._classify(conn, entries, summary)
-            static = plan.run_static(self._provided()) if pending else {}
+            static = plan.run_static(provided_values(self.project)) if pending else {}
             if plan.filters:
                 wanted = [e for e in pending if plan.wants(e.name, static) is None]
                 summary.excluded = len(pending) - len(wanted)
                 pending = wanted
+            ctx = UnitContext(conn, plan, static, targets, run_id, summary)
             for chunk in self._claimed(conn, pending, summary):
                 try:
                     loaded = ledger.loaded_content(conn, self.pipeline)  # other workers load meanwhile
-                    self._load_all(conn, plan, static, targets, chunk, loaded, run_id, summary)
+                    self._load_all(ctx, chunk, loaded)
                 finally:
                     self.worker.release(conn, [e.name for e in chunk])
             deadletters.settle(conn, self.pipeline, run_ok=not summary.count("failed"))
@@ -242,13 +237,6 @@ class Runner:
             details.update(claimed_elsewhere=summary.claimed_elsewhere, interrupted=summary.interrupted)
         ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, details)
         return summary
-
-    def _list(self) -> list[FileEntry]:
-        if self.window is None:
-            return self.zone.list()
-        from chute.sources.partitions import list_window
-
-        return list_window(self.zone, self.window)
 
     def _claimed(self, conn: psycopg.Connection, pending: list[FileEntry], summary: RunSummary
                  ) -> Iterator[list[FileEntry]]:
@@ -273,15 +261,6 @@ class Runner:
         if i < len(pending):
             summary.interrupted = True
 
-    def _provided(self) -> dict[str, Any]:
-        values: dict[str, Any] = dict(self.project.params)
-        for name, relative in self.project.references.items():
-            path = self.project.path(relative)
-            if not path.is_file():
-                raise ConfigError(f"reference {name!r}: file {relative} not found in {self.project.root}")
-            values[name] = path
-        return values
-
     def _classify(self, conn: psycopg.Connection, entries: list[FileEntry], summary: RunSummary,
                   names: list[str] | None = None) -> list[FileEntry]:
         """Drop files the ledger already settled, judged by name, size and mtime (no hashing).
@@ -301,38 +280,36 @@ class Runner:
         return pending
 
     # -- loading ---------------------------------------------------------------------------
-    def _load_all(self, conn, plan, static, targets, pending, loaded, run_id, summary) -> None:
+    def _load_all(self, ctx: UnitContext, pending: list[FileEntry], loaded: dict[str, tuple[int, str]]) -> None:
         """Load the pending files, one transaction per `unit_bytes` of input.
 
         Files are read in groups of `batch_mb` on worker threads, one group ahead of the load,
         and each group's rows go into the open transaction as they come. If a unit fails, it
         is rolled back and its groups are loaded again one by one, isolating bad files.
         """
-        seen: dict[str, tuple[int | None, str]] = dict(loaded)
         load_conn = self.kept.loader(self.db_url) if self.kept else connect_loader(self.db_url)
-        args = (load_conn, conn, seen, plan, static, targets)
+        ctx = replace(ctx, load_conn=load_conn, seen=dict(loaded))
         clean = False
         try:
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
-                stream = self._settled(list(self._groups(pending)), readers, ahead, conn, seen, run_id, summary)
+                stream = self._settled(ctx, list(self._groups(pending)), readers, ahead)
                 while True:
                     taken: list[list[_Ready]] = []
                     try:
-                        self._load_unit(*args, self._take(stream, taken), run_id, summary)
+                        self._load_unit(ctx, self._take(stream, taken))
                     except (FileError, DatabaseError):
                         for ready in taken:  # the frames were freed: read the files again
                             for item in ready:
-                                seen.pop(item.sha256, None)
-                            again = self._settle(conn, [self._read(item.entry) for item in ready], seen, run_id,
-                                                 summary)
+                                ctx.seen.pop(item.sha256, None)
+                            again = self._settle(ctx, [self._read(item.entry) for item in ready])
                             if again:
-                                self._load_group(*args, again, run_id, summary)
+                                self._load_group(ctx, again)
                     if not taken:
                         break
             clean = True
         finally:
             if self.kept:
-                self.kept.give_loader(self.db_url, load_conn, clean and not summary.count("failed"))
+                self.kept.give_loader(self.db_url, load_conn, clean and not ctx.summary.count("failed"))
             else:
                 load_conn.close()
 
@@ -346,7 +323,8 @@ class Runner:
             if size >= self.unit_bytes:
                 return
 
-    def _settled(self, groups, readers, ahead, conn, seen, run_id, summary) -> Iterator[list[_Ready]]:
+    def _settled(self, ctx: UnitContext, groups: list[list[FileEntry]], readers: Executor, ahead: Executor
+                 ) -> Iterator[list[_Ready]]:
         """Each group's loadable files; unreadable and duplicate files are recorded on the way."""
         def read_group(group: list[FileEntry]) -> list[_Ready]:
             if len(group) > 1 and self.source.format == "csv":
@@ -360,22 +338,22 @@ class Runner:
             self._time("read (waiting)", t0)
             if i + 1 < len(groups):
                 upcoming = ahead.submit(read_group, groups[i + 1])
-            if ready := self._settle(conn, results, seen, run_id, summary):
+            if ready := self._settle(ctx, results):
                 yield ready
             done = sum(len(g) for g in groups[:i + 1])
             self.progress(done, sum(map(len, groups)), self.rows_sent)
 
-    def _settle(self, conn, results: list[_Ready], seen, run_id, summary) -> list[_Ready]:
+    def _settle(self, ctx: UnitContext, results: list[_Ready]) -> list[_Ready]:
         """Record unreadable and duplicate files; return the ones to load (now marked seen)."""
         ready = []
         for item in results:
             if item.error is not None:
-                self._failed(conn, item.entry, item.sha256, run_id, summary, item.error, retryable=item.retryable)
-            elif item.digest is None and item.sha256 in seen:
-                self._duplicate(conn, item, seen[item.sha256], run_id, summary)
+                self._failed(ctx, item.entry, item.sha256, item.error, retryable=item.retryable)
+            elif item.digest is None and item.sha256 in ctx.seen:
+                self._duplicate(ctx, item, ctx.seen[item.sha256])
             else:
                 if item.digest is None:  # else marked seen once hashed (_check_content)
-                    seen[item.sha256] = (None, item.entry.name)
+                    ctx.seen[item.sha256] = (None, item.entry.name)
                 ready.append(item)
         return ready
 
@@ -470,58 +448,56 @@ class Runner:
                 digest.update(block)
         return digest.hexdigest()
 
-    def _duplicate(self, conn, item: _Ready, first: tuple[int | None, str], run_id, summary) -> None:
+    def _duplicate(self, ctx: UnitContext, item: _Ready, first: tuple[int | None, str]) -> None:
         first_id, first_name = first
         if first_name == item.entry.name:  # the same file with the same bytes, only re-touched or re-uploaded
-            ledger.touch(conn, self.pipeline, item.entry, item.sha256)
-            summary.unchanged += 1
+            ledger.touch(ctx.conn, self.pipeline, item.entry, item.sha256)
+            ctx.summary.unchanged += 1
             return
-        ledger.record_outcome(conn, self.pipeline, run_id, item.entry, item.sha256, "skipped",
+        ledger.record_outcome(ctx.conn, ledger.LedgerRow.of(self.pipeline, ctx.run_id, item.entry, item.sha256,
+                                                            "skipped"),
                               duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
-        summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
+        ctx.summary.files.append(FileOutcome(item.entry.name, "skipped", error=f"same content as {first_name}"))
 
-    def _load_group(self, load_conn, conn, seen, plan, static, targets, ready: list[_Ready], run_id,
-                    summary) -> None:
+    def _load_group(self, ctx: UnitContext, ready: list[_Ready]) -> None:
         """One group in its own transaction; if it fails, each of its files alone."""
         from chute.load.unit import is_duplicate_key
 
-        args = (load_conn, conn, seen, plan, static, targets)
         try:
             try:
-                self._load_unit(*args, [ready], run_id, summary)
+                self._load_unit(ctx, [ready])
             except DatabaseError as exc:
                 if not is_duplicate_key(exc):
                     raise
                 # Rows copied straight into an empty merge table repeated a key: merge through the stage.
-                self._load_unit(*args, [ready], run_id, summary, direct=False)
+                self._load_unit(ctx, [ready], direct=False)
         except (FileError, DatabaseError) as exc:
             if len(ready) == 1:
                 if isinstance(exc, _SameContent):
                     ready[0].sha256, first = exc.sha256, exc.first
                 else:
-                    first = ledger.loaded_content(conn, self.pipeline).get(ready[0].sha256) \
+                    first = ledger.loaded_content(ctx.conn, self.pipeline).get(ready[0].sha256) \
                         if "files_content_loaded_once" in str(exc) else None
                 if first:  # another worker loaded the same content (under another name) meanwhile
-                    self._duplicate(conn, ready[0], first, run_id, summary)
+                    self._duplicate(ctx, ready[0], first)
                 else:
-                    self._failed(conn, ready[0].entry, ready[0].sha256, run_id, summary, str(exc),
-                                 retryable=is_transient(exc))
+                    self._failed(ctx, ready[0].entry, ready[0].sha256, str(exc), retryable=is_transient(exc))
                 return
             for item in ready:  # isolate the bad file(s)
-                self._load_group(*args, [item], run_id, summary)
+                self._load_group(ctx, [item])
 
-    def _load_unit(self, load_conn, conn, seen, plan, static, targets, groups: Iterable[list[_Ready]], run_id,
-                   summary, direct: bool = True) -> None:
+    def _load_unit(self, ctx: UnitContext, groups: Iterable[list[_Ready]], direct: bool = True) -> None:
         """Rows of every file in `groups`, their ledger rows and the run counters: one transaction."""
         from chute.load.unit import LoadUnit
         from chute.quality.gate import Gate
 
-        unit = LoadUnit(load_conn, self.pipeline, run_id, allow_direct=direct)
+        plan, static, targets, seen, run_id = ctx.plan, ctx.static, ctx.targets, ctx.seen, ctx.run_id
+        unit = LoadUnit(ctx.load_conn, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
         hooks = CommitHooks(self.hooks)
         per_file_loaded = gate.loaded
         rows_read: dict[str, int] = {}
-        files: list[dict] = []
+        files: list[ledger.LedgerRow] = []
         with undone_on_failure(unit, hooks, gate, targets):
             taken_groups: list[list[_Ready]] = []
             for ready in groups:
@@ -551,27 +527,27 @@ class Runner:
                 for item in ready:
                     e = item.entry
                     gate.enforce(e.name, rows_read[e.name])
-                    rejected = gate.rejected.get(e.name, 0)
-                    files.append(dict(pipeline=self.pipeline, name=e.name, uri=e.uri, size=e.size,
-                                      mtime_ns=e.mtime_ns, sha256=item.sha256,
-                                      status="loaded_with_rejects" if rejected else "loaded", run_id=run_id,
-                                      rows_read=rows_read[e.name] + len(item.rejects),
-                                      rows_loaded=per_file_loaded.get(e.name, 0), rows_rejected=rejected))
+                    files.append(ledger.LedgerRow.of(self.pipeline, run_id, e, item.sha256, "loaded",
+                                                     rows_read=rows_read[e.name] + len(item.rejects),
+                                                     rows_loaded=per_file_loaded.get(e.name, 0),
+                                                     rows_rejected=gate.rejected.get(e.name, 0)))
                     item.frame = item.batch = None  # written: free it now (a failed unit reads the file again)
             if not files:
                 return
-            if any(f["rows_rejected"] for f in files):
+            if any(f.rows_rejected for f in files):
                 where = {i.entry.name: self.zone.local_path(i.entry) for ready in taken_groups for i in ready}
-                unit.reject(gate.records([(f["name"], f["sha256"]) for f in files], where.__getitem__))
+                unit.reject(gate.records([(f.name, f.sha256) for f in files], where.__getitem__))
             if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
-                    f["rows_loaded"] = unit.rows_written if len(files) == 1 else None
+                    f.rows_loaded = unit.rows_written if len(files) == 1 else None
+                if len(files) > 1:
+                    ctx.summary.rows_by_file = False
             t0 = time.perf_counter()
             hooks.commit(unit, files)
             self._time("commit", t0)
-        for f in files:
-            summary.files.append(FileOutcome(f["name"], f["status"], f["rows_read"], f["rows_loaded"],
-                                             rows_rejected=f["rows_rejected"]))
+            for table, rows in unit.written.items():
+                ctx.summary.tables[table] = ctx.summary.tables.get(table, 0) + rows
+        ctx.summary.files.extend(FileOutcome.of(f) for f in files)
 
     def _check_content(self, item: _Ready, seen: dict, wait: bool) -> None:
         """Once a streamed file's hash is known (`wait`: wait for it), refuse content already
@@ -613,13 +589,13 @@ class Runner:
             frames = [r.frame for r in rest]
             yield pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
-    def _failed(self, conn, entry: FileEntry, sha: str, run_id: int, summary: RunSummary, message: str,
-                retryable: bool = False) -> None:
-        ledger.record_outcome(conn, self.pipeline, run_id, entry, sha or "unread", "failed", error=message)
-        summary.files.append(FileOutcome(entry.name, "failed", error=message))
-        if deadletters.after_failure(conn, self.pipeline, entry.name, sha or "unread", message,
+    def _failed(self, ctx: UnitContext, entry: FileEntry, sha: str, message: str, retryable: bool = False) -> None:
+        row = ledger.LedgerRow.of(self.pipeline, ctx.run_id, entry, sha or "unread", "failed")
+        ledger.record_outcome(ctx.conn, row, error=message)
+        ctx.summary.files.append(FileOutcome(entry.name, "failed", error=message))
+        if deadletters.after_failure(ctx.conn, self.pipeline, entry.name, sha or "unread", message,
                                      retryable=retryable, max_attempts=self.max_attempts):
-            summary.dead_letters += 1
+            ctx.summary.dead_letters += 1
 
     def _time(self, stage: str, t0: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0

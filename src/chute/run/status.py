@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from chute.ledger import files as ledger
 from chute.errors import ChuteError
+from chute.quality.quarantine import pending_counts
 from chute.config.project import Project
 
 # Tables other features add to the ledger schema; each is optional here.
@@ -56,7 +57,7 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
 
 def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
     """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.run.plan import build_plan, landing_zone
+    from chute.run.plan import build_plan, landing_zone, provided_values
 
     try:
         entries = landing_zone(project).list()
@@ -70,9 +71,7 @@ def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str
     try:
         plan = build_plan(project)
         if plan.filters:
-            provided: dict[str, Any] = {**project.params,
-                                        **{n: project.path(p) for n, p in project.references.items()}}
-            static = plan.run_static(provided)
+            static = plan.run_static(provided_values(project))
             pending = [e for e in pending if plan.wants(e.name, static) is None]
     except ChuteError:
         pass  # a miswired pipeline: the run will say so; count every new file
@@ -99,26 +98,20 @@ def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | No
     return {"state": state, "active_workers": workers or 0, "last_event_run": last}
 
 
-def _failed_count(conn: psycopg.Connection, pipeline: str) -> int:
-    """File names whose latest version failed (as ledger.failed_files lists them)."""
-    return int(conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
-        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
-
-
 def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
     """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
-    failed = _failed_count(conn, project.name) if has_ledger else 0
-    rejected = count_for_pipeline(conn, REJECTS, project.name)
+    failed = ledger.failed_count(conn, project.name) if has_ledger else 0
+    rejected = pending_counts(conn, project.name)
     return {
         "pipeline": project.name,
         "files": counts,
         "pending": len(pending_files(project, conn)),
         "failed": failed,
         "loaded": counts.get("loaded", 0) + counts.get("loaded_with_rejects", 0),
-        "rejects": rejected,
+        "rejects": rejected[0] if rejected else None,  # rows, pending
+        "rejected_checks": rejected[1] if rejected else None,  # the checks they failed (one row, several)
         "dead_letters": count_for_pipeline(conn, DEAD_LETTERS, project.name),
         "watch": watch_status(conn, project.name),
         "queue": queue_depth(conn, project.name),
@@ -143,7 +136,9 @@ def overview_line(numbers: dict[str, Any]) -> str:
 
     parts = [part(numbers["pending"], "pending", "cyan"), part(numbers["failed"], "failed", "red")]
     if numbers["rejects"] is not None:
-        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow"))
+        checks = numbers.get("rejected_checks") or 0
+        parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow")
+                     + (f" ({checks:,} failed checks)" if checks > numbers["rejects"] else ""))
     if numbers["dead_letters"] is not None:
         parts.append(part(numbers["dead_letters"], "dead letters", "red"))
     if numbers["watch"] is not None:

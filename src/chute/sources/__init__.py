@@ -1,4 +1,13 @@
-"""Landing zones: a local folder (local.py) or an S3 prefix (s3.py), chosen by the path."""
+"""Landing zones: a local folder (local.py) or an S3 prefix (s3.py), chosen by the path.
+
+    base.py        FileEntry, LandingZone
+    partitions.py  year=/month=/day= folders: a time Window, listing only its files
+    selection.py   Selection: what a trigger scopes a run to (names, prefix, window, settle time)
+    s3_events.py   the one S3 event parser and the one file filter for event keys (`chute watch`
+                   and the AWS trigger Lambda)
+
+May import: config and below.
+"""
 
 from __future__ import annotations
 

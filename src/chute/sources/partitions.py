@@ -132,7 +132,7 @@ def _s3(zone, window: Window) -> list[FileEntry]:
     from chute.sources.s3 import describe_aws_error, mtime_ns_of
 
     entries: list[FileEntry] = []
-    folders = [zone.prefix + zone._within]
+    folders = [zone.prefix]
     paginator = zone.client.get_paginator("list_objects_v2")
     while folders:
         folder = folders.pop()

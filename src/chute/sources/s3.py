@@ -87,14 +87,6 @@ class S3Zone:
         self.marker = marker  # when set, only folders holding this marker object are listed
         self.exclude = exclude  # bucket keys under these prefixes are never landing files (run logs)
         self.client = client or s3_client()
-        self._within = ""  # limit listing to names under this (a batch folder)
-
-    def within(self, folder: str) -> "S3Zone":
-        """The same zone, listing only names under `folder` (relative to the prefix)."""
-        narrowed = S3Zone(self.url, self.patterns, self.recursive, marker=self.marker, exclude=self.exclude,
-                          client=self.client)
-        narrowed._within = folder.strip("/") + "/" if folder.strip("/") else ""
-        return narrowed
 
     def uri_of(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{name}"
@@ -106,7 +98,7 @@ class S3Zone:
         found: list[dict] = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(
-                    Bucket=self.bucket, Prefix=self.prefix + self._within):
+                    Bucket=self.bucket, Prefix=self.prefix):
                 found.extend(page.get("Contents", ()))
         except (BotoCoreError, ClientError) as exc:
             from chute.retry import is_transient

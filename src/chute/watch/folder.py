@@ -2,7 +2,10 @@
 
 A file is taken only when it is complete:
 - closed after writing (inotify IN_CLOSE_WRITE, which arrives within milliseconds), or
-- moved (renamed) into the folder: a rename is atomic, the writer finished before it, or
+- moved (renamed) into the folder: a rename is atomic, the writer finished before it. A file
+  moved in from outside the watched folder reaches us as "created" (inotify cannot pair the
+  rename); a writer creating a file opens it in the same call, so a created file that nobody
+  opened within MOVED_IN_GRACE seconds was moved (or linked) in, and is taken then; or
 - its size stayed the same for `settle` seconds while no one had it open (writers whose
   close we cannot see, e.g. on a network mount without inotify events). A file seen opened
   and not yet closed is never taken by this rule: a slow writer is waited for.
@@ -30,6 +33,8 @@ from chute.watch.trigger import Emit, RunRequest, Trigger
 
 log = logging.getLogger("chute.watch")
 
+MOVED_IN_GRACE = 0.2  # seconds: IN_OPEN follows a writer's IN_CREATE at once, in the same batch of events
+
 
 class FolderTrigger(Trigger):
     name = "folder"
@@ -44,6 +49,7 @@ class FolderTrigger(Trigger):
         self._lock = threading.Lock()
         self._growing: dict[str, tuple[int, float]] = {}  # name -> (size, when it last changed)
         self._opened: dict[str, int] = {}  # name -> opens seen minus closes seen (still open: > 0)
+        self._created: dict[str, float] = {}  # name -> when "created" was seen, while no open has followed
         self._stopping = threading.Event()
         self._observer: Observer | None = None
         self._checker: threading.Thread | None = None
@@ -107,11 +113,20 @@ class FolderTrigger(Trigger):
             if old is None or old[0] != size:
                 self._growing[name] = (size, time.monotonic())
 
+    def created(self, path: str) -> None:
+        """A new name: written by someone (an open follows at once) or moved in from outside."""
+        self.written(path)
+        name = self._name(path)
+        if name is not None:
+            with self._lock:
+                self._created[name] = time.monotonic()
+
     def opened(self, path: str, delta: int) -> None:
         name = self._name(path)
         if name is None:
             return
         with self._lock:
+            self._created.pop(name, None)
             count = max(0, self._opened.get(name, 0) + delta)
             if count:
                 self._opened[name] = count
@@ -128,6 +143,7 @@ class FolderTrigger(Trigger):
         with self._lock:
             self._growing.pop(name, None)
             self._opened.pop(name, None)
+            self._created.pop(name, None)
         if os.path.isfile(path):
             self._fire([name], how)
 
@@ -140,10 +156,16 @@ class FolderTrigger(Trigger):
             self._emit(RunRequest(self.name, f"folder {'/'.join(parts)} moved in"))  # no names: the whole zone
 
     def _check_growing(self) -> None:
-        while not self._stopping.wait(min(0.5, self.settle / 4)):
+        while not self._stopping.wait(min(MOVED_IN_GRACE, self.settle / 4)):
             now = time.monotonic()
-            ready = []
+            ready, moved = [], []
             with self._lock:
+                for name, since in list(self._created.items()):
+                    if now - since >= MOVED_IN_GRACE:
+                        del self._created[name]
+                        if not self._opened.get(name) and (self.root / name).is_file():
+                            self._growing.pop(name, None)
+                            moved.append(name)
                 for name, (size, since) in list(self._growing.items()):
                     path = self.root / name
                     try:
@@ -156,6 +178,8 @@ class FolderTrigger(Trigger):
                     elif now - since >= self.settle:
                         del self._growing[name]
                         ready.append(name)
+            if moved:
+                self._fire(moved, "moved in")
             if ready:
                 self._fire(ready, f"size unchanged for {self.settle:g}s")
 
@@ -183,7 +207,7 @@ class _Handler(FileSystemEventHandler):
 
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self.trigger.written(_text(event.src_path))
+            self.trigger.created(_text(event.src_path))
         elif self.trigger.marker is not None:  # a marker written at once into a new folder can beat its watch
             marker = os.path.join(_text(event.src_path), self.trigger.marker)
             if os.path.isfile(marker):

@@ -16,15 +16,14 @@ Duplicate or re-delivered events are harmless: the ledger loads each content exa
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from chute.sources.base import is_ignored
-from chute.sources.s3_events import parse_event
+from chute.sources.s3_events import S3Object, parse_event, wanted
 from chute.sources.s3 import parse_s3_url, s3_client
+from chute.sources.selection import Selection
 from chute.watch.trigger import Emit, PollingTrigger, RunRequest, Trigger
 
 log = logging.getLogger("chute.triggers.s3")
@@ -40,15 +39,12 @@ class EventRouter:
         self.marker = landing.marker if landing.trigger == "marker" else None
 
     def wanted(self, name: str) -> bool:
-        parts = name.split("/")
-        return (bool(name) and (self.project.landing.recursive or len(parts) == 1)
-                and not any(is_ignored(p) for p in parts)
-                and any(fnmatch.fnmatch(parts[-1], p) for p in self.project.landing.patterns))
+        return wanted(name, self.project.landing)
 
-    def requests(self, objects: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    def requests(self, objects: list[S3Object]) -> list[tuple[str, dict[str, Any]]]:
         """[(kind, fields)] where kind is 'names' or 'batch'. Objects not ours are dropped."""
         names, batches = [], []
-        for bucket, key in objects:
+        for bucket, key, _etag in objects:
             if bucket != self.bucket or not key.startswith(self.prefix):
                 continue
             name = key[len(self.prefix):]
@@ -233,7 +229,8 @@ def drain(project, db_url: str, *, wait: int = 0, max_messages: int = 1000) -> d
         kind = "s3" if prefix is None else "marker"
         details = {"trigger": {"reason": "; ".join(r.reason for r in batch[:5]), "requests": len(batch)}}
         try:
-            summary = Runner(project, db_url, trigger=kind, only=names, prefix=prefix or None, details=details).run()
+            summary = Runner(project, db_url, trigger=kind, selection=Selection(only=names, prefix=prefix or None),
+                             details=details).run()
             ok, error = not summary.error and not summary.interrupted, summary.error
             runs.append({"run_id": summary.run_id, "trigger": kind, "prefix": prefix, "status": summary.status,
                          "files_loaded": summary.count("loaded"), "files_failed": summary.count("failed"),

@@ -141,7 +141,7 @@ def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
             break
         for m in batch:
             handles.append(m["ReceiptHandle"])
-            found.append({"message_id": m["MessageId"], "keys": [f"s3://{b}/{k}" for b, k in parse_event(m["Body"])],
+            found.append({"message_id": m["MessageId"], "keys": [f"s3://{o.bucket}/{o.key}" for o in parse_event(m["Body"])],
                           "sent": m.get("Attributes", {}).get("SentTimestamp")})
     for handle in handles:  # looked at, not taken: visible again at once (for redrive)
         sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)

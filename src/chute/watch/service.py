@@ -34,6 +34,7 @@ from chute.watch.metrics import Metrics
 from chute.config.project import Project, Schedule
 from chute.retry import RetryPolicy, is_transient, retrying
 from chute.run.runner import Runner
+from chute.sources.selection import Selection
 from chute.ledger.summary import RunSummary
 from chute.watch.trigger import RunRequest, Trigger
 from chute.watch.folder import FolderTrigger
@@ -203,9 +204,9 @@ class WatchService:
         # A whole-zone look leaves alone files that may still be written, unless a batch marker
         # vouches for them (its files are complete by convention).
         unsure = whole and self.folder is not None and any(r.trigger != "marker" for r in batch)
-        skip = self.folder.incomplete() if unsure else set()
-        confirmed = {n for r in batch for n in r.names}
-        min_age = self.project.watch.settle if unsure else 0.0
+        selection = Selection(only=names, prefix=prefix, skip=self.folder.incomplete() if unsure else frozenset(),
+                              min_age=self.project.watch.settle if unsure else 0.0,
+                              confirmed=frozenset(n for r in batch for n in r.names))
         event_time = min(r.event_time for r in batch)
         details = {"trigger": {"reason": reason, "requests": len(batch),
                                **{k: v for r in batch for k, v in r.details.items()}}}
@@ -213,8 +214,7 @@ class WatchService:
         self._extract(batch)
 
         def attempt() -> RunSummary:
-            return Runner(self.project, self.db_url, trigger=trigger, only=names, prefix=prefix, skip=skip,
-                          min_age=min_age, confirmed=confirmed,
+            return Runner(self.project, self.db_url, trigger=trigger, selection=selection,
                           stop=self.stopping, details=details, kept=self.kept).run()
 
         log.info("run (%s): %s", trigger, reason)
@@ -228,10 +228,12 @@ class WatchService:
         self.runs.append(summary)
         self.metrics.record_run(summary, trigger, time.time() - event_time)
         loaded, failed, skipped = summary.count("loaded"), summary.count("failed"), summary.count("skipped")
-        log.info("run %s %s in %.2fs: %d loaded, %d failed, %d skipped, %d unchanged%s%s; %d rows",
+        log.info("run %s %s in %.2fs: %d loaded, %d failed, %d skipped, %d unchanged%s%s; %d rows%s",
                  summary.run_id, summary.status, summary.seconds, loaded, failed, skipped, summary.unchanged,
                  f", {summary.claimed_elsewhere} with other workers" if summary.claimed_elsewhere else "",
-                 f", {summary.dead_letters} new dead letter(s)" if summary.dead_letters else "", summary.rows_loaded)
+                 f", {summary.dead_letters} new dead letter(s)" if summary.dead_letters else "", summary.rows_loaded,
+                 f", {summary.rows_rejected} rejected into quarantine ({summary.count('loaded_with_rejects')} "
+                 "file(s) loaded with rejects)" if summary.rows_rejected else "")
         for f in summary.files:
             if f.status == "failed":
                 log.warning("file %s failed: %s", f.name, f.error)

@@ -18,42 +18,44 @@
              `chute run -p STAGE` does (chain.consume through the Runner), landing zone on S3
 
 Configuration comes from environment variables set by the template (model.ENVIRONMENT).
-Errors worth a retry are raised as TransientError, which the state machine retries with
-backoff; a bad file is never an exception here: it is recorded and the batch goes on.
+Errors worth a retry (chute.retry.is_transient: the one list) are raised as RetryStep, which the
+state machine retries with backoff; a bad file is never an exception here: it is recorded and the
+batch goes on.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import hashlib
 import json
 import os
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 import pyarrow as pa
 
-from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress, TransformError
+from chute.errors import ChuteError, FileError
 from chute.formats.reader import read_source
 from chute.formats.salvage import numbered
 from chute.config.project import Project, load_project
 from chute.pipeline.graph import as_frame
-from chute.run.plan import build_plan
-from chute.sources.base import FileEntry, is_ignored
+from chute.run.plan import build_plan, provided_values
+from chute.retry import is_transient
+from chute.sources.base import FileEntry
+from chute.sources.s3_events import parse_event, wanted
 from chute.deploy.aws.model import ENVIRONMENT, MARKER
 from chute.deploy.aws.names import execution_name
 from chute.deploy.aws.staging import Staging, file_slug
 
 
-class TransientError(Exception):
-    """Worth another try (the state machine retries it with backoff): a service was briefly
-    unreachable, or another load holds the pipeline's lock."""
+class RetryStep(Exception):
+    """Worth another try: a service was briefly unreachable, or another load holds the pipeline's
+    lock. Its class name is what the state machine's Retry matches (statemachine.TRANSIENT_ERRORS)."""
 
 
 # -- set-up shared by the handlers ---------------------------------------------------------------
-def setting(name: str, default: str | None = None) -> str:
+def env_setting(name: str, default: str | None = None) -> str:
+    """The value of a setting the template passes in the environment (model.ENVIRONMENT)."""
     value = os.environ.get(ENVIRONMENT[name], default)
     if value is None:
         raise ChuteError(f"${ENVIRONMENT[name]} is not set (the template sets it)")
@@ -66,7 +68,7 @@ def _project(folder: str) -> Project:
 
 
 def project() -> Project:
-    return _project(setting("project_dir", "/var/task/project"))
+    return _project(env_setting("project_dir", "/var/task/project"))
 
 
 @functools.cache
@@ -75,21 +77,17 @@ def _plan(folder: str):
 
 
 def plan():
-    return _plan(setting("project_dir", "/var/task/project"))
+    return _plan(env_setting("project_dir", "/var/task/project"))
 
 
 @functools.cache
 def _static(folder: str) -> dict[str, Any]:
     """Once-per-run values (references, params, nodes that need no landing data), per container."""
-    p = _project(folder)
-    provided: dict[str, Any] = dict(p.params)
-    for name, relative in p.references.items():
-        provided[name] = p.path(relative)
-    return _plan(folder).run_static(provided)
+    return _plan(folder).run_static(provided_values(_project(folder)))
 
 
 def static_values() -> dict[str, Any]:
-    return _static(setting("project_dir", "/var/task/project"))
+    return _static(env_setting("project_dir", "/var/task/project"))
 
 
 def client(service: str):
@@ -98,67 +96,24 @@ def client(service: str):
     return boto3.client(service)  # honours AWS_ENDPOINT_URL (tests point it at moto)
 
 
-def _transient(exc: Exception) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
-
-    if isinstance(exc, BotoConnectionError):
-        return True
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        return code in ("Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "ServiceUnavailable",
-                        "InternalError", "TooManyRequestsException")
-    return False
-
-
 def _staging(event: dict[str, Any]) -> Staging:
-    return Staging(client("s3"), setting("staging_bucket"), setting("staging_prefix", "staging/"), event["batch_id"])
+    return Staging(client("s3"), env_setting("staging_bucket"), env_setting("staging_prefix", "staging/"), event["batch_id"])
 
 
 def _name_of(key: str) -> str | None:
     """The file's name in the ledger (its key under the landing prefix), or None outside it."""
-    prefix = setting("landing_prefix", "")
+    prefix = env_setting("landing_prefix", "")
     return key[len(prefix):] if key.startswith(prefix) else None
 
 
 def _wanted(key: str) -> bool:
+    """Whether the project takes the object at `key`: under the landing prefix, and a name the
+    landing zone takes (the same rule as `chute watch`: recursive, patterns, ignored names)."""
     name = _name_of(key)
-    if not name or any(is_ignored(part) for part in name.split("/")):
-        return False
-    return any(fnmatch.fnmatch(name.rsplit("/", 1)[-1], p) for p in project().landing.patterns)
+    return name is not None and wanted(name, project().landing)
 
 
 # -- trigger -------------------------------------------------------------------------------------
-def s3_objects(event: Any) -> list[tuple[str, str, str]]:
-    """(bucket, key, etag) of every object-created record in an event, however it came:
-    S3 notification, SQS message (of S3, SNS or EventBridge), EventBridge event."""
-    if isinstance(event, str):
-        try:
-            event = json.loads(event)
-        except json.JSONDecodeError:
-            return []
-    if not isinstance(event, dict):
-        return []
-    found: list[tuple[str, str, str]] = []
-    for record in event.get("Records") or []:
-        if "s3" in record:
-            if str(record.get("eventName", "")).startswith("ObjectCreated"):
-                s3 = record["s3"]
-                # S3 URL-encodes keys in notifications ('+' for a space).
-                found.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"]),
-                              str(s3["object"].get("eTag", ""))))
-        elif "body" in record:  # SQS
-            found += s3_objects(record["body"])
-        elif "Sns" in record:
-            found += s3_objects(record["Sns"].get("Message", ""))
-    if event.get("Type") == "Notification" and "Message" in event:  # SNS envelope in an SQS body
-        found += s3_objects(event["Message"])
-    if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
-        detail = event["detail"]
-        found.append((detail["bucket"]["name"], unquote_plus(detail["object"]["key"]),
-                      str(detail["object"].get("etag", ""))))
-    return found  # anything else (s3:TestEvent, other notifications) starts nothing
-
-
 def _marker_batch(s3, bucket: str, marker_key: str) -> list[dict[str, Any]]:
     folder = marker_key[: -len(MARKER)]
     files = []
@@ -200,7 +155,7 @@ def _start(s3, sfn, bucket: str, key: str, etag: str, report: dict[str, list[str
     if key.rsplit("/", 1)[-1] == MARKER:
         files = _marker_batch(s3, bucket, key)
         name = execution_name(bucket, key, etag, *sorted(f"{f['key']}@{f['etag']}" for f in files))
-    elif setting("wait_for_marker", "yes") != "yes" and _wanted(key):
+    elif env_setting("wait_for_marker", "yes") != "yes" and _wanted(key):
         files = [{"key": key, "etag": etag.strip('"'), "size": None}]
         name = execution_name(bucket, key, etag)
     else:
@@ -213,11 +168,11 @@ def _start(s3, sfn, bucket: str, key: str, etag: str, report: dict[str, list[str
     settings = project().aws
     items = items_of(kept, settings.files_per_child, int(settings.child_mb * (1 << 20)))
     # The manifest first: a redelivered event rewrites the same bytes, then finds the execution.
-    manifest = Staging(s3, setting("staging_bucket"), setting("staging_prefix", "staging/"), name).put_manifest(items)
+    manifest = Staging(s3, env_setting("staging_bucket"), env_setting("staging_prefix", "staging/"), name).put_manifest(items)
     batch = {"batch_id": name, "bucket": bucket, "event_key": key, "manifest": manifest,
              "files": len(kept), "items": len(items), "excluded": excluded}
     try:
-        sfn.start_execution(stateMachineArn=setting("state_machine"), name=name, input=json.dumps(batch))
+        sfn.start_execution(stateMachineArn=env_setting("state_machine"), name=name, input=json.dumps(batch))
         report["started"].append(name)
     except sfn.exceptions.ExecutionAlreadyExists:
         report["duplicates"].append(name)  # this object version already has its execution
@@ -236,7 +191,7 @@ def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
     for message_id, unit in units:
         try:
-            for bucket, key, etag in s3_objects(unit):
+            for bucket, key, etag in parse_event(unit):  # S3, SQS, SNS or EventBridge
                 _start(s3, sfn, bucket, key, etag, report)
         except Exception:
             if message_id is None:
@@ -256,8 +211,8 @@ def node(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             return _unreadable(event)
         raise ChuteError(f"unknown action {action!r} (process or unreadable)")
     except Exception as exc:
-        if _transient(exc):
-            raise TransientError(str(exc)) from exc
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
         raise
 
 
@@ -330,7 +285,7 @@ def database_url() -> str:
     needed only to open the connection)."""
     from urllib.parse import quote
 
-    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=setting("db_secret"))["SecretString"])
+    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=env_setting("db_secret"))["SecretString"])
     host = os.environ.get("CHUTE_DB_HOST") or secret.get("host")
     dbname = secret.get("dbname") or os.environ.get("CHUTE_DB_NAME") or "postgres"
     if not host:
@@ -357,15 +312,9 @@ def load(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if action == "finish":
             return _finish(event)
         raise ChuteError(f"unknown action {action!r} (begin, load or finish)")
-    except RunInProgress as exc:
-        raise TransientError(str(exc)) from exc
-    except DatabaseError as exc:
-        if "cannot connect" in str(exc):
-            raise TransientError(str(exc)) from exc
-        raise
-    except Exception as exc:
-        if _transient(exc):
-            raise TransientError(str(exc)) from exc
+    except Exception as exc:  # the database away or the pipeline's lock held: again; a wrong password: not
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
         raise
 
 
@@ -471,13 +420,13 @@ def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     outcome = event.get("outcome", "failed")
     execution = event.get("execution") or {}
     subject, body = message(project().name, outcome, execution)
-    published = client("sns").publish(TopicArn=setting("topic"), Subject=subject, Message=body)
+    published = client("sns").publish(TopicArn=env_setting("topic"), Subject=subject, Message=body)
     woken = wake_followers(project().name, execution)
     parked = None
     if outcome != "succeeded":  # coordinates and counts only: the manifest and the ledger have the rest
         keep = {k: execution.get(k) for k in ("batch_id", "bucket", "event_key", "manifest", "execution", "error")}
         keep["summary"] = execution.get("summary") or {}
-        parked = client("sqs").send_message(QueueUrl=setting("failed_runs_queue"),
+        parked = client("sqs").send_message(QueueUrl=env_setting("failed_runs_queue"),
                                             MessageBody=json.dumps(keep, default=str))["MessageId"]
     return {"published": published["MessageId"], "parked": parked, "woken": woken}
 
@@ -490,7 +439,7 @@ def wake_followers(project_name: str, execution: dict[str, Any]) -> str | None:
         return None
     body = {"upstream": project_name, "batch_id": execution.get("batch_id"), "published": published,
             "run_id": (execution.get("summary") or {}).get("run_id")}
-    return client("sns").publish(TopicArn=setting("chain_topic"), Message=json.dumps(body))["MessageId"]
+    return client("sns").publish(TopicArn=env_setting("chain_topic"), Message=json.dumps(body))["MessageId"]
 
 
 # -- stage ---------------------------------------------------------------------------------------
@@ -506,7 +455,7 @@ def stage_project() -> Project:
     import tempfile
 
     p = project()
-    bucket = setting("landing_bucket")
+    bucket = env_setting("landing_bucket")
     landing = p.landing.model_copy(update={"path": f"s3://{bucket}/"})
     run_log = p.run_log.model_copy(update={"folder": os.path.join(tempfile.gettempdir(), "chute-logs")})
     return p.model_copy(update={"landing": landing, "run_log": run_log})
@@ -516,7 +465,6 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One run of this chained stage: claim its messages in chute.queue, extract for their keys
     into the landing bucket, load, acknowledge in the load's transaction. Exactly once is the
     ledger's: a wake-up delivered twice finds the messages done and loads nothing."""
-    from chute.errors import TransientError as Unavailable  # the database away, the pipeline's lock held
     from chute.run.runner import Runner
 
     p = stage_project()
@@ -528,8 +476,10 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         summary = Runner(p, db_url, trigger="sqs" if records else "schedule",
                          details={"woken_by": woken_by} if woken_by else None).run()
-    except Unavailable as exc:
-        raise TransientError(str(exc)) from exc
+    except Exception as exc:  # the database away, the pipeline's lock held: SQS delivers the wake-up again
+        if is_transient(exc):
+            raise RetryStep(str(exc)) from exc
+        raise
     data = summary.to_dict()
     data["files"] = data["files"][:100]
     # A middle stage (branches -> salespersons -> sales) is an upstream too: its run's loads sent

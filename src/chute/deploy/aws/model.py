@@ -48,10 +48,6 @@ class Function:
     reserved_concurrency: int
 
     @property
-    def logical(self) -> str:
-        return self.key.capitalize() + "Function"
-
-    @property
     def command(self) -> str:
         return f"{HANDLERS}.{self.key}"
 
@@ -276,9 +272,6 @@ class StackModel:
     @property
     def exclusive(self) -> bool:
         return any(t.mode == "replace" for t in self.project.tables.values())
-
-    def landing_patterns(self) -> list[str]:
-        return list(self.project.landing.patterns)
 
 
 def _database_access(functions: list[Function], project: Project) -> list[Function]:

@@ -62,8 +62,7 @@ def begin(project: Project, db_url: str, execution: str, trigger: str = "s3") ->
     try:
         schema.ensure_schema(conn)
         for t in targets_of(project).values():
-            ensure_table(conn, t.schema, t.table, t.columns, t.primary_key, t.foreign_keys,
-                         merge=t.mode == "merge")
+            ensure_table(conn, t)
         row = conn.execute("SELECT run_id FROM chute.runs WHERE pipeline = %s AND details->>'execution' = %s"
                            " ORDER BY run_id LIMIT 1", (project.name, execution)).fetchone()
         if row:
@@ -111,7 +110,8 @@ def load_files(project: Project, db_url: str, run_id: int, files: list[StagedFil
             for f in files:
                 sha = f.meta.get("sha256") or "unread"
                 if f.meta.get("error"):
-                    ledger.record_outcome(conn, pipeline, run_id, f.entry, sha, "failed", error=f.meta["error"])
+                    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "failed"),
+                                          error=f.meta["error"])
                     summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
                     continue
                 if any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
@@ -147,8 +147,8 @@ def _skipped_as_duplicate(conn, pipeline: str, run_id: int, f: StagedFile, summa
     first_id, first_name = first
     if first_name == f.entry.name:
         return False  # the same name: handled as unchanged by the caller's ledger look-up
-    ledger.record_outcome(conn, pipeline, run_id, f.entry, f.meta["sha256"], "skipped", duplicate_of=first_id,
-                          error=f"same content as {first_name}, already loaded")
+    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "skipped"),
+                          duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
     summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
     return True
 
@@ -166,7 +166,8 @@ def record_failed(project: Project, db_url: str, run_id: int,
             (project.name, run_id, names))}
         for entry, error in entries:
             if entry.name not in seen:
-                ledger.record_outcome(conn, project.name, run_id, entry, "unread", "failed", error=error)
+                ledger.record_outcome(conn, ledger.LedgerRow.of(project.name, run_id, entry, "unread", "failed"),
+                                      error=error)
                 seen[entry.name] = ("failed", error)
         return seen
     finally:
@@ -185,7 +186,8 @@ def finish(project: Project, db_url: str, run_id: int, summary: RunSummary, file
 def _record_failure(conn, pipeline, run_id, f: StagedFile, summary: RunSummary) -> None:
     """Record the file being handled in the current `except` block as failed, with the error."""
     exc = sys.exc_info()[1]
-    ledger.record_outcome(conn, pipeline, run_id, f.entry, f.meta["sha256"], "failed", error=str(exc))
+    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "failed"),
+                          error=str(exc))
     summary.files.append(FileOutcome(f.entry.name, "failed", error=str(exc)))
 
 
@@ -201,7 +203,7 @@ def _unit(load_conn, pipeline, run_id, targets: dict[str, Target], gate_of, hook
     one transaction. Rows are checked by the same gate (types, contracts) as in `chute run`."""
     unit = LoadUnit(load_conn, pipeline, run_id, allow_direct=False)
     gate = gate_of(unit)
-    rows: list[dict] = []
+    rows: list[ledger.LedgerRow] = []
     with undone_on_failure(unit, hooks, gate, targets):
         for f in files:
             loaded = 0
@@ -210,16 +212,11 @@ def _unit(load_conn, pipeline, run_id, targets: dict[str, Target], gate_of, hook
                 unit.write(target, conformed)
                 hooks.rows(table, conformed)
                 loaded += conformed.height
-            e = f.entry
-            gate.enforce(e.name, f.meta.get("rows_read") or 0)
-            rejected = gate.rejected.get(e.name, 0)
-            rows.append(dict(pipeline=pipeline, name=e.name, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
-                             sha256=f.meta["sha256"], status="loaded_with_rejects" if rejected else "loaded",
-                             run_id=run_id, rows_read=f.meta.get("rows_read"), rows_loaded=loaded,
-                             rows_rejected=rejected))
-        if any(r["rows_rejected"] for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
-            unit.reject(gate.records([(r["name"], r["sha256"]) for r in rows], lambda name: b""))
+            gate.enforce(f.entry.name, f.meta.get("rows_read") or 0)
+            rows.append(ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "loaded",
+                                            rows_read=f.meta.get("rows_read"), rows_loaded=loaded,
+                                            rows_rejected=gate.rejected.get(f.entry.name, 0)))
+        if any(r.rows_rejected for r in rows):  # the raw lines are in S3: rejects keep the row as JSON
+            unit.reject(gate.records([(r.name, r.sha256) for r in rows], lambda name: b""))
         hooks.commit(unit, rows)
-    for r in rows:
-        summary.files.append(FileOutcome(r["name"], r["status"], r["rows_read"], r["rows_loaded"],
-                                         rows_rejected=r["rows_rejected"]))
+    summary.files.extend(FileOutcome.of(r) for r in rows)

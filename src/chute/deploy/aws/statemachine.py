@@ -31,11 +31,13 @@ from typing import Any
 
 from chute.pipeline.graph import Plan
 
-# Errors worth another try: Lambda's own hiccups, and the handlers' TransientError (S3 or
-# the database unreachable for a moment, another load holding the pipeline's lock).
+# Errors worth another try: Lambda's own hiccups, and the handlers' RetryStep (S3 or the
+# database unreachable for a moment, another load holding the pipeline's lock). A Lambda error's
+# name is its exception's class name: keep "RetryStep" in step with handlers.RetryStep (the
+# handlers are not imported here: rendering a template needs none of their dependencies).
 TRANSIENT_ERRORS = [
     "Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException", "TransientError",
+    "Lambda.TooManyRequestsException", "RetryStep",
 ]
 RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}]
 # A Load throttled by its reserved concurrency (the database's bound) waits its turn: more tries.

@@ -10,8 +10,8 @@ server.failing (the tests use that).
 
 Run::
 
-    python -m chute.examples.retail.api --port 8765 [--seed 42] [--branches 3] [--fail E0102]
-    python api.py --port 8765              # the copy `chute init --example retail` made
+    python -m chute.examples.retail.api --port 8780 [--seed 42] [--branches 3] [--fail E0102]
+    python api.py --port 8780              # the copy `chute init --example retail` made
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def retail_data(seed: int = 42, branches: int = 3) -> dict:
 class RetailServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int = 8765, seed: int = 42, branches: int = 3, host: str = "127.0.0.1"):
+    def __init__(self, port: int = 8780, seed: int = 42, branches: int = 3, host: str = "127.0.0.1"):
         self.data = retail_data(seed, branches)
         self.failing: set[str] = set()  # employee ids whose sales answer 500
         self.requests = 0
@@ -127,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The retail example's HTTP API (branches, salespersons, sales).")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8780)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--branches", type=int, default=3)
     parser.add_argument("--fail", action="append", default=[], metavar="EMPLOYEE_ID",

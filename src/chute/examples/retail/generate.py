@@ -3,14 +3,14 @@
     OUT_DIR/branches/chute.toml       collects branches from the API (page numbers)
     OUT_DIR/salespersons/chute.toml   follows branches: salespersons of each new branch (cursor)
     OUT_DIR/sales/chute.toml          follows salespersons: sales of each new salesperson (Link header)
-    OUT_DIR/api.py                    the example's HTTP API (python api.py --port 8765)
+    OUT_DIR/api.py                    the example's HTTP API (python api.py --port 8780)
 
 Each stage is a chute project; all three share one database (CHUTE_DATABASE_URL), where the
 queue between them lives. The API's address is `[params] api` of each stage.
 
 Run::
 
-    python generate.py OUT_DIR [--port 8765]
+    python generate.py OUT_DIR [--port 8780]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ retry_initial = 0.2
 }
 
 
-def generate(folder: Path, files: int = 0, seed: int = 42, top: int | None = None, port: int = 8765) -> dict:
+def generate(folder: Path, files: int = 0, seed: int = 42, top: int | None = None, port: int = 8780) -> dict:
     """Write the three stages' chute.toml (files/seed/top: chute init's arguments; the data
     comes from the API, deterministic from its own --seed)."""
     folder = Path(folder)
@@ -120,14 +120,15 @@ def generate(folder: Path, files: int = 0, seed: int = 42, top: int | None = Non
         (folder / stage).mkdir(parents=True, exist_ok=True)
         (folder / stage / "chute.toml").write_text(text.format(common=common), encoding="utf-8")
     message = (f"Stages {', '.join(STAGES)} in {folder}/. Start the API (python {folder}/api.py --port {port}), "
-               "share one database (export CHUTE_DATABASE_URL=...), then: chute extract -p branches, "
-               "chute run -p branches, chute run -p salespersons, chute run -p sales (docs/chains.md)")
+               f"share one database (export CHUTE_DATABASE_URL=...), then: chute extract -p {folder}/branches, "
+               f"chute run -p {folder}/branches, chute run -p {folder}/salespersons, chute run -p {folder}/sales "
+               "(docs/chains.md)")
     return {"stages": list(STAGES), "api": f"http://127.0.0.1:{port}", "message": message}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8780)
     args = parser.parse_args()
     print(generate(args.out_dir, port=args.port))

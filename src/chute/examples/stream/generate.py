@@ -109,7 +109,7 @@ def generate(out_dir: Path, files: int = 20, seed: int = 42, top: int | None = N
             time.sleep(interval)
         else:
             clock += dt.timedelta(seconds=rng.randint(1, 5))  # Firehose's buffer interval
-    return {"files": written, "records": rows, "landing": landing,
+    return {"files": written, "rows": rows, "landing_dir": str(landing),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                            interval=args.interval)
     except KeyboardInterrupt:
         return
-    print(f"wrote {summary['files']} objects, {summary['records']} events under {summary['landing']} "
+    print(f"wrote {summary['files']} objects, {summary['rows']} events under {summary['landing_dir']} "
           f"in {summary['seconds']}s")
 
 
