@@ -7,8 +7,9 @@
       the first 100 files + .SUCCESS under small/  -> parent_events_100
       all files + .SUCCESS under 2024-05-01/       -> status, rows, ledger counts, payload, events, wall time
 
-wall_s runs from the marker's put to the execution's end (the trigger drains every file's event as
-the SQS event source would, lists the folder, writes the manifest and starts the execution).
+wall_s runs from the marker's put to the execution's end (the marker's event, the only one the
+template's rule passes in marker mode, reaches the trigger, which lists the folder, writes the
+manifest and starts the execution).
 max_payload_bytes is the largest state input, output or task parameters of the parent's history
 and of every handler invocation (moto cannot list a Distributed Map's child executions).
 
@@ -62,7 +63,7 @@ def batch(project: Path, db_url: str, folder: str, paths: list[Path], moto_url: 
     from chute.deploy.aws.model import build_model
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
-    stack = create_stack(build_model(load_project(project)), project, db_url)
+    stack = create_stack(build_model(load_project(project)), project, db_url, markers_only=True)
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:

@@ -82,10 +82,14 @@ def test_template_has_the_stack(rendered):
 
     functions = _of_type(t, "AWS::Serverless::Function")
     assert set(functions) == {"TriggerFunction", "NodeFunction", "LoadFunction", "NotifyFunction"}
-    for f in functions.values():  # one image, one handler each, failures to a DLQ
+    for f in functions.values():  # one image, one handler each
         assert f["Properties"]["PackageType"] == "Image" and f["Metadata"]["Dockerfile"] == "Dockerfile"
         assert f["Properties"]["ImageConfig"]["Command"][0].startswith("chute.deploy.aws.handlers.")
-        assert f["Properties"]["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["FunctionsDLQ", "Arn"]}
+    # A DLQ only where an invocation is asynchronous: notify (the execution status rule). Node, load
+    # (Step Functions) and trigger (its SQS event source, whose queue has its DLQ) are synchronous.
+    assert {k for k, f in functions.items() if "DeadLetterQueue" in f["Properties"]} == {"NotifyFunction"}
+    assert functions["NotifyFunction"]["Properties"]["DeadLetterQueue"]["TargetArn"] == {
+        "Fn::GetAtt": ["FunctionsDLQ", "Arn"]}
     assert "VpcConfig" in functions["LoadFunction"]["Properties"]
     assert functions["TriggerFunction"]["Properties"]["Events"]["LandingEvents"]["Type"] == "SQS"
 
@@ -291,3 +295,52 @@ def test_database_url_verifies_tls_with_the_image_bundle_and_signs_iam_tokens(sf
     dockerfile = (rendered / "Dockerfile").read_text()
     assert "truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in dockerfile
     assert "> /opt/chute/rds-ca.pem" in dockerfile
+
+
+def test_event_sources_are_bounded_report_item_failures_and_markers_are_filtered(rendered):
+    t = _template(rendered)
+    functions = _of_type(t, "AWS::Serverless::Function")
+    trigger = functions["TriggerFunction"]["Properties"]
+    source = trigger["Events"]["LandingEvents"]["Properties"]
+    assert 2 <= source["ScalingConfig"]["MaximumConcurrency"] <= trigger["ReservedConcurrentExecutions"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    detail = t["Resources"]["LandingEventsRule"]["Properties"]["EventPattern"]["detail"]
+    condition, markers, every = detail["Fn::If"]
+    assert condition == "WaitsForMarker" and t["Conditions"]["WaitsForMarker"] == {
+        "Fn::Equals": [{"Ref": "WaitForMarker"}, "yes"]}
+    assert markers["object"] == {"key": [{"suffix": ".SUCCESS"}]} and "object" not in every
+    status = t["Resources"]["ExecutionStatusRule"]["Properties"]
+    assert status["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert status["Targets"][0]["Arn"] == {"Fn::GetAtt": ["NotifyFunction", "Arn"]}
+    assert status["Targets"][0]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FunctionsDLQ", "Arn"]}}
+    main = (rendered / "terraform" / "modules" / "chute" / "main.tf").read_text()
+    assert 'function_response_types = ["ReportBatchItemFailures"]' in main
+    assert re.search(r"scaling_config \{\s*maximum_concurrency = 5\s*\}", main)
+    assert 'suffix = ".SUCCESS"' in main
+
+
+def test_a_failed_step_is_notified_with_how_to_redrive_and_files_failed_is_not_twice(sfn_aws, monkeypatch):
+    import boto3
+
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+    parked = sqs.create_queue(QueueName="failed-runs")["QueueUrl"]
+    monkeypatch.setattr(handlers, "project", lambda: type("P", (), {"name": "stocks"})())
+    monkeypatch.setenv("CHUTE_TOPIC_ARN", topic)
+    monkeypatch.setenv("CHUTE_FAILED_RUNS_QUEUE_URL", parked)
+    arn = "arn:aws:states:us-east-1:123456789012:execution:stocks-pipeline:day-1"
+    event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states", "detail": {
+        "executionArn": arn, "name": "day-1", "status": "FAILED", "error": "States.TaskFailed",
+        "cause": "Begin: could not reach the database",
+        "input": json.dumps({"batch_id": "day-1", "bucket": "landing", "manifest": {"bucket": "s", "key": "k"}})}}
+    assert handlers.notify(event)["parked"]
+    from fixtures_deploy_aws import bodies
+
+    (note,) = bodies(sqs, inbox)
+    assert "batch day-1: failed" in note and "could not reach the database" in note
+    assert f"redrive-execution --execution-arn {arn}" in note
+    handlers.notify({**event, "detail": {**event["detail"], "error": "ChuteFilesFailed"}})
+    assert bodies(sqs, inbox) == []  # NotifyFailure already sent the counts

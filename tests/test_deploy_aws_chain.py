@@ -77,8 +77,11 @@ def test_only_a_follower_gets_a_stage_queue_dlq_function_and_alarms(tmp_path, cl
     assert function["ImageConfig"]["Command"] == ["chute.deploy.aws.handlers.stage"]
     assert "VpcConfig" in function  # it reads chute.queue and loads the database
     events = function["Events"]
-    assert events["Wakeups"] == {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["StageQueue", "Arn"]},
-                                                              "BatchSize": 10}}
+    # Bounded by the stage's reserved concurrency (2), failed messages reported one by one (issue 22).
+    assert events["Wakeups"] == {"Type": "SQS", "Properties": {
+        "Queue": {"Fn::GetAtt": ["StageQueue", "Arn"]}, "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}}
+    assert function["ReservedConcurrentExecutions"] == 2
     assert events["Sweep"]["Type"] == "Schedule" and events["Sweep"]["Properties"]["Schedule"].startswith("rate(")
     alarms = {k: v["Properties"] for k, v in follower.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms["StageQueueAgeAlarm"]["MetricName"] == "ApproximateAgeOfOldestMessage"

@@ -62,7 +62,7 @@ def test_a_few_hundred_files_load_like_chute_run_with_flat_payload_and_history(
                  "CHUTE_DB_SECRET_ARN", "CHUTE_TOPIC_ARN", "CHUTE_FAILED_RUNS_QUEUE_URL", "CHUTE_WAIT_FOR_MARKER",
                  "CHUTE_STATE_MACHINE_ARN"):
         monkeypatch.delenv(name, raising=False)
-    stack = create_stack(build_model(load_project(big_stocks)), big_stocks, db_url)
+    stack = create_stack(build_model(load_project(big_stocks)), big_stocks, db_url, markers_only=True)
     for name, value in stack["env"].items():
         monkeypatch.setenv(name, value)
     landing = sorted((big_stocks / "landing").iterdir())

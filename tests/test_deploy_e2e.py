@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,102 @@ def test_the_load_step_retries_a_database_away_but_not_a_wrong_password(stack):
     secrets.put_secret_value(SecretId="db", SecretString=json.dumps(right))
     run_id = handlers.load(batch)["run_id"]  # the same step, once the database is there
     assert handlers.load(batch)["run_id"] == run_id  # retried or redriven: the same run
+
+
+def test_s3_eventbridge_sqs_reach_the_trigger_as_the_template_wires_them(stack, stocks, query, monkeypatch):
+    """The landing bucket's EventBridge notifications, the rule with the template's event pattern
+    (WaitForMarker=yes: markers only), its queue, and the trigger's event source mapping with the
+    template's settings, created in moto from the rendered template: three files and a marker make
+    exactly one trigger invocation, for the marker, and the batch loads. The trigger runs with its
+    own environment only, as its template entry lists it."""
+    from fixtures_deploy_aws import resolved, template_of
+
+    s3, sqs, lam = stack["s3"], stack["sqs"], boto3.client("lambda")
+    events = boto3.client("events")
+    resources = template_of(build_model(stack["project"]))["Resources"]
+    assert resources["LandingBucket"]["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={
+        "EventBridgeConfiguration": {}})
+    queue = sqs.create_queue(QueueName="bridged-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def moto_value(value):
+        if isinstance(value, dict) and "Fn::If" in value:  # WaitsForMarker: WaitForMarker=yes
+            condition, yes, no = value["Fn::If"]
+            return moto_value(yes if condition == "WaitsForMarker" else no)
+        if isinstance(value, dict) and "Ref" in value:
+            return {"LandingBucket": "landing"}[value["Ref"]]
+        if isinstance(value, dict):
+            return {k: moto_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [moto_value(v) for v in value]
+        return value
+
+    rule = resources["LandingEventsRule"]["Properties"]
+    events.put_rule(Name="landing-events", EventPattern=json.dumps(moto_value(rule["EventPattern"])))
+    events.put_targets(Rule="landing-events", Targets=[{"Id": "events-queue", "Arn": queue_arn}])
+    source = dict(resources["TriggerFunction"]["Properties"]["Events"]["LandingEvents"]["Properties"])
+    source.pop("Queue")
+    mapping = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="stocks-trigger", **source)
+    got = lam.get_event_source_mapping(UUID=mapping["UUID"])
+    assert got["ScalingConfig"] == source["ScalingConfig"] and got["FunctionResponseTypes"] == [
+        "ReportBatchItemFailures"]
+
+    own = {k: resolved(v, {"StagingBucket": "staging", "WaitForMarker": "yes",
+                           "PipelineStateMachine": stack["machine"]}, stocks)
+           for k, v in resources["TriggerFunction"]["Properties"]["Environment"]["Variables"].items()}
+    assert lam.get_function_configuration(FunctionName="stocks-trigger")["Environment"]["Variables"] == own
+    calls = []
+    real_trigger = handlers.trigger
+
+    def trigger(event, context=None):
+        keys = [json.loads(r["body"])["detail"]["object"]["key"] for r in event["Records"]]
+        calls.append((keys, handlers.environ("CHUTE_DB_SECRET_ARN"), handlers.environ("CHUTE_STAGING_BUCKET")))
+        return real_trigger(event, context)
+
+    monkeypatch.setattr(handlers, "trigger", trigger)
+    top = _top_files(stocks)[:3]
+    _upload(stack, "bridged", {p.name: p.read_bytes() for p in top})
+    for _ in range(100):
+        if stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"]:
+            break
+        time.sleep(0.1)
+    assert calls == [(["bridged/.SUCCESS"], None, "staging")]
+    (execution,) = stack["sfn"].list_executions(stateMachineArn=stack["machine"])["executions"]
+    assert _finished(stack["sfn"], execution["executionArn"])["status"] == "SUCCEEDED"
+    assert query("select count(*) from chute.files where status = 'loaded'")[0][0] == 3
+
+
+def test_a_throttled_record_comes_back_alone_in_batch_item_failures(stack, stocks, monkeypatch):
+    """Two markers in one SQS batch; starting the first one's execution is throttled: it is reported
+    in batchItemFailures (SQS delivers it again), the other starts."""
+    from botocore.exceptions import ClientError
+
+    top = _top_files(stocks)
+    _upload(stack, "one", {top[0].name: top[0].read_bytes()})
+    _upload(stack, "two", {top[1].name: top[1].read_bytes()})
+    messages = [m for m in drain(stack["sqs"], stack["events"])
+                if any(o.key.endswith("/.SUCCESS") for o in handlers.parse_event(m["Body"]))]
+    assert len(messages) == 2
+    real_client = handlers.client
+
+    class Throttled:
+        def __init__(self, sfn):
+            self.sfn, self.exceptions = sfn, sfn.exceptions
+
+        def start_execution(self, **kwargs):
+            if json.loads(kwargs["input"])["event_key"] == "one/.SUCCESS":
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                                  "StartExecution")
+            return self.sfn.start_execution(**kwargs)
+
+    monkeypatch.setattr(handlers, "client", lambda name: Throttled(real_client(name)) if name == "stepfunctions"
+                        else real_client(name))
+    report = handlers.trigger(sqs_event(messages))
+    first = next(m for m in messages if handlers.parse_event(m["Body"])[0].key == "one/.SUCCESS")
+    assert report["batchItemFailures"] == [{"itemIdentifier": first["MessageId"]}]
+    assert len(report["started"]) == 1
+    monkeypatch.setattr(handlers, "client", real_client)
+    again = handlers.trigger(sqs_event([first]))  # delivered again: it starts now
+    assert len(again["started"]) == 1 and not again["batchItemFailures"]

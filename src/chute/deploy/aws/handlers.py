@@ -25,6 +25,7 @@ batch goes on.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -54,9 +55,23 @@ class RetryStep(Exception):
 
 
 # -- set-up shared by the handlers ---------------------------------------------------------------
+# A function's own environment, when several functions share one process (the tests run every
+# handler in theirs, on moto's threads): set, it replaces os.environ for the CHUTE_* variables, so
+# a handler sees exactly what its template entry gives it. In Lambda it is never set.
+ENVIRONMENT_OF_CALL: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "chute_aws_environment", default=None)
+
+
+def environ(name: str, default: str | None = None) -> str | None:
+    own = ENVIRONMENT_OF_CALL.get()
+    if own is not None and name.startswith("CHUTE_"):
+        return own.get(name, default)
+    return os.environ.get(name, default)
+
+
 def env_setting(name: str, default: str | None = None) -> str:
     """The value of a setting the template passes in the environment (model.ENVIRONMENT)."""
-    value = os.environ.get(ENVIRONMENT[name], default)
+    value = environ(ENVIRONMENT[name], default)
     if value is None:
         raise ChuteError(f"${ENVIRONMENT[name]} is not set (the template sets it)")
     return value
@@ -286,17 +301,17 @@ def database_url() -> str:
     from urllib.parse import quote
 
     secret = json.loads(client("secretsmanager").get_secret_value(SecretId=env_setting("db_secret"))["SecretString"])
-    host = os.environ.get("CHUTE_DB_HOST") or secret.get("host")
-    dbname = secret.get("dbname") or os.environ.get("CHUTE_DB_NAME") or "postgres"
+    host = environ("CHUTE_DB_HOST") or secret.get("host")
+    dbname = secret.get("dbname") or environ("CHUTE_DB_NAME") or "postgres"
     if not host:
         raise ChuteError("the database secret has no host and $CHUTE_DB_HOST is not set")
     port = int(secret.get("port") or 5432)
     password = secret.get("password", "")
-    if os.environ.get("CHUTE_DB_AUTH") == "iam":
+    if environ("CHUTE_DB_AUTH") == "iam":
         password = client("rds").generate_db_auth_token(DBHostname=host, Port=port, DBUsername=secret["username"])
     url = (f"postgresql://{quote(secret['username'], safe='')}:{quote(password, safe='')}"
            f"@{host}:{port}/{quote(dbname, safe='')}")
-    ca = os.environ.get("CHUTE_DB_CA")
+    ca = environ("CHUTE_DB_CA")
     if ca:
         url += f"?sslmode=verify-full&sslrootcert={quote(ca)}"
     return url
@@ -416,7 +431,32 @@ def message(project_name: str, outcome: str, execution: dict[str, Any]) -> tuple
     return subject[:100], "\n".join(lines)
 
 
+def status_change(event: dict[str, Any]) -> dict[str, Any] | None:
+    """An EventBridge "Step Functions Execution Status Change" (the execution status rule) -> the
+    notify step's execution: a step that failed for good (a redrive resumes there). None for a
+    ChuteFilesFailed execution: NotifyFailure already reported its counts."""
+    detail = event.get("detail") or {}
+    if detail.get("error") == "ChuteFilesFailed":
+        return None
+    try:
+        given = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        given = {}
+    arn = detail.get("executionArn", "?")
+    return {"batch_id": given.get("batch_id") or detail.get("name"), "bucket": given.get("bucket"),
+            "event_key": given.get("event_key"), "manifest": given.get("manifest"), "execution": detail.get("name"),
+            "files": given.get("files"),
+            "error": {"Error": detail.get("error") or detail.get("status"),
+                      "Cause": f"{detail.get('cause') or ''} (redrive: aws stepfunctions redrive-execution "
+                               f"--execution-arn {arn})"}}
+
+
 def notify(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    if event.get("detail-type") == "Step Functions Execution Status Change":
+        execution = status_change(event)
+        if execution is None:
+            return {"published": None, "parked": None, "woken": None}
+        event = {"outcome": "failed", "execution": execution}
     outcome = event.get("outcome", "failed")
     execution = event.get("execution") or {}
     subject, body = message(project().name, outcome, execution)

@@ -46,10 +46,21 @@ class Function:
     environment: tuple[str, ...]  # symbolic names of the environment variables it gets
     statements: tuple[Statement, ...]
     reserved_concurrency: int
+    # Invoked asynchronously by some path (an EventBridge rule or schedule): only then a
+    # dead-letter queue means anything. Step Functions (sync) sees a failed invocation itself and
+    # an SQS event source returns a failed message to its queue, whose RedrivePolicy is the DLQ.
+    asynchronous: bool = False
 
     @property
     def command(self) -> str:
         return f"{HANDLERS}.{self.key}"
+
+    @property
+    def event_source_concurrency(self) -> int:
+        """ScalingConfig.MaximumConcurrency of its SQS event source: at most its reserved
+        concurrency (more would be throttled, and throttled messages end in the DLQ), at least
+        AWS's minimum of 2."""
+        return max(2, self.reserved_concurrency)
 
 
 _KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
@@ -74,24 +85,24 @@ def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Functio
                                 "sqs:ChangeMessageVisibility"), ("events_queue",)),
                      Statement(("s3:ListBucket",), ("landing_bucket",)),
                      Statement(("s3:GetObject",), ("landing_objects",)),
-                     _KEY, _XRAY, logs("trigger"), dlq()), 5),
+                     _KEY, _XRAY, logs("trigger")), 5),
         Function("node", f"{HANDLERS}.node", "Read a landing file or run a pipeline node on staged Parquet",
                  3008, 900, False, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix"), (
                      Statement(("s3:ListBucket",), ("landing_bucket", "staging_bucket")),
                      Statement(("s3:GetObject",), ("landing_objects",)),
                      Statement(("s3:GetObject", "s3:PutObject"), ("staging_objects",)),
-                     _KEY, _XRAY, logs("node"), dlq()), 50),
+                     _KEY, _XRAY, logs("node")), 50),
         Function("load", f"{HANDLERS}.load", "Load staged datasets into PostgreSQL exactly once, with the ledger",
-                 2048, 900, True, ("project_dir", "staging_bucket", "staging_prefix", "db_secret"), (
+                 2048, 900, True, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix", "db_secret"), (
                      Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("s3:GetObject",), ("staging_objects",)),
                      Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
-                     _KEY, _XRAY, logs("load"), dlq()), load_concurrency),
+                     _KEY, _XRAY, logs("load")), load_concurrency),
         Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
                  256, 60, False, ("project_dir", "topic", "failed_runs_queue", "chain_topic"), (
                      Statement(("sns:Publish",), ("topic", "chain_topic")),
                      Statement(("sqs:SendMessage",), ("failed_runs_queue",)),
-                     _KEY, _XRAY, logs("notify"), dlq()), 5),
+                     _KEY, _XRAY, logs("notify"), dlq()), 5, asynchronous=True),
     ]
     if follows:
         # A chained stage: `chute run -p STAGE` on Lambda (in the VPC: it reads chute.queue and loads
@@ -106,7 +117,7 @@ def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Functio
                 Statement(("s3:ListBucket",), ("landing_bucket",)),
                 Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
                 Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
-                _KEY, _XRAY, logs("stage"), dlq()), 2))
+                _KEY, _XRAY, logs("stage"), dlq()), 2, asynchronous=True))
     return functions
 
 
@@ -124,7 +135,8 @@ QUEUES = [
     Queue("events_queue", "S3 object events (via EventBridge) waiting for the trigger function",
           consumer="trigger", dead_letter_queue="events_dlq"),
     Queue("events_dlq", "events the trigger failed on after its retries", dead_letter_of="events_queue"),
-    Queue("functions_dlq", "failed asynchronous invocations of the functions"),
+    Queue("functions_dlq", "failed asynchronous invocations: notify (from the execution status rule), "
+                           "stage (from its sweeper schedule)"),
     Queue("failed_runs_queue", "batches whose execution failed, for a look and a redrive"),
 ]
 

@@ -43,6 +43,9 @@ QUEUE_IDS = {"events_queue": "EventsQueue", "events_dlq": "EventsDLQ", "function
 
 NO_ACCESS_LOGS = ("CKV_AWS_18", "object-level access is audited with CloudTrail data events for the account; "
                                 "an access-log bucket per stack would need its own log bucket in turn")
+NO_DLQ = ("CKV_AWS_116", "invoked synchronously only (Step Functions, or an SQS event source whose queue has "
+                         "its own dead-letter queue): the caller sees the failure; a function DLQ would never "
+                         "receive anything")
 NO_REPLICATION = ("CKV_AWS_144", "landing files are re-sent by their producers; cross-region replication is a "
                                  "disaster-recovery choice left to the account, not the pipeline")
 
@@ -194,6 +197,7 @@ def template(model: StackModel) -> Json:
             "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [ref("ExistingDatabaseSecretArn"), ""]}]},
                             "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"}]}},
         "Conditions": {"CreateDb": {"Fn::Equals": [ref("CreateDatabase"), "yes"]},
+                       "WaitsForMarker": {"Fn::Equals": [ref("WaitForMarker"), "yes"]},
                        "IsProd": {"Fn::Equals": [ref("Environment"), "prod"]}},
         "Resources": resources,
         "Outputs": _outputs(model),
@@ -257,8 +261,11 @@ def _buckets() -> Json:
         "StagingBucketPolicy": _tls_only("StagingBucket"),
         "LandingEventsRule": {"Type": "AWS::Events::Rule", "Properties": {
             "Description": "Objects created in the landing bucket -> the events queue",
+            # With WaitForMarker=yes only the markers are events: a batch of 7,000 files is one message.
             "EventPattern": {"source": ["aws.s3"], "detail-type": ["Object Created"],
-                             "detail": {"bucket": {"name": [ref("LandingBucket")]}}},
+                             "detail": if_("WaitsForMarker", {"bucket": {"name": [ref("LandingBucket")]},
+                                                              "object": {"key": [{"suffix": MARKER}]}},
+                                           {"bucket": {"name": [ref("LandingBucket")]}})},
             "Targets": [{"Id": "events-queue", "Arn": att("EventsQueue", "Arn"),
                          "DeadLetterConfig": {"Arn": att("EventsDLQ", "Arn")},
                          "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 86400}}]}},
@@ -463,21 +470,29 @@ def _functions(model: StackModel) -> Json:
             "ReservedConcurrentExecutions": f.reserved_concurrency,
             "KmsKeyArn": att("Key", "Arn"),
             "LoggingConfig": {"LogGroup": ref(f"{name}LogGroup")},
-            "DeadLetterQueue": {"Type": "SQS", "TargetArn": att("FunctionsDLQ", "Arn")},
             "Environment": {"Variables": {ENVIRONMENT[e]: environment(e) for e in f.environment}},
         }
         metadata: Json = {"DockerTag": "chute", "DockerContext": ".", "Dockerfile": "Dockerfile"}
+        skipped: list[tuple[str, str]] = []
+        if f.asynchronous:
+            properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": att("FunctionsDLQ", "Arn")}
+        else:
+            skipped.append(NO_DLQ)
         if f.in_vpc:
             properties["VpcConfig"] = {"SecurityGroupIds": [ref("LoadSecurityGroup")], "SubnetIds": ref("SubnetIds")}
         else:
-            metadata.update(skip(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
-                                                 "only the load function needs the VPC, to reach the database")))
+            skipped.append(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
+                                           "only the load function needs the VPC, to reach the database"))
+        if skipped:
+            metadata.update(skip(*skipped))
+        from_sqs = {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": f.event_source_concurrency}}
         if f.key == "trigger":
             properties["Events"] = {"LandingEvents": {"Type": "SQS", "Properties": {
-                "Queue": att("EventsQueue", "Arn"), "BatchSize": 10}}}
+                "Queue": att("EventsQueue", "Arn"), **from_sqs}}}
         if f.key == "stage":
             properties["Events"] = {
-                "Wakeups": {"Type": "SQS", "Properties": {"Queue": att("StageQueue", "Arn"), "BatchSize": 10}},
+                "Wakeups": {"Type": "SQS", "Properties": {"Queue": att("StageQueue", "Arn"), **from_sqs}},
                 # The sweeper: messages in backoff, or whose wake-up was lost, are taken within minutes.
                 "Sweep": {"Type": "Schedule", "Properties": {
                     "Schedule": f"rate({SWEEP_MINUTES} minutes)", "Input": '{"sweep": true}',
@@ -496,6 +511,25 @@ def _state_machine(model: StackModel) -> Json:
                              SubnetList={"Fn::Join": [",", ref("SubnetIds")]},
                              TaskSecurityGroup=ref("LoadSecurityGroup"))
     return {
+        # An execution that fails at a step (not with ChuteFilesFailed, which NotifyFailure reported):
+        # its notification, asynchronously, with the function DLQ behind it.
+        "ExecutionStatusRule": {"Type": "AWS::Events::Rule", "Properties": {
+            "Description": "Pipeline executions that failed, timed out or were aborted -> the notify function",
+            "EventPattern": {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+                             "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                                        "stateMachineArn": [ref("PipelineStateMachine")]}},
+            "Targets": [{"Id": "notify", "Arn": att("NotifyFunction", "Arn"),
+                         "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")},
+                         "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 86400}}]}},
+        "ExecutionStatusPermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "FunctionName": ref("NotifyFunction"), "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com", "SourceArn": att("ExecutionStatusRule", "Arn")}},
+        "FunctionsDLQPolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [ref("FunctionsDLQ")], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "ExecutionStatusRuleDeadLetters", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": att("FunctionsDLQ", "Arn"),
+                "Condition": {"ArnEquals": {"aws:SourceArn": att("ExecutionStatusRule", "Arn")}}}]}}},
         "StateMachineLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/vendedlogs/states/${AWS::StackName}-pipeline"),
             "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}},
