@@ -113,18 +113,57 @@ def test_template_has_the_stack(rendered):
     assert "GenerateSecretString" in t["Resources"]["DbSecret"]["Properties"]
 
 
-def test_no_iam_statement_allows_everything(rendered):
+MANAGED_POLICIES = Path(__file__).parent / "data" / "managed_policies"
+
+
+def _allow_statements(t: dict):
+    """(where, statement) of every Allow in the template: roles' inline policies, managed policies,
+    the policies behind ManagedPolicyArns (AWS's published documents, vendored under
+    tests/data/managed_policies/: adding a managed policy means vendoring it), the KMS key policy
+    and the queue policies. Deny statements restrict, so they are left out."""
+    for name, r in t["Resources"].items():
+        props = r.get("Properties", {})
+        docs = []
+        if r["Type"] == "AWS::IAM::Role":
+            docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for arn in props.get("ManagedPolicyArns", []):
+                text = json.dumps(arn)
+                vendored = MANAGED_POLICIES / (text.rsplit("/", 1)[-1].strip('"}') + ".json")
+                assert vendored.is_file(), f"{name}: managed policy {text} is not vendored in {MANAGED_POLICIES}"
+                docs.append(json.loads(vendored.read_text()))
+        elif r["Type"] == "AWS::IAM::ManagedPolicy":
+            docs.append(props["PolicyDocument"])
+        elif r["Type"] == "AWS::KMS::Key":
+            docs.append(props["KeyPolicy"])
+        elif r["Type"] == "AWS::SQS::QueuePolicy":
+            docs.append(props["PolicyDocument"])
+        for doc in docs:
+            for st in doc["Statement"]:
+                if st["Effect"] == "Allow":
+                    yield name, st
+
+
+def test_iam_is_least_privilege(rendered):
+    """No Allow names a wildcard action (`*`, `svc:*`, `svc:Prefix*`); a `*` resource only for
+    the actions AWS gives no resource-level permission (model.STAR_ONLY_ACTIONS), or in a key
+    policy, where `*` means the key itself. No managed policy is attached (in Terraform neither)."""
+    from chute.deploy.aws.model import STAR_ONLY_ACTIONS
+
     t = _template(rendered)
-    roles = _of_type(t, "AWS::IAM::Role")
-    assert roles
-    for name, r in roles.items():
-        for policy in r["Properties"].get("Policies", []):
-            for s in policy["PolicyDocument"]["Statement"]:
-                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-                resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
-                assert not any(a == "*" or a.endswith(":*") for a in actions), (name, s)
-                if "*" in resources:  # only actions AWS cannot scope to a resource
-                    assert all(a.startswith(("xray:", "logs:")) for a in actions), (name, s)
+    seen = 0
+    for name, st in _allow_statements(t):
+        seen += 1
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        assert not any("*" in a for a in actions), (name, st)
+        if "*" in resources and t["Resources"][name]["Type"] != "AWS::KMS::Key":
+            assert set(actions) <= STAR_ONLY_ACTIONS, (name, st)
+    assert seen > 20
+    assert not any("ManagedPolicyArns" in r.get("Properties", {}) for r in t["Resources"].values())
+    main = (rendered / "terraform" / "modules" / "chute" / "main.tf").read_text()
+    assert "aws_iam_role_policy_attachment" not in main and "iam::aws:policy" not in main
+    allows = [b for b in main.split("statement {")[1:] if not re.search(r'effect\s*=\s*"Deny"', b.split("}")[0])]
+    assert allows and not any(re.search(r'actions\s*=\s*\[[^\]]*\*', b) for b in allows)
 
 
 def test_no_secret_in_the_rendered_files(rendered, db_url):
@@ -344,3 +383,22 @@ def test_a_failed_step_is_notified_with_how_to_redrive_and_files_failed_is_not_t
     assert f"redrive-execution --execution-arn {arn}" in note
     handlers.notify({**event, "detail": {**event["detail"], "error": "ChuteFilesFailed"}})
     assert bodies(sqs, inbox) == []  # NotifyFailure already sent the counts
+
+
+def test_functions_reach_only_the_database_and_the_vpc_endpoints(rendered):
+    r = _template(rendered)["Resources"]
+    assert r["S3Endpoint"]["Properties"]["VpcEndpointType"] == "Gateway"
+    secrets = r["SecretsmanagerEndpoint"]["Properties"]
+    assert secrets["VpcEndpointType"] == "Interface" and secrets["PrivateDnsEnabled"] is True
+    assert secrets["SecurityGroupIds"] == [{"Ref": "EndpointSecurityGroup"}]
+    egress = [e for e in r["LoadSecurityGroup"]["Properties"]["SecurityGroupEgress"]] + [
+        v["Properties"] for v in r.values() if v["Type"] == "AWS::EC2::SecurityGroupEgress"
+        and v["Properties"]["GroupId"] == {"Ref": "LoadSecurityGroup"}]
+    assert not any("CidrIp" in e for e in egress)  # no 0.0.0.0/0 (nor any address range)
+    assert {(e["FromPort"], json.dumps(e.get("DestinationSecurityGroupId") or e.get("DestinationPrefixListId"),
+                                       sort_keys=True)) for e in egress} == {
+        (443, '{"Ref": "S3PrefixListId"}'), (443, '{"Ref": "EndpointSecurityGroup"}'),
+        (5432, '{"Fn::If": ["CreateDb", {"Ref": "DbSecurityGroup"}, {"Ref": "DatabaseSecurityGroupId"}]}')}
+    main = (rendered / "terraform" / "modules" / "chute" / "main.tf").read_text()
+    assert 'resource "aws_vpc_endpoint" "s3"' in main and 'resource "aws_vpc_endpoint" "secretsmanager"' in main
+    assert "aws_iam_role_policy_attachment" not in main

@@ -64,6 +64,38 @@ class Function:
 
 
 _KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
+
+# Actions with no resource-level permission: `*` is the only resource AWS accepts for them
+# (the Service Authorization Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/).
+# No other statement may name the resource `*` (tests/test_deploy_aws.py: test_iam_is_least_privilege).
+STAR_ONLY_ACTIONS = frozenset({
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ecr:GetAuthorizationToken",
+})
+# The key policy, with every action named (no kms:*): the account administers the key and uses it
+# through IAM policies; kms:PutKeyPolicy is in, so nobody is locked out.
+KEY_ADMIN_ACTIONS = (
+    "kms:CreateAlias", "kms:CreateGrant", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RetireGrant", "kms:RevokeGrant", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
+    "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo")
+KEY_LOGS_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
+
+
+# A function in the VPC: its network interfaces (what the managed AWSLambdaVPCAccessExecutionRole
+# allows on `*`, written out and scoped). Describe* has no resource-level permission; an ENI's id
+# is not known before Lambda creates it, hence network-interface/*.
+VPC_STATEMENTS = (
+    Statement(("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"), ("*",)),
+    Statement(("ec2:CreateNetworkInterface",), ("vpc_subnets", "vpc_security_groups", "network_interfaces")),
+    Statement(("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
+              ("network_interfaces",)),
+)
 _XRAY = Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
 
 
@@ -299,6 +331,8 @@ def _database_access(functions: list[Function], project: Project) -> list[Functi
             statements = f.statements + ((Statement(("rds-db:connect",), (user,)),)
                                          if project.aws.database_auth == "iam" else ())
             f = replace(f, environment=env, statements=statements)
+        if f.in_vpc:
+            f = replace(f, statements=f.statements + VPC_STATEMENTS)
         out.append(f)
     return out
 

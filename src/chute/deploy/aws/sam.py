@@ -11,7 +11,7 @@ from typing import Any
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
                     PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
-from chute.deploy.aws.model import TASK_EXECUTION_STATEMENTS
+from chute.deploy.aws.model import KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, TASK_EXECUTION_STATEMENTS
 from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
@@ -90,6 +90,10 @@ def resolve(name: str) -> Any:
         "task_execution_role": att("TaskExecutionRole", "Arn"),
         "ecs_sync_rule": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
                              "rule/StepFunctionsGetEventsForECSTaskRule"),
+        "vpc_subnets": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*"),
+        "vpc_security_groups": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/"
+                                   "${LoadSecurityGroup}"),
+        "network_interfaces": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"),
         "ecr_repositories": sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"),
         "topic": ref("AlertTopic"),
         "chain_topic": ref("ChainTopic"),
@@ -155,6 +159,14 @@ def _parameters() -> Json:
             "Type": "String", "Default": "",
             "Description": "With CreateDatabase=no: the Secrets Manager secret of the database "
                            "(JSON with host, port, username, password, dbname)"},
+        "RouteTableIds": {"Type": "CommaDelimitedList",
+                          "Description": "The route tables of SubnetIds: the S3 gateway endpoint is added to them"},
+        "S3PrefixListId": {"Type": "String", "AllowedPattern": "^pl-[0-9a-f]+$",
+                           "Description": "The S3 prefix list of the region (aws ec2 describe-managed-prefix-lists "
+                                          "--filters Name=prefix-list-name,Values=com.amazonaws.REGION.s3)"},
+        "DatabaseSecurityGroupId": {"Type": "String", "Default": "",
+                                    "Description": "With CreateDatabase=no: the existing database's security group "
+                                                   "(the functions may reach it on 5432 only)"},
         "WaitForMarker": {"Type": "String", "AllowedValues": ["yes", "no"], "Default": "yes",
                           "Description": f"yes: a batch starts when a {MARKER} marker lands in its folder; "
                                          "no: every file starts its own execution"},
@@ -168,7 +180,7 @@ def template(model: StackModel) -> Json:
     resources.update(_queues(model))
     resources.update(_topic(model))
     resources.update(_chain(model))
-    resources.update(_network())
+    resources.update(_network(model))
     resources.update(_database())
     if model.project.aws.rds_proxy:
         resources.update(_proxy(model))
@@ -195,7 +207,9 @@ def template(model: StackModel) -> Json:
         "Rules": {"DatabaseSecretGiven": {
             "RuleCondition": {"Fn::Equals": [ref("CreateDatabase"), "no"]},
             "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [ref("ExistingDatabaseSecretArn"), ""]}]},
-                            "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"}]}},
+                            "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"},
+                           {"Assert": {"Fn::Not": [{"Fn::Equals": [ref("DatabaseSecurityGroupId"), ""]}]},
+                            "AssertDescription": "CreateDatabase=no needs DatabaseSecurityGroupId"}]}},
         "Conditions": {"CreateDb": {"Fn::Equals": [ref("CreateDatabase"), "yes"]},
                        "WaitsForMarker": {"Fn::Equals": [ref("WaitForMarker"), "yes"]},
                        "IsProd": {"Fn::Equals": [ref("Environment"), "prod"]}},
@@ -212,12 +226,12 @@ def _key() -> Json:
         "EnableKeyRotation": True,
         "KeyPolicy": {"Version": "2012-10-17", "Statement": [
             {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
-             "Action": "kms:*", "Resource": "*"},
+             "Action": list(KEY_ADMIN_ACTIONS), "Resource": "*"},
             {"Sid": "ServicesUseTheKey", "Effect": "Allow", "Principal": {"Service": service},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
              "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}},
             {"Sid": "LogsUseTheKey", "Effect": "Allow", "Principal": {"Service": sub("logs.${AWS::Region}.amazonaws.com")},
-             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Action": list(KEY_LOGS_ACTIONS),
              "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
                  "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}},
         ]}}}}
@@ -326,17 +340,54 @@ def _chain(model: StackModel) -> Json:
     }
 
 
-def _network() -> Json:
-    return {
+def _network(model: StackModel) -> Json:
+    """The functions' network: out only to the database (its, or its proxy's, security group), the
+    VPC endpoints of Secrets Manager (interface) and S3 (gateway, through its prefix list), and for
+    Fargate tasks those of ECR and CloudWatch Logs. No 0.0.0.0/0, except for a chained stage's
+    extractions (ExtractSecurityGroup: HTTP APIs are on the internet, through a NAT)."""
+    interfaces = ["secretsmanager"] + (["ecr.api", "ecr.dkr", "logs"] if model.fargate else [])
+    database = ref("ProxySecurityGroup") if model.project.aws.rds_proxy else ref("DbSecurityGroup")
+    out: Json = {
         "LoadSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-            "GroupDescription": "chute load function: out to PostgreSQL and AWS APIs only",
+            "GroupDescription": "chute functions in the VPC: out to PostgreSQL and the VPC endpoints only",
             "VpcId": ref("VpcId"),
+            # Inline, so that AWS's default allow-all egress is replaced; the rules that name other
+            # groups are resources of their own (groups naming each other inline would be a cycle).
             "SecurityGroupEgress": [
-                {"Description": "AWS APIs (S3, Secrets Manager) over TLS", "IpProtocol": "tcp", "FromPort": 443,
-                 "ToPort": 443, "CidrIp": "0.0.0.0/0"},
-                {"Description": "PostgreSQL", "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
-                 "CidrIp": "0.0.0.0/0"}]}},
+                {"Description": "S3 (the gateway endpoint's prefix list)", "IpProtocol": "tcp", "FromPort": 443,
+                 "ToPort": 443, "DestinationPrefixListId": ref("S3PrefixListId")}]}},
+        "LoadEgressEndpoints": {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+            "GroupId": ref("LoadSecurityGroup"), "Description": "the interface endpoints (Secrets Manager)",
+            "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "DestinationSecurityGroupId": ref("EndpointSecurityGroup")}},
+        "LoadEgressDatabase": {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+            "GroupId": ref("LoadSecurityGroup"), "Description": "PostgreSQL", "IpProtocol": "tcp",
+            "FromPort": 5432, "ToPort": 5432,
+            "DestinationSecurityGroupId": if_("CreateDb", database, ref("DatabaseSecurityGroupId"))}},
+        "EndpointSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "chute VPC interface endpoints: HTTPS from the functions",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupEgress": [{"Description": "nothing out (endpoints only answer)", "IpProtocol": "icmp",
+                                     "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32"}]}},
+        "EndpointIngress": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+            "GroupId": ref("EndpointSecurityGroup"), "Description": "HTTPS from the functions", "IpProtocol": "tcp",
+            "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": ref("LoadSecurityGroup")}},
+        "S3Endpoint": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+            "VpcId": ref("VpcId"), "VpcEndpointType": "Gateway", "RouteTableIds": ref("RouteTableIds"),
+            "ServiceName": sub("com.amazonaws.${AWS::Region}.s3")}},
     }
+    for service in interfaces:
+        out[logical_id(service) + "Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+            "VpcId": ref("VpcId"), "VpcEndpointType": "Interface", "PrivateDnsEnabled": True,
+            "SubnetIds": ref("SubnetIds"), "SecurityGroupIds": [ref("EndpointSecurityGroup")],
+            "ServiceName": sub("com.amazonaws.${AWS::Region}." + service)}}
+    if model.upstream is not None:
+        out["ExtractSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "chute stage function: the HTTP APIs it extracts from and the chain topic (HTTPS)",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupEgress": [{"Description": "HTTPS to the extraction's API and SNS (through a NAT)",
+                                     "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"}]}}
+    return out
 
 
 def _database() -> Json:
@@ -382,7 +433,14 @@ def _database() -> Json:
             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]},
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")]}},
+            # AmazonRDSEnhancedMonitoringRole, written out: the RDSOSMetrics log group only.
+            "Policies": [{"PolicyName": "enhanced-monitoring", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
+                 "Resource": sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:RDS*")},
+                {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+                                               "logs:GetLogEvents"],
+                 "Resource": sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+                                 "log-group:RDS*:log-stream:*")}]}}]}},
     }
 
 
@@ -455,9 +513,7 @@ def _functions(model: StackModel) -> Json:
         out[f"{name}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/lambda/${AWS::StackName}-" + f.key),
             "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}}
-        managed = [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")] \
-            if f.in_vpc else None
-        out[f"{name}Role"] = role("lambda.amazonaws.com", f.statements, managed)
+        out[f"{name}Role"] = role("lambda.amazonaws.com", f.statements)
         properties: Json = {
             "FunctionName": sub("${AWS::StackName}-" + f.key),
             "Description": f.description,
@@ -479,7 +535,8 @@ def _functions(model: StackModel) -> Json:
         else:
             skipped.append(NO_DLQ)
         if f.in_vpc:
-            properties["VpcConfig"] = {"SecurityGroupIds": [ref("LoadSecurityGroup")], "SubnetIds": ref("SubnetIds")}
+            groups = [ref("LoadSecurityGroup")] + ([ref("ExtractSecurityGroup")] if f.key == "stage" else [])
+            properties["VpcConfig"] = {"SecurityGroupIds": groups, "SubnetIds": ref("SubnetIds")}
         else:
             skipped.append(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
                                            "only the load function needs the VPC, to reach the database"))
