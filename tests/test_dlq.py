@@ -23,7 +23,8 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     assert (letter["kind"], letter["name"], letter["status"], letter["attempts"]) == ("file", "bad.csv", "dead", 1)
     assert "binary data" in letter["error"]
 
-    cli("run", "-p", project)  # a plain run does not retry it
+    # A plain run does not retry it (bad.csv still waits: exit 1 unless told to judge this run alone).
+    cli("run", "-p", project, "--ignore-old-failures")
     assert query("SELECT attempts FROM chute.files WHERE name = 'bad.csv'") == [(1,)]
 
     # The data is fixed upstream by a node switch here: the failure came from the FAIL node.
@@ -37,8 +38,8 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     requeued = dlq(cli, project, "retry", str(letters["node.csv"]["id"]))
     assert requeued["requeued"] == [letters["node.csv"]["id"]]
     assert dlq(cli, project, "retry", str(letters["node.csv"]["id"]))["requeued"] == []  # already queued
-    cli("run", "-p", project)  # node.csv loads; bad.csv (not re-queued) is left alone
-    cli("run", "-p", project)  # and the next run takes nothing again
+    cli("run", "-p", project, "--ignore-old-failures")  # node.csv loads; bad.csv (not re-queued) is left alone
+    cli("run", "-p", project, "--ignore-old-failures")  # and the next run takes nothing again
     assert query("SELECT count(*) FROM items WHERE id >= 10") == [(3,)]  # exactly once
     open_letters = dlq(cli, project, "list")["dead_letters"]
     assert [d["name"] for d in open_letters] == ["bad.csv"]

@@ -220,7 +220,8 @@ def test_a_run_that_cannot_start_still_notifies(prices, webhook_sink, cli):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = cli("run", "-p", prices, "--db", f"postgresql://chute:pw@127.0.0.1:{port}/nowhere", expect=2)
+    # exit status 3: the database is unavailable (issue 25's exit code table; it was 2)
+    result = cli("run", "-p", prices, "--db", f"postgresql://chute:pw@127.0.0.1:{port}/nowhere", expect=3)
     assert "cannot connect" in result.output
     ((_, _, payload),) = webhook_sink.requests
     assert payload["text"].startswith("[chute] prices run - failed")

@@ -21,7 +21,7 @@ def retail(tmp_path, cli):
     cli("init", folder, "--example", "retail")
     for stage in ("branches", "salespersons", "sales"):
         toml = folder / stage / "chute.toml"
-        toml.write_text(toml.read_text().replace("http://127.0.0.1:8765", server.url)
+        toml.write_text(toml.read_text().replace("http://127.0.0.1:8780", server.url)
                         .replace("retry_initial = 1 ", "retry_initial = 0.05 "), encoding="utf-8")
     yield folder, server
     server.close()

@@ -184,8 +184,9 @@ def _replay_file(run: _ReplayRun, file_id: int, rejects: list[dict]) -> dict[str
                 raise FileError(f"{name}: {len(ids) - marked} of the selected rejects were replayed meanwhile; "
                                 "nothing was replayed")
             unit.commit([], extra=[(ledger.REPLAYED_FILE_SQL, (loaded, file_id)),
-                                   ("UPDATE chute.runs SET rows_loaded = rows_loaded + $1, files_loaded = "
-                                    "files_loaded + 1 WHERE run_id = $2", (loaded, run_id))])
+                                   # (the commit adds the rows written to the run's rows_loaded)
+                                   ("UPDATE chute.runs SET files_loaded = files_loaded + 1 WHERE run_id = $1",
+                                    (run_id,))])
         except BaseException:
             unit.rollback()
             gate.undo()
