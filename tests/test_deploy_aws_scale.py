@@ -52,6 +52,9 @@ def test_a_few_hundred_files_load_like_chute_run_with_flat_payload_and_history(
         big_stocks, db_url, local_db, query, cli, lambdas_in_process, monkeypatch):
     import psycopg
 
+    from chute.deploy.aws import staging
+
+    monkeypatch.setattr(staging.S3Upload.__init__, "__defaults__", (5 << 20,))  # S3's smallest part: multipart here
     result = cli("run", "--project", big_stocks, "--db", local_db, "--json")
     assert result.exit_code == 0
     with psycopg.connect(local_db) as conn:
@@ -84,6 +87,11 @@ def test_a_few_hundred_files_load_like_chute_run_with_flat_payload_and_history(
     assert statuses.get("loaded", 0) == loaded_local and "failed" not in statuses
     small_kept = statuses.get("skipped", 0)  # the small batch's kept files, seen again under all/
     assert 0 < small_kept <= SMALL
+
+    # [tables.*] export: the same file as `chute run`'s, byte for byte, in the staging bucket.
+    local_export = (big_stocks / "processed" / "historical_stock_data.csv").read_bytes()
+    exported = stack["s3"].get_object(Bucket="staging", Key="exports/processed/historical_stock_data.csv")
+    assert exported["Body"].read() == local_export
 
     assert max(small["max_payload"], full["max_payload"], LARGEST_PAYLOAD[0]) < PAYLOAD_LIMIT
     assert full["max_payload"] < 4096  # the parent holds coordinates and counts only

@@ -44,9 +44,9 @@ from chute.run.plan import build_plan, provided_values
 from chute.retry import is_transient
 from chute.sources.base import FileEntry
 from chute.sources.s3_events import parse_event, wanted
-from chute.deploy.aws.model import ENVIRONMENT, MARKER
+from chute.deploy.aws.model import ENVIRONMENT, EXPORTS_PREFIX, MARKER
 from chute.deploy.aws.names import execution_name
-from chute.deploy.aws.staging import Staging, file_slug
+from chute.deploy.aws.staging import S3Upload, Staging, file_slug
 
 
 class RetryStep(Exception):
@@ -395,12 +395,18 @@ def _finish(event: dict[str, Any]) -> dict[str, Any]:
                "excluded": summary.excluded, "unchanged": summary.unchanged}
     if published:
         summary.chain = {"published": published}
-    finish(p, db_url, run_id, summary, len(summary.files) + summary.unchanged, details)
+    bucket = env_setting("staging_bucket")
+
+    def export(path: str) -> S3Upload:  # the export file of `chute run`, in the staging bucket
+        return S3Upload(client("s3"), bucket, EXPORTS_PREFIX + path.lstrip("/"))
+
+    finish(p, db_url, run_id, summary, len(summary.files) + summary.unchanged, details, export)
     failed = [f for f in summary.files if f.status == "failed"]
     return {"status": summary.status, "run_id": run_id, "files_loaded": summary.count("loaded"),
             "files_with_rejects": summary.count("loaded_with_rejects"), "files_failed": len(failed),
             "files_skipped": summary.count("skipped"), "unchanged": summary.unchanged,
             "excluded": summary.excluded, "rows_loaded": summary.rows_loaded, "chain": summary.chain,
+            "exports": [f"s3://{bucket}/{EXPORTS_PREFIX}{e.lstrip('/')}" for e in summary.exports][:20],
             "failed_sample": [{"name": f.name, "error": (f.error or "")[:300]} for f in failed[:FAILED_SAMPLE]]}
 
 

@@ -21,6 +21,7 @@ from chute.deploy.aws.names import chain_topic_name, resource_prefix
 HANDLERS = "chute.deploy.aws.handlers"
 PROJECT_DIR_IN_IMAGE = "/var/task/project"  # where the Dockerfile copies the project
 STAGING_PREFIX = "staging/"
+EXPORTS_PREFIX = "exports/"  # [tables.*] export files, in the staging bucket (kept: no expiry)
 STAGING_DAYS = 7  # staged Parquet is only needed while an execution runs (and for a look after)
 LOG_RETENTION_DAYS = 365
 MARKER = ".SUCCESS"
@@ -129,6 +130,8 @@ def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Functio
                      Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("s3:GetObject",), ("staging_objects",)),
                      Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
+                     # The tables' exports (multipart uploads).
+                     Statement(("s3:PutObject", "s3:AbortMultipartUpload"), ("staging_exports",)),
                      _KEY, _XRAY, logs("load")), load_concurrency),
         Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
                  256, 60, False, ("project_dir", "topic", "failed_runs_queue", "chain_topic"), (

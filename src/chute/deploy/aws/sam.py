@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
-                    PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
+                    EXPORTS_PREFIX, PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
 from chute.deploy.aws.model import KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, TASK_EXECUTION_STATEMENTS
 from chute.deploy.aws.statemachine import RESULTS_PREFIX
@@ -78,6 +78,7 @@ def resolve(name: str) -> Any:
                                         "${AWS::StackName}-pipeline/*"),
         "state_machine_map_runs": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:mapRun:"
                                       "${AWS::StackName}-pipeline/*"),
+        "staging_exports": sub("${StagingBucket.Arn}/" + EXPORTS_PREFIX + "*"),
         "map_results": sub("${StagingBucket.Arn}/" + RESULTS_PREFIX + "/*"),
         # IAM database authentication: the database user, on the instance or on the proxy.
         # (an existing database's resource id is not known here: any instance, the user chute only)

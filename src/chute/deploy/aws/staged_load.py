@@ -175,10 +175,27 @@ def record_failed(project: Project, db_url: str, run_id: int,
 
 
 def finish(project: Project, db_url: str, run_id: int, summary: RunSummary, files_seen: int,
-           details: dict[str, Any]) -> None:
+           details: dict[str, Any], export: Callable[[str], Any] | None = None) -> None:
+    """The run closed in chute.runs; then, as `chute run` does when its run loaded rows, each
+    table's export (`[tables.*] export`) rewritten from the table, into export(path)'s writer."""
+    from chute.load.export import export_to
+
     conn = connect(db_url)
     try:
         ledger.finish_run(conn, run_id, summary.status, files_seen, summary.error, details)
+        if export is None or not summary.count("loaded"):
+            return
+        for name, table in project.tables.items():
+            if not table.export:
+                continue
+            out = export(table.export)
+            try:
+                export_to(conn, project.name, table.schema_, name, list(table.primary_key), out)
+            except BaseException:
+                out.abort()
+                raise
+            out.close()
+            summary.exports.append(table.export)
     finally:
         conn.close()
 

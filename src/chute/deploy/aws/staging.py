@@ -92,3 +92,42 @@ class Staging:
         except self.s3.exceptions.NoSuchKey:
             return {"error": "the file was never read (its Read task did not run)"}
         return json.loads(body)
+
+
+class S3Upload:
+    """A binary writer to an S3 object, in multipart parts of `part_bytes` (memory stays at one
+    part whatever the object's size): for the tables' exports."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int = 8 << 20):
+        self.s3, self.bucket, self.key, self.part_bytes = s3, bucket, key, part_bytes
+        self.buffer = bytearray()
+        self.parts: list[dict[str, Any]] = []
+        self.upload_id: str | None = None
+
+    def write(self, data) -> int:
+        self.buffer += data
+        if len(self.buffer) >= self.part_bytes:
+            self._part()
+        return len(data)
+
+    def _part(self) -> None:
+        if self.upload_id is None:
+            self.upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+        number = len(self.parts) + 1
+        got = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                                  Body=bytes(self.buffer))
+        self.parts.append({"PartNumber": number, "ETag": got["ETag"]})
+        self.buffer.clear()
+
+    def close(self) -> None:
+        if self.upload_id is None:  # small: one PUT
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
+            return
+        if self.buffer:
+            self._part()
+        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                          MultipartUpload={"Parts": self.parts})
+
+    def abort(self) -> None:
+        if self.upload_id is not None:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
