@@ -198,6 +198,14 @@ def test_state_machine_spreads_the_batch_over_a_distributed_map(rendered):
     for name in ("Begin", "Files", "Finish"):
         assert "Catch" not in states[name]
     assert [k for k, v in states.items() if v["Type"] == "Fail"] == ["FilesFailed"]
+
+    def tasks(states):  # every Task, in the children too
+        for name, st in states.items():
+            if st["Type"] == "Task":
+                yield name, st
+            if st["Type"] == "Map":
+                yield from tasks(st["ItemProcessor"]["States"])
+    assert all(st.get("Retry") for _, st in tasks(states))  # shaped for retries and redrive
     assert states["NotifyFailure"]["Next"] == "FilesFailed"
     # Notifications get the counts, never the whole state.
     assert states["NotifyFailure"]["Parameters"]["execution"]["summary.$"] == "$.summary"

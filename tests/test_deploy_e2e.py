@@ -305,3 +305,32 @@ def test_a_throttled_record_comes_back_alone_in_batch_item_failures(stack, stock
     monkeypatch.setattr(handlers, "client", real_client)
     again = handlers.trigger(sqs_event([first]))  # delivered again: it starts now
     assert len(again["started"]) == 1 and not again["batchItemFailures"]
+
+
+def test_a_rerun_after_the_bad_file_is_fixed_loads_exactly_that_file(stack, stocks, query, cli):
+    """`chute deploy rerun BATCH --state-machine ARN`: a new execution of the same manifest; the
+    file loaded the first time is left alone (unchanged), the fixed one loads; two runs."""
+    good, fixed = _top_files(stocks)[:2]
+    _upload(stack, "redo", {good.name: good.read_bytes(), fixed.name: b"Date,Open\n2024-05-01,abc\n"})
+    first = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))["started"][0]
+    arn = stack["machine"].replace(":stateMachine:", ":execution:") + ":" + first
+    assert _finished(stack["sfn"], arn)["status"] == "FAILED"
+    assert dict(query("select name, status from chute.files")) == {
+        f"redo/{good.name}": "loaded", f"redo/{fixed.name}": "failed"}
+
+    stack["s3"].put_object(Bucket="landing", Key=f"redo/{fixed.name}", Body=fixed.read_bytes())  # the fix
+    drain(stack["sqs"], stack["events"])  # its event: no marker, nothing starts
+    started = json.loads(cli("deploy", "rerun", first, "--state-machine", stack["machine"], "--json").output)
+    assert started["execution"] == first[:77] + "-r1" and started["rerun_of"] == first
+    assert _finished(stack["sfn"], started["execution_arn"])["status"] == "SUCCEEDED"
+
+    runs = [r for (r,) in query("select run_id from chute.runs order by run_id")]
+    assert len(runs) == 2
+    assert query("select name, status, run_id from chute.files where status <> 'failed' order by run_id") == [
+        (f"redo/{good.name}", "loaded", runs[0]), (f"redo/{fixed.name}", "loaded", runs[1])]
+    expected = sum(len(p.read_text().splitlines()) - 1 for p in (good, fixed))
+    assert query("select count(*) from historical_stocks_data")[0][0] == expected
+    again = json.loads(cli("deploy", "rerun", first, "--state-machine", stack["machine"], "--json").output)
+    assert again["execution"].endswith("-r2")
+    assert _finished(stack["sfn"], again["execution_arn"])["status"] == "SUCCEEDED"
+    assert query("select count(*) from historical_stocks_data")[0][0] == expected  # nothing twice
