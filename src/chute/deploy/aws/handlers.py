@@ -541,6 +541,29 @@ def stage(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return data
 
 
+# -- extract -------------------------------------------------------------------------------------
+def extract(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """A scheduled extraction (EventBridge Scheduler): `chute extract NAME...` into the landing
+    bucket, then a .SUCCESS marker in each folder it wrote, which starts that batch's load as
+    any marker does. An extraction's watermark makes a retried fire take only what is still new."""
+    from chute.extract import run_extracts
+
+    names = [str(n) for n in event.get("extract") or []]
+    if not names:
+        return {"extracted": [], "markers": []}
+    reports = run_extracts(stage_project(), names, db_url=database_url())
+    folders = sorted({f.rsplit("/", 1)[0] for r in reports for f in r.files if "/" in f})
+    s3, bucket = client("s3"), env_setting("landing_bucket")
+    for folder in folders:
+        s3.put_object(Bucket=bucket, Key=f"{folder}/{MARKER}", Body=b"")
+    failed = [f"{r.name}: {r.error}" for r in reports if not r.ok]
+    if failed:  # the others' files are marked and load; this fire is retried, then dead-lettered
+        raise ChuteError("extraction failed: " + "; ".join(failed)[:2000])
+    return {"schedule": event.get("schedule"), "fire": event.get("fire"),
+            "extracted": [{"name": r.name, "rows": r.rows, "files": len(r.files)} for r in reports],
+            "markers": folders}
+
+
 def _published_by(db_url: str, pipeline: str, run_id: int | None) -> int:
     """Messages this pipeline's run sent to the stages that follow it (written by its loads)."""
     from chute.ledger import queue

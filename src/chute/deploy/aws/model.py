@@ -157,6 +157,55 @@ def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Functio
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge Scheduler schedule -> the extract function (its extractions into the landing
+    bucket, then a .SUCCESS marker in each folder it wrote: the marker path loads them)."""
+    key: str  # a logical id's stem
+    name: str  # the extraction or [[schedules]] entry
+    cron: str  # chute's expression
+    expression: str  # AWS's cron(...)
+    extract: tuple[str, ...]
+
+    @property
+    def input(self) -> str:
+        import json
+
+        return json.dumps({"action": "extract", "schedule": self.name, "extract": list(self.extract),
+                           "fire": "<aws.scheduler.scheduled-time>"})
+
+
+def schedules_of(project: Project) -> list[ScheduleSpec]:
+    """Every `[extract.NAME] schedule` and every `[[schedules]]` entry that names extractions (one
+    that names none has nothing to do on AWS: landing files start their loads by themselves)."""
+    from chute.deploy.aws.names import aws_cron, logical_id
+
+    out = [ScheduleSpec("Extract" + logical_id(name), name, spec.schedule, aws_cron(spec.schedule), (name,))
+           for name, spec in sorted(project.extract.items()) if spec.schedule]
+    out += [ScheduleSpec("Schedule" + logical_id(s.name), s.name, s.cron, aws_cron(s.cron), tuple(s.extract))
+            for s in project.schedules if s.extract]
+    return out
+
+
+# EventBridge Scheduler's role: invoke the extract function, dead-letter to the functions' DLQ.
+SCHEDULER_STATEMENTS = (
+    Statement(("lambda:InvokeFunction",), ("function:extract",)),
+    Statement(("sqs:SendMessage",), ("functions_dlq",)),
+    _KEY,
+)
+
+
+def _extract_function() -> Function:
+    return Function(
+        "extract", f"{HANDLERS}.extract", "Scheduled extractions into the landing bucket, then their .SUCCESS markers",
+        2048, 900, True, ("project_dir", "landing_bucket", "landing_prefix", "db_secret"), (
+            Statement(("s3:ListBucket",), ("landing_bucket",)),
+            Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
+            Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
+            _KEY, _XRAY, Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:extract",)),
+            Statement(("sqs:SendMessage",), ("functions_dlq",))), 1, asynchronous=True)
+
+
+@dataclass(frozen=True)
 class Queue:
     key: str
     description: str
@@ -287,6 +336,10 @@ class StackModel:
             tolerated_failure_percentage=settings.tolerated_failure_percentage, runner=settings.load_runner)
 
     @property
+    def schedules(self) -> list[ScheduleSpec]:
+        return schedules_of(self.project)
+
+    @property
     def fargate(self) -> bool:
         return self.project.aws.load_runner == "fargate"
 
@@ -342,6 +395,8 @@ def _database_access(functions: list[Function], project: Project) -> list[Functi
 
 def build_model(project: Project) -> StackModel:
     functions = _functions(project.follow is not None, project.aws.load_concurrency)
+    if schedules_of(project):
+        functions.append(_extract_function())
     return StackModel(project, build_plan(project), resource_prefix(project.name),
                       functions=_database_access(functions, project), queues=_queues(project))
 

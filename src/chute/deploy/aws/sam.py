@@ -11,7 +11,7 @@ from typing import Any
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
                     EXPORTS_PREFIX, PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
-from chute.deploy.aws.model import KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, TASK_EXECUTION_STATEMENTS
+from chute.deploy.aws.model import KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, SCHEDULER_STATEMENTS, TASK_EXECUTION_STATEMENTS
 from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
@@ -188,6 +188,7 @@ def template(model: StackModel) -> Json:
     resources.update(_functions(model))
     if model.fargate:
         resources.update(_fargate(model))
+    resources.update(_schedules(model))
     resources.update(_state_machine(model))
     resources.update(_alarms(model))
     return {
@@ -221,7 +222,7 @@ def template(model: StackModel) -> Json:
 
 def _key() -> Json:
     service = ["events.amazonaws.com", "sns.amazonaws.com", "cloudwatch.amazonaws.com", "s3.amazonaws.com",
-               "states.amazonaws.com", "lambda.amazonaws.com", "sqs.amazonaws.com"]
+               "states.amazonaws.com", "lambda.amazonaws.com", "sqs.amazonaws.com", "scheduler.amazonaws.com"]
     return {"Key": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
         "Description": sub("chute ${AWS::StackName}: buckets, queues, topic, logs, secret, database"),
         "EnableKeyRotation": True,
@@ -382,7 +383,7 @@ def _network(model: StackModel) -> Json:
             "VpcId": ref("VpcId"), "VpcEndpointType": "Interface", "PrivateDnsEnabled": True,
             "SubnetIds": ref("SubnetIds"), "SecurityGroupIds": [ref("EndpointSecurityGroup")],
             "ServiceName": sub("com.amazonaws.${AWS::Region}." + service)}}
-    if model.upstream is not None:
+    if model.upstream is not None or model.schedules:
         out["ExtractSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
             "GroupDescription": "chute stage function: the HTTP APIs it extracts from and the chain topic (HTTPS)",
             "VpcId": ref("VpcId"),
@@ -507,6 +508,28 @@ def _fargate(model: StackModel) -> Json:
     }
 
 
+def _schedules(model: StackModel) -> Json:
+    """Each scheduled extraction: an EventBridge Scheduler schedule -> the extract function, which
+    writes into the landing bucket and puts each folder's .SUCCESS marker (the load path)."""
+    if not model.schedules:
+        return {}
+    out: Json = {"SchedulerRole": {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}}]},
+        "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": policy(SCHEDULER_STATEMENTS)}]}}}
+    for spec in model.schedules:
+        out[spec.key + "Schedule"] = {"Type": "AWS::Scheduler::Schedule", "Properties": {
+            "Description": f"chute: {spec.name} on {spec.cron} (UTC)",
+            "ScheduleExpression": spec.expression, "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED", "KmsKeyArn": att("Key", "Arn"),
+            "Target": {"Arn": att("ExtractFunction", "Arn"), "RoleArn": att("SchedulerRole", "Arn"),
+                       "Input": spec.input,
+                       "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                       "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")}}}}
+    return out
+
+
 def _functions(model: StackModel) -> Json:
     out: Json = {}
     for f in model.functions:
@@ -536,7 +559,7 @@ def _functions(model: StackModel) -> Json:
         else:
             skipped.append(NO_DLQ)
         if f.in_vpc:
-            groups = [ref("LoadSecurityGroup")] + ([ref("ExtractSecurityGroup")] if f.key == "stage" else [])
+            groups = [ref("LoadSecurityGroup")] + ([ref("ExtractSecurityGroup")] if f.key in ("stage", "extract") else [])
             properties["VpcConfig"] = {"SecurityGroupIds": groups, "SubnetIds": ref("SubnetIds")}
         else:
             skipped.append(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "

@@ -63,14 +63,16 @@ def begin(project: Project, db_url: str, execution: str, trigger: str = "s3") ->
         schema.ensure_schema(conn)
         for t in targets_of(project).values():
             ensure_table(conn, t)
-        row = conn.execute("SELECT run_id FROM chute.runs WHERE pipeline = %s AND details->>'execution' = %s"
-                           " ORDER BY run_id LIMIT 1", (project.name, execution)).fetchone()
-        if row:
-            return int(row[0])
-        run_id = ledger.start_run(conn, project.name, trigger)
-        conn.execute("UPDATE chute.runs SET details = %s WHERE run_id = %s",
-                     (json.dumps({"trigger": trigger, "execution": execution}), run_id))
-        return run_id
+        with conn.transaction():  # one run per execution, even when two attempts of Begin overlap
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('chute.aws.begin'), hashtext(%s))", (execution,))
+            row = conn.execute("SELECT run_id FROM chute.runs WHERE pipeline = %s AND details->>'execution' = %s"
+                               " ORDER BY run_id LIMIT 1", (project.name, execution)).fetchone()
+            if row:
+                return int(row[0])
+            run_id = ledger.start_run(conn, project.name, trigger)
+            conn.execute("UPDATE chute.runs SET details = %s WHERE run_id = %s",
+                         (json.dumps({"trigger": trigger, "execution": execution}), run_id))
+            return run_id
     finally:
         conn.close()
 
