@@ -85,9 +85,14 @@ def test_template_has_the_stack(rendered):
     for f in functions.values():  # one image, one handler each
         assert f["Properties"]["PackageType"] == "Image" and f["Metadata"]["Dockerfile"] == "Dockerfile"
         assert f["Properties"]["ImageConfig"]["Command"][0].startswith("chute.deploy.aws.handlers.")
-    # A DLQ only where an invocation is asynchronous: notify (the execution status rule). Node, load
-    # (Step Functions) and trigger (its SQS event source, whose queue has its DLQ) are synchronous.
-    assert {k for k, f in functions.items() if "DeadLetterQueue" in f["Properties"]} == {"NotifyFunction"}
+    # A DLQ only where an invocation is asynchronous: notify (the execution status rule), trigger (the
+    # late-files sweep's schedule; its SQS source has the events queue's DLQ). Node and load are
+    # called by Step Functions (synchronous).
+    assert {k for k, f in functions.items() if "DeadLetterQueue" in f["Properties"]} == {
+        "NotifyFunction", "TriggerFunction"}
+    sweep = t["Resources"]["SweepLateFilesSchedule"]["Properties"]
+    assert sweep["ScheduleExpression"] == "rate(1 hour)" and json.loads(sweep["Target"]["Input"]) == {"action": "sweep"}
+    assert sweep["Target"]["Arn"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
     assert functions["NotifyFunction"]["Properties"]["DeadLetterQueue"]["TargetArn"] == {
         "Fn::GetAtt": ["FunctionsDLQ", "Arn"]}
     assert "VpcConfig" in functions["LoadFunction"]["Properties"]

@@ -65,7 +65,7 @@ def test_the_ingest_extractions_are_scheduled_monthly_in_sam_and_terraform(inges
     cli("deploy", "aws", "--project", ingest, "--out", out)
     r = yaml.safe_load((out / "template.yaml").read_text())["Resources"]
     schedules = {k: v["Properties"] for k, v in r.items() if v["Type"] == "AWS::Scheduler::Schedule"}
-    assert set(schedules) == {"ExtractOrdersSchedule", "ExtractProductsSchedule"}
+    assert set(schedules) == {"ExtractOrdersSchedule", "ExtractProductsSchedule", "SweepLateFilesSchedule"}
     orders = schedules["ExtractOrdersSchedule"]
     assert orders["ScheduleExpression"] == "cron(0 3 1 * ? *)" and orders["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert orders["Target"]["Arn"] == {"Fn::GetAtt": ["ExtractFunction", "Arn"]}

@@ -135,7 +135,8 @@ def _marker_batch(s3, bucket: str, marker_key: str) -> list[dict[str, Any]]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
         for obj in page.get("Contents", []):
             if _wanted(obj["Key"]):
-                files.append({"key": obj["Key"], "etag": obj["ETag"].strip('"'), "size": obj["Size"]})
+                files.append({"key": obj["Key"], "etag": obj["ETag"].strip('"'), "size": obj["Size"],
+                              "modified": obj["LastModified"]})
     return files
 
 
@@ -176,10 +177,18 @@ def _start(s3, sfn, bucket: str, key: str, etag: str, report: dict[str, list[str
     else:
         report["ignored"].append(key)
         return
+    started = _launch(s3, sfn, bucket, key, name, files, report)
+    if started and key.rsplit("/", 1)[-1] == MARKER:
+        _register(s3, bucket, key, name)
+
+
+def _launch(s3, sfn, bucket: str, key: str, name: str, files: list[dict[str, Any]],
+            report: dict[str, list[str]]) -> bool:
+    """The batch's manifest, then its execution (coordinates only). False if no file is kept."""
     kept, excluded = _kept(files)
     if not kept:
         report["ignored"].append(key)
-        return
+        return False
     settings = project().aws
     items = items_of(kept, settings.files_per_child, int(settings.child_mb * (1 << 20)))
     # The manifest first: a redelivered event rewrites the same bytes, then finds the execution.
@@ -191,6 +200,52 @@ def _start(s3, sfn, bucket: str, key: str, etag: str, report: dict[str, list[str
         report["started"].append(name)
     except sfn.exceptions.ExecutionAlreadyExists:
         report["duplicates"].append(name)  # this object version already has its execution
+    return True
+
+
+# -- late files: the sweep -------------------------------------------------------------------------
+SWEEP_HOURS = 48  # batches whose folder the sweep looks at again (older: `chute deploy rerun`)
+
+
+def _batches_prefix() -> str:
+    return env_setting("staging_prefix", "staging/") + "_batches/"
+
+
+def _register(s3, bucket: str, marker: str, name: str) -> None:
+    """Remember a marker's batch for the sweep: under its hour, with the marker's time."""
+    from datetime import timezone
+
+    modified = s3.head_object(Bucket=bucket, Key=marker)["LastModified"]
+    hour = datetime.now(timezone.utc).strftime("%Y%m%d%H")
+    s3.put_object(Bucket=env_setting("staging_bucket"), Key=f"{_batches_prefix()}{hour}/{name}.json",
+                  Body=json.dumps({"batch_id": name, "bucket": bucket, "marker": marker,
+                                   "marker_time": modified.isoformat()}).encode())
+
+
+def sweep(s3, sfn, report: dict[str, list[str]], hours: int = SWEEP_HOURS) -> None:
+    """Files that landed in a batch's folder after its marker (no event starts anything for them in
+    marker mode): for each batch of the last `hours`, the folder's files not in its manifest, or
+    changed since the marker, in one execution named from them - the same late files give the
+    same name, so a second sweep starts nothing. The ledger loads each exactly once."""
+    from datetime import timedelta, timezone
+
+    staging_bucket = env_setting("staging_bucket")
+    now = datetime.now(timezone.utc)
+    for h in range(hours):
+        prefix = f"{_batches_prefix()}{(now - timedelta(hours=h)).strftime('%Y%m%d%H')}/"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=staging_bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                batch = json.loads(s3.get_object(Bucket=staging_bucket, Key=obj["Key"])["Body"].read())
+                known = {k for item in Staging(s3, staging_bucket, env_setting("staging_prefix", "staging/"),
+                                               batch["batch_id"]).get_manifest() for k in item["keys"]}
+                since = datetime.fromisoformat(batch["marker_time"])
+                late = [f for f in _marker_batch(s3, batch["bucket"], batch["marker"])
+                        if f["key"] not in known or f["modified"] > since]
+                if not late:
+                    continue
+                digest = hashlib.sha256("\n".join([batch["bucket"], batch["marker"], *sorted(
+                    f"{f['key']}@{f['etag']}" for f in late)]).encode()).hexdigest()
+                _launch(s3, sfn, batch["bucket"], batch["marker"], f"late-{digest[:64]}", late, report)
 
 
 def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -200,6 +255,9 @@ def trigger(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     `batchItemFailures` and comes back alone; the others are done and deleted."""
     s3, sfn = client("s3"), client("stepfunctions")
     report: dict[str, Any] = {"started": [], "duplicates": [], "ignored": []}
+    if isinstance(event, dict) and event.get("action") == "sweep":  # the hourly schedule
+        sweep(s3, sfn, report)
+        return report
     records = event.get("Records") if isinstance(event, dict) else None
     units = [(r["messageId"], {"Records": [r]}) for r in records] \
         if records and all(isinstance(r, dict) and "messageId" in r for r in records) else [(None, event)]

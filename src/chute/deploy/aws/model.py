@@ -112,13 +112,15 @@ def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Functio
                  512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker",
                                   "staging_bucket", "staging_prefix"), (
                      Statement(("states:StartExecution",), ("state_machine",)),
-                     # The batch's manifest, which the state machine's Map reads.
-                     Statement(("s3:PutObject",), ("staging_objects",)),
+                     # The batch's manifest, which the state machine's Map reads; the batches the
+                     # hourly sweep looks at again (late files).
+                     Statement(("s3:PutObject", "s3:GetObject"), ("staging_objects",)),
+                     Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                                 "sqs:ChangeMessageVisibility"), ("events_queue",)),
                      Statement(("s3:ListBucket",), ("landing_bucket",)),
                      Statement(("s3:GetObject",), ("landing_objects",)),
-                     _KEY, _XRAY, logs("trigger")), 5),
+                     _KEY, _XRAY, logs("trigger"), dlq()), 5, asynchronous=True),  # the sweep's schedule
         Function("node", f"{HANDLERS}.node", "Read a landing file or run a pipeline node on staged Parquet",
                  3008, 900, False, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix"), (
                      Statement(("s3:ListBucket",), ("landing_bucket", "staging_bucket")),
@@ -186,12 +188,16 @@ def schedules_of(project: Project) -> list[ScheduleSpec]:
     return out
 
 
-# EventBridge Scheduler's role: invoke the extract function, dead-letter to the functions' DLQ.
-SCHEDULER_STATEMENTS = (
-    Statement(("lambda:InvokeFunction",), ("function:extract",)),
-    Statement(("sqs:SendMessage",), ("functions_dlq",)),
-    _KEY,
-)
+SWEEP_SCHEDULE = "rate(1 hour)"  # late files: the trigger looks at the last 48 hours' batches again
+SWEEP_INPUT = '{"action": "sweep"}'
+
+
+def scheduler_statements(with_extract: bool) -> tuple[Statement, ...]:
+    """EventBridge Scheduler's role: invoke the trigger (the sweep) and the extract function,
+    dead-letter to the functions' DLQ."""
+    functions = ("function:trigger",) + (("function:extract",) if with_extract else ())
+    return (Statement(("lambda:InvokeFunction",), functions), Statement(("sqs:SendMessage",), ("functions_dlq",)),
+            _KEY)
 
 
 def _extract_function() -> Function:

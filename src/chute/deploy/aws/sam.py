@@ -11,7 +11,8 @@ from typing import Any
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
                     EXPORTS_PREFIX, PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
-from chute.deploy.aws.model import KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, SCHEDULER_STATEMENTS, TASK_EXECUTION_STATEMENTS
+from chute.deploy.aws.model import (KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, SWEEP_INPUT, SWEEP_SCHEDULE,
+                                    TASK_EXECUTION_STATEMENTS, scheduler_statements)
 from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
@@ -511,13 +512,21 @@ def _fargate(model: StackModel) -> Json:
 def _schedules(model: StackModel) -> Json:
     """Each scheduled extraction: an EventBridge Scheduler schedule -> the extract function, which
     writes into the landing bucket and puts each folder's .SUCCESS marker (the load path)."""
-    if not model.schedules:
-        return {}
     out: Json = {"SchedulerRole": {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}}]},
-        "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": policy(SCHEDULER_STATEMENTS)}]}}}
+        "Policies": [{"PolicyName": "least-privilege",
+                      "PolicyDocument": policy(scheduler_statements(bool(model.schedules)))}]}},
+        # Late files (after their folder's marker): the trigger's hourly sweep (docs/deploy-aws.md).
+        "SweepLateFilesSchedule": {"Type": "AWS::Scheduler::Schedule", "Properties": {
+            "Description": "chute: files that landed after their folder's marker",
+            "ScheduleExpression": SWEEP_SCHEDULE,
+            "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED", "KmsKeyArn": att("Key", "Arn"),
+            "Target": {"Arn": att("TriggerFunction", "Arn"), "RoleArn": att("SchedulerRole", "Arn"),
+                       "Input": SWEEP_INPUT,
+                       "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                       "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")}}}}}
     for spec in model.schedules:
         out[spec.key + "Schedule"] = {"Type": "AWS::Scheduler::Schedule", "Properties": {
             "Description": f"chute: {spec.name} on {spec.cron} (UTC)",
