@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: install iac postgres mariadb chromium demo test bench clean
+.PHONY: install iac postgres mariadb chromium demo test bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ demo: install postgres
 
 test: install postgres mariadb chromium iac
 	$(BIN)/pytest
+
+# The dashboard's pages, at desktop and phone width, into docs/screenshots/ (docs/dashboard.md shows them).
+screenshots: install postgres chromium
+	$(BIN)/python scripts/screenshots.py
 
 bench: install postgres
 	$(BIN)/python benchmarks/bench_load.py

@@ -20,7 +20,7 @@ from chute.examples.scaffold import create_project
 
 pytest_plugins = ["fixtures_watch", "fixtures_aws", "fixtures_smtp", "fixtures_http", "fixtures_quality",
                   "fixtures_ui", "fixtures_deploy_aws", "fixtures_extract",
-                  "fixtures_api"]
+                  "fixtures_api", "fixtures_kedro"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

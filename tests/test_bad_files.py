@@ -13,7 +13,6 @@ from fixtures_quality import land
 HEADER = "Date,Open,High,Low,Close,Volume,OpenInt\n"
 BAD = {
     "empty.us.txt": (b"", "the file is empty"),
-    "headeronly.us.txt": (HEADER.encode(), "header but no data rows"),
     "ragged.us.txt": ((HEADER + "2017-01-02,1,2,3\n").encode(), "ragged row: expected 7 columns, got 4"),
     # Nothing in it loads (a file with good rows too loads them; the others go to quarantine).
     "latin.us.txt": (HEADER.encode() + "caf\xe9,1,2,3,4,5,6\n".encode("latin-1"),

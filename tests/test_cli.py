@@ -12,7 +12,7 @@ from conftest import STOCK_FILES, TOP_FILES
 
 from chute.cli.main import main
 
-COMMANDS = [["init"], ["run"], ["status"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"], ["db", "list"], ["db", "prune"],
+COMMANDS = [["init"], ["run"], ["status"], ["forget"], ["load"], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"], ["db", "list"], ["db", "prune"],
             ["db", "url"], ["watch"], ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],
             ["rejects"], ["rejects", "list"], ["rejects", "show"], ["rejects", "export"], ["replay"]]
 COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]

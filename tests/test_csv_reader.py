@@ -91,9 +91,13 @@ def test_a_quote_left_open_far_from_the_end_is_refused():
         read(b"id,size\n1,x\n" + b'2,"open\n' + rows)
 
 
+def test_a_header_without_rows_is_no_rows_with_the_header_columns():
+    frame = read(b"a,b\n", columns={"a": "date"})
+    assert frame.height == 0 and frame.columns == ["a", "b"] and frame.schema["a"] == pl.Date
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "the file is empty"),
-    (b"a,b\n", "header but no data rows"),
     (b"a,b\n1,2\n3\n", "ragged row: expected 2 columns, got 1"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "this is a PNG image, not CSV text"),
     (b"a,b\n\x00\x01\x02,\x03\n", "binary data (NUL bytes): this is not a CSV text file"),
@@ -198,7 +202,7 @@ def test_plain_small_files_are_parsed_together_and_told_apart_by_count():
              b"a,b\n3,\"q,uoted\"\n",           # a quote: a record may span lines, read alone
              b"a,b\n4,z\n",                     # together
              b"b,a\nw,5\n",                     # another header, read alone
-             b"a,b\n",                          # no data rows: read alone (fails there)
+             b"a,b\n",                          # no data rows: read alone (0 rows there)
              b"a,b\n6,v\n\n7,u\n",              # a blank line, read alone
              b"a,b\r\n8,t\r\n",                 # CRLF, read alone
              b"a,b\n9,s"]                       # no final newline, read alone

@@ -56,6 +56,7 @@ def test_terminal_failure_becomes_dead_letter_and_retry_loads_it_once(items_proj
     assert sorted(purged) == sorted([letters["bad.csv"]["id"], letters["node.csv"]["id"]])
     assert dlq(cli, project, "list", "--all")["dead_letters"] == []
     assert query("SELECT status FROM chute.files WHERE name = 'bad.csv'") == [("failed",)]  # history kept
+    cli("run", "-p", project)  # purged: resolved, so it no longer keeps the exit status at 1
 
 
 def test_dlq_errors(items_project, cli, db_url):

@@ -132,10 +132,11 @@ def test_a_key_with_numbers_and_text_reads_as_text(tmp_path):
     assert frame.get_column("v").to_list() == ["1", "true", None]
 
 
-@pytest.mark.parametrize("body", [b"", b"\n\n  \n", gzip.compress(b"")])
-def test_an_empty_file_is_refused_clearly(tmp_path, body):
+@pytest.mark.parametrize("body, message", [(b"", "the file is empty"), (b"\n\n  \n", "no JSON records"),
+                                           (gzip.compress(b""), "no JSON records")])
+def test_an_empty_file_is_refused_clearly(tmp_path, body, message):
     path = write(tmp_path / "empty.jsonl", body)
-    with pytest.raises(ReadError, match="no JSON records"):
+    with pytest.raises(ReadError, match=message):
         read(path)
 
 

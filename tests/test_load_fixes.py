@@ -90,7 +90,9 @@ def test_drift_adds_or_leaves_out_columns_an_existing_table_lacks(tmp_path, cli,
 
 def test_quote_option_reads_fields_quoted_with_another_character(tmp_path, cli, query, db_url):
     path = write(tmp_path / "sq.csv", "name,city\nLee,Rome\n'Smith, J',Oslo\n")
-    assert "1 rejected" in cli("load", path, "--into", "sq").output  # read with '"': the comma splits
+    assert "1 rejected" in cli("load", path, "--into", "sq", "--quote", '"').output  # the comma splits
+    sniffed = json.loads(cli("load", path, "--into", "sq1", "--json").output)  # ' sniffed as the quote
+    assert sniffed["schema"]["dialect"]["quote"] == "'" and sniffed["rows_rejected"] == 0
     cli("load", path, "--into", "sq2", "--quote", "'")
     assert query("SELECT name, city FROM sq2 ORDER BY name") == [("Lee", "Rome"), ("Smith, J", "Oslo")]
     assert "--quote" in cli("load", path, "--into", "sq3", "--quote", "''", expect=2).output
@@ -99,7 +101,7 @@ def test_quote_option_reads_fields_quoted_with_another_character(tmp_path, cli, 
 def test_messages_name_the_options_of_the_command(tmp_path, cli, db_url):
     latin = tmp_path / "latin.csv"
     latin.write_bytes("a,b\n1,caf\u00e9\n".encode("latin-1"))
-    out = " ".join(cli("load", latin, "--into", "l", expect=2).output.split())
+    out = " ".join(cli("load", latin, "--into", "l", "--encoding", "utf-8", expect=2).output.split())
     assert "set --encoding to the file's encoding" in out and "[source]" not in out
     open_quote = write(tmp_path / "open.csv", 'a,b\n1,"never closed\n2,3\n')
     out = " ".join(cli("load", open_quote, "--into", "o", expect=2).output.split())  # while inferring
@@ -132,3 +134,15 @@ def test_a_table_made_by_hand_after_the_ledger_exists_is_the_one_chute_load_fill
     cli("load", write(tmp_path / "p.csv", "sku,price\nA,1\nB,2\n"), "--into", "prices")
     assert query("SELECT count(*) FROM prices") == [(2,)]
     assert query("SELECT to_regclass('chute.prices') IS NULL") == [(True,)]
+
+
+def test_status_in_a_load_folder_points_at_the_load_pipelines(tmp_path, cli, db_url, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the user ran chute load: no chute.toml
+    assert "create a project with `chute init`" in cli("status", expect=2).output  # nothing loaded yet
+    cli("load", write(tmp_path / "prices.csv", "sku,price\nA,1\n"), "--into", "prices")
+    cli("load", write(tmp_path / "stock.csv", "sku,n\nA,1\n"), "--into", "shop.stock")
+    said = " ".join(cli("status", expect=2).output.split())
+    assert "no chute.toml in" in said
+    assert ("chute status --pipeline load:public.prices (it has load:public.prices, load:shop.stock)" in said), said
+    said = " ".join(cli("rejects", "list", expect=2).output.split())
+    assert "--pipeline load:public.prices" in said

@@ -9,6 +9,7 @@ import os
 import shutil
 
 import polars as pl
+import psycopg
 import pytest
 
 from conftest import STOCK_FILES, TOP_FILES, shared, write
@@ -162,3 +163,65 @@ def test_run_without_top_companies_reference_fails_clearly(stocks, cli, db_url):
     (stocks / "reference" / "top_companies.txt").unlink()
     result = cli("run", "-p", stocks, expect=2)
     assert "reference 'top_companies'" in result.output and "not found" in result.output
+
+
+def twins(stocks, query, names: list[str]) -> bytes:
+    """Top companies `names` whose files hold the very bytes of a loaded company's file."""
+    top = (stocks / "reference" / "top_companies.txt").read_text().strip()
+    source = query("SELECT name FROM chute.files WHERE status = 'loaded' ORDER BY name LIMIT 1")[0][0]
+    data = (stocks / "landing" / source).read_bytes()
+    write(stocks / "reference" / "top_companies.txt", top + "".join(f", '{n}'" for n in names))
+    for name in names:
+        write(stocks / "landing" / name, data)
+    return data
+
+
+def company_rows(query) -> dict[str, int]:
+    return dict(query(f"SELECT company_name, count(*) FROM {TABLE} GROUP BY 1"))
+
+
+@pytest.mark.parametrize("batch_mb", [None, "0.001"], ids=["read whole", "streamed"])
+def test_a_file_name_that_is_data_loads_identical_bytes_under_each_name(stocks, cli, query, batch_mb):
+    """The company comes from the file name: the same bytes under another ticker are that
+    ticker's rows, not a duplicate (a copy under the same ticker elsewhere still is)."""
+    if batch_mb:  # every file bigger than a batch: streamed, its hash known only as it loads
+        config = stocks / "chute.toml"
+        config.write_text(config.read_text().replace('header = true', f'header = true\nbatch_mb = {batch_mb}'))
+    cli("run", "-p", stocks)
+    data = twins(stocks, query, ["zzza.us.csv", "zzzb.us.csv"])  # two new names in one run, same bytes as a loaded file
+    rows = data.decode().count("\n") - 1
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert (summary["files_loaded"], summary["files_skipped"]) == (2, 0), summary["files"]
+    counts = company_rows(query)
+    assert counts["zzza"] == counts["zzzb"] == rows
+    assert query("SELECT count(*) FROM chute.files WHERE by_name AND status = 'loaded'") == [(2,)]
+
+    (stocks / "landing" / "again").mkdir()
+    write(stocks / "landing" / "again" / "zzza.us.csv", data)  # the same ticker: same rows, a duplicate
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert (summary["files_loaded"], summary["files_skipped"]) == (0, 1), summary["files"]
+    assert company_rows(query) == counts
+
+
+def test_same_content_skip_skips_by_content_alone(stocks, cli, query):
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('header = true', 'header = true\nsame_content = "skip"'))
+    cli("run", "-p", stocks)
+    twins(stocks, query, ["zzza.us.csv"])
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert (summary["files_loaded"], summary["files_skipped"]) == (0, 1)
+    assert "zzza" not in company_rows(query)
+
+
+def test_a_ledger_from_before_names_as_data_is_migrated(stocks, cli, query, db_url):
+    cli("run", "-p", stocks)
+    with psycopg.connect(db_url) as conn:  # the ledger as chute made it before
+        conn.execute("DROP INDEX chute.files_loaded_content_once; ALTER TABLE chute.files DROP COLUMN by_name;"
+                     " CREATE UNIQUE INDEX files_content_loaded_once ON chute.files (pipeline, sha256)"
+                     " WHERE status IN ('loaded', 'loaded_with_rejects')")
+    twins(stocks, query, ["zzza.us.csv"])
+    summary = json.loads(cli("run", "-p", stocks, "--json").output)
+    assert summary["files_loaded"] == 1, summary["files"]
+    indexes = {r[0] for r in query("SELECT indexname FROM pg_indexes WHERE schemaname = 'chute'"
+                                   " AND tablename = 'files'")}
+    assert "files_loaded_content_once" in indexes and "files_content_loaded_once" not in indexes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -30,7 +31,7 @@ def text_of(html: str) -> str:
 
 
 # -- pages ----------------------------------------------------------------------------------
-def test_overview_shows_files_pending_failed_and_the_daily_chart(ui_client, stocks, query):
+def test_overview_shows_files_pending_failed_and_the_activity_charts(ui_client, stocks, query):
     write(stocks / "landing" / "late" / "newco.us.txt", "Date,Open\n")  # not a top company: not pending
     html = ui_client.get("/").text
     cards = {m[1]: int(m[2].replace(",", "")) for m in
@@ -38,10 +39,16 @@ def test_overview_shows_files_pending_failed_and_the_daily_chart(ui_client, stoc
     open_letters = query("SELECT count(*) FROM chute.dead_letters WHERE status IN ('dead', 'requeued')")[0][0]
     assert open_letters == 1  # the failed file is a dead letter
     assert cards == {"pending": 0, "failed": 1, "loaded": TOP_FILES, "rejects": 0, "dead-letters": open_letters}
-    assert html.count('<g class="day"') == 30
+    # Both runs were minutes ago: the axis fits them (minutes, not 29 empty days and one bar).
+    chart = re.search(r'<svg class="chart" id="chart-rows".*?</svg>', html, re.S)[0]
+    starts = [dt.datetime.fromisoformat(s) for s in re.findall(r'<g class="bucket" data-start="([^"]+)"', chart)]
+    assert len(starts) == 12 and starts[1] - starts[0] == dt.timedelta(minutes=1)
+    buckets = re.findall(r'<g class="bucket" data-start="[^"]+" data-total="([\d.]+)"', chart)
     loaded = query("SELECT sum(rows_loaded) FROM chute.runs")[0][0]
-    assert f"{loaded:,} rows loaded" in text_of(html)
-    assert 'action="/actions/retry"' in html  # a failed file can be retried from here
+    assert sum(float(b) for b in buckets) == loaded
+    assert 'viewBox' not in chart.split(">")[0]  # text keeps the page's size at any width
+    assert f"{loaded:,} rows and {TOP_FILES} file(s) loaded" in text_of(html)
+    assert 'href="/actions/confirm?do=retry"' in html  # a failed file can be retried from here (asked first)
 
 
 def test_overview_counts_a_new_file_of_a_top_company_as_pending(ui_client, stocks):
@@ -69,6 +76,140 @@ def test_overview_shows_trigger_status_and_dead_letters_when_present(ui_client, 
     assert re.search(rf'id="card-dead-letters"><span class="n">{open_letters}</span>', html)  # open, this pipeline
     text = cli("status", "-p", ui_project.root, expect=None).output
     assert f"{open_letters} dead letters" in text and "triggers: idle (last: run 2 by watch, failed)" in text
+
+
+def add_runs(db_url, runs: list[tuple[float, float]], pipeline: str = "stocks") -> None:
+    """Finished runs of `pipeline` (days ago, seconds it took), 100 rows each into the stocks table."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for days_ago, seconds in runs:
+            conn.execute("""INSERT INTO chute.runs (pipeline, trigger, status, started_at, ended_at, files_seen,
+                            files_loaded, rows_loaded, details)
+                            VALUES (%s, 'schedule', 'succeeded', now() - make_interval(secs => %s),
+                                    now() - make_interval(secs => %s), 1, 1, 100,
+                                    '{"tables": {"historical_stocks_data": 100}}')""",
+                         (pipeline, days_ago * 86400, days_ago * 86400 - seconds))
+
+
+def test_trends_show_rows_per_table_durations_with_percentiles_and_files(ui_client, db_url, query):
+    add_runs(db_url, [(0.1 + i / 100, float(i)) for i in range(1, 21)])  # 20 runs today: 1 s .. 20 s
+    html = ui_client.get("/trends?range=day").text
+    p50, p95 = query("""SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY s), percentile_disc(0.95) WITHIN GROUP (ORDER BY s)
+                          FROM (SELECT extract(epoch FROM ended_at - started_at)::float AS s FROM chute.runs) r""")[0]
+    from chute.ui.filters import duration
+
+    assert re.search(rf'id="p50">{re.escape(duration(p50))}<', html) and re.search(rf'id="p95">{re.escape(duration(p95))}<', html)
+    assert re.search(r'<svg class="chart" id="chart-duration"', html) and "polyline" in html
+    rows = re.search(r'<svg class="chart" id="chart-table-rows".*?</svg>', html, re.S)[0]
+    written = query("SELECT sum((details->'tables'->>'historical_stocks_data')::bigint) FROM chute.runs")[0][0]
+    assert sum(float(t) for t in re.findall(r'data-total="([\d.]+)"', rows)) == written
+    table = re.search(r'<table id="trend-tables">.*?</table>', html, re.S)[0]
+    assert "historical_stocks_data" in table and f"{written:,}" in table
+    files = re.search(r'<svg class="chart" id="chart-files".*?</svg>', html, re.S)[0]
+    assert "1 files failed" in files  # run 2 met a broken file
+
+
+def test_a_column_of_one_run_shows_both_its_p50_and_p95_dots(ui_client):
+    # The fixture's runs, each alone in its column: p50 = p95. The p95 dot is drawn over a larger
+    # p50 dot (a dot in a ring), so the colour of the legend's p50 stays visible.
+    svg = re.search(r'<svg class="chart" id="chart-duration".*?</svg>', ui_client.get("/trends?range=day").text, re.S)[0]
+    for column in re.findall(r'<g class="bucket".*?</g>', svg, re.S):
+        dots = re.findall(r'<circle class="(s-p\d+)" cx="([\d.]+)%" cy="([\d.]+)" r="(\d+)"', column)
+        assert [(css, int(r)) for css, _x, _y, r in dots] == [("s-p50", 5), ("s-p95", 3)]
+        assert dots[0][1:3] == dots[1][1:3]  # the same place: drawn apart only by their size
+
+
+def test_trends_axis_fits_the_data_of_the_range(ui_client, db_url):
+    def columns(html: str, chart: str = "chart-files") -> list[str]:
+        svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', html, re.S)[0]
+        return re.findall(r'<g class="bucket" data-start="([^"]+)"', svg)
+
+    # Only the fixture's two runs, minutes ago: a month shows minutes, not 29 empty days and one bar.
+    month = columns(ui_client.get("/trends?range=month").text)
+    assert len(month) == 12
+    assert dt.datetime.fromisoformat(month[1]) - dt.datetime.fromisoformat(month[0]) == dt.timedelta(minutes=1)
+    assert columns(ui_client.get("/").text, "chart-rows") == columns(ui_client.get("/trends?range=month").text,
+                                                                     "chart-rows")
+    add_runs(db_url, [(20, 5.0)])  # one run twenty days ago
+    month = columns(ui_client.get("/trends?range=month").text)
+    assert 20 <= len(month) <= 22 and month[0].startswith(
+        (dt.datetime.now().astimezone() - dt.timedelta(days=20)).date().isoformat())  # days, from that run's
+    week = columns(ui_client.get("/trends?range=week").text)  # the old run is not in the week
+    assert dt.datetime.fromisoformat(week[-1]) - dt.datetime.fromisoformat(week[0]) < dt.timedelta(hours=1)
+    assert len(columns(ui_client.get("/trends?range=all").text)) == len(month)
+    assert ui_client.get("/trends?range=year").status_code == 422
+
+
+def test_schedules_page_shows_next_last_and_missed_fires_and_watermarks(ui_client, ui_project, db_url):
+    import psycopg
+
+    config = ui_project.root / "chute.toml"
+    config.write_text(config.read_text() + """
+[[schedules]]
+name = "hourly"
+cron = "0 * * * *"
+missed = "run"
+
+[extract.orders]
+kind = "http"
+url = "http://127.0.0.1:9/orders"
+
+[extract.customers]
+kind = "http"
+url = "http://127.0.0.1:9/customers"
+""")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO chute.schedule_fires (pipeline, schedule, due_at, status, cron, note) VALUES
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '3 hours', 'fired', '0 * * * *', NULL),
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '2 hours', 'missed', '0 * * * *', 'no watch'),
+            ('stocks', 'hourly', date_trunc('hour', now()) - interval '1 hours', 'missed', '0 * * * *', 'no watch'),
+            ('stocks', 'nightly', now() - interval '2 days', 'fired', '0 2 * * *', NULL)""")
+        conn.execute("""INSERT INTO chute.watermarks (pipeline, extract, value, last_started_at, last_rows, last_files,
+                        last_seconds) VALUES
+            ('stocks', 'orders', '{"updated_at": "2024-05-01T12:00:00+00:00", "order_id": 4711}', now(), 1234, 2, 1.5),
+            ('stocks', 'orders|shop=north', '{"order_id": 17}', now(), 5, 1, 0.2)""")
+        last_fired = conn.execute("SELECT date_trunc('hour', now()) - interval '3 hours'").fetchone()[0]
+    html = ui_client.get("/schedules").text
+    row = text_of(re.search(r'<tr id="schedule-hourly".*?</tr>', html, re.S)[0])
+    from chute.ui.filters import when
+
+    assert when(last_fired) in row and re.search(r"\(3 h( \d\d min)? ago\)", row)
+    next_hour = (dt.datetime.now().astimezone().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+    assert when(next_hour) in row
+    assert re.search(r"\b1 2 last ", row) and "caught up by one run" in row  # fired once, missed twice
+    assert "(no longer in chute.toml)" in text_of(re.search(r'<tr id="schedule-nightly".*?</tr>', html, re.S)[0])
+    orders = text_of(re.search(r'<tr id="extract-orders".*?</tr>', html, re.S)[0])
+    assert "order_id 4711, updated_at 2024-05-01 12:00:00+00:00" in orders  # describe(), not a dict
+    assert "shop=north : order_id 17" in orders and "1,234 rows in 2 file(s)" in orders
+    assert "never ran" in text_of(re.search(r'<tr id="extract-customers".*?</tr>', html, re.S)[0])
+    assert "watched as a folder" in html and "each file as it lands" in html
+
+
+def test_schedules_page_shows_batches_waiting_for_their_marker(stocks, db_url):
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('[landing]\n', '[landing]\ntrigger = "marker"\n'))
+    write(stocks / "landing" / "2024-05-01" / "a.us.txt", "x\n")
+    write(stocks / "landing" / "2024-05-01" / ".SUCCESS", "")
+    write(stocks / "landing" / "2024-05-02" / "b.us.txt", "x\n")
+    with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
+        text = text_of(re.search(r'<div id="marker-batches">.*?</div>', client.get("/schedules").text, re.S)[0])
+    waiting = text.split("waiting for it")[1]
+    assert "2024-05-02" in waiting and "2024-05-01" not in waiting and "1 folder(s) with the marker" in text
+
+
+def test_schedules_page_shows_the_s3_event_queue_depth(stocks, db_url, aws):
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="chute-stocks")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="chute-stocks-dlq")["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"event {i}")
+    sqs.send_message(QueueUrl=dlq, MessageBody="gave up")
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('path = "landing"', 'path = "s3://bucket/landing"'))
+    with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
+        text = text_of(re.search(r'<dd id="s3-queue">.*?</dd>', client.get("/schedules").text, re.S)[0])
+    assert "chute-stocks : 3 waiting · 0 in flight · 1 in the dead-letter queue" in text
 
 
 def test_runs_list_shows_status_trigger_files_and_rows(ui_client, query):
@@ -213,24 +354,102 @@ def test_pipeline_page_draws_nodes_datasets_and_tables(ui_client):
     assert 'href="/runs/1#node-historical_stocks_data"' in svg
 
 
-def test_tables_page_counts_rows_and_previews_recent_ones(ui_client, query):
+def test_tables_page_lists_each_table_with_its_rows_and_last_change(ui_client, query):
     html = ui_client.get("/tables").text
     count = query("SELECT count(*) FROM historical_stocks_data")[0][0]
-    assert f"{count:,} rows" in html
-    for column, type_ in (("stock_date", "date"), ("company_name", "character varying(56)"), ("volume_traded", "bigint")):
-        assert re.search(rf"<td>{column}</td><td><code>{re.escape(type_)}</code>", html)
-    preview = re.search(r'<table class="preview">.*?</table>', html, re.S)[0]
+    row = re.search(r'<tr id="table-historical_stocks_data".*?</tr>', html, re.S)[0]
+    assert f"{count:,}" in text_of(row) and 'href="/tables/historical_stocks_data"' in row
+    assert 'href="/runs/1"' in row  # run 1 wrote it; run 2 only met a broken file
+    assert 'data-fresh="unknown"' in row  # no fresh_within in chute.toml: no verdict
+
+
+def test_table_page_shows_schema_contract_history_feeders_and_latest_rows(ui_client, ui_project, query):
+    config = ui_project.root / "chute.toml"
+    config.write_text(config.read_text() + "\n[tables.historical_stocks_data.contract.columns.close_value]\nmin = 0\n")
+    html = ui_client.get("/tables/historical_stocks_data").text
+    count = query("SELECT count(*) FROM historical_stocks_data")[0][0]
+    assert re.search(rf'id="row-count">{count:,}<', html)
+    schema = re.search(r'<table id="schema">.*?</table>', html, re.S)[0]
+    for column, actual, declared in (("stock_date", "date", "date"), ("company_name", "character varying(56)",
+                                                                      "varchar(56)"),
+                                     ("open_value", "double precision", "double")):
+        assert re.search(rf"<td>{column}</td><td><code>{re.escape(actual)}</code></td><td><code>{re.escape(declared)}</code>",
+                         schema)
+    assert "differs" not in schema  # aliases of the same type are the same type
+    assert "close_value</dt><dd class=\"wrap\">min 0" in html  # the contract, read from chute.toml now
+    (written,) = query("SELECT (details->'tables'->>'historical_stocks_data')::bigint FROM chute.runs"
+                       " WHERE run_id = 1")[0]
+    assert written == count  # the runner records rows written per table
+    assert re.search(r'<svg class="chart" id="table-history"', html)
+    fed = re.search(r'<table id="table-runs">.*?</table>', html, re.S)[0]
+    assert 'href="/runs/1"' in fed and 'href="/runs/2"' not in fed and f"{written:,}" in fed
+    files = re.search(r'<table id="table-files">.*?</table>', html, re.S)[0]
+    for (name,) in query("SELECT name FROM chute.files WHERE run_id = 1"):
+        assert name in files
+    preview = re.search(r'<table class="preview" id="latest-rows">.*?</table>', html, re.S)[0]
     assert preview.count("<tr>") == 1 + 20  # header + the 20 most recent rows
     last = query("SELECT company_name FROM historical_stocks_data ORDER BY ctid DESC LIMIT 1")[0][0]
     assert last in preview
+    assert not re.search(r"\d\.\d{7,}", preview)  # no float noise like -4.811999999999983
+    assert ui_client.get("/tables/no_such_table").status_code == 404
+
+
+def test_table_page_flags_a_column_whose_type_differs_from_the_declared_one(ui_client, ui_project, db_url):
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE historical_stocks_data ALTER COLUMN volume_traded TYPE numeric")
+    schema = re.search(r'<table id="schema">.*?</table>', ui_client.get("/tables/historical_stocks_data").text,
+                       re.S)[0]
+    row = re.search(r'<tr class="col-differs"><td>volume_traded</td>.*?</tr>', schema, re.S)
+    assert row and "<code>numeric</code>" in row[0] and "<code>bigint</code>" in row[0]
+
+
+def test_table_page_links_its_rejects_to_the_filtered_quarantine(rejects_client, query):
+    html = rejects_client.get("/tables/historical_stocks_data").text
+    pending = query("SELECT count(*) FROM chute.rejects WHERE target_table = 'public.historical_stocks_data'"
+                    " AND replay_state = 'pending'")[0][0]
+    assert pending > 0
+    link = re.search(r'<a href="(/quarantine\?target_table=[^"]+)">([\d,]+) pending in quarantine</a>', html)
+    assert link and int(link[2].replace(",", "")) == pending
+    listed = rejects_client.get(link[1].replace("&amp;", "&")).text
+    assert re.search(rf'id="reject-total">{pending:,} rejected row\(s\) match', listed)
+
+
+def test_tables_loaded_with_chute_load_appear_with_their_runs_and_files(ui_client, cli, tmp_path, query):
+    write(tmp_path / "prices.csv", "sku,price\na1,1.5\nb2,2.25\nc3,-4.811999999999983\n")
+    cli("load", tmp_path / "prices.csv", "--into", "shop.prices")
+    html = ui_client.get("/tables").text
+    loads = re.search(r'<table id="load-tables".*?</table>', html, re.S)[0]
+    row = re.search(r'<tr id="table-load:shop.prices".*?</tr>', loads, re.S)[0]
+    assert 'href="/tables/load:shop.prices"' in row and "shop.prices" in row and "chute load" in row
+    assert re.search(r'class="num rowcount">3<', row)
+    page = ui_client.get("/tables/load:shop.prices").text
+    (run_id,) = query("SELECT run_id FROM chute.runs WHERE pipeline = 'load:shop.prices'")[0]
+    assert re.search(r'id="row-count">3<', page) and f'href="/runs/{run_id}"' in page
+    assert "prices.csv" in re.search(r'<table id="table-files">.*?</table>', page, re.S)[0]
+    assert "chute load … --into shop.prices" in page
+    preview = re.search(r'<table class="preview" id="latest-rows">.*?</table>', page, re.S)[0]
+    assert "-4.812<" in preview and "4.811999" not in preview  # floats for people
+    assert ui_client.get("/tables/load:shop.nothing").status_code == 404
+
+
+def test_fresh_within_must_be_an_interval(stocks):
+    from chute.errors import ConfigError
+
+    config = stocks / "chute.toml"
+    config.write_text(config.read_text().replace('[tables.historical_stocks_data]\n',
+                                                 '[tables.historical_stocks_data]\nfresh_within = "an hour"\n'))
+    with pytest.raises(ConfigError, match="fresh_within.*not an interval.*30m, 1h"):
+        load_project(stocks)
 
 
 def test_pages_on_an_empty_database_show_empty_states(stocks, db_url):
     with TestClient(create_app(load_project(stocks), db_url), base_url="http://127.0.0.1") as client:
-        for path in ("/", "/runs", "/files", "/quarantine", "/pipeline", "/tables"):
+        for path in ("/", "/runs", "/files", "/quarantine", "/pipeline", "/tables", "/tables/historical_stocks_data"):
             response = client.get(path)
             assert response.status_code == 200, path
-        assert "Nothing has run yet" in client.get("/").text
+        assert "Nothing has run in the last 30 days" in client.get("/").text
         assert "not created yet" in client.get("/tables").text
 
 
@@ -244,7 +463,8 @@ def test_an_unreachable_database_is_a_clear_page_without_the_password(stocks):
 
 def test_no_page_renders_the_database_password(ui_client, db_url):
     password = urlsplit(db_url).password
-    for path in ("/", "/runs", "/runs/1", "/files", "/files/1", "/quarantine", "/pipeline", "/tables"):
+    for path in ("/", "/runs", "/runs/1", "/files", "/files/1", "/quarantine", "/pipeline", "/tables",
+                 "/tables/historical_stocks_data"):
         html = ui_client.get(path).text
         assert password not in html, path
     assert "***@127.0.0.1" in ui_client.get("/").text
@@ -273,7 +493,8 @@ def test_token_is_checked_on_every_request_then_kept_in_a_cookie(ui_project, db_
 
 def test_actions_need_the_csrf_token_of_the_session(ui_client, query):
     assert ui_client.get("/actions/retry").status_code == 405  # actions are POST only
-    html = ui_client.get("/").text
+    html = ui_client.get("/actions/confirm?do=retry").text  # the confirmation carries the token
+    assert "1 file(s) failed." in text_of(html)
     token = csrf_of(html)
     assert ui_client.post("/actions/retry", data={}).status_code == 403
     assert ui_client.post("/actions/retry", data={"csrf_token": "0" * 64}).status_code == 403
@@ -288,6 +509,55 @@ def test_actions_need_the_csrf_token_of_the_session(ui_client, query):
             thread.join()
     assert query("SELECT status, files_failed FROM chute.runs WHERE trigger = 'ui'") == [("failed", 1)]
     assert "retry failed files: failed" in text_of(ui_client.get("/runs").text)
+
+
+@pytest.fixture
+def branches_stage(tmp_path, cli, db_url):
+    """The retail example's first stage, its API on a free port."""
+    from chute.examples.retail.api import RetailServer
+
+    server = RetailServer(port=0, seed=7, branches=3).start()
+    cli("init", tmp_path / "retail", "--example", "retail")
+    folder = tmp_path / "retail" / "branches"
+    toml = folder / "chute.toml"
+    toml.write_text(re.sub(r"http://127\.0\.0\.1:\d+", server.url, toml.read_text()), encoding="utf-8")
+    yield folder
+    server.close()
+
+
+def finish_actions() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("chute-ui-"):
+            thread.join(60)
+
+
+def test_an_extraction_and_a_backfill_ask_first_then_say_what_they_did(branches_stage, db_url, query):
+    with TestClient(create_app(load_project(branches_stage), db_url), base_url="http://127.0.0.1") as client:
+        assert 'href="/actions/confirm?do=extract&amp;name=branches"' in client.get("/schedules").text
+        confirm = client.get("/actions/confirm", params={"do": "extract", "name": "branches"}).text
+        assert "watermark now: none yet" in text_of(confirm) and 'id="confirm"' in confirm
+        assert not list((branches_stage / "landing").rglob("*.jsonl"))  # asking did nothing
+        done = client.post("/actions/extract", data={"csrf_token": csrf_of(confirm), "name": "branches"},
+                           follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/actions"
+        finish_actions()
+        parts = sorted((branches_stage / "landing").rglob("*.jsonl"))
+        assert parts
+        html = text_of(client.get("/actions").text)
+        assert f"run extraction branches succeeded" in html and f"{len(parts)} part file(s) written, 3 rows" in html
+        # A backfill asks for its window, then leaves the watermark alone.
+        ask = client.get("/actions/confirm", params={"do": "backfill", "name": "branches"}).text
+        assert "Give the window first" in ask and 'id="confirm-form"' not in ask
+        ask = client.get("/actions/confirm", params={"do": "backfill", "name": "branches", "since": "2020-01-01"}).text
+        assert "The watermark stays where it is" in text_of(ask)
+        client.post("/actions/backfill", data={"csrf_token": csrf_of(ask), "name": "branches", "since": "2020-01-01"})
+        finish_actions()
+        html = text_of(client.get("/actions").text)
+        assert "backfill extraction branches since 2020-01-01 succeeded" in html
+        assert "watermark left alone (backfill)" in html
+        assert client.post("/actions/backfill", data={"csrf_token": csrf_of(ask), "name": "branches"}).status_code == 422
+        assert client.post("/actions/extract", data={"csrf_token": csrf_of(ask), "name": "nope"}).status_code == 404
+        assert client.post("/actions/extract", data={"name": "branches"}).status_code == 403  # CSRF as ever
 
 
 def test_pages_send_a_strict_content_security_policy(ui_client):

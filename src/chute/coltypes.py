@@ -33,6 +33,7 @@ _SIMPLE: dict[str, tuple[str, pl.DataType]] = {
     "date": ("date", pl.Date()),
     "timestamp": ("timestamp", pl.Datetime("us")),
     "timestamptz": ("timestamptz", pl.Datetime("us", "UTC")),
+    "time": ("time", pl.Time()),
 }
 
 _ALIASES = {
@@ -46,6 +47,7 @@ _ALIASES = {
     "datetime": "timestamp",
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamptz",
+    "time without time zone": "time",
     "character varying": "text",
 }
 
@@ -84,6 +86,8 @@ def from_polars(dtype: pl.DataType) -> ColumnType:
         return parse_type("date")
     if isinstance(dtype, pl.Datetime):
         return parse_type("timestamptz" if dtype.time_zone else "timestamp")
+    if dtype == pl.Time:
+        return parse_type("time")
     if isinstance(dtype, pl.Decimal):
         return parse_type(f"numeric({dtype.precision},{dtype.scale})")
     return parse_type("text")
@@ -93,10 +97,15 @@ _BOOLEAN_TEXT = {"true": True, "t": True, "yes": True, "y": True, "1": True,
                  "false": False, "f": False, "no": False, "n": False, "0": False}
 
 
-def convert_text(text: pl.Expr, target: pl.DataType) -> pl.Expr:
-    """Text parsed as `target`, NULL where a value does not parse (never an error)."""
+def convert_text(text: pl.Expr, target: pl.DataType, fmt: str | None = None) -> pl.Expr:
+    """Text parsed as `target` (dates and times with `fmt` when given), NULL where a value
+    does not parse (never an error)."""
+    if fmt and (target is None or target in (pl.Date, pl.Time) or isinstance(target, pl.Datetime)):
+        return parse_temporal(text, fmt, target)
     if target == pl.Date:
         return text.str.strip_chars().str.to_date(strict=False)
+    if target == pl.Time:
+        return parse_temporal(text, "%H:%M:%S%.f", target)
     if isinstance(target, pl.Datetime):
         return text.str.strip_chars().str.to_datetime(time_unit=target.time_unit, time_zone=target.time_zone,
                                                       strict=False)
@@ -108,7 +117,7 @@ def convert_text(text: pl.Expr, target: pl.DataType) -> pl.Expr:
     return text.str.strip_chars().cast(target, strict=False)
 
 
-def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+def cast_expr(column: str, source: pl.DataType, target: pl.DataType, fmt: str | None = None) -> pl.Expr:
     """`column` converted to `target`, NULL where a value does not convert (never an error).
 
     polars 2 no longer casts text to dates, times or booleans; those are parsed instead.
@@ -117,5 +126,43 @@ def cast_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     if source == target:
         return col
     if source == pl.String:
-        return convert_text(col, target)
+        return convert_text(col, target, fmt)
     return col.cast(target, strict=False)
+
+
+def kind_of_format(fmt: str) -> str:
+    """'date', 'datetime' or 'time': what a given format reads."""
+    has_date = bool(re.search(r"%[YymdbBejDFv]", fmt))
+    has_time = bool(re.search(r"%[HIMSTRpfzcs]|%[.:#]", fmt))
+    return "datetime" if has_date and has_time else "time" if has_time else "date"
+
+
+def has_offset(fmt: str) -> bool:
+    return bool(re.search(r"%[#:]?z", fmt))
+
+
+def parse_temporal(text: pl.Expr, fmt: str, target: pl.DataType | None = None) -> pl.Expr:
+    """Text parsed with `fmt` into `target` (pl.Date, pl.Datetime, pl.Time; default: what the
+    format reads), NULL where a value does not parse."""
+    s = text.str.strip_chars()
+    kind = kind_of_format(fmt)
+    if target is None:
+        target = {"date": pl.Date(), "time": pl.Time()}.get(kind) or pl.Datetime("us", "UTC" if has_offset(fmt) else None)
+    if target == pl.Date:
+        if kind == "datetime":
+            return s.str.to_datetime(fmt, strict=False, time_unit="us").dt.date()
+        return s.str.to_date(fmt, strict=False)
+    if target == pl.Time:
+        return s.str.to_time(fmt, strict=False)
+    if isinstance(target, pl.Datetime):
+        if kind == "date":
+            out = s.str.to_date(fmt, strict=False).cast(pl.Datetime(target.time_unit))
+        else:
+            out = s.str.to_datetime(fmt, strict=False, time_unit=target.time_unit)
+        if target.time_zone and not has_offset(fmt):
+            return out.dt.replace_time_zone(target.time_zone)
+        if has_offset(fmt):
+            out = out.dt.convert_time_zone("UTC")
+            return out if target.time_zone else out.dt.replace_time_zone(None)
+        return out
+    return s.str.to_datetime(fmt, strict=False, time_unit="us").cast(target, strict=False)

@@ -7,7 +7,8 @@
     │   ├── EmbeddedDatabaseError   the local cluster could not be set up or started
     │   ├── DatabaseRefused         reached, and refused the connection for good: wrong password
     │   │                           or user, unknown database (terminal: never retried)
-    │   └── DatabaseUnavailable     cannot connect / the connection dropped (also a TransientError)
+    │   └── DatabaseUnavailable     cannot connect / the connection dropped, also mid-run (also a
+    │                               TransientError; CLI exit status 3; chute watch waits for it)
     ├── TransientError          worth retrying with backoff: unreachable, throttled, timed out
     │   └── RunInProgress       another run of the same pipeline holds the lock (replace mode)
     ├── LandingZoneError        the landing zone cannot be listed or written (no bucket, access denied)

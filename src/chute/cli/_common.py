@@ -1,9 +1,6 @@
 """What every `chute` command shares: the exit codes, the error handling, the common options,
 JSON output and the run and replay reports. Each command group imports this module; none imports
-another command module.
-
-Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
-configuration, the database or the command line is wrong (nothing was loaded).
+another command module. Exit status: the EXIT_* table below.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
 import click
 
 from chute.cli.console import data_table, err, escape, out
-from chute.errors import ChuteError, DatabaseUnavailable
+from chute.errors import ChuteError, ConfigError, DatabaseUnavailable
 
 # The exit statuses of every command (README, "Exit status"; tests/test_exit_codes.py):
 EXIT_OK = 0            # everything asked for was done
@@ -81,11 +78,38 @@ pipeline_option = click.option(
 
 def ledger_of(project_dir: Path, db_url: str | None, pipeline: str | None):
     """(the project, or None for --pipeline; the pipeline's name; its database URL)."""
-    from chute.config.project import load_project
+    from chute.config.project import CONFIG_NAME, load_project
     from chute.db.resolve import resolve_database
 
+    if not pipeline and not (project_dir / CONFIG_NAME).is_file():
+        raise ConfigError(not_a_project(project_dir, db_url))
     project = None if pipeline else load_project(project_dir)
     return project, pipeline or project.name, resolve_database(project, db_url, project_dir)
+
+
+def not_a_project(project_dir: Path, db_url: str | None) -> str:
+    """The message for a command run without a chute.toml: where `chute load` ran, it names the
+    --pipeline load:SCHEMA.TABLE ledgers that database has (`chute load` needs no project)."""
+    from chute.db.embedded import cluster_of
+    from chute.db.postgres import connect
+    from chute.ledger import files as ledger
+
+    message = f"no chute.toml in {project_dir.resolve()} (create a project with `chute init`)"
+    url = db_url or os.environ.get("CHUTE_DATABASE_URL")
+    if url is None:
+        cluster = cluster_of(project_dir, chosen=folder_chosen())
+        if not cluster.initialised:  # chute load never ran with this database: nothing to point at
+            return message
+        url = cluster.start()
+    try:
+        with connect(url) as conn:
+            loads = [p for p in ledger.pipelines(conn) if p.startswith("load:")] if ledger.schema_exists(conn) else []
+    except ChuteError:  # the database is away: the plain message
+        return message
+    if not loads:
+        return message
+    return (f"{message}; the loads of `chute load` in its database are ledgers of their own: "
+            f"chute status --pipeline {loads[0]}" + (f" (it has {', '.join(loads)})" if len(loads) > 1 else ""))
 
 
 def with_progress(work, quiet: bool):
@@ -102,6 +126,29 @@ def with_progress(work, quiet: bool):
             bar.update(task, completed=done, total=total, rows=rows)
 
         return work(progress)
+
+
+def report_schema(schema: dict) -> None:
+    """The columns `chute load` reads (formats/infer.py Schema.as_dict): type, NULLs, markers, format, notes."""
+    table = data_table("column", "type", "nulls", "null markers", "format", "note")
+    for c in schema["columns"]:
+        name = c["name"] + (f" ({c['original']})" if c.get("original") else "")
+        markers = ", ".join(f"{m} x{n:,}" for m, n in (c.get("markers") or {}).items())
+        nulls = f"{c['nulls']:,}" if c.get("nulls") is not None else ""
+        table.add_row(name, c["type"], nulls, markers, c.get("format") or "", c.get("note") or "")
+    out.print(table)
+    shown = ", ".join(repr(m) for m in schema.get("null_values", [])) or "none (the format has its own null)"
+    read = schema.get("format", "csv")
+    if dialect := schema.get("dialect"):
+        read += " (" + ", ".join(f"{k} {v!r}" + ("" if k in dialect.get("given", ()) else " sniffed")
+                                 for k, v in dialect.items() if k != "given") + ")"
+    out.print(f"read as {read}", highlight=False, markup=False)
+    if schema.get("existing_table"):
+        out.print(f"into the existing table; null markers: {shown}", highlight=False, markup=False)
+    else:
+        rows = schema.get("rows_sampled", 0)
+        where = "the whole file" if schema.get("sample_is_whole_file") else f"the first {rows:,} rows"
+        out.print(f"types and NULL counts from {where}; null markers: {shown}", highlight=False, markup=False)
 
 
 def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
@@ -127,6 +174,12 @@ def report_run(summary, as_json: bool, old_failures_fail: bool = True) -> None:
             out.print("Rows per file are not known for files loaded together: the pipeline's nodes drop the "
                       "source_file column (keep it in the output to count rows per file; the run's totals are "
                       "exact).", highlight=False)
+        if empty := summary.without_rows:
+            out.print(f"{len(empty)} file(s) had no data rows (a header only, or empty) and loaded with 0 rows: "
+                      + ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+                      + ("" if summary.pipeline.startswith("load:") else
+                         " ([tables.NAME.contract] min_rows makes such a file fail)") + ".",
+                      highlight=False, markup=False)
         problems = [f for f in summary.files if f.status in ("failed", "skipped")]
         if problems:
             table = data_table("file", "status", "reason")

@@ -26,8 +26,12 @@ def deploy() -> None:
 @click.option("--check", is_flag=True,
               help="Then validate it offline: cfn-lint and sam validate on the template, terraform fmt -check "
                    "and checkov on the template and the Terraform. Exit 1 on any finding.")
+@click.option("--ci", "ci_kinds", type=click.Choice(["github", "codepipeline"]), multiple=True,
+              help="Also render the CI/CD that validates, plans and deploys the stack per environment: github "
+                   "(.github/workflows/chute-PROJECT.yml) or codepipeline (OUT/ci/). With --check, checked too "
+                   "(actionlint; cfn-lint, checkov and the buildspecs). See docs/deploy-aws.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of text.")
-def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> None:
+def aws(project_dir: Path, out_dir: Path | None, check: bool, ci_kinds: tuple[str, ...], as_json: bool) -> None:
     """Render an AWS SAM template, a Dockerfile and Terraform modules from the project.
 
     \b
@@ -45,11 +49,19 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
     project = load_project(project_dir)
     target = out_dir or project.root / "infra"
     report = render(project, target)
+    if ci_kinds:
+        from chute.deploy.ci import render_ci
+
+        report["ci"] = [path for kind in ci_kinds for path in render_ci(project, target, kind)]
     failed = False
     if check:
         from chute.deploy.aws.check import run_checks
 
         results = run_checks(target)
+        if ci_kinds:
+            from chute.deploy.ci import check_ci
+
+            results += check_ci(report["ci"])
         report["checks"] = [r.to_dict() for r in results]
         failed = any(r.status == "failed" for r in results)
     if as_json:
@@ -58,6 +70,8 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, as_json: bool) -> 
         out.print(f"Rendered {len(report['files'])} files and the image sources into [bold]{report['out']}[/] "
                   f"({len(report['nodes'])} pipeline node(s), {report['state_machine_states']} top-level states)",
                   highlight=False)
+        for path in report.get("ci", []):
+            out.print(f"CI/CD: {path}", highlight=False)
         for r in report.get("checks", []):
             colour = {"passed": "green", "failed": "red"}.get(r["status"], "yellow")
             out.print(f"  [{colour}]{r['status']:>11}[/]  {r['tool']}: {r['summary']}", highlight=False)

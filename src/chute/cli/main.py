@@ -2,8 +2,8 @@
 groups live in their own modules (watch, dlq, s3, ui, deploy, extract, rejects, replay) and are
 registered at the end. Every reporting command takes --json.
 
-Exit status: 0 everything loaded; 1 the run finished but some file failed; 2 the
-configuration, the database or the command line is wrong (nothing was loaded).
+Exit status: the table in cli/_common.py (0 done, 1 a file failed, 2 refused, 3 the database
+is unavailable).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from chute import __version__
-from chute.cli._common import (EXIT_FAILED, ChuteGroup, folder_chosen, data_table, db_option, emit_json, escape, json_option, ledger_of, out, pipeline_option, project_option,
-                               report_replay, report_run, with_progress)
+from chute.cli._common import (EXIT_FAILED, ChuteGroup, data_table, db_option, emit_json, escape, folder_chosen,
+                               json_option, ledger_of, out, pipeline_option, project_option, report_replay,
+                               report_run, report_schema, with_progress)
 from chute.errors import ChuteError, ConfigError, RunInProgress
 
 
@@ -37,11 +38,11 @@ def main() -> None:
 # -- init -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "stream", "ingest", "retail"]),
+@click.option("--example", type=click.Choice(["stocks", "cafe", "workforce", "stream", "ingest", "retail", "kedro"]),
               default="stocks", show_default=True, help="Which example project to start from.")
 @click.option("--files", type=click.IntRange(0), default=None,
               help="How many example files to generate into landing/ (0 for none; default: stocks 300, "
-                   "cafe 40, workforce 4, stream 20; ingest: days of orders in its source database, 14; "
+                   "cafe 40, workforce and kedro 4, stream 20; ingest: days of orders in its source database, 14; "
                    "retail: its three stages, its data comes from its API).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed for the generated data.")
 @json_option
@@ -122,24 +123,26 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
     """
     from chute.ledger import files as ledger
     from chute.db.postgres import connect
-    from chute.run.status import overview, overview_line
+    from chute.run.status import failures, listing, overview, overview_line
 
     project, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)
     with conn:
         ledger_there = ledger.schema_exists(conn)
         if not ledger_there:
-            counts, runs, failed = {}, [], []
+            counts, runs = {}, []
         else:
             counts = ledger.file_counts(conn, name)
             runs = ledger.recent_runs(conn, name, limit)
-            failed = ledger.failed_files(conn, name)
         if pipeline and not counts and not runs:
             known = ledger.pipelines(conn) if ledger_there else []
             raise ConfigError(f"--pipeline {pipeline}: this database has no ledger rows for it; it has "
                               + (", ".join(known) if known else "none yet"))
-        # The overview counts what waits in the landing zone: a project's, which a load has not.
-        numbers = overview(project, conn) if project else None
+        # What waits in the landing zone, and which failed files are gone from it: a project's
+        # (a `chute load` has no landing zone: its failed files are just failed).
+        entries = listing(project) if project else None
+        failed = failures(conn, name, entries, limit=20)
+        numbers = overview(project, conn, entries) if project else None
     if as_json:
         emit_json({"pipeline": name, "files": counts, "runs": runs, "failed_files": failed, "overview": numbers})
         return
@@ -156,10 +159,64 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
                           str(r["files_failed"]), str(r["files_skipped"]), f"{r['rows_loaded']:,}")
         out.print(table)
     if failed:
-        table = data_table("failed file", "run", "error")
+        table = data_table("failed file", "state", "run", "error")
         for f in failed:
-            table.add_row(f["name"], str(f["run_id"]), f["error"] or "")
+            table.add_row(f["name"], f["state"], str(f["run_id"]), f["error"] or "")
         out.print(table)
+        if any(f["state"] == "gone" for f in failed):
+            out.print("gone: failed, then deleted from the landing zone; not counted as failing (`chute forget "
+                      "--gone` records that in the ledger).", highlight=False)
+
+
+# -- forget -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--gone", is_flag=True, help="Every failed file no longer in the landing zone.")
+@click.option("--note", metavar="TEXT", help="Why, kept in the ledger with the resolution.")
+@project_option
+@db_option
+@pipeline_option
+@json_option
+def forget(names: tuple[str, ...], gone: bool, note: str | None, project_dir: Path, db_url: str | None,
+           pipeline: str | None, as_json: bool) -> None:
+    """Resolve failed files: stop counting them as failing (chute status, the dashboard, chute
+    run's exit status) and close their dead letters. Their ledger rows and errors stay, marked
+    resolved; a changed file (new content) loads as usual, and --retry-failed still retries one.
+
+    \b
+      chute forget --gone              failed files since deleted from the landing zone
+      chute forget bad.csv other.csv   these, deleted or not
+    """
+    from chute.db.postgres import connect
+    from chute.ledger import files as ledger
+    from chute.run.status import failures, forget as resolve, listing
+
+    if bool(names) == gone:
+        raise ConfigError("chute forget: give failed file NAME(s) or --gone (not both)")
+    project, name, url = ledger_of(project_dir, db_url, pipeline)
+    if gone and project is None:
+        raise ConfigError("chute forget --gone needs a project's landing zone; with --pipeline, name the files")
+    conn = connect(url)
+    with conn:
+        if not ledger.schema_exists(conn):
+            raise ConfigError(f"{name}: no ledger in this database yet (nothing has run)")
+        if gone:
+            entries = listing(project)
+            if entries is None:
+                raise ConfigError("chute forget --gone: the landing zone cannot be listed now, so what is gone is not "
+                                  "known; name the files instead")
+            wanted = [f["name"] for f in failures(conn, name, entries) if f["state"] == "gone"]
+        else:
+            failing = {f["name"] for f in failures(conn, name, None)}
+            if unknown := sorted(set(names) - failing):
+                raise ConfigError(f"not a failed file of {name}: {', '.join(unknown)} (chute status lists them)")
+            wanted = list(names)
+        how = "forgotten with chute forget" + (" (gone from the landing zone)" if gone else "")
+        done = resolve(conn, name, wanted, how + (f": {note}" if note else "")) if wanted else []
+    if as_json:
+        emit_json({"pipeline": name, "forgotten": done})
+    else:
+        out.print(f"forgot {len(done)} failed file(s)" + "".join(f"\n  {n}" for n in done), highlight=False)
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -171,10 +228,17 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
 @click.option("--type", "types", multiple=True, metavar="COL=TYPE",
               help="Override an inferred column type of a table chute creates (an existing table keeps its types); "
               "repeatable.")
-@click.option("--delimiter", default=",", show_default=True)
-@click.option("--quote", default='"', show_default=True, help="The character that quotes a field.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@click.option("--no-header", is_flag=True, help="The file has no header row (columns are named f0, f1, ...).")
+@click.option("--delimiter", help="The field delimiter (default: sniffed among , ; TAB |). One that splits no line "
+              "while another would is refused.")
+@click.option("--quote", help='The character that quotes a field (default: sniffed, usually ").')
+@click.option("--encoding", help="The file's text encoding (default: sniffed: a byte-order mark, UTF-8, else cp1252).")
+@click.option("--header/--no-header", default=None, help="Whether the first row names the columns (default: "
+              "sniffed; without one, columns are named f0, f1, ...).")
+@click.option("--columns", "select", metavar="COL[,COL]", help="Load only these columns (the file's names), e.g. "
+              "to load a file wider than PostgreSQL's 1,600 columns.")
+@click.option("--names", type=click.Choice(["normalize", "keep"]), default="normalize", show_default=True,
+              help="normalize: column names in ASCII snake_case ('Culmen Length (mm)' -> culmen_length_mm), "
+              "the file's name kept as the column's comment; keep: the file's names as they are.")
 @click.option("--drift", type=click.Choice(["freeze", "evolve", "discard"]), default="freeze", show_default=True,
               help="Columns of the file that an existing table lacks: fail the file, add them to the table, or "
               "leave them out. Table columns the file lacks fail it (freeze) or stay NULL.")
@@ -182,22 +246,40 @@ def status(project_dir: Path, db_url: str | None, limit: int, pipeline: str | No
               help="Read the file in blocks of about this many MB (bounds memory).")
 @click.option("--replay", is_flag=True, help="Load this file's quarantined records again, into the table as it "
               "is now (after ALTER TABLE ... TYPE ...), instead of loading the file.")
+@click.option("--null", "nulls", multiple=True, metavar="TEXT",
+              help="An unquoted value read as NULL; repeatable; replaces the default set (empty, NA, N/A, n/a, "
+              "#N/A, NULL, null, NaN, nan, <NA>). An empty field is always NULL, a quoted one never.")
+@click.option("--no-default-nulls", is_flag=True, help="Read only empty fields (and --null values) as NULL.")
+@click.option("--date-format", "date_formats", multiple=True, metavar="COL=FORMAT",
+              help="The date/time format of a column whose values do not settle it, e.g. day=%d/%m/%Y "
+              "(strftime codes); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Show the schema chute would create (columns, types, NULLs, null "
+              "markers, date formats) and load nothing.")
 @click.option("--project", "-p", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="A project folder whose embedded database to use (none is needed: outside a "
               "project, chute load uses your default embedded database); its logs/ gets the run log.")
 @db_option
 @json_option
-def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...], delimiter: str,
-         quote: str, encoding: str, no_header: bool, drift: str, batch_mb: float, replay: bool, project_dir: Path,
-         db_url: str | None, as_json: bool) -> None:
-    """Load one CSV FILE into a table: infer the schema, create the table, load exactly once.
+def load(file: Path, table: str, mode: str, primary_key: str | None, types: tuple[str, ...],
+         delimiter: str | None, quote: str | None, encoding: str | None, header: bool | None, select: str | None,
+         names: str, drift: str, batch_mb: float, replay: bool,
+         nulls: tuple[str, ...], no_default_nulls: bool, date_formats: tuple[str, ...], dry_run: bool,
+         project_dir: Path, db_url: str | None, as_json: bool) -> None:
+    """Load one FILE into a table: infer the schema, create the table, load exactly once.
 
-    Loading the same content again (under any name) does nothing. The column types are
-    inferred from the first 16 MB of the file; a later value that does not fit its column
-    is quarantined with its line and reason, and the other rows load. To load such records
-    too, widen the column and replay them, e.g.:
+    The format comes from the content: CSV/TSV, JSON (an array of objects or an object holding
+    one), JSON lines, Parquet, Excel; gzip, bz2, xz or zstd compressed too. A CSV file's
+    delimiter, quote, header and encoding are sniffed unless given. Column names are
+    normalised to snake_case (--names keep: as they are). Loading the same content again
+    (under any name) does nothing. The column types are inferred from the first 16 MB of the
+    file (numbers, booleans, dates and timestamps in the formats docs/reading-files.md lists);
+    NA, NULL, NaN and the like are read as NULL. The schema is shown after the load
+    (--dry-run: instead of it). A later value that does not
+    fit its column is quarantined with its line and reason, and the other rows load. To
+    load such records too, widen the column and replay them, e.g.:
 
     \b
+      chute load prices.csv --into prices --dry-run
       chute load prices.csv --into prices
       chute rejects list --pipeline load:public.prices
       psql "$(chute db url)" -c 'ALTER TABLE prices ALTER COLUMN price TYPE double precision'
@@ -205,15 +287,27 @@ def load(file: Path, table: str, mode: str, primary_key: str | None, types: tupl
     """
     from chute.run.load_file import load_file
 
-    if len(delimiter) != 1 or len(quote) != 1:
-        raise click.BadParameter("one character", param_hint="--delimiter" if len(delimiter) != 1 else "--quote")
+    if delimiter is not None and len(delimiter) != 1 or quote is not None and len(quote) != 1:
+        raise click.BadParameter("one character", param_hint="--delimiter" if delimiter and len(delimiter) != 1
+                                 else "--quote")
+    null_values = list(nulls) if nulls else [""] if no_default_nulls else None
     result = load_file(file, table, mode=mode, primary_key=primary_key.split(",") if primary_key else [],
-                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=not no_header,
+                       types=types, delimiter=delimiter, quote=quote, encoding=encoding, header=header,
+                       select=[c.strip() for c in select.split(",")] if select else None, names=names,
                        drift=drift, folder=project_dir, db_url=db_url, batch_mb=batch_mb, replay=replay,
+                       null_values=null_values, date_formats=date_formats, dry_run=dry_run,
                        folder_chosen=folder_chosen())
-    if replay:
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, "table": table, "schema": result})
+        else:
+            out.print(f"{escape(file.name)} -> {escape(table)} (dry run: nothing loaded)", highlight=False)
+            report_schema(result)
+    elif replay:
         report_replay(result, as_json)
     else:
+        if not as_json and result.schema:
+            report_schema(result.schema)
         report_run(result, as_json)
 
 

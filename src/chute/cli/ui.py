@@ -21,13 +21,21 @@ TOKEN_ENV = "CHUTE_UI_TOKEN"
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN", show_envvar=True,
               help="Require this token on every request (open the URL once with ?token=TOKEN; a cookie keeps it).")
-def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str | None) -> None:
+@click.option("--grafana-dashboard", "grafana_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              metavar="FILE", help="Write a Grafana dashboard (JSON) over the ledger's PostgreSQL tables and "
+              "chute watch's Prometheus metrics to FILE ('-': standard output), then exit. See docs/dashboard.md.")
+def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str | None,
+       grafana_path: Path | None) -> None:
     """Serve the dashboard: runs, files, quarantine, the pipeline graph and the tables.
 
     \b
     chute ui -p mystocks                   http://127.0.0.1:8765
     CHUTE_UI_TOKEN=$(openssl rand -hex 16) chute ui -p mystocks --host 0.0.0.0
+    chute ui --grafana-dashboard chute-grafana.json   (import it in Grafana; serves nothing)
     """
+    if grafana_path is not None:
+        _write_grafana(grafana_path)
+        return
     import uvicorn
 
     from chute.config.project import load_project
@@ -50,6 +58,20 @@ def ui(project_dir: Path, db_url: str | None, host: str, port: int, token: str |
               + (" (open it once with ?token=<your token>)" if token else ""), highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=os.environ.get("CHUTE_UI_LOG_LEVEL", "warning"),
                 server_header=False)
+
+
+def _write_grafana(path: Path) -> None:
+    """The dashboard is the same for every project (a variable picks the pipelines): no project or
+    database is read."""
+    from chute.ui import grafana
+
+    text = grafana.dumps()
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
+    path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {path}: a Grafana dashboard ({len(grafana.build()['panels'])} panels); import it with "
+              "Dashboards > New > Import (docs/dashboard.md, Grafana)", highlight=False)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -169,7 +169,8 @@ def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
 @db_option
 @json_option
 def dlq_purge(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url: str | None, as_json: bool) -> None:
-    """Delete dead letters (the files' history stays in the ledger; they are not retried)."""
+    """Delete dead letters (the files' history stays in the ledger; they are not retried, and a purged
+    file no longer counts as failing: chute forget)."""
     from chute.ledger import deadletters
 
     wanted = _ids(ids, everything, "purge")

@@ -93,6 +93,9 @@ class Contract(BaseModel):
     drift: Drift = "freeze"  # columns the data has but the table lacks, or lacks but the table has
     max_reject_ratio: float | None = Field(None, ge=0, le=1)  # fail a file rejecting more of its rows
     max_rejects: int | None = Field(None, ge=0)  # fail a file rejecting more rows than this
+    # fail a file that brings the table fewer rows than this (1: a table that must never be
+    # empty; by default a file with a header and no rows loads with 0 rows)
+    min_rows: int | None = Field(None, ge=0)
     columns: dict[str, ColumnRules] = {}
     rules: list[Rule] = []
 
@@ -109,6 +112,6 @@ class Contract(BaseModel):
         for name, rules in other.columns.items():
             base = columns.get(name)
             columns[name] = base.model_copy(update=rules.model_dump(exclude_unset=True)) if base else rules
-        settings = {k: getattr(other, k) for k in ("drift", "max_reject_ratio", "max_rejects")
+        settings = {k: getattr(other, k) for k in ("drift", "max_reject_ratio", "max_rejects", "min_rows")
                     if k in other.model_fields_set}
         return self.model_copy(update={**settings, "columns": columns, "rules": [*self.rules, *other.rules]})

@@ -41,6 +41,12 @@ def check_template(text: str) -> None:
 
 CONFIG_NAME = "chute.toml"
 
+# The text read as NULL unless [source] null_values / `chute load --null` replace it
+# (docs/reading-files.md#null-markers). An empty unquoted field is always NULL; a quoted one ("NA")
+# is always text. pandas' default list without 'None' (a real answer: a town, "Allergies: None")
+# and without the spellings only old C runtimes wrote (-1.#IND, 1.#QNAN, #N/A N/A, #NA, -NaN).
+DEFAULT_NULLS: tuple[str, ...] = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "<NA>")
+
 
 def _check_types(columns: dict[str, str]) -> dict[str, str]:
     for name, text in columns.items():
@@ -49,6 +55,18 @@ def _check_types(columns: dict[str, str]) -> dict[str, str]:
         except ConfigError as exc:
             raise ValueError(f"column {name!r}: {exc}") from None
     return columns
+
+
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_interval(text: str) -> float:
+    """'90s', '30m', '1h', '2d', '1w' -> seconds; ValueError naming the accepted forms otherwise."""
+    match = _INTERVAL.match(text)
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"not an interval: {text!r}; write a number and a unit: 90s, 30m, 1h, 2d, 1w")
+    return float(match[1]) * _INTERVAL_SECONDS[match[2]]
 
 
 class _Strict(BaseModel):
@@ -77,22 +95,38 @@ class Landing(_Strict):
 class Source(_Strict):
     """How the landing files are read."""
 
-    format: Literal["csv", "excel", "jsonl", "parquet"] = "csv"
+    # json: an array of objects or an object holding one (read whole); jsonl: one object a line
+    format: Literal["csv", "excel", "json", "jsonl", "parquet"] = "csv"
     sheet: str | int | None = None  # excel: a sheet name or 0-based index (default: the first sheet)
     header: StrictBool = True
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', min_length=1, max_length=1)
     encoding: str = "utf-8"
-    compression: Literal["auto", "none", "gzip"] = "auto"
-    null_values: list[str] = [""]
+    compression: Literal["auto", "none", "gzip", "bz2", "xz", "zstd"] = "auto"
+    # Unquoted fields read as NULL (see DEFAULT_NULLS); the empty field is always one of them.
+    null_values: list[str] = list(DEFAULT_NULLS)
+    # Date/time formats by column (strftime/chrono codes, e.g. "%d/%m/%Y"); [source.formats] in chute.toml
+    formats: dict[str, str] = {}
     # Declared types by column name. With header = false they also name the columns in order;
     # with neither, columns are named f0, f1, ...
     columns: dict[str, str] = {}
     # Column holding each row's file name (relative to the landing zone), for nodes and lineage.
     file_column: str = "source_file"
+    # A file whose bytes were loaded already under another name: skip it only when its name makes
+    # no difference to the rows (auto: the nodes are run under both names and the outputs compared),
+    # always (skip), or never (load: a file is its name and its content). See docs/how-it-works.md.
+    same_content: Literal["auto", "skip", "load"] = "auto"
+    # A zero-byte file: failed (the default: a truncated upload or a broken export looks just
+    # like that), or loaded with 0 rows. A file with a header and no rows always loads (0 rows;
+    # [tables.NAME.contract] min_rows makes it fail).
+    empty_files: Literal["fail", "load"] = "fail"
     # Input bytes per batch: small files are grouped up to this size, big ones are split.
     batch_mb: float = Field(64, gt=0)
     pii_columns: list[str] = []
+    # Only these columns of the files (by the file's names; default: all), e.g. 200 of a 2,000-column file
+    select: list[str] = []
+    # The file's column names -> the table's (chute load --names normalize writes it; chute.toml may too)
+    rename: dict[str, str] = {}
     # jsonl: nested objects become columns named parent<separator>child, or stay JSON text.
     nested: Literal["flatten", "json"] = "flatten"
     nested_separator: str = "_"
@@ -116,11 +150,32 @@ class Source(_Strict):
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
 
+    def nulls(self) -> list[str]:
+        """The null markers as the reader applies them: the empty field first, then the rest once each."""
+        return list(dict.fromkeys(["", *self.null_values]))
+
+
+class KedroPipeline(_Strict):
+    """[pipeline.kedro]: a Kedro project's pipeline run as chute nodes (chute.pipeline.kedro)."""
+
+    # "<package>.pipeline_registry:<name>" (a name of register_pipelines(), or a module's Pipeline
+    # attribute or function), or just a name of the project's own registry ("__default__")
+    pipeline: str = "__default__"
+    project: str = "."  # the Kedro project folder: pyproject.toml with [tool.kedro], conf/, src/
+    env: str | None = None  # Kedro's configuration environment over conf/base (Kedro's default: local)
+    frames: Literal["pandas", "polars"] = "pandas"  # what its nodes receive for a frame dataset
+
 
 class PipelineConfig(_Strict):
     module: str | None = None  # a .py file in the project; None means the input goes straight to its table
-    input: str = "rows"  # the dataset name the landing files feed
+    input: str = "rows"  # the dataset name the landing files feed (with kedro: the Kedro dataset they bind to)
     steps: list[Step] = []  # built-in transforms, run as nodes (see docs/transforms.md)
+    kedro: KedroPipeline | None = None  # `kedro = "pkg.pipeline_registry:name"` or a [pipeline.kedro] table
+
+    @field_validator("kedro", mode="before")
+    @classmethod
+    def _kedro_shorthand(cls, value: Any) -> Any:
+        return {"pipeline": value} if isinstance(value, str) else value
 
 
 class Table(_Strict):
@@ -131,6 +186,9 @@ class Table(_Strict):
     export: str | None = None  # CSV path (relative to the project) rewritten from the table after each load
     foreign_keys: dict[str, str] = {}  # column -> "table.column" of another configured table
     contract: Contract | None = None  # checks, drift policy and reject thresholds (quality/contracts.py)
+    # How often the table is expected to change ("90s", "30m", "1h", "2d", "1w"): the dashboard
+    # warns when no run has written to it for longer. None: no expectation, no warning.
+    fresh_within: str | None = None
 
     @field_validator("columns")
     @classmethod
@@ -151,8 +209,19 @@ class Table(_Strict):
             raise ValueError(f"foreign_keys names undeclared columns: {', '.join(undeclared)}")
         return self
 
+    @field_validator("fresh_within")
+    @classmethod
+    def _interval_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_interval(value)
+        return value
+
     def column_types(self) -> dict[str, ColumnType]:
         return {name: parse_type(text) for name, text in self.columns.items()}
+
+    def fresh_seconds(self) -> float | None:
+        """fresh_within in seconds, None when the table has no expected interval."""
+        return parse_interval(self.fresh_within) if self.fresh_within else None
 
 
 class Database(_Strict):

@@ -48,6 +48,8 @@ def sql_type(t: pa.DataType) -> str:
         return "timestamptz" if t.tz else "timestamp"
     if pa.types.is_decimal(t):
         return f"numeric({t.precision},{t.scale})"
+    if pa.types.is_time(t):
+        return "time"
     simple = {pa.bool_(): "boolean", pa.int16(): "smallint", pa.int32(): "integer", pa.int64(): "bigint",
               pa.float32(): "real", pa.float64(): "double precision", pa.date32(): "date",
               pa.binary(): "bytea", pa.large_binary(): "bytea"}
@@ -57,8 +59,11 @@ def sql_type(t: pa.DataType) -> str:
 
 
 def _encodable(data: pa.Table) -> pa.Table:
-    """pgpq has no encoder for Arrow's null type (a column with no value at all): send text NULLs."""
+    """pgpq has no encoder for Arrow's null type (a column with no value at all): send text NULLs;
+    nor for nanosecond times (polars' pl.Time): PostgreSQL's time holds microseconds."""
     for i, field in enumerate(data.schema):
         if pa.types.is_null(field.type):
             data = data.set_column(i, field.with_type(pa.string()), data.column(i).cast(pa.string()))
+        elif pa.types.is_time(field.type) and field.type != pa.time64("us"):
+            data = data.set_column(i, field.with_type(pa.time64("us")), data.column(i).cast(pa.time64("us")))
     return data

@@ -36,6 +36,14 @@ def connect(url: str) -> psycopg.Connection:
                             sqlstate=exc.sqlstate) from None
 
 
+def database_lost(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """The error for a connection that broke while in use (the server stopped, the network
+    dropped): transient, naming the database (password masked)."""
+    detail = " ".join(redact(str(exc)).split())[:300]
+    return DatabaseUnavailable(f"the database {redact(url)} went away during the run ({detail}); what was "
+                               "committed stays and nothing half-loaded was kept: run again when it is back")
+
+
 def connect_loader(url: str) -> psycopg.Connection:
     """The connection that writes data: binary COPY plus the ledger rows, one transaction
     (db/loader.py). Not autocommit; its cursors take PostgreSQL's own $1, $2 placeholders,

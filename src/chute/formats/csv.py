@@ -22,7 +22,10 @@ import pyarrow.csv as pacsv
 
 from chute.errors import ReadError, settable, setting
 from chute.config.project import Source
-from chute.formats.text import ROW_COLUMN, count_byte, row_numbers
+from chute.formats.text import ROW_COLUMN, count_byte, row_numbers, shaped
+from chute.coltypes import convert_text
+from chute.formats.compress import decompressed, detect_compression
+from chute.formats.dialect import check_delimiter
 
 # The csv module (the quote check here, quality.records' lenient reader) refuses values over
 # 128 KB; a quote left open makes one value of the rest of the file, which must be seen as such.
@@ -41,18 +44,21 @@ def _arrow_type(dtype: pl.DataType) -> pa.DataType:
 Data = pa.Buffer | str | Callable[[], BinaryIO]
 
 
-def open_stream(data: Data, source: Source) -> pa.NativeFile:
-    """A byte stream over a buffer, a path or an opener, decompressed when needed."""
+def open_stream(data: Data, source: Source) -> BinaryIO | pa.NativeFile:
+    """A byte stream over a buffer, a path or an opener, decompressed when needed (gzip, bz2,
+    xz, zstd; formats/compress.py: a cut or corrupt stream raises ReadError where it breaks)."""
     if callable(data):
-        buffered = io.BufferedReader(_RawStream(data()), 1 << 20)
-        head = buffered.peek(2)[:2]  # a network stream cannot seek back: look ahead instead
-        raw = pa.PythonFile(buffered, mode="r")
+        raw = io.BufferedReader(_RawStream(data()), 1 << 20)
+        head = raw.peek(6)[:6]  # a network stream cannot seek back: look ahead instead
     else:
         raw = pa.BufferReader(data) if isinstance(data, pa.Buffer) else pa.OSFile(data)
-        head = raw.read(2)
+        head = raw.read(6)
         raw.seek(0)
-    gzip = source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC)
-    return pa.CompressedInputStream(raw, "gzip") if gzip else raw
+    kind = detect_compression(head) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:
+        return decompressed(raw, kind)
+    return raw if not callable(data) else pa.PythonFile(raw, mode="r")
 
 
 class _RawStream(io.RawIOBase):
@@ -102,6 +108,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
         first = min(size, FIRST_BLOCK) if _all_declared(head, source) else size
         blocks = _text_blocks(stream, head, size, source, first)
         rows = lines = 0  # records and lines in the blocks before this one
+        empty = None  # the first block's columns, without rows
         previous = None  # its lines are counted only once another block follows (most files are one block)
         for i, (block, last) in enumerate(blocks):
             if rejects is not None and previous is not None:
@@ -115,6 +122,7 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 table = _parse(block, source, names, types, threads=i == 0 and block.nbytes > THREADED_BLOCK)
                 if table.num_rows:
                     _reject_undecodable(table, source)
+                    table = _dates(table, source)
             except ReadError as exc:
                 if rejects is None:
                     raise
@@ -127,7 +135,10 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                     yield frame.rename({ROW_COLUMN: RECORD_COLUMN})
                 continue
             if i == 0:  # the first block fixes the names and (where not declared) the types
+                if table.num_columns == 1 and len(source.columns) != 1:  # one column: the delimiter wrong?
+                    check_delimiter(bytes(block[:1 << 16]), source.delimiter, source.quote, "utf-8")
                 names = table.column_names
+                empty = table.slice(0, 0)
                 types |= {f.name: f.type for f in table.schema if f.name not in types and not pa.types.is_null(f.type)}
             if table.num_rows:
                 frame = pl.from_arrow(table)
@@ -137,8 +148,10 @@ def read_csv(data: Data, source: Source, block_bytes: int = 64 << 20,
                 yield frame  # type: ignore[misc]
     finally:
         stream.close()
-    if rows == 0:
-        raise ReadError("the file has a header but no data rows" if source.header else "the file has no data rows")
+    if rows == 0 and not source.header:
+        raise ReadError("the file has no data rows")
+    if rows == 0:  # a header and no rows (a ticker that did not trade): no rows, the header's columns
+        yield pl.from_arrow(empty) if empty is not None else pl.DataFrame(schema={n: pl.String for n in names})
 
 
 def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], pl.DataFrame, list[int]] | None:
@@ -151,14 +164,14 @@ def read_together(buffers: list[pa.Buffer], source: Source) -> tuple[list[int], 
     apart. Returns (the indices of the files read, their rows in order, each one's record
     count), or None when fewer than two files qualify or their text does not parse: each file is
     then read alone (and gets its own error, or its bad records quarantined)."""
-    if source.compression == "gzip" or codecs.lookup(source.encoding).name != "utf-8":
+    if source.compression not in ("auto", "none") or codecs.lookup(source.encoding).name != "utf-8":
         return None
     quote = source.quote.encode()
     datas = [b.to_pybytes() for b in buffers]
     headers: dict[bytes, list[int]] = {}
     for i, data in enumerate(datas):
         # (A blank line is looked for only if the rows come out short: the search is slow.)
-        if not data.endswith(b"\n") or data.startswith(GZIP_MAGIC) or quote in data or b"\r" in data \
+        if not data.endswith(b"\n") or detect_compression(data[:6]) or quote in data or b"\r" in data \
                 or b"\x00" in data:
             continue
         header = data[:data.index(b"\n") + 1] if source.header else b""
@@ -187,15 +200,38 @@ def _parse_together(header: bytes, datas: list[bytes], source: Source) -> pl.Dat
     try:
         table = _parse(memoryview(text), source, *_declared(source), threads=False)
         _reject_undecodable(table, source)
+        table = _dates(table, source)
     except ReadError:
         return None
-    return pl.from_arrow(table)
+    return shaped(pl.from_arrow(table), source.select, source.rename)
 
 
 def _declared(source: Source) -> tuple[list[str] | None, dict]:
     """The column names a header-less file is given, and the arrow types of the declared columns."""
     names = list(source.columns) if not source.header and source.columns else None
-    return names, {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    types = {name: _arrow_type(t.polars) for name, t in source.column_types().items()}
+    return names, types | {name: pa.string() for name in source.formats}  # parsed by _dates
+
+
+def _dates(table: pa.Table, source: Source) -> pa.Table:
+    """The columns of [source.formats] (read as text) parsed with their format; ReadError naming
+    the first value that does not parse (the salvage then quarantines its record)."""
+    wanted = [c for c in source.formats if c in table.column_names]
+    if not wanted:
+        return table
+    frame = pl.from_arrow(table.select(wanted))
+    declared = source.column_types()
+    parsed = frame.select(convert_text(pl.col(c), declared[c].polars if c in declared else None, source.formats[c])
+                          .alias(c) for c in wanted)
+    for c in wanted:
+        bad = frame.get_column(c).is_not_null() & parsed.get_column(c).is_null()
+        if bad.any():
+            value = frame.get_column(c).filter(bad)[0]
+            raise ReadError(f"column {c!r}: {value!r} is not a date/time of the format {source.formats[c]!r}; "
+                            f"set {setting('formats')} for it")
+    for c in wanted:
+        table = table.set_column(table.column_names.index(c), c, parsed.get_column(c).to_arrow())
+    return table
 
 
 RECORD_COLUMN = "_chute_record"  # see read_csv; quality.records.numbered renames it
@@ -222,7 +258,7 @@ def _parse(block: memoryview, source: Source, names: list[str] | None, types: di
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter, quote_char=source.quote,
                                        newlines_in_values=threads)
     convert_options = pacsv.ConvertOptions(
-        column_types=types, null_values=source.null_values, strings_can_be_null=True,
+        column_types=types, null_values=source.nulls(), strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
     try:

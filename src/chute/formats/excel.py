@@ -102,13 +102,31 @@ def _named(cells: pl.DataFrame, source: Source) -> pl.DataFrame:
 
 
 def _typed(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
+    """The null markers ([source] null_values: NA, N/A, ...) read as NULL in every column, then
+    the declared types applied (dates with their [source.formats] format when given)."""
+    from chute.coltypes import convert_text
+
     types = source.column_types()
     missing = [c for c in types if c not in frame.columns]
     if missing:
         raise ReadError(f"the sheet has no column(s) {', '.join(missing)} (it has: {', '.join(frame.columns)})")
+    markers = [m for m in source.nulls() if m]
+    if markers:
+        frame = frame.with_columns(pl.when(pl.col(c).is_in(markers)).then(None).otherwise(pl.col(c)).alias(c)
+                                   for c, t in frame.schema.items() if t == pl.String)
     for name, t in types.items():
+        text = pl.col(name).str.strip_chars()
+        fmt = source.formats.get(name)
+        if fmt:
+            parsed = frame.select(convert_text(text, t.polars, fmt).alias(name)).to_series()
+            bad = frame.get_column(name).is_not_null() & parsed.is_null()
+            if bad.any():
+                raise ReadError(f"column {name!r}: {frame.get_column(name).filter(bad)[0]!r} is not a {t.name} "
+                                f"of the format {fmt!r}")
+            frame = frame.with_columns(parsed)
+            continue
         try:
-            frame = frame.with_columns(_cast(pl.col(name).str.strip_chars(), t.polars).alias(name))
+            frame = frame.with_columns(_cast(text, t.polars).alias(name))
         except pl.exceptions.PolarsError as exc:
             raise ReadError(f"column {name!r}: not {t.name}: {_first_line(exc)[:200]}") from None
     return frame

@@ -77,6 +77,67 @@ def read_jsonl(data: Data, source: Source, block_bytes: int = 64 << 20,
         raise ReadError("the file has no JSON records (it is empty or only blank lines)")
 
 
+JSON_MAX = 1 << 30  # a JSON document is parsed whole: above this, ask for JSON lines
+
+
+def read_json(data: Data, source: Source, block_bytes: int = 64 << 20,
+              rejects: list | None = None) -> Iterator[pl.DataFrame]:
+    """Frames of a JSON document's records: an array of objects, an object holding one array of
+    objects (`{"count": 2, "data": [{...}, {...}]}`), or an object of equal-length arrays (one
+    per column, `{"a": [1, 2], "b": [3, 4]}`). The document is parsed whole (a document cannot
+    be cut at newlines), then read as JSON lines, one record a line: record N is line N.
+    Anything else (a scalar, an object with no such array, GeoJSON-like geometry) is refused."""
+    stream = open_stream(data, source)
+    try:
+        raw = stream.read(JSON_MAX + 1)
+    finally:
+        stream.close()
+    if len(raw) > JSON_MAX:
+        raise ReadError(f"the JSON document is over {JSON_MAX >> 30} GB, and a document is read whole: "
+                        "write it as JSON lines (one object a line), which is read in blocks")
+    text = transcoder(source.encoding)(raw, True)
+    try:
+        doc = json.loads(text)
+    except UnicodeDecodeError:
+        raise ReadError(f"the file is not valid UTF-8 text; set {setting('encoding')} to its encoding") from None
+    except ValueError as exc:
+        raise ReadError(f"not valid JSON: {exc}") from None
+    records = json_records(doc)
+    lines = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+    plain = source.model_copy(update={"compression": "none", "encoding": "utf-8"})
+    return read_jsonl(pa.py_buffer(lines), plain, block_bytes, rejects)
+
+
+def json_records(doc) -> list:
+    """The records of a parsed JSON document (see read_json); ReadError saying why not."""
+    if isinstance(doc, list):
+        if doc and not all(isinstance(r, dict) for r in doc):
+            bad = next(r for r in doc if not isinstance(r, dict))
+            raise ReadError(f"the JSON array holds a {_kind(bad)}, not only objects: chute reads an array "
+                            "of objects, one row each")
+        return doc
+    if not isinstance(doc, dict):
+        raise ReadError(f"the JSON document is a {_kind(doc)}: chute reads an array of objects, an object "
+                        "holding one, or JSON lines")
+    arrays = {k: v for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    if len(arrays) > 1:
+        shown = ", ".join(f"{k!r} ({len(v)} objects)" for k, v in arrays.items())
+        raise ReadError(f"the JSON object holds several arrays of objects: {shown}; chute loads one table "
+                        f"from one array: extract it first, e.g. jq -c '.{next(iter(arrays))}[]' FILE > rows.jsonl")
+    columns = {k: v for k, v in doc.items() if isinstance(v, list)}
+    lengths = {len(v) for v in columns.values()}
+    if columns and len(columns) == len(doc) and len(lengths) == 1 and lengths != {0} and not any(
+            isinstance(x, (dict, list)) for v in columns.values() for x in v):
+        names = list(columns)
+        return [dict(zip(names, row)) for row in zip(*columns.values())]
+    keys = ", ".join(list(doc)[:8]) + (", ..." if len(doc) > 8 else "")
+    raise ReadError(f"the JSON object (keys: {keys}) holds no array of objects to read as rows; chute reads an "
+                    "array of objects, an object holding one (e.g. {\"data\": [{...}, ...]}), an object of "
+                    "equal-length column arrays, or JSON lines")
+
+
 def _line_blocks(stream, size: int, source: Source) -> Iterator[tuple[int, bytes]]:
     """(number of the block's first line, UTF-8 text ending at a newline), about `size` bytes each."""
     decode = transcoder(source.encoding)
@@ -210,7 +271,8 @@ def _declared(frame: pl.DataFrame, source: Source, rejects: list | None, block: 
         before = frame.get_column(name)
         if before.dtype == type_.polars:
             continue
-        cast = frame.select(cast_expr(name, before.dtype, type_.polars).alias(name)).to_series()
+        cast = frame.select(cast_expr(name, before.dtype, type_.polars, source.formats.get(name))
+                            .alias(name)).to_series()
         wrong = before.is_not_null() & cast.is_null()
         if wrong.any():
             shown = frame.filter(wrong).select(LINE_COLUMN, pl.col(name).cast(pl.String))

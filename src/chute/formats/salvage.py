@@ -15,7 +15,6 @@ again by the strict reader, so they get exactly the types they would have had.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -25,7 +24,8 @@ import pyarrow as pa
 
 from chute.errors import ReadError, setting
 from chute.formats.text import ROW_COLUMN, ParseReject, row_numbers
-from chute.formats.csv import GZIP_MAGIC, quote_left_open, read_csv
+from chute.formats.compress import decompressed, detect_compression
+from chute.formats.csv import quote_left_open, read_csv
 from chute.config.project import Source
 from chute.coltypes import cast_expr
 
@@ -102,8 +102,10 @@ def _salvaged(raw: bytes, source: Source, strict_error: Exception, lines_before:
 
 def _lenient(raw: bytes, source: Source, strict_error: Exception, lines_before: int = 0
              ) -> tuple[pl.DataFrame, list[ParseReject], int]:
-    if raw[:2] == GZIP_MAGIC and source.compression != "none":
-        raw = gzip.decompress(raw)
+    kind = detect_compression(raw[:6]) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:  # a cut or corrupt stream is a ReadError (it stands: nothing is salvaged from it)
+        raw = decompressed(io.BytesIO(raw), kind).read()
     if b"\x00" in raw[:8192] and not source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise strict_error
     names = None if source.header else (list(source.columns) or None)
@@ -219,7 +221,7 @@ def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows:
         writer.writerow(names)
     writer.writerows(good)
     as_text = source.model_copy(update={"columns": {c: "text" for c in source.columns}, "compression": "none",
-                                        "encoding": "utf-8"})
+                                        "encoding": "utf-8", "formats": {}})
     data = pa.py_buffer(out.getvalue().encode("utf-8", errors="surrogateescape"))
     frames = list(read_csv(data, as_text, 1 << 30))
     frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -228,10 +230,11 @@ def _typed(good: list[list[str]], names: list[str] | None, source: Source, rows:
     for name, type_ in source.column_types().items():
         if name not in frame.columns or type_.polars == pl.String:
             continue
-        cast = frame.select(cast_expr(name, pl.String, type_.polars).alias(name)).to_series()
+        cast = frame.select(cast_expr(name, pl.String, type_.polars, source.formats.get(name)).alias(name)).to_series()
         wrong = frame.get_column(name).is_not_null() & cast.is_null()
         for row, value in frame.filter(wrong).select(ROW_COLUMN, name).iter_rows():
-            rejects.append(ParseReject(row, 0, f"not a valid {type_.name}", "", name, value))
+            rejects.append(ParseReject(row, 0, f"not a valid {type_.name}" + (
+                f" of the format {source.formats[name]!r}" if name in source.formats else ""), "", name, value))
         bad = bad | wrong
         frame = frame.with_columns(cast)
     return frame.filter(~bad)
@@ -251,6 +254,8 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
         from chute.formats.jsonl import locate_lines
 
         return locate_lines(path_or_bytes, source, rows)
+    if source.format != "csv":  # a JSON document, Parquet, Excel: the row itself is shown (as JSON)
+        return found
     with _open_text(path_or_bytes, source) as text:
         for row, names, (line, _, fields, record) in _numbered(_scan(text, source), source):
             if row in rows:
@@ -262,10 +267,12 @@ def locate(path_or_bytes: str | bytes, source: Source, rows: set[int]) -> dict[i
 
 def _open_text(path_or_bytes: str | bytes, source: Source) -> io.TextIOWrapper:
     raw = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else open(path_or_bytes, "rb")
-    head = raw.read(2)
+    head = raw.read(6)
     raw.seek(0)
-    if source.compression == "gzip" or (source.compression == "auto" and head == GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=raw)
+    kind = detect_compression(head) if source.compression == "auto" else \
+        None if source.compression == "none" else source.compression
+    if kind:
+        raw = decompressed(raw, kind)
     return io.TextIOWrapper(raw, encoding=source.encoding, errors="surrogateescape", newline="")
 
 

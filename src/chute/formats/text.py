@@ -12,6 +12,18 @@ import polars as pl
 ROW_COLUMN = "source_row"
 
 
+def shaped(frame: pl.DataFrame, select: list[str], rename: dict[str, str]) -> pl.DataFrame:
+    """A file's frame with only the `select`ed columns (when given; chute's own columns, which
+    start with `_chute` or are ROW_COLUMN, stay) and its columns renamed (the file's name ->
+    the table's: formats/names.py)."""
+    if select:
+        wanted = set(select)
+        frame = frame.select([c for c in frame.columns if c in wanted or c == ROW_COLUMN or c.startswith("_chute")])
+    if rename:
+        frame = frame.rename({k: v for k, v in rename.items() if k in frame.columns and k != v})
+    return frame
+
+
 def row_numbers(name: str, start: int, count: int) -> pl.Series:
     """start, start+1, ... as an Int64 column (eager: a lazy int_range costs ~0.1 ms a frame)."""
     return pl.Series(name, np.arange(start, start + count, dtype=np.int64))

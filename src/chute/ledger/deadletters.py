@@ -8,13 +8,15 @@ transient errors (it could not be read, the connection dropped). Until then a tr
 failed file is tried again by the next run (chute.files.retryable marks it).
 
 An event becomes a dead letter when the run it asked for could not happen through all its
-retries (the database stayed unreachable). The database being the thing that is down, such
+retries (chute watch waits for a database that is away instead, but a run may still fail
+before it could record anything). The database being the thing that is down, such
 events are first written to PROJECT/.chute/dead-events.jsonl and moved into the table at the
 next connection.
 
-States: dead -> requeued (`chute dlq retry`) -> resolved (the next run loaded the file, or a
-run after the event succeeded) or dead again (it failed again). `chute dlq purge` deletes
-rows; the files' own history stays in chute.files.
+States: dead -> requeued (`chute dlq retry`) -> resolved (the next run loaded the file, a
+run after the event succeeded, or a person gave up on the file: `chute forget`) or dead again
+(it failed again). `chute dlq purge` deletes rows; the files' own history stays in
+chute.files, where a purged file's failed version is marked resolved (no longer failing).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from chute.ledger.files import resolve_versions
 
 SCHEMA_SQL = """
 ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS retryable boolean NOT NULL DEFAULT false;
@@ -71,7 +75,7 @@ def due_again(conn: psycopg.Connection, pipeline: str, max_attempts: int) -> set
     max_attempts, and dead letters a person re-queued."""
     rows = conn.execute(
         """SELECT name, sha256 FROM chute.files WHERE pipeline = %s AND status = 'failed' AND retryable
-                  AND attempts < %s
+                  AND attempts < %s AND resolved_at IS NULL
            UNION
            SELECT name, version FROM chute.dead_letters WHERE pipeline = %s AND kind = 'file' AND status = 'requeued'""",
         (pipeline, max_attempts, pipeline)).fetchall()
@@ -145,14 +149,31 @@ def requeue(conn: psycopg.Connection, pipeline: str, ids: list[int] | None) -> l
 
 
 def purge(conn: psycopg.Connection, pipeline: str, ids: list[int] | None, resolved_only: bool = False) -> list[int]:
-    if ids is not None:
-        rows = conn.execute("DELETE FROM chute.dead_letters WHERE pipeline = %s AND dlq_id = ANY(%s) RETURNING dlq_id",
-                            (pipeline, ids)).fetchall()
-    else:
-        states = ["resolved"] if resolved_only else ["dead", "requeued", "resolved"]
-        rows = conn.execute("DELETE FROM chute.dead_letters WHERE pipeline = %s AND status = ANY(%s) RETURNING dlq_id",
-                            (pipeline, states)).fetchall()
+    """Delete dead letters. A purged file's failed version is resolved in chute.files (its
+    history stays; it no longer counts as failing)."""
+    returning = " RETURNING dlq_id, kind, name, version"
+    with conn.transaction():
+        if ids is not None:
+            rows = conn.execute("DELETE FROM chute.dead_letters WHERE pipeline = %s AND dlq_id = ANY(%s)" + returning,
+                                (pipeline, ids)).fetchall()
+        else:
+            states = ["resolved"] if resolved_only else ["dead", "requeued", "resolved"]
+            rows = conn.execute("DELETE FROM chute.dead_letters WHERE pipeline = %s AND status = ANY(%s)" + returning,
+                                (pipeline, states)).fetchall()
+        resolve_versions(conn, pipeline, [(name, version) for _, kind, name, version in rows if kind == "file"],
+                         "its dead letter was purged (chute dlq purge)")
     return sorted(r[0] for r in rows)
+
+
+def resolve_files(conn: psycopg.Connection, pipeline: str, versions: list[tuple[str, str]], resolution: str) -> None:
+    """Close the open dead letters of these (name, sha256) file versions: a person resolved them."""
+    conn.execute(
+        "UPDATE chute.dead_letters d SET status = 'resolved', updated_at = now(),"
+        " details = d.details || jsonb_build_object('resolution', %s::text)"
+        " FROM unnest(%s::text[], %s::text[]) AS v(name, sha256)"
+        " WHERE d.pipeline = %s AND d.kind = 'file' AND d.name = v.name AND d.version = v.sha256"
+        " AND d.status IN ('dead', 'requeued')",
+        (resolution, [n for n, _ in versions], [s for _, s in versions], pipeline))
 
 
 def existing_ids(conn: psycopg.Connection, pipeline: str, ids: list[int]) -> set[int]:

@@ -5,8 +5,15 @@
     chute.rejects  rejected rows (see quality/quarantine.py)
 
 Every file version ends in one state: loaded, loaded_with_rejects, failed (kept for retry,
-with the error) or skipped (its content was already loaded under another name). A partial
-unique index makes PostgreSQL itself refuse to load the same content twice for a pipeline.
+with the error) or skipped (its content was already loaded under another name, and that
+name makes no difference to its rows: run/runner.py, Runner._twin). A partial unique index
+makes PostgreSQL itself refuse to load the same content twice for a pipeline, except
+versions loaded `by_name`.
+
+A failed version a person gave up on (`chute forget`, or its dead letter purged) is
+*resolved*: `resolved_at` and `resolution` say when and how; its row and error stay. It no
+longer counts as failing, and is not retried unless asked (--retry-failed). A new failure
+of the same version makes it unresolved again.
 """
 
 from __future__ import annotations
@@ -73,9 +80,19 @@ CREATE TABLE IF NOT EXISTS chute.files (
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (pipeline, name, sha256)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS files_content_loaded_once
-    ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects');
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS by_name boolean NOT NULL DEFAULT false;
+CREATE UNIQUE INDEX IF NOT EXISTS files_loaded_content_once
+    ON chute.files (pipeline, sha256) WHERE status IN ('loaded', 'loaded_with_rejects') AND NOT by_name;
+DROP INDEX IF EXISTS chute.files_content_loaded_once;
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
+ALTER TABLE chute.files ADD COLUMN IF NOT EXISTS resolution text;
 """
+
+# The index above: a load it refuses met content another worker loaded meanwhile. A version
+# loaded `by_name` (the same content as a loaded file, under a name that changes its rows: a
+# file's name can be data, run/runner.py: Runner._twin) is outside it; (pipeline, name, sha256)
+# is unique anyway.
+CONTENT_INDEX = "files_loaded_content_once"
 
 # Held for the whole run only when a table is in replace mode; otherwise workers that share
 # a zone claim files (chute.workers).
@@ -118,12 +135,14 @@ class Known:
     mtime_ns: int | None
     sha256: str
     status: str
+    resolved: bool = False  # a failed version a person gave up on (chute forget)
 
 
 def known_files(conn: psycopg.Connection, pipeline: str, names: list[str] | None = None) -> dict[str, list[Known]]:
     """Every recorded version of every file name of the pipeline (or of just `names`)."""
     out: dict[str, list[Known]] = {}
-    query = "SELECT name, file_id, size, mtime_ns, sha256, status FROM chute.files WHERE pipeline = %s"
+    query = ("SELECT name, file_id, size, mtime_ns, sha256, status, resolved_at IS NOT NULL FROM chute.files"
+             " WHERE pipeline = %s")
     cur = conn.execute(query, (pipeline,)) if names is None else \
         conn.execute(query + " AND name = ANY(%s)", (pipeline, names))
     for name, *rest in cur:
@@ -131,12 +150,16 @@ def known_files(conn: psycopg.Connection, pipeline: str, names: list[str] | None
     return out
 
 
-def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, tuple[int, str]]:
-    """sha256 -> (file_id, name) of content already loaded."""
+def loaded_content(conn: psycopg.Connection, pipeline: str) -> dict[str, list[tuple[int, str]]]:
+    """sha256 -> [(file_id, name)] of content already loaded, first loaded first (one name
+    unless the content was loaded again under a name that makes other rows: `by_name`)."""
     cur = conn.execute(
-        "SELECT sha256, file_id, name FROM chute.files WHERE pipeline = %s AND status IN ('loaded', 'loaded_with_rejects')",
-        (pipeline,))
-    return {sha: (fid, name) for sha, fid, name in cur}
+        "SELECT sha256, file_id, name FROM chute.files WHERE pipeline = %s AND status IN ('loaded', 'loaded_with_rejects')"
+        " ORDER BY file_id", (pipeline,))
+    out: dict[str, list[tuple[int, str]]] = {}
+    for sha, fid, name in cur:
+        out.setdefault(sha, []).append((fid, name))
+    return out
 
 
 @dataclass
@@ -155,16 +178,18 @@ class LedgerRow:
     rows_read: int | None = None
     rows_loaded: int | None = None
     rows_rejected: int = 0
+    by_name: bool = False  # loaded although its content was loaded under another name (its name is data)
 
     @classmethod
     def of(cls, pipeline: str, run_id: int, entry: FileEntry, sha256: str, status: str, *,
-           rows_read: int | None = None, rows_loaded: int | None = None, rows_rejected: int = 0) -> LedgerRow:
+           rows_read: int | None = None, rows_loaded: int | None = None, rows_rejected: int = 0,
+           by_name: bool = False) -> LedgerRow:
         """The row of `entry` (its name, uri, size, mtime); a file that loaded is `loaded_with_rejects`
         when some of its rows were rejected."""
         if status == "loaded" and rows_rejected:
             status = "loaded_with_rejects"
         return cls(pipeline, entry.name, entry.uri, entry.size, entry.mtime_ns, sha256, status, run_id,
-                   rows_read, rows_loaded, rows_rejected)
+                   rows_read, rows_loaded, rows_rejected, by_name)
 
     @property
     def loaded(self) -> bool:
@@ -202,7 +227,7 @@ def record_outcome(conn: psycopg.Connection, row: LedgerRow, *, error: str | Non
                ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
                    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
                    error = EXCLUDED.error, duplicate_of = EXCLUDED.duplicate_of, mtime_ns = EXCLUDED.mtime_ns,
-                   attempts = f.attempts + 1, updated_at = now()
+                   attempts = f.attempts + 1, updated_at = now(), resolved_at = NULL
                WHERE f.status NOT IN ('loaded', 'loaded_with_rejects')  -- never undo a load""",
             (row.pipeline, row.name, row.uri, row.size, row.mtime_ns, row.sha256, row.status, row.run_id,
              row.rows_read, error, duplicate_of),
@@ -224,13 +249,13 @@ def touch(conn: psycopg.Connection, pipeline: str, entry: FileEntry, sha256: str
 # file's ledger row commits together with its rows. The rows come from a staged Arrow table.
 COMMIT_FILES_SQL = """
 INSERT INTO chute.files AS f (pipeline, name, uri, size, mtime_ns, sha256, status, run_id,
-                              rows_read, rows_loaded, rows_rejected)
-SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, rows_loaded, rows_rejected
+                              rows_read, rows_loaded, rows_rejected, by_name)
+SELECT pipeline, name, uri, size, mtime_ns, sha256, status, run_id, rows_read, rows_loaded, rows_rejected, by_name
   FROM chute_stage_files
 ON CONFLICT (pipeline, name, sha256) DO UPDATE SET
-    status = EXCLUDED.status, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
+    status = EXCLUDED.status, by_name = EXCLUDED.by_name, run_id = EXCLUDED.run_id, rows_read = EXCLUDED.rows_read,
     rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, error = NULL,
-    mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now()
+    mtime_ns = EXCLUDED.mtime_ns, attempts = f.attempts + 1, updated_at = now(), resolved_at = NULL
 """
 
 # A replay's file row (run/replay.py), in the replay's load transaction ($1 rows loaded, $2 file_id):
@@ -268,20 +293,43 @@ def file_counts(conn: psycopg.Connection, pipeline: str) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def failed_files(conn: psycopg.Connection, pipeline: str, limit: int = 20) -> list[dict]:
-    """Files whose latest version failed."""
+# The latest version of each file name, when it failed and nobody resolved it.
+_OPEN_FAILURES = """
+SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at, resolved_at FROM chute.files
+                WHERE pipeline = %s ORDER BY name, updated_at DESC) latest
+ WHERE status = 'failed' AND resolved_at IS NULL"""
+
+
+def failed_files(conn: psycopg.Connection, pipeline: str, limit: int | None = 20) -> list[dict]:
+    """Files whose latest version failed and is not resolved, newest first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at FROM chute.files"
-            " WHERE pipeline = %s ORDER BY name, updated_at DESC) latest WHERE status = 'failed'"
-            " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
+        return cur.execute(_OPEN_FAILURES + " ORDER BY updated_at DESC LIMIT %s", (pipeline, limit)).fetchall()
 
 
 def failed_count(conn: psycopg.Connection, pipeline: str) -> int:
-    """File names whose latest version failed (as failed_files lists them)."""
-    return int(conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT ON (name) status FROM chute.files WHERE pipeline = %s"
-        " ORDER BY name, updated_at DESC) latest WHERE status = 'failed'", (pipeline,)).fetchone()[0])
+    """File names whose latest version failed and is not resolved (as failed_files lists them)."""
+    return int(conn.execute(f"SELECT count(*) FROM ({_OPEN_FAILURES}) open", (pipeline,)).fetchone()[0])
+
+
+def resolve_failed(conn: psycopg.Connection, pipeline: str, names: list[str] | set[str],
+                   resolution: str) -> list[tuple[str, str]]:
+    """Resolve the failed, unresolved versions of these file names (their rows and errors stay).
+    Returns their (name, sha256); the caller closes their dead letters in the same transaction."""
+    return [(n, s) for n, s in conn.execute(
+        "UPDATE chute.files SET resolved_at = now(), resolution = %s WHERE pipeline = %s AND name = ANY(%s)"
+        " AND status = 'failed' AND resolved_at IS NULL RETURNING name, sha256",
+        (resolution, pipeline, sorted(names))).fetchall()]
+
+
+def resolve_versions(conn: psycopg.Connection, pipeline: str, versions: list[tuple[str, str]], resolution: str) -> None:
+    """Resolve these failed (name, sha256) versions: their dead letters were purged."""
+    if versions:
+        conn.execute(
+            "UPDATE chute.files f SET resolved_at = now(), resolution = %s"
+            " FROM unnest(%s::text[], %s::text[]) AS v(name, sha256)"
+            " WHERE f.pipeline = %s AND f.name = v.name AND f.sha256 = v.sha256 AND f.status = 'failed'"
+            " AND f.resolved_at IS NULL",
+            (resolution, [n for n, _ in versions], [s for _, s in versions], pipeline))
 
 
 def pipelines(conn: psycopg.Connection) -> list[str]:

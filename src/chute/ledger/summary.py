@@ -49,6 +49,7 @@ class RunSummary:
     # False when some loaded file's rows could not be counted alone: the nodes dropped source_file
     # and the file was loaded together with others (its chute.files.rows_loaded is NULL).
     rows_by_file: bool = True
+    schema: dict | None = None  # chute load: the table's columns, types, NULLs, markers and formats (formats/infer.py)
 
     def count(self, status: str) -> int:
         """Files in that state; 'loaded' includes those loaded with rejects."""
@@ -68,6 +69,11 @@ class RunSummary:
         return sum(f.rows_loaded or 0 for f in self.files)
 
     @property
+    def without_rows(self) -> list[str]:
+        """Files loaded with no data rows (a header only; an empty file under [source] empty_files = "load")."""
+        return [f.name for f in self.files if f.status in LOADED_STATES and f.rows_read == 0]
+
+    @property
     def ok(self) -> bool:
         return self.status == "succeeded"
 
@@ -75,5 +81,6 @@ class RunSummary:
         data = asdict(self)
         data.update(files_loaded=self.count("loaded"), files_failed=self.count("failed"),
                     files_skipped=self.count("skipped"), rows_loaded=self.rows_loaded,
-                    files_with_rejects=self.count("loaded_with_rejects"), rows_rejected=self.rows_rejected)
+                    files_with_rejects=self.count("loaded_with_rejects"), rows_rejected=self.rows_rejected,
+                    files_without_rows=self.without_rows)
         return data

@@ -350,7 +350,7 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
 _FILES_SCHEMA = pa.schema([  # a LedgerRow (ledger/files.py), as Arrow
     ("pipeline", pa.string()), ("name", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
     ("mtime_ns", pa.int64()), ("sha256", pa.string()), ("status", pa.string()), ("run_id", pa.int64()),
-    ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()),
+    ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()), ("by_name", pa.bool_()),
 ])
 
 
@@ -369,7 +369,7 @@ def _db_message(exc: Exception) -> str:
 def is_duplicate_key(exc: Exception) -> bool:
     """A unique violation, from a COPY into an indexed table or from building the index after."""
     text = str(exc)
-    if "files_content_loaded_once" in text:  # the ledger's guard: the content is loaded, not a table key
+    if ledger.CONTENT_INDEX in text:  # the ledger's guard: the content is loaded, not a table key
         return False
     return "duplicate key value violates unique constraint" in text or "could not create unique index" in text
 

@@ -217,4 +217,7 @@ def as_frame(value: Any, table: str) -> pl.DataFrame:
         return value.collect()
     if isinstance(value, pl.DataFrame):
         return value
-    raise TransformError(f"dataset {table!r} must be a polars DataFrame, got {type(value).__name__}")
+    pandas = sys.modules.get("pandas")  # a pandas frame is taken too (never imported here otherwise)
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        return pl.from_pandas(value)
+    raise TransformError(f"dataset {table!r} must be a polars or pandas DataFrame, got {type(value).__name__}")

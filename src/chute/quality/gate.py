@@ -44,6 +44,8 @@ class Gate:
         self.pii = set(source.pii_columns)
         self.unit = unit
         self.loaded: dict[str, int] = {}  # file name -> rows loaded (all tables)
+        self._loaded_by_table: dict[str, dict[str, int]] = {}  # table -> file name -> rows loaded
+        self._unattributed: set[str] = set()  # tables that got rows no file column names (several files)
         self.rejected: dict[str, int] = {}  # file name -> rejected rows (all tables, parse errors included)
         self._by_table: dict[tuple[str, str], int] = {}  # (file, table) -> rejected rows
         self._parse: dict[str, list[ParseReject]] = {}
@@ -86,6 +88,7 @@ class Gate:
         files = frame.get_column(fc) if fc in frame.columns else None
         if not flags:
             self._count(self.loaded, files, only_file, frame.height)
+            self._count_table(target.table, files, only_file, frame.height)
             return cast
         bad = pl.DataFrame([s.alias(f"_{i}") for i, (_, s) in enumerate(flags)]).select(
             pl.any_horizontal(pl.all())).to_series()
@@ -95,6 +98,7 @@ class Gate:
         self._keep(frame, target, flags, only_file)
         good = cast.filter(~bad)
         self._count(self.loaded, None if files is None else files.filter(~bad), only_file, good.height)
+        self._count_table(target.table, None if files is None else files.filter(~bad), only_file, good.height)
         rejected_files = None if files is None else files.filter(bad)
         per_file: dict[str, int] = {}
         self._count(per_file, rejected_files, only_file, int(bad.sum()))
@@ -181,6 +185,11 @@ class Gate:
             if name is not None:
                 into[name] = into.get(name, 0) + n
 
+    def _count_table(self, table: str, files: pl.Series | None, only_file: str | None, total: int) -> None:
+        if files is None and only_file is None and total:
+            self._unattributed.add(table)
+        self._count(self._loaded_by_table.setdefault(table, {}), files, only_file, total)
+
     # -- per file -------------------------------------------------------------------------
     def parse_rejects(self, file_name: str, rejects: list[ParseReject]) -> None:
         """Records the reader refused (lenient parse); they count against every table's thresholds."""
@@ -189,9 +198,18 @@ class Gate:
             self.rejected[file_name] = self.rejected.get(file_name, 0) + len(rejects)
 
     def enforce(self, file_name: str, rows_read: int) -> None:
-        """Fail the file when its rejects pass a contract's max_rejects or max_reject_ratio."""
+        """Fail the file when its rejects pass a contract's max_rejects or max_reject_ratio, or
+        when it brings a table fewer rows than its contract's min_rows."""
         parse = len(self._parse.get(file_name, ()))
         for table, contract in self.contracts.items():
+            if contract.min_rows:
+                # Rows the file brought the table (its rows read, where rows of several files went
+                # in together without a file column to tell them apart).
+                got = rows_read if table in self._unattributed else self._loaded_by_table.get(table, {}).get(file_name, 0)
+                if got < contract.min_rows:
+                    what = "no data rows" if not rows_read else f"{got} row{'s' * (got != 1)} for it"
+                    raise FileError(f"{file_name}: {what}, and table {table} must get at least {contract.min_rows} "
+                                    f"from each file (its contract's min_rows)")
             n = self._by_table.get((file_name, table), 0) + parse
             if not n:
                 continue

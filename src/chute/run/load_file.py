@@ -7,35 +7,47 @@ The file goes through the same runner, loader and ledger as any project (pipelin
 from __future__ import annotations
 
 import glob
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from chute.coltypes import from_polars, parse_type
+from chute.coltypes import parse_type
 from chute.db.postgres import connect, existing_columns
 from chute.errors import ConfigError, FileError, options_named
-from chute.formats.csv import read_csv
 from chute.config.project import project_from_dict
 from chute.run.runner import Runner
 from chute.ledger.summary import RunSummary
 from chute.db.resolve import resolve_database
 
 if TYPE_CHECKING:
+    from chute.config.project import Source
+    from chute.formats.infer import Schema
     from chute.run.replay import ReplayResult
 
 
 # The options of `chute load` that stand for chute.toml settings, for messages to name.
-OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter"}
+OPTIONS = {"encoding": "--encoding", "quote": "--quote", "drift": "--drift", "delimiter": "--delimiter",
+           "null_values": "--null", "formats": "--date-format", "select": "--columns", "header": "--no-header"}
 
 
 def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list[str] | None = None,
-              types: tuple[str, ...] = (), delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
-              header: bool = True, drift: str = "freeze", folder: Path = Path("."), db_url: str | None = None,
-              folder_chosen: bool = False,
-              batch_mb: float = 64, replay: bool = False) -> RunSummary | ReplayResult:
+              types: tuple[str, ...] = (), delimiter: str | None = None, quote: str | None = None,
+              encoding: str | None = None, header: bool | None = None, drift: str = "freeze",
+              folder: Path = Path("."), db_url: str | None = None, batch_mb: float = 64, replay: bool = False,
+              null_values: list[str] | None = None, date_formats: tuple[str, ...] = (), dry_run: bool = False,
+              select: list[str] | None = None, names: str = "normalize",
+              folder_chosen: bool = False) -> RunSummary | ReplayResult | dict:
     """Load `file` into `table`, or with `replay` load its quarantined records again. A file
-    that failed before is tried again: naming it is asking for it."""
+    that failed before is tried again: naming it is asking for it.
+
+    A CSV file's delimiter, quote, header and encoding are sniffed where not given (a given
+    delimiter that splits nothing while another would is refused). `null_values` replaces
+    DEFAULT_NULLS (the empty field is always NULL); `date_formats` are COL=FORMAT; `select`
+    keeps only those columns; `names` "normalize" (snake_case, the file's name kept as a column
+    comment) or "keep". Too many columns, too long or duplicate names are refused before
+    anything is written. `dry_run` returns the schema (as_dict) without writing anything."""
     with options_named(OPTIONS):
         file = file.resolve()
         if not file.is_file():
@@ -44,25 +56,71 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
         if mode == "merge" and not primary_key:
             raise ConfigError("--mode merge needs --primary-key COL[,COL]: the columns that identify a row")
         overrides = _parse_overrides(types)
-        source: dict = {"header": header, "delimiter": delimiter, "quote": quote, "encoding": encoding,
-                        "batch_mb": batch_mb}
+        formats = _parse_formats(date_formats)
+        fmt = _format_of(file)
+        source: dict = {"format": fmt, "batch_mb": batch_mb}
+        given = {k: v for k, v in {"delimiter": delimiter, "quote": quote, "encoding": encoding,
+                                   "header": header}.items() if v is not None}
+        dialect = _dialect(file, given) if fmt == "csv" else None
+        source |= (dialect.as_dict() if dialect else {}) | given
+        for key in ("columns", "header_reason"):
+            source.pop(key, None)
+        if null_values is not None:
+            source["null_values"] = null_values
         url = resolve_database(None, db_url, folder, chosen=folder_chosen)
-        with connect(url) as conn:
-            existing = existing_columns(conn, schema, name)
+        existing = None
+        if not dry_run:
+            with connect(url) as conn:
+                existing = existing_columns(conn, schema, name)
+        shown = None
+        comments: dict[str, str] = {}  # table column -> the file's name for it, when normalised
         if existing:
             columns = {c: _known_type(c, t, f"{schema}.{name}") for c, t in existing.items()}
+            try:  # the file's names, and its date formats
+                found = _infer(file, source, {}, {})
+            except ConfigError:  # a file that does not read: the run fails it, in the ledger, with why
+                from chute.formats.infer import Schema
+
+                found = Schema([], 0, False, [])
+            rename = dict(zip([c.name for c in found.columns], _table_names([c.name for c in found.columns], names)))
+            rename = {o: n for o, n in rename.items() if o != n}
+            to_file = {v: k for k, v in rename.items()}
+            formats = {**{rename.get(c, c): f for c, f in found.formats.items()}, **formats}
+            if select:
+                source["select"] = [to_file.get(c, c) for c in select]
+            unknown = [c for c in formats if c not in columns and c not in to_file.values()]
+            if unknown:
+                raise ConfigError(f"--date-format: table {schema}.{name} has no column {unknown[0]!r}")
+            source["formats"] = {to_file.get(c, c): f for c, f in formats.items() if rename.get(c, c) in columns
+                                 and parse_type(columns[rename.get(c, c)]).name in _TEMPORAL}
+            read_columns = {to_file.get(c, c): t for c, t in columns.items()}
         elif replay:
             raise ConfigError(f"--replay: there is no table {schema}.{name}; nothing was loaded into it")
         else:
-            columns = _infer(file, source, overrides)
-            unknown = [c for c in [*overrides, *(primary_key or [])] if c not in columns]
+            inferred = _inferred(file, source, overrides, formats, select or [], names, given if dialect else None)
+            to_file = {c.name: c.original for c in inferred.columns if c.original}
+            if select:
+                source["select"] = [c.original or c.name for c in inferred.columns]
+            read_columns, source["formats"] = inferred.types, inferred.formats
+            columns = {c.name: c.type for c in inferred.columns}
+            rename = {o: n for n, o in to_file.items()}
+            comments = {n: o for n, o in to_file.items()}
+            unknown = [c for c in [*overrides, *formats] if c not in read_columns and c not in columns]
+            unknown += [c for c in primary_key or [] if c not in columns and c not in rename]
             if unknown:
-                option = "--type" if unknown[0] in overrides else "--primary-key"
+                option = "--type" if unknown[0] in overrides else "--date-format" if unknown[0] in formats \
+                    else "--primary-key"
                 raise ConfigError(f"{option}: {file.name} has no column {unknown[0]!r} "
                                   f"(it has: {', '.join(columns)})")
+            shown = inferred.as_dict()
+            if dry_run:
+                return shown
+        primary_key = [rename.get(c, c) for c in primary_key or []]
+        if rename:
+            source["rename"] = rename
         # The reader parses with the table's types, so a value that does not fit is a reject
         # of its line, and --replay after ALTER TABLE reads it with the new type.
-        source["columns"] = columns
+        source["columns"] = read_columns
         project = project_from_dict({
             "project": {"name": "load"},
             "landing": {"path": str(file.parent), "patterns": [glob.escape(file.name)], "recursive": False},
@@ -77,6 +135,10 @@ def load_file(file: Path, table: str, *, mode: str = "append", primary_key: list
 
             return replay_rejects(project, url, pipeline=pipeline, file=file.name)
         summary = Runner(project, url, pipeline_name=pipeline, trigger="load", retry_failed=True).run()
+        if comments and summary.rows_loaded:
+            _comment(url, schema, name, comments)
+        summary.schema = shown or {"columns": [{"name": c, "type": t} for c, t in columns.items()],
+                                   "null_values": project.source.nulls(), "existing_table": True}
         if summary.unchanged:  # the new options do not reach records quarantined by the earlier load
             from chute.quality.quarantine import pending_records
 
@@ -111,33 +173,164 @@ def _parse_overrides(types: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _infer(file: Path, source: dict, overrides: dict[str, str]) -> dict[str, str]:
-    """Column types from the first block of the file (16 MB), with the user's overrides on top.
+def _parse_formats(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        column, sep, fmt = item.partition("=")
+        if not sep or not column or "%" not in fmt:
+            raise ConfigError(f"--date-format {item!r}: write it as COLUMN=FORMAT, e.g. --date-format day=%d/%m/%Y")
+        out[column] = fmt
+    return out
+
+
+def _infer(file: Path, source: dict, overrides: dict[str, str], formats: dict[str, str]) -> Schema:
+    """The schema from the first block of the file (16 MB), with the user's overrides on top.
     Records that do not parse (ragged, say) do not decide: the run will quarantine them."""
     from chute.config.project import Source
-    from chute.formats.salvage import ROW_COLUMN
-    from chute.formats.reader import read_records
 
-    options = Source(**source, columns=overrides)
+    options = Source(**source)
     try:
-        first = read_records(_prefix(file), options, 1 << 30)[0].drop(ROW_COLUMN)
-    except FileError as head_error:  # gzip, or a first row longer than the prefix: parse the file
-        try:
-            first = next(read_csv(str(file), options))
-        except FileError as exc:  # the record-by-record reading of the head may have said more (the line)
-            said = str(head_error) if str(head_error).startswith(str(exc)) else str(exc)
-            raise ConfigError(f"{file.name}: {said}") from None
-    return {c: overrides.get(c) or from_polars(t).name for c, t in first.schema.items()}
+        schema = _read_schema(file, options, overrides, formats)
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
+    schema.format = options.format
+    return schema
 
 
-def _prefix(file: Path, size: int = 16 << 20) -> pa.Buffer:
-    """The file's first lines, up to `size` bytes. pyarrow's reader parses far ahead of what
-    is asked for, so inferring from the path would parse most of a big file."""
+def _read_schema(file: Path, options: Source, overrides: dict[str, str], formats: dict[str, str]) -> Schema:
+    from chute.formats.infer import infer_frame, infer_schema
+    from chute.formats.reader import read_records
+    from chute.formats.text import ROW_COLUMN
+
+    if options.format == "csv":
+        head, complete = _prefix(file)
+        return infer_schema(head, options.model_copy(update={"compression": "none"}), overrides, formats,
+                            complete)[0]
+    if options.format == "jsonl":
+        head, complete = _prefix(file)
+        rows = read_records(head, options.model_copy(update={"compression": "none"}), 1 << 30)[0]
+        return infer_frame(rows.drop(ROW_COLUMN), overrides, formats, complete)
+    # A JSON document, a workbook, a Parquet file: read whole (their structure spans the file)
+    rows = read_records(str(file), options, 1 << 30)[0].drop(ROW_COLUMN)
+    if options.format != "excel":
+        return infer_frame(rows, overrides, formats, True)
+    # Every cell of a sheet is text: inferred as CSV text is, null markers and dates included
+    text = pa.py_buffer(rows.write_csv().encode())
+    as_csv = options.model_copy(update={"format": "csv", "compression": "none", "encoding": "utf-8",
+                                        "delimiter": ",", "quote": '"', "header": True})
+    return infer_schema(text, as_csv, overrides, formats, True)[0]
+
+
+_TEMPORAL = ("date", "timestamp", "timestamptz", "time")
+
+
+def _inferred(file: Path, source: dict, overrides: dict[str, str], formats: dict[str, str], select: list[str],
+              names: str, given: dict | None) -> Schema:
+    """The schema of a new table: inferred, only the --columns kept, names normalised and
+    checked. --type, --date-format and --columns may name a column by the file's name or the
+    table's (normalised) one."""
+    inferred = _infer(file, source, overrides, formats)
+    by_table = dict(zip(_table_names([c.name for c in inferred.columns], names), [c.name for c in inferred.columns]))
+    if any(k not in by_table.values() and k in by_table for k in [*overrides, *formats, *select]):
+        overrides = {by_table.get(k, k): v for k, v in overrides.items()}
+        formats = {by_table.get(k, k): v for k, v in formats.items()}
+        select = [by_table.get(k, k) for k in select]
+        inferred = _infer(file, source, overrides, formats)
+    if given is not None:
+        inferred.dialect = {k: source[k] for k in ("delimiter", "quote", "header", "encoding")} | {
+            "given": sorted(given)}
+    if inferred.complete and not inferred.rows and {c.name for c in inferred.columns} - set(overrides):
+        raise ConfigError(f"{file.name}: the file has a header but no data rows, so the columns' types cannot be "
+                          "inferred; load a file with rows first (an existing table takes a file with no rows), or "
+                          "give every column's type with --type COL=TYPE")
+    _check_columns(file, inferred, select, names)
+    return inferred
+
+
+def _table_names(names: list[str], how: str) -> list[str]:
+    from chute.formats.names import normalize_names
+
+    return normalize_names(names) if how == "normalize" else names
+
+
+def _comment(url: str, schema: str, table: str, comments: dict[str, str]) -> None:
+    """COMMENT ON COLUMN: the file's name of each column chute renamed (psql's \\d+ shows it)."""
+    from psycopg import sql
+
+    with connect(url) as conn:
+        for column, original in comments.items():
+            conn.execute(sql.SQL("COMMENT ON COLUMN {}.{}.{} IS {}").format(
+                sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column), sql.Literal(original)))
+        conn.commit()
+
+
+def _dialect(file: Path, given: dict):
+    """The CSV dialect from the file's first 64 KB (decompressed), what is given kept."""
+    from chute.formats.compress import decompress_head
+    from chute.formats.dialect import sniff_dialect
+
+    with file.open("rb") as f:
+        head = decompress_head(f.read(1 << 20), 1 << 16)
+    try:
+        return sniff_dialect(head, given.get("delimiter"), given.get("quote"), given.get("encoding"),
+                             given.get("header"), whole=len(head) < 1 << 16)
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
+
+
+def _check_columns(file: Path, schema: Schema, select: list[str], names: str) -> None:
+    """Only the --columns kept; their names normalised (names = "normalize"); ConfigError, before
+    anything is written, for names or a count PostgreSQL cannot take."""
+    from chute.formats.names import check_names
+
+    if select:
+        have = {c.name for c in schema.columns}
+        unknown = [c for c in select if c not in have]
+        if unknown:
+            raise ConfigError(f"--columns: {file.name} has no column {unknown[0]!r}")
+        wanted = set(select)
+        schema.columns = [c for c in schema.columns if c.name in wanted]
+    originals = [c.name for c in schema.columns]
+    table = _table_names(originals, names)
+    problem = check_names(table, originals, keep=names == "keep")
+    if problem:
+        raise ConfigError(f"{file.name}: {problem}; nothing was loaded")
+    for info, new in zip(schema.columns, table):
+        if new != info.name:
+            info.original, info.name = info.name, new
+
+
+def _format_of(file: Path) -> str:
+    """csv, json, jsonl, parquet or excel, from the file's first bytes (formats/detect.py)."""
+    from chute.formats.detect import detect_format
+
+    with file.open("rb") as f:
+        head = f.read(1 << 16)
+    try:
+        return detect_format(head, file.name)
+    except FileError as exc:
+        raise ConfigError(f"{file.name}: {exc}") from None
+
+
+def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
+    """The file's first lines (decompressed), up to `size` bytes, and whether that is the whole
+    file. pyarrow's reader parses far ahead of what is asked for, so inferring from the path
+    would parse most of a big file. A compressed file read whole must be whole: a cut or
+    corrupt one fails here, before a table is created."""
+    from chute.formats.compress import decompress_head, decompressed, detect_compression
+
     with file.open("rb") as f:
         head = f.read(size)
-    if len(head) == size:
+    complete = len(head) < size
+    kind = detect_compression(head[:6])
+    if kind and complete:
+        head = decompressed(io.BytesIO(head), kind).read(size + 1)
+        complete = len(head) <= size
+    elif kind:
+        head = decompress_head(head, size)
+    if not complete:
         head = head[: head.rfind(b"\n") + 1]
-    return pa.py_buffer(head)
+    return pa.py_buffer(head[:size] if complete else head), complete
 
 
 def _known_type(column: str, sql_type: str, table: str) -> str:

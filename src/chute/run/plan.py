@@ -34,6 +34,11 @@ def build_plan(project: Project) -> Plan:
                           "section with the table's columns (see docs/configuration.md)")
     module = project.pipeline.module
     pipeline = load_pipeline(project.path(module)) if module else Pipeline([])
-    pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes],
-                        pipeline.contracts)
+    kedro = []
+    if project.pipeline.kedro is not None:  # a Kedro project's pipeline (kedro is imported only then)
+        from chute.pipeline.kedro import kedro_nodes
+
+        kedro = kedro_nodes(project, [*project.references, *project.params])
+    pipeline = Pipeline([*nodes_from_steps(project.pipeline.steps, project.pipeline.input), *pipeline.nodes,
+                         *kedro], pipeline.contracts)
     return pipeline.plan(project.pipeline.input, [*project.references, *project.params], project.tables)

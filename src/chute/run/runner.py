@@ -27,12 +27,12 @@ from chute.ledger import files as ledger
 from chute.ledger import workers
 from chute.run.after_run import after_run
 from chute.load.commit_hooks import CommitHooks, undone_on_failure
-from chute.db.postgres import connect, connect_loader, ensure_table
+from chute.db.postgres import connect, connect_loader, database_lost, ensure_table
 from chute.db.target import Target, targets_of
 from chute.ledger.summary import FileOutcome, RunSummary
 from chute.pipeline.graph import as_frame
 from chute.run.plan import build_plan, landing_zone, provided_values
-from chute.errors import ChuteError, DatabaseError, FileError, RunInProgress
+from chute.errors import ChuteError, DatabaseError, DatabaseUnavailable, FileError, RunInProgress
 from chute.load.export import ExportRows, first_loads, write_export
 from chute.pipeline.graph import Plan
 from chute.config.project import Project
@@ -66,6 +66,7 @@ class _Ready:
     rejects: list[ParseReject] = field(default_factory=list)  # records the reader refused (quarantined)
     digest: Future[str] | None = None  # a streamed file's sha256, computed while it loads (sha256 "" until then)
     batch: pl.DataFrame | None = None  # the rows of the files read together with this one (frame: a slice)
+    by_name: bool = False  # its content is loaded already under another name, whose rows its name changes
 
 
 @dataclass
@@ -79,7 +80,8 @@ class UnitContext:
     run_id: int
     summary: RunSummary
     load_conn: Any = None  # the loader connection (psycopg raw, for COPY): set by Runner._load_all
-    seen: dict[str, tuple[int | None, str]] = field(default_factory=dict)  # sha256 -> (file_id, name) loaded or in hand
+    # sha256 -> [(file_id, name)] loaded or in hand (several names: a file's name can be data, see _twin)
+    seen: dict[str, list[tuple[int | None, str]]] = field(default_factory=dict)
 
 
 class _SameContent(FileError):
@@ -126,6 +128,14 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        """The run's summary. DatabaseUnavailable when the database cannot be reached or goes
+        away during the run (what was committed stays, the rest loads on the next run)."""
+        try:
+            return self._run()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # the connection was lost
+            raise database_lost(self.db_url, exc) from None
+
+    def _run(self) -> RunSummary:
         if self.consume and self.project.follow is not None:
             from chute.chain.consume import consume
 
@@ -225,14 +235,18 @@ class Runner:
                     self.worker.release(conn, [e.name for e in chunk])
             deadletters.settle(conn, self.pipeline, run_ok=not summary.count("failed"))
             summary.exports = self._export(conn, summary)
+        except DatabaseUnavailable:  # nothing more can be recorded: the run is marked abandoned later
+            raise
         except ChuteError as exc:
             summary.error = str(exc)
         except Exception as exc:  # a bug or an unforeseen failure: record it, never leave the run 'running'
+            if conn.broken or conn.closed:  # the database went away: nothing more can be recorded
+                raise
             summary.error = f"{type(exc).__name__}: {exc}"
         if summary.error or summary.count("failed"):
             summary.status = "failed"
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
-        details = {"timings": summary.timings, "worker": self.worker.id, **self.details}
+        details = {"timings": summary.timings, "tables": summary.tables, "worker": self.worker.id, **self.details}
         if summary.claimed_elsewhere or summary.interrupted:
             details.update(claimed_elsewhere=summary.claimed_elsewhere, interrupted=summary.interrupted)
         ledger.finish_run(conn, run_id, summary.status, len(entries), summary.error, details)
@@ -265,7 +279,8 @@ class Runner:
                   names: list[str] | None = None) -> list[FileEntry]:
         """Drop files the ledger already settled, judged by name, size and mtime (no hashing).
         Failed versions are tried again when asked, when their failure was transient (under
-        [watch] max_attempts) or when their dead letter was re-queued."""
+        [watch] max_attempts) or when their dead letter was re-queued; a resolved one (chute
+        forget) only when asked."""
         known = ledger.known_files(conn, self.pipeline, names)
         due = deadletters.due_again(conn, self.pipeline, self.max_attempts)
         pending = []
@@ -274,7 +289,10 @@ class Runner:
             if any(k.status != "failed" for k in same):
                 summary.unchanged += 1
             elif same and not self.retry_failed and not any((e.name, k.sha256) in due for k in same):
-                summary.still_failed.append(e.name)
+                if all(k.resolved for k in same):  # a person gave up on it (chute forget): left alone
+                    summary.unchanged += 1
+                else:
+                    summary.still_failed.append(e.name)
             else:
                 pending.append(e)
         return pending
@@ -288,7 +306,7 @@ class Runner:
         is rolled back and its groups are loaded again one by one, isolating bad files.
         """
         load_conn = self.kept.loader(self.db_url) if self.kept else connect_loader(self.db_url)
-        ctx = replace(ctx, load_conn=load_conn, seen=dict(loaded))
+        ctx = replace(ctx, load_conn=load_conn, seen={sha: list(twins) for sha, twins in loaded.items()})
         clean = False
         try:
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as readers, ThreadPoolExecutor(1) as ahead:
@@ -297,10 +315,13 @@ class Runner:
                     taken: list[list[_Ready]] = []
                     try:
                         self._load_unit(ctx, self._take(stream, taken))
-                    except (FileError, DatabaseError):
+                    except (FileError, DatabaseError) as exc:
+                        if load_conn.broken or load_conn.closed or ctx.conn.broken:  # not the files' fault
+                            raise database_lost(self.db_url, exc) from None
                         for ready in taken:  # the frames were freed: read the files again
                             for item in ready:
-                                ctx.seen.pop(item.sha256, None)
+                                twins = ctx.seen.get(item.sha256, [])
+                                twins[:] = [t for t in twins if t[1] != item.entry.name]
                             again = self._settle(ctx, [self._read(item.entry) for item in ready])
                             if again:
                                 self._load_group(ctx, again)
@@ -349,13 +370,66 @@ class Runner:
         for item in results:
             if item.error is not None:
                 self._failed(ctx, item.entry, item.sha256, item.error, retryable=item.retryable)
-            elif item.digest is None and item.sha256 in ctx.seen:
-                self._duplicate(ctx, item, ctx.seen[item.sha256])
+            elif item.digest is None and item.sha256 in ctx.seen and \
+                    (twin := self._twin(ctx, item, item.frame, ctx.seen[item.sha256])) is not None:
+                self._duplicate(ctx, item, twin)
             else:
                 if item.digest is None:  # else marked seen once hashed (_check_content)
-                    ctx.seen[item.sha256] = (None, item.entry.name)
+                    ctx.seen.setdefault(item.sha256, []).append((None, item.entry.name))
                 ready.append(item)
         return ready
+
+    def _twin(self, ctx: UnitContext, item: _Ready, frame: pl.DataFrame | None,
+              twins: list[tuple[int | None, str]]) -> tuple[int | None, str] | None:
+        """Which file loaded (or in hand) with the same content `item` duplicates, or None: load it.
+
+        [source] same_content: `skip` takes any; `load` none (but the same name); `auto`
+        (default) one whose name makes no difference to the rows: the nodes are run on the
+        file's rows (`frame`; a streamed file's first block) under its own name and under the
+        twin's, and the outputs compared. The stocks example takes the company from the name:
+        aav.us.txt and ajg.us.txt with the same bytes both load; again/aav.us.txt does not."""
+        same_name = next((t for t in twins if t[1] == item.entry.name), None)
+        policy = self.source.same_content
+        if same_name is not None or policy == "skip":
+            return same_name or twins[0]
+        if policy == "auto":
+            try:
+                frame = self._first_block(item.entry) if frame is None else frame
+                if not frame.height:  # no rows: nothing to load twice (each empty file is recorded loaded)
+                    raise LookupError
+                own = self._outputs(ctx, frame, item.entry.name)
+                for twin in twins:
+                    if self._outputs(ctx, frame, twin[1]) == own:
+                        return twin
+            except Exception:  # no rows, or a node that fails on one of the names: load it (a failure is recorded)
+                pass
+        item.by_name = True
+        return None
+
+    def _first_block(self, entry: FileEntry) -> pl.DataFrame:
+        """The first block of rows of a big file (as _frames streams it), for _twin."""
+        from chute.formats.reader import read_source
+        from chute.formats.salvage import numbered
+
+        data = self.zone.local_path(entry) or (lambda: self.zone.open(entry))
+        blocks = numbered(read_source(data, self.source, self.batch_bytes, []))
+        try:
+            return next(blocks)
+        finally:
+            blocks.close()
+
+    def _outputs(self, ctx: UnitContext, frame: pl.DataFrame, name: str) -> list[pl.DataFrame]:
+        """The nodes' output tables for `frame` read under file name `name` (lineage columns left
+        out, as the gate leaves them out of the tables), for _twin's comparison."""
+        from chute.formats.salvage import ROW_COLUMN
+
+        values = ctx.plan.run_batch(frame.with_columns(pl.lit(name).alias(self.source.file_column)), ctx.static, {})
+        internal = {self.source.file_column, ROW_COLUMN}
+        out = []
+        for table in ctx.targets:
+            result = as_frame(values[table], table)
+            out.append(_Comparable(result.drop([c for c in result.columns if c in internal])))
+        return out
 
     def _groups(self, pending: list[FileEntry]) -> Iterator[list[FileEntry]]:
         """Small files in groups of up to `batch_mb`. The first groups are smaller (FIRST_GROUP,
@@ -472,12 +546,15 @@ class Runner:
                 # Rows copied straight into an empty merge table repeated a key: merge through the stage.
                 self._load_unit(ctx, [ready], direct=False)
         except (FileError, DatabaseError) as exc:
+            if ctx.load_conn.broken or ctx.load_conn.closed:  # the database went away, not the file's fault
+                raise database_lost(self.db_url, exc) from None
             if len(ready) == 1:
                 if isinstance(exc, _SameContent):
                     ready[0].sha256, first = exc.sha256, exc.first
                 else:
-                    first = ledger.loaded_content(ctx.conn, self.pipeline).get(ready[0].sha256) \
-                        if "files_content_loaded_once" in str(exc) else None
+                    twins = ledger.loaded_content(ctx.conn, self.pipeline).get(ready[0].sha256) \
+                        if ledger.CONTENT_INDEX in str(exc) else None
+                    first = twins[0] if twins else None
                 if first:  # another worker loaded the same content (under another name) meanwhile
                     self._duplicate(ctx, ready[0], first)
                 else:
@@ -491,7 +568,7 @@ class Runner:
         from chute.load.unit import LoadUnit
         from chute.quality.gate import Gate
 
-        plan, static, targets, seen, run_id = ctx.plan, ctx.static, ctx.targets, ctx.seen, ctx.run_id
+        plan, static, targets, run_id = ctx.plan, ctx.static, ctx.targets, ctx.run_id
         unit = LoadUnit(ctx.load_conn, self.pipeline, run_id, allow_direct=direct)
         gate = Gate(self.contracts, self.source, unit)
         hooks = CommitHooks(self.hooks)
@@ -505,9 +582,13 @@ class Runner:
                 for item in ready:
                     rows_read[item.entry.name] = item.frame.height if item.frame is not None else 0
                     gate.parse_rejects(item.entry.name, item.rejects)
+                first_block = None
                 for frame in self._frames(ready):
                     if ready[0].frame is None:  # streamed: count as the blocks go by
                         rows_read[ready[0].entry.name] += frame.height
+                        first_block = frame if first_block is None else first_block
+                    if not frame.height:  # a file with no rows (a header only) gives no rows: no node runs
+                        continue
                     t0 = time.perf_counter()
                     values = plan.run_batch(frame, static, self.timings)
                     self._time("transform", t0)
@@ -520,8 +601,8 @@ class Runner:
                         hooks.rows(table, conformed)
                         self.rows_sent += conformed.height
                     self._time("load", t0)
-                    self._check_content(ready[0], seen, wait=False)
-                self._check_content(ready[0], seen, wait=True)
+                    self._check_content(ctx, ready[0], first_block, wait=False)
+                self._check_content(ctx, ready[0], first_block, wait=True)
                 if ready[0].frame is None and ready[0].rejects:  # streamed: the reader refused these lines
                     gate.parse_rejects(ready[0].entry.name, ready[0].rejects)
                 for item in ready:
@@ -530,14 +611,15 @@ class Runner:
                     files.append(ledger.LedgerRow.of(self.pipeline, run_id, e, item.sha256, "loaded",
                                                      rows_read=rows_read[e.name] + len(item.rejects),
                                                      rows_loaded=per_file_loaded.get(e.name, 0),
-                                                     rows_rejected=gate.rejected.get(e.name, 0)))
+                                                     rows_rejected=gate.rejected.get(e.name, 0),
+                                                     by_name=item.by_name))
                     item.frame = item.batch = None  # written: free it now (a failed unit reads the file again)
             if not files:
                 return
             if any(f.rows_rejected for f in files):
                 where = {i.entry.name: self.zone.local_path(i.entry) for ready in taken_groups for i in ready}
                 unit.reject(gate.records([(f.name, f.sha256) for f in files], where.__getitem__))
-            if not per_file_loaded:  # the nodes dropped the file column: exact per file only when alone
+            if not per_file_loaded and unit.rows_written:  # the nodes dropped the file column: exact per file only when alone
                 for f in files:
                     f.rows_loaded = unit.rows_written if len(files) == 1 else None
                 if len(files) > 1:
@@ -549,9 +631,10 @@ class Runner:
                 ctx.summary.tables[table] = ctx.summary.tables.get(table, 0) + rows
         ctx.summary.files.extend(FileOutcome.of(f) for f in files)
 
-    def _check_content(self, item: _Ready, seen: dict, wait: bool) -> None:
+    def _check_content(self, ctx: UnitContext, item: _Ready, first_block: pl.DataFrame | None, wait: bool) -> None:
         """Once a streamed file's hash is known (`wait`: wait for it), refuse content already
-        loaded: _SameContent rolls the unit back and the file is recorded as a duplicate."""
+        loaded (unless its name makes other rows: _twin, on its first block): _SameContent rolls
+        the unit back and the file is recorded as a duplicate."""
         if item.digest is None or not (wait or item.digest.done()):
             return
         try:
@@ -559,10 +642,10 @@ class Runner:
         except OSError as exc:
             raise FileError(f"cannot read the file: {exc.strerror or exc}") from None
         item.digest = None
-        if sha in seen:
-            raise _SameContent(sha, seen[sha])
+        if sha in ctx.seen and (twin := self._twin(ctx, item, first_block, ctx.seen[sha])) is not None:
+            raise _SameContent(sha, twin)
         item.sha256 = sha
-        seen[sha] = (None, item.entry.name)
+        ctx.seen.setdefault(sha, []).append((None, item.entry.name))
 
     def _frames(self, ready: list[_Ready]) -> Iterator[pl.DataFrame]:
         from chute.formats.reader import read_source
@@ -617,6 +700,16 @@ class Runner:
     def _export_files(self) -> dict[str, tuple[list[str], Path]]:
         return {name: (table.primary_key, self.project.path(table.export))
                 for name, table in self.project.tables.items() if table.export}
+
+
+class _Comparable:
+    """A frame that compares by value (nulls equal), for _twin."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame = frame
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Comparable) and self.frame.equals(other.frame)
 
 
 def _unreadable(entry: FileEntry, exc: OSError) -> _Ready:

@@ -1,7 +1,8 @@
 """The numbers at the top of `chute status` and of the dashboard's overview page.
 
-Files pending (in the landing zone, not yet settled in the ledger), failed, loaded; rejected
-rows; dead letters and watch status. Quarantine, dead letters and `chute watch` come with
+Files pending (in the landing zone, not yet settled in the ledger), failed, gone (failed, then
+deleted from the landing zone: shown, not counted as failing), loaded; rejected rows; dead
+letters and watch status. Quarantine, dead letters and `chute watch` come with
 their own features: a table that is absent is reported as None ("not in use"), never an
 error, so the overview works on any ledger.
 """
@@ -18,6 +19,7 @@ from chute.ledger import files as ledger
 from chute.errors import ChuteError
 from chute.quality.quarantine import pending_counts
 from chute.config.project import Project
+from chute.sources.base import FileEntry
 
 # Tables other features add to the ledger schema; each is optional here.
 REJECTS = "rejects"
@@ -55,13 +57,23 @@ def count_for_pipeline(conn: psycopg.Connection, table: str, pipeline: str) -> i
     return int(conn.execute(query, params).fetchone()[0])
 
 
-def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str]:
-    """Names the next `chute run` would read: new or changed files its file filters accept."""
-    from chute.run.plan import build_plan, landing_zone, provided_values
+def listing(project: Project) -> list[FileEntry] | None:
+    """The landing zone's files, or None when it cannot be listed now."""
+    from chute.run.plan import landing_zone
 
     try:
-        entries = landing_zone(project).list()
+        return landing_zone(project).list()
     except (OSError, ChuteError):
+        return None
+
+
+def pending_files(project: Project, conn: psycopg.Connection | None,
+                  entries: list[FileEntry] | None = None) -> list[str]:
+    """Names the next `chute run` would read: new or changed files its file filters accept."""
+    from chute.run.plan import build_plan, provided_values
+
+    entries = listing(project) if entries is None else entries
+    if not entries:
         return []
     known = ledger.known_files(conn, project.name) if conn is not None and ledger.schema_exists(conn) else {}
     pending = [e for e in entries
@@ -76,6 +88,30 @@ def pending_files(project: Project, conn: psycopg.Connection | None) -> list[str
     except ChuteError:
         pass  # a miswired pipeline: the run will say so; count every new file
     return [e.name for e in pending]
+
+
+def failures(conn: psycopg.Connection, pipeline: str, entries: list[FileEntry] | None,
+             limit: int | None = None) -> list[dict[str, Any]]:
+    """Files whose latest version failed and nobody resolved, newest first, each with its
+    `state`: `failed`, or `gone` when its name is no longer in the landing zone (`entries`;
+    None: the zone could not be listed, or there is none, as for `chute load`: all `failed`)."""
+    present = None if entries is None else {e.name for e in entries}
+    rows = ledger.failed_files(conn, pipeline, limit=limit) if ledger.schema_exists(conn) else []
+    for row in rows:
+        row["state"] = "gone" if present is not None and row["name"] not in present else "failed"
+    return rows
+
+
+def forget(conn: psycopg.Connection, pipeline: str, names: list[str] | set[str], resolution: str) -> list[str]:
+    """Resolve the failed files `names` (`chute forget`): their ledger rows stay with their errors,
+    marked resolved (when, how); their open dead letters are resolved too. One transaction."""
+    from chute.ledger import deadletters
+
+    with conn.transaction():
+        versions = ledger.resolve_failed(conn, pipeline, names, resolution)
+        if versions and table_exists(conn, DEAD_LETTERS):
+            deadletters.resolve_files(conn, pipeline, versions, resolution)
+    return sorted({name for name, _ in versions})
 
 
 def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | None:
@@ -98,17 +134,20 @@ def watch_status(conn: psycopg.Connection, pipeline: str) -> dict[str, Any] | No
     return {"state": state, "active_workers": workers or 0, "last_event_run": last}
 
 
-def overview(project: Project, conn: psycopg.Connection) -> dict[str, Any]:
-    """Everything `chute status` and the dashboard put first. None means "feature not in use"."""
+def overview(project: Project, conn: psycopg.Connection, entries: list[FileEntry] | None = None) -> dict[str, Any]:
+    """Everything `chute status` and the dashboard put first (`entries`: the landing zone, when
+    the caller listed it already). None means "feature not in use"."""
     has_ledger = ledger.schema_exists(conn)
     counts = ledger.file_counts(conn, project.name) if has_ledger else {}
-    failed = ledger.failed_count(conn, project.name) if has_ledger else 0
+    entries = listing(project) if entries is None else entries
+    failed = failures(conn, project.name, entries)
     rejected = pending_counts(conn, project.name)
     return {
         "pipeline": project.name,
         "files": counts,
-        "pending": len(pending_files(project, conn)),
-        "failed": failed,
+        "pending": len(pending_files(project, conn, entries)),
+        "failed": sum(f["state"] == "failed" for f in failed),  # still in the landing zone
+        "gone": sum(f["state"] == "gone" for f in failed),  # failed, then deleted: not failing any more
         "loaded": counts.get("loaded", 0) + counts.get("loaded_with_rejects", 0),
         "rejects": rejected[0] if rejected else None,  # rows, pending
         "rejected_checks": rejected[1] if rejected else None,  # the checks they failed (one row, several)
@@ -135,6 +174,8 @@ def overview_line(numbers: dict[str, Any]) -> str:
         return f"[bold {colour}]{n:,}[/] {label}" if n else f"{n:,} {label}"
 
     parts = [part(numbers["pending"], "pending", "cyan"), part(numbers["failed"], "failed", "red")]
+    if numbers.get("gone"):
+        parts.append(f"{numbers['gone']:,} failed and gone from the landing zone (chute forget --gone)")
     if numbers["rejects"] is not None:
         checks = numbers.get("rejected_checks") or 0
         parts.append(part(numbers["rejects"], "rejected rows in quarantine", "yellow")

@@ -44,20 +44,6 @@ def has_ledger(conn: psycopg.Connection) -> bool:
     return table_exists(conn, "files") and table_exists(conn, "runs")
 
 
-# -- overview -------------------------------------------------------------------------------
-def daily(conn: psycopg.Connection, pipeline: str, days: int = 30) -> list[dict]:
-    """Rows loaded, files failed and runs per day for the last `days` days (days without runs: 0)."""
-    return _all(conn, """
-        SELECT d::date AS day,
-               coalesce(sum(r.rows_loaded), 0)::bigint AS rows_loaded,
-               coalesce(sum(r.files_failed), 0)::bigint AS files_failed,
-               count(r.run_id)::int AS runs,
-               count(r.run_id) FILTER (WHERE r.status = 'failed')::int AS runs_failed
-          FROM generate_series(current_date - (%(days)s - 1), current_date, interval '1 day') AS d
-          LEFT JOIN chute.runs r ON r.pipeline = %(p)s AND r.started_at::date = d::date
-         GROUP BY d ORDER BY d""", {"p": pipeline, "days": days})
-
-
 # -- runs -----------------------------------------------------------------------------------
 RUN_COLUMNS = sql.SQL("""run_id, trigger, status, started_at, ended_at,
     extract(epoch FROM coalesce(ended_at, now()) - started_at)::float AS seconds,
@@ -91,6 +77,15 @@ def files_of_run(conn: psycopg.Connection, pipeline: str, run_id: int) -> list[d
                 " FROM chute.files WHERE pipeline = %s AND run_id = %s ORDER BY name LIMIT 1000", (pipeline, run_id))
 
 
+def run_progress(conn: psycopg.Connection, pipeline: str, run_id: int, limit: int = 200) -> list[dict]:
+    """The files a run settled so far, in the order it settled them (the latest `limit`): a
+    running run's log lines, read from the ledger, so any process's run shows here."""
+    rows = _all(conn, "SELECT file_id, name, status, rows_loaded, rows_rejected, error, updated_at FROM chute.files"
+                " WHERE pipeline = %s AND run_id = %s ORDER BY updated_at DESC, file_id DESC LIMIT %s",
+                (pipeline, run_id, limit))
+    return rows[::-1]
+
+
 # -- files ----------------------------------------------------------------------------------
 FILE_STATES = ("loaded", "loaded_with_rejects", "failed", "skipped")
 
@@ -106,10 +101,14 @@ def files(conn: psycopg.Connection, pipeline: str, *, search: str = "", status: 
         where += sql.SQL(" AND (name ILIKE %(q)s OR sha256 ILIKE %(q)s)")
     if status:
         where += sql.SQL(" AND status = %(s)s")
+    # A failed file a person resolved (chute forget; ledgers from before it have no such column).
+    resolved = (sql.SQL("CASE WHEN resolved_at IS NOT NULL THEN resolution END AS resolution")
+                if "resolution" in columns_of(conn, "files")
+                else sql.SQL("NULL::text AS resolution"))
     return _all(conn, sql.SQL(
         "SELECT file_id, name, status, size, sha256, rows_read, rows_loaded, rows_rejected, run_id, attempts,"
-        " updated_at, error FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
-        " LIMIT %(n)s OFFSET %(o)s").format(where),
+        " updated_at, error, {} FROM chute.files WHERE {} ORDER BY updated_at DESC, file_id DESC"
+        " LIMIT %(n)s OFFSET %(o)s").format(resolved, where),
         {"p": pipeline, "q": _like(search), "s": status, "n": limit, "o": page * limit})
 
 
@@ -135,7 +134,7 @@ def reject_columns(conn: psycopg.Connection) -> set[str]:
     return columns_of(conn, REJECTS)
 
 
-REJECT_EQUAL_FILTERS = ("file_id", "run_id", "column_name", "check_name", "replay_state")
+REJECT_EQUAL_FILTERS = ("file_id", "run_id", "column_name", "check_name", "replay_state", "target_table")
 
 
 def _reject_filter(cols: set[str], pipeline: str, filters: dict[str, Any]) -> tuple[sql.Composable, dict]:
@@ -199,10 +198,21 @@ def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
 
 
 def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
+    """Reject records (one per failed check) a filter shows."""
+    return reject_counts(conn, pipeline, filters)[1]
+
+
+def reject_counts(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> tuple[int, int]:
+    """(rows, failed checks) a filter shows: a row failing two checks is one row, two records."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
-    return int(_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(_rejects_from(cols), where),
-                    params)["n"])
+    if {"file_sha256", "row_number", "reject_id"} <= cols:  # a record without a row number is a row of its own
+        rows = sql.SQL("count(DISTINCT (r.file_sha256, coalesce(r.row_number, -r.reject_id)))")
+    else:
+        rows = sql.SQL("count(*)")
+    found = _one(conn, sql.SQL("SELECT {} AS rows, count(*) AS checks FROM {} WHERE {}").format(
+        rows, _rejects_from(cols), where), params)
+    return int(found["rows"]), int(found["checks"])
 
 
 # -- target tables --------------------------------------------------------------------------
@@ -214,7 +224,7 @@ def table_info(conn: psycopg.Connection, schema: str, table: str, preview: int =
     name = qualified(schema, table)
     count, estimated = _row_count(conn, schema, table, name)
     return {"exists": True, "columns": columns, "rows": count, "estimated": estimated,
-            "preview": _recent_rows(conn, schema, table, name, preview)}
+            "preview": _recent_rows(conn, schema, table, name, preview) if preview else []}
 
 
 def _row_count(conn, schema: str, table: str, name: sql.Composable) -> tuple[int, bool]:
@@ -239,3 +249,122 @@ def _recent_rows(conn, schema: str, table: str, name: sql.Composable, limit: int
         if len(rows) >= limit or start == 0:
             return rows
         span *= 8
+
+
+# -- one table as an asset ------------------------------------------------------------------
+def table_runs(conn: psycopg.Connection, pipeline: str, table: str, limit: int = 200) -> list[dict]:
+    """The latest runs that wrote rows into `table` (chute.runs.details->'tables'), newest first."""
+    return _all(conn, """
+        SELECT run_id, trigger, status, started_at, ended_at,
+               (details->'tables'->>%(t)s)::bigint AS rows
+          FROM chute.runs
+         WHERE pipeline = %(p)s AND details->'tables' ? %(t)s AND (details->'tables'->>%(t)s)::bigint > 0
+         ORDER BY run_id DESC LIMIT %(n)s""", {"p": pipeline, "t": table, "n": limit})
+
+
+def files_of_runs(conn: psycopg.Connection, pipeline: str, run_ids: list[int], limit: int = 20) -> list[dict]:
+    """The files those runs settled, newest first."""
+    if not run_ids:
+        return []
+    return _all(conn, "SELECT file_id, name, status, size, rows_loaded, rows_rejected, run_id, updated_at"
+                " FROM chute.files WHERE pipeline = %s AND run_id = ANY(%s) ORDER BY updated_at DESC, file_id DESC"
+                " LIMIT %s", (pipeline, run_ids, limit))
+
+
+def table_rejects(conn: psycopg.Connection, pipeline: str, qualified_name: str) -> dict[str, Any] | None:
+    """Pending rejects meant for `schema.table`, by check; None without chute.rejects."""
+    if not rejects_present(conn) or "target_table" not in reject_columns(conn):
+        return None
+    rows = _all(conn, """
+        SELECT check_name, count(*)::bigint AS n FROM chute.rejects
+         WHERE pipeline = %s AND target_table = %s AND replay_state = 'pending'
+         GROUP BY check_name ORDER BY n DESC, check_name""", (pipeline, qualified_name))
+    return {"total": sum(r["n"] for r in rows), "checks": rows}
+
+
+def load_tables(conn: psycopg.Connection) -> list[dict]:
+    """Tables `chute load` wrote (pipelines named load:SCHEMA.TABLE), with their latest run."""
+    return _all(conn, """
+        SELECT DISTINCT ON (pipeline) pipeline, run_id, status, started_at, ended_at
+          FROM chute.runs WHERE starts_with(pipeline, 'load:') ORDER BY pipeline, run_id DESC""")
+
+
+# -- trends ---------------------------------------------------------------------------------
+def runs_since(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
+    """Every run started since `since` (None: all), oldest first, with what the trend charts need."""
+    return _all(conn, """
+        SELECT run_id, status, started_at,
+               extract(epoch FROM coalesce(ended_at, now()) - started_at)::float AS seconds,
+               files_loaded, files_failed, rows_loaded, coalesce(details->'tables', '{}'::jsonb) AS tables
+          FROM chute.runs
+         WHERE pipeline = %s AND (%s::timestamptz IS NULL OR started_at >= %s::timestamptz)
+         ORDER BY run_id""", (pipeline, since, since))
+
+
+# -- schedules, triggers, watermarks --------------------------------------------------------
+def schedule_stats(conn: psycopg.Connection, pipeline: str) -> dict[str, dict]:
+    """Per schedule in chute.schedule_fires: the last fire, the fires and misses, the last miss."""
+    if not table_exists(conn, "schedule_fires"):
+        return {}
+    rows = _all(conn, """
+        SELECT schedule, max(due_at) FILTER (WHERE status = 'fired') AS last_fired,
+               count(*) FILTER (WHERE status = 'fired')::int AS fired,
+               count(*) FILTER (WHERE status = 'missed')::int AS missed,
+               max(due_at) FILTER (WHERE status = 'missed') AS last_missed, max(cron) AS cron
+          FROM chute.schedule_fires WHERE pipeline = %s GROUP BY schedule ORDER BY schedule""", (pipeline,))
+    return {r["schedule"]: r for r in rows}
+
+
+def schedule_fires(conn: psycopg.Connection, pipeline: str, limit: int = 30) -> list[dict]:
+    """The latest fires and misses of every schedule, newest first."""
+    if not table_exists(conn, "schedule_fires"):
+        return []
+    return _all(conn, "SELECT schedule, due_at, status, cron, noted_at, note FROM chute.schedule_fires"
+                " WHERE pipeline = %s ORDER BY due_at DESC LIMIT %s", (pipeline, limit))
+
+
+def watermarks(conn: psycopg.Connection, pipeline: str) -> list[dict]:
+    """Every extraction's watermark row (a fan-out's keys as NAME|key=value rows)."""
+    if not table_exists(conn, "watermarks"):
+        return []
+    return _all(conn, "SELECT extract, value, updated_at, last_started_at, last_rows, last_files, last_seconds,"
+                " last_error FROM chute.watermarks WHERE pipeline = %s ORDER BY extract", (pipeline,))
+
+
+def queue_states(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Messages by stage and state in chute.queue (all stages); {} without a chain."""
+    if not table_exists(conn, "queue"):
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for r in _all(conn, "SELECT stage, status, count(*)::int AS n FROM chute.queue GROUP BY 1, 2"):
+        out.setdefault(r["stage"], {})[r["status"]] = r["n"]
+    return out
+
+
+def subscriptions(conn: psycopg.Connection) -> list[dict]:
+    """Every chained stage: whom it follows, on what (rows of a table, or files), by which key."""
+    if not table_exists(conn, "subscriptions"):
+        return []
+    return _all(conn, "SELECT stage, upstream, follows, source_schema, source_table, key FROM chute.subscriptions"
+                " ORDER BY stage")
+
+
+def dead_letter_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Open dead letters (dead or requeued) per pipeline."""
+    if not table_exists(conn, "dead_letters"):
+        return {}
+    return {r["pipeline"]: r["n"] for r in _all(
+        conn, "SELECT pipeline, count(*)::int AS n FROM chute.dead_letters WHERE status IN ('dead', 'requeued')"
+              " GROUP BY 1")}
+
+
+def stage_tables(conn: psycopg.Connection, pipelines: list[str]) -> dict[str, list[str]]:
+    """The tables each pipeline's runs wrote (chute.runs.details->'tables'), for stages whose
+    chute.toml the dashboard cannot read."""
+    rows = _all(conn, """
+        SELECT DISTINCT r.pipeline, t.name FROM chute.runs r, jsonb_object_keys(coalesce(r.details->'tables', '{}'))
+               AS t(name) WHERE r.pipeline = ANY(%s) ORDER BY 1, 2""", (pipelines,))
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["pipeline"], []).append(r["name"])
+    return out

@@ -1,4 +1,4 @@
-"""Server-rendered SVG: the daily chart of the overview and the pipeline graph.
+"""Server-rendered SVG: the charts over time and the pipeline graph.
 
 No JavaScript: each picture is one <svg> with a viewBox, so it scales with the page. Every
 piece of text goes through markupsafe.escape. Styling is in chute.css (classes only), which
@@ -7,6 +7,7 @@ keeps the Content-Security-Policy strict (no inline styles).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,45 +24,130 @@ def _num(n: float) -> str:
     return f"{n:g}"
 
 
-# -- the overview chart ----------------------------------------------------------------------
-def daily_chart(days: list[dict]) -> Markup:
-    """Two panels over the same days: rows loaded (top) and files failed (bottom)."""
-    width, left, right = 760, 48, 8
-    top_h, bottom_h, gap, axis_h = 150, 50, 26, 22
-    height = top_h + gap + bottom_h + axis_h
-    n = max(len(days), 1)
-    slot = (width - left - right) / n
-    bar = max(slot * 0.7, 1)
-    max_rows = max((d["rows_loaded"] for d in days), default=0) or 1
-    max_failed = max((d["files_failed"] for d in days), default=0) or 1
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="rows loaded and files failed per day" preserveAspectRatio="xMidYMid meet">']
-    parts.append(f'<text class="axis-title" x="{left}" y="11">rows loaded per day (max {_num(max_rows)})</text>')
-    parts.append(f'<text class="axis-title" x="{left}" y="{top_h + gap - 4}">files failed per day '
-                 f'(max {_num(max_failed) if any(d["files_failed"] for d in days) else 0})</text>')
-    for y, label in ((16, _num(max_rows)), (top_h, "0")):
-        parts.append(f'<text class="tick" x="{left - 6}" y="{y + 4}" text-anchor="end">{label}</text>')
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y}" y2="{y}"/>')
-    base2 = top_h + gap + bottom_h
-    parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{base2}" y2="{base2}"/>')
-    label_every = max(1, round(n / 8))
-    for i, d in enumerate(days):
-        x = left + i * slot + (slot - bar) / 2
-        day = d["day"]
-        tip = escape(f'{day:%a %d %b}: {d["rows_loaded"]:,} rows loaded, {d["files_failed"]} files failed, '
-                     f'{d["runs"]} runs ({d["runs_failed"]} failed)')
-        h = (top_h - 16) * d["rows_loaded"] / max_rows
-        parts.append(f'<g class="day" data-day="{day.isoformat()}"><title>{tip}</title>')
-        parts.append(f'<rect class="bar-rows" x="{x:.1f}" y="{top_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}"/>')
-        h2 = bottom_h * d["files_failed"] / max_failed
-        parts.append(f'<rect class="bar-failed" x="{x:.1f}" y="{base2 - h2:.1f}" width="{bar:.1f}" height="{h2:.1f}"/>')
-        if d["runs_failed"]:
-            parts.append(f'<circle class="dot-failed" cx="{x + bar / 2:.1f}" cy="{top_h + 6}" r="3"/>')
+# -- charts over time -------------------------------------------------------------------------
+# No viewBox: x positions are percentages of the width and y positions pixels, so the chart
+# fills its box at any width while its text stays at the page's size (a scaled viewBox made
+# the labels larger than the page's text on a wide screen and unreadable on a phone).
+
+@dataclass
+class Series:
+    name: str
+    css: str  # class of its bars or line (chute.css: s-rows, s-failed, s-p50 ...)
+    values: list[float | None]
+
+
+def _exact(n: float) -> str:
+    """Tooltips give the whole number: 12,345 (the axis says 12k)."""
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.2f}"
+
+
+def nice_max(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above value (axes end on round numbers)."""
+    if value <= 0:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= value)
+
+
+def _frame(label: str, chart_id: str, height: int, top_value: float, fmt: Callable[[float], str],
+           ticks: list[tuple[float, str]]) -> tuple[list[str], str]:
+    """The chart's opening, grid and time axis; and its value labels, drawn last (over the bars)."""
+    parts = [f'<svg class="chart" id="{escape(chart_id)}" width="100%" height="{height}" role="img" '
+             f'aria-label="{escape(label)}">']
+    plot_top, plot_bottom = 22, height - AXIS_H
+    values = []
+    for fraction in (1, 0.5):
+        y = plot_bottom - (plot_bottom - plot_top) * fraction
+        parts.append(f'<line class="grid" x1="0" x2="100%" y1="{y:.1f}" y2="{y:.1f}"/>')
+        values.append(f'<text class="tick value" x="2" y="{y - 3:.1f}">{escape(fmt(top_value * fraction))}</text>')
+    parts.append(f'<line class="axis" x1="0" x2="100%" y1="{plot_bottom}" y2="{plot_bottom}"/>')
+    n = len(ticks)
+    every = max(1, math.ceil(n / 7))
+    for i, (x, text) in enumerate(ticks):
+        if i % every == 0:
+            anchor = "start" if x < 4 else "end" if x > 96 else "middle"
+            parts.append(f'<text class="tick" x="{x:.2f}%" y="{height - 5}" text-anchor="{anchor}">'
+                         f'{escape(text)}</text>')
+    return parts, "".join(values)
+
+
+AXIS_H = 20
+
+
+def bar_chart(buckets: list, series: list[Series], *, label: str, chart_id: str, fmt: Callable[[float], str] = None,
+              height: int = 170) -> Markup:
+    """Stacked bars, one column per time bucket; each column's tooltip names every series."""
+    fmt = fmt or _num
+    n = max(len(buckets), 1)
+    totals = [sum(s.values[i] or 0 for s in series) for i in range(len(buckets))]
+    top_value = nice_max(max(max(totals, default=0), 2))  # counts: a half-way tick of 0.5 reads oddly
+    plot_top, plot_bottom = 22, height - AXIS_H
+    scale = (plot_bottom - plot_top) / top_value
+    slot = 100 / n
+    bar = slot * (0.72 if n > 1 else 0.3)
+    ticks = [(i * slot + slot / 2, b.label) for i, b in enumerate(buckets)]
+    parts, values_axis = _frame(label, chart_id, height, top_value, fmt, ticks)
+    for i, b in enumerate(buckets):
+        x = i * slot + (slot - bar) / 2
+        tip = b.long_label + ": " + ", ".join(f"{_exact(s.values[i] or 0)} {s.name}" for s in series)
+        tip += f" ({len(b.runs)} run{'s' if len(b.runs) != 1 else ''})"
+        parts.append(f'<g class="bucket" data-start="{b.start.isoformat()}" data-total="{totals[i]:g}">'
+                     f'<title>{escape(tip)}</title>'
+                     f'<rect class="hit" x="{i * slot:.3f}%" y="{plot_top}" width="{slot:.3f}%" '
+                     f'height="{plot_bottom - plot_top}"/>')
+        y = plot_bottom
+        for s in series:
+            h = (s.values[i] or 0) * scale
+            if h > 0:
+                h = max(h, 1.5)  # a small non-zero value stays visible
+                y -= h
+                parts.append(f'<rect class="{s.css}" x="{x:.3f}%" y="{y:.1f}" width="{bar:.3f}%" height="{h:.1f}"/>')
         parts.append("</g>")
-        if (i % label_every == 0 and n - 1 - i >= label_every / 2) or i == n - 1:  # no crowding at the end
-            parts.append(f'<text class="tick" x="{x + bar / 2:.1f}" y="{height - 6}" text-anchor="middle">'
-                         f'{day:%d %b}</text>')
+    parts.append(values_axis + "</svg>")
+    return Markup("".join(parts))
+
+
+def line_chart(buckets: list, series: list[Series], *, label: str, chart_id: str,
+               fmt: Callable[[float], str] = None, height: int = 170) -> Markup:
+    """One line per series across the buckets (gaps where a bucket has no value), with dots."""
+    fmt = fmt or _num
+    n = max(len(buckets), 1)
+    values = [v for s in series for v in s.values if v is not None]
+    top_value = nice_max(max(values, default=0))
+    plot_top, plot_bottom = 22, height - AXIS_H
+    plot_h = plot_bottom - plot_top
+    slot = 100 / n
+    ticks = [(i * slot + slot / 2, b.label) for i, b in enumerate(buckets)]
+    parts, values_axis = _frame(label, chart_id, height, top_value, fmt, ticks)
+    # Lines in a stretched inner box (1000 units wide, strokes unscaled); dots in the outer one.
+    parts.append(f'<svg x="0" y="{plot_top}" width="100%" height="{plot_h}" viewBox="0 0 1000 {plot_h}" '
+                 f'preserveAspectRatio="none">')
+    for s in series:
+        run: list[str] = []
+        for i, v in enumerate([*s.values, None]):
+            if v is None:
+                if len(run) > 1:
+                    parts.append(f'<polyline class="{s.css}" vector-effect="non-scaling-stroke" '
+                                 f'points="{" ".join(run)}"/>')
+                run = []
+            else:
+                run.append(f"{(i + 0.5) * 1000 / n:.1f},{plot_h - v / top_value * plot_h:.1f}")
     parts.append("</svg>")
+    for i, b in enumerate(buckets):
+        present = [(s, s.values[i]) for s in series if s.values[i] is not None]
+        if not present:
+            continue
+        tip = b.long_label + ": " + ", ".join(f"{s.name} {fmt(v)}" for s, v in present)
+        parts.append(f'<g class="bucket" data-start="{b.start.isoformat()}"><title>{escape(tip)}</title>'
+                     f'<rect class="hit" x="{i * slot:.3f}%" y="{plot_top}" width="{slot:.3f}%" height="{plot_h}"/>')
+        # Each series' dot smaller than the one before, drawn over it: where two values meet (p50 =
+        # p95 when a column has one run) both stay visible, a dot in a ring, not one colour hiding the other.
+        for s, v in present:
+            radius = 3 + 2 * (len(series) - 1 - series.index(s))
+            parts.append(f'<circle class="{s.css}" cx="{(i + 0.5) * slot:.3f}%" '
+                         f'cy="{plot_bottom - v / top_value * plot_h:.1f}" r="{radius}"/>')
+        parts.append("</g>")
+    parts.append(values_axis + "</svg>")
     return Markup("".join(parts))
 
 
@@ -128,6 +214,41 @@ def pipeline_graph(plan: Plan, references: set[str], params: set[str], tables: d
             schema, _, table = qualified_name.rpartition(".")
             g.vertices[key].caption, g.vertices[key].short = f"table · {schema}", table
             g.link(f"ds:{dataset}", key)
+    _layout(g)
+    return g
+
+
+def lineage_graph(current: str, stages: list[str], subscriptions: list[dict], tables: dict[str, list[str]],
+                  queues: dict[str, dict[str, int]], dead: dict[str, int]) -> Graph:
+    """Chained stages across projects: each stage, the tables it writes, and what each follows
+    (a table's rows, or the upstream's files), with its queue and dead letters in its caption."""
+    g = Graph()
+    for stage in stages:
+        queue = queues.get(stage, {})
+        waiting = queue.get("ready", 0) + queue.get("leased", 0)
+        caption = f"stage · {waiting:,} queued" + (f" · {dead[stage]:,} dead" if dead.get(stage) else "")
+        key = g.add(f"stage:{stage}", stage, "stage",
+                    f"{queue.get('ready', 0):,} ready, {queue.get('leased', 0):,} leased, {queue.get('dead', 0):,} dead "
+                    f"messages; {dead.get(stage, 0):,} open dead letters")
+        g.vertices[key].caption = caption
+        g.vertices[key].href = "/pipeline" if stage == current else f"/lineage#stage-{stage}"
+        for table in tables.get(stage, []):
+            t = g.add(f"table:{stage}:{table}", table, "table", f"written by {stage}")
+            g.vertices[t].caption = "table"
+            if stage == current:
+                g.vertices[t].href = f"/tables/{table}"
+            g.link(key, t)
+    for sub in subscriptions:
+        if sub["stage"] not in stages or sub["upstream"] not in stages:
+            continue
+        if sub["follows"] == "rows" and sub["source_table"]:
+            source = g.add(f"table:{sub['upstream']}:{sub['source_table']}", sub["source_table"], "table",
+                           f"written by {sub['upstream']}")
+            g.vertices[source].caption = "table"
+            g.link(f"stage:{sub['upstream']}", source)
+            g.link(source, f"stage:{sub['stage']}")
+        else:
+            g.link(f"stage:{sub['upstream']}", f"stage:{sub['stage']}")
     _layout(g)
     return g
 

@@ -146,3 +146,15 @@ def dead_letters(project, limit: int = 10) -> list[dict[str, Any]]:
     for handle in handles:  # looked at, not taken: visible again at once (for redrive)
         sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
     return found
+
+
+def depth(project, sqs=None) -> dict[str, int]:
+    """Messages in the project's event queue: waiting, in flight (received, their run going), and
+    in its dead-letter queue. Raises ConfigError when `chute s3 setup` was not run."""
+    sqs = sqs or s3_client("sqs")
+    url, dlq = queue_urls(project, sqs)
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    main = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    dead = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=names[:1])["Attributes"]
+    return {"waiting": int(main.get(names[0], 0)), "in_flight": int(main.get(names[1], 0)),
+            "dead": int(dead.get(names[0], 0))}

@@ -3,6 +3,7 @@ them, runs the pipeline with retries, records what could not be done, and serves
 
     triggers (folder, schedule, s3, ...) --emit--> queue --debounce--> one Runner.run()
                                                              |  transient error: backoff + retry
+                                                             |  database away: wait for it, then run
                                                              |  still failing: dead event
                                                              v
                                             request.done(ok), metrics, log line
@@ -29,7 +30,7 @@ from chute.ledger import deadletters
 from chute.run.after_run import after_failed_start
 from chute.db.kept import KeptConnections
 from chute.db.postgres import connect
-from chute.errors import ChuteError
+from chute.errors import ChuteError, DatabaseUnavailable
 from chute.watch.metrics import Metrics
 from chute.config.project import Project, Schedule
 from chute.retry import RetryPolicy, is_transient, retrying
@@ -219,8 +220,11 @@ class WatchService:
 
         log.info("run (%s): %s", trigger, reason)
         try:
-            summary = retrying(attempt, self.policy, what=f"run ({trigger})", stop=self.stopping,
-                               on_retry=lambda *_: self.metrics.retries.labels(self.project.name).inc())
+            try:
+                summary = retrying(attempt, self.policy, what=f"run ({trigger})", stop=self.stopping,
+                                   on_retry=lambda *_: self.metrics.retries.labels(self.project.name).inc())
+            except DatabaseUnavailable as exc:  # not this run's fault: every run needs the database
+                summary = self._when_back(attempt, trigger, exc)
         except Exception as exc:
             self._could_not_run(batch, trigger, reason, exc)
             return
@@ -244,6 +248,26 @@ class WatchService:
             self._dead_event(batch, trigger, summary.error)
         for r in batch:
             r.done(ok)
+
+    def _when_back(self, attempt, trigger: str, exc: DatabaseUnavailable) -> RunSummary:
+        """The database is away (down, restarting, unreachable) beyond the retries: try the run
+        again every [watch] retry_max seconds until it is back, then resume. Raises the last
+        error when asked to stop meanwhile (the files wait for the next start)."""
+        every = self.policy.maximum
+        log.error("%s; waiting for it: trying again every %.0fs", exc, every)
+        self.metrics.record_error(trigger)
+        away = time.monotonic()
+        while not self.stopping.wait(every):
+            self.metrics.retries.labels(self.project.name).inc()
+            try:
+                summary = attempt()
+            except DatabaseUnavailable as again:
+                log.debug("still away: %s", again)
+                exc = again
+                continue
+            log.info("the database is back after %.0fs: resumed", time.monotonic() - away)
+            return summary
+        raise exc
 
     def _extract(self, batch: list[RunRequest]) -> None:
         """Extractions a scheduled request names run first, so the run loads what they wrote.

@@ -23,6 +23,7 @@ from chute.errors import ConfigError
 from chute.config.project import CONFIG_NAME, Project
 from chute.deploy.aws import sam, terraform
 from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, RDS_CA_IN_IMAGE, StackModel, build_model
+from chute.pipeline.kedro import image_files, image_requirements
 
 PYTHON_VERSION = "3.12"
 DOCKERFILE = """\
@@ -79,7 +80,7 @@ def render(project: Project, out: Path) -> dict[str, Any]:
     write("statemachine.asl.json", json.dumps(model.definition(placeholders), indent=2) + "\n")
     write("Dockerfile", DOCKERFILE.format(version=_version(), project=project.name, python=PYTHON_VERSION,
                                           project_dir=PROJECT_DIR_IN_IMAGE, rds_ca=RDS_CA_IN_IMAGE))
-    write("requirements.txt", "\n".join(_requirements()) + "\n")
+    write("requirements.txt", "\n".join(_requirements() + image_requirements(project)) + "\n")
     for name, text in terraform.files(model).items():
         write(f"terraform/{name}", text)
     _copy_chute(out / "chute")
@@ -138,6 +139,7 @@ def _copy_project(project: Project, model: StackModel, target: Path) -> list[str
         module = project.path(project.pipeline.module)
         wanted += sorted(module.parent.glob("*.py"))
     wanted += [project.path(r) for r in project.references.values()]
+    wanted += image_files(project)  # [pipeline] kedro: its package, conf/base, catalog files
     if target.exists():
         shutil.rmtree(target)
     copied = []

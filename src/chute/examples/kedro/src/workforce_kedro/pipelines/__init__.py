@@ -1,0 +1,1 @@
+"""The project's modular pipelines (find_pipelines discovers them)."""
