@@ -371,3 +371,35 @@ def test_a_file_after_its_folders_marker_is_swept_once(stack, stocks, query):
         f"late-day/{first.name}": "loaded", f"late-day/{late.name}": "loaded"}
     again = handlers.trigger({"action": "sweep"})
     assert again["started"] == [] and again["duplicates"] == [late_run]
+
+
+def test_files_of_a_child_that_fails_for_good_are_recorded_failed_by_finish(stack, stocks, query, monkeypatch):
+    """A child whose Load fails past its retries (not a bad file: a bug, here) leaves no result.
+    moto's Map succeeds anyway (AWS's would too, within ToleratedFailurePercentage): Finish finds
+    the item without a result and records its files `failed`, naming why; the other items load."""
+    from chute.deploy.aws import staged_load
+
+    top = _top_files(stocks)[:4]
+    with (stocks / "chute.toml").open("a") as f:
+        f.write("\n[aws]\nfiles_per_child = 2\n")  # two items of two files
+    for cached in (handlers._project, handlers._plan, handlers._static):
+        cached.cache_clear()
+    doomed = {f"broken/{p.name}" for p in top[:2]}  # the first item, in key order
+    real = staged_load.load_files
+
+    def load_files(project, db_url, run_id, files):
+        if {f.entry.name for f in files} == doomed:
+            raise RuntimeError("a bug in the load (stand-in)")
+        return real(project, db_url, run_id, files)
+
+    monkeypatch.setattr(staged_load, "load_files", load_files)
+    _upload(stack, "broken", {p.name: p.read_bytes() for p in top})
+    (name,) = handlers.trigger(sqs_event(drain(stack["sqs"], stack["events"])))["started"]
+    arn = stack["machine"].replace(":stateMachine:", ":execution:") + ":" + name
+    assert _finished(stack["sfn"], arn)["status"] == "FAILED"
+    files = dict(query("select name, status from chute.files"))
+    assert files == {f"broken/{p.name}": ("failed" if f"broken/{p.name}" in doomed else "loaded") for p in top}
+    errors = {e for (e,) in query("select error from chute.files where status = 'failed'")}
+    assert len(errors) == 1 and "its child execution did not finish" in errors.pop()
+    (note,) = bodies(stack["sqs"], stack["inbox"])
+    assert "2 loaded, 2 failed" in note
