@@ -415,3 +415,34 @@ def test_functions_reach_only_the_database_and_the_vpc_endpoints(rendered):
     main = (rendered / "terraform" / "modules" / "chute" / "main.tf").read_text()
     assert 'resource "aws_vpc_endpoint" "s3"' in main and 'resource "aws_vpc_endpoint" "secretsmanager"' in main
     assert "aws_iam_role_policy_attachment" not in main
+
+
+def test_the_image_requirements_resolve_for_its_python_and_platform(rendered, tmp_path):
+    """Every pinned requirement of the Lambda image has a binary wheel for the image's CPython
+    (render.PYTHON_VERSION) on manylinux x86_64, and so do their dependencies: what `pip download --only-binary=:all:
+    --platform ... --python-version ...` checks, resolved here with `pip install --dry-run
+    --report` (the same resolver and tags, without downloading the wheels). Skipped without an
+    index."""
+    import subprocess
+    import sys
+
+    from chute.deploy.aws.render import PYTHON_VERSION
+
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
+         "--platform", "manylinux_2_17_x86_64", "--python-version", PYTHON_VERSION, "--implementation", "cp",
+         "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--abi", "abi3", "--abi", "none",
+         "--target", str(tmp_path / "target"), "--report", str(report), "--quiet",
+         "-r", str(rendered / "requirements.txt")], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and any(s in done.stderr for s in ("Could not fetch URL", "NewConnectionError",
+                                                                "Failed to establish", "Network is unreachable")):
+        pytest.skip(f"no package index reachable: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installs = json.loads(report.read_text())["install"]
+    wanted = {line.split("==")[0].split("[")[0].lower().replace("_", "-")
+              for line in (rendered / "requirements.txt").read_text().splitlines() if "==" in line}
+    names = {i["metadata"]["name"].lower().replace("_", "-") for i in installs}
+    assert wanted <= names and "psycopg-binary" in names  # the pins, and what they need (psycopg[binary])
+    assert all(i["download_info"]["url"].endswith(".whl") for i in installs)
