@@ -77,8 +77,11 @@ def test_only_a_follower_gets_a_stage_queue_dlq_function_and_alarms(tmp_path, cl
     assert function["ImageConfig"]["Command"] == ["chute.deploy.aws.handlers.stage"]
     assert "VpcConfig" in function  # it reads chute.queue and loads the database
     events = function["Events"]
-    assert events["Wakeups"] == {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["StageQueue", "Arn"]},
-                                                              "BatchSize": 10}}
+    # Bounded by the stage's reserved concurrency (2), failed messages reported one by one (issue 22).
+    assert events["Wakeups"] == {"Type": "SQS", "Properties": {
+        "Queue": {"Fn::GetAtt": ["StageQueue", "Arn"]}, "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}}
+    assert function["ReservedConcurrentExecutions"] == 2
     assert events["Sweep"]["Type"] == "Schedule" and events["Sweep"]["Properties"]["Schedule"].startswith("rate(")
     alarms = {k: v["Properties"] for k, v in follower.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms["StageQueueAgeAlarm"]["MetricName"] == "ApproximateAgeOfOldestMessage"
@@ -148,7 +151,8 @@ def chain(tmp_path, api_server, db_url, lambdas_in_process, monkeypatch):
            "CHUTE_TOPIC_ARN": sns.create_topic(Name="shops-alerts")["TopicArn"],
            "CHUTE_FAILED_RUNS_QUEUE_URL": sqs.create_queue(QueueName="shops-failed-runs")["QueueUrl"],
            "CHUTE_CHAIN_TOPIC_ARN": chain_topic}
-    arns = {f.key: lam.create_function(FunctionName=f"shops-{f.key}", Runtime="python3.12", Role=role,
+    arns = {"staging_bucket": "shops-staging"}
+    arns |= {f.key: lam.create_function(FunctionName=f"shops-{f.key}", Runtime="python3.12", Role=role,
                                        Handler=f.command, Code={"ZipFile": placeholder_zip()},
                                        Environment={"Variables": env})["FunctionArn"]
             for f in upstream.functions}

@@ -544,7 +544,7 @@ def test_an_extraction_and_a_backfill_ask_first_then_say_what_they_did(branches_
         parts = sorted((branches_stage / "landing").rglob("*.jsonl"))
         assert parts
         html = text_of(client.get("/actions").text)
-        assert f"run extraction branches succeeded" in html and f"{len(parts)} part file(s) written, 3 rows" in html
+        assert "run extraction branches succeeded" in html and f"{len(parts)} part file(s) written, 3 rows" in html
         # A backfill asks for its window, then leaves the watermark alone.
         ask = client.get("/actions/confirm", params={"do": "backfill", "name": "branches"}).text
         assert "Give the window first" in ask and 'id="confirm-form"' not in ask

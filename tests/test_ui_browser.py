@@ -302,7 +302,7 @@ def test_lineage_draws_the_chained_stages_as_one_graph(page, retail_chain, db_ur
         assert ys["branches"] < ys["salespersons"] < ys["sales"]
         assert page.locator("#lineage path.edge").count() >= 5  # stage -> table -> next stage, twice, + sales
         done = query("SELECT count(*) FROM chute.queue WHERE stage = 'sales' AND status = 'done'")[0][0]
-        expect(page.locator("#stage-sales")).to_contain_text(f"salespersons, on rows of salespersons")
+        expect(page.locator("#stage-sales")).to_contain_text("salespersons, on rows of salespersons")
         expect(page.locator("#stage-sales td.num").nth(2)).to_have_text(f"{done:,}")
         expect(page.locator("#stage-sales .dead-letters")).to_have_text("1")
         SCREENS.mkdir(parents=True, exist_ok=True)

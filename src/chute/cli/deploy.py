@@ -84,3 +84,28 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, ci_kinds: tuple[st
         if not as_json:
             err.print("[bold red]checks failed[/]")
         sys.exit(EXIT_FAILED)
+
+
+@deploy.command("rerun")
+@click.argument("batch_id")
+@click.option("--state-machine", "state_machine", required=True,
+              help="The pipeline's state machine ARN (the stack output StateMachineArn).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of text.")
+def rerun(batch_id: str, state_machine: str, as_json: bool) -> None:
+    """Run an AWS batch again: a new execution BATCH_ID-rN of the same files.
+
+    \b
+    The ledger keeps the load exactly once: files already loaded are left alone, a file fixed
+    since its failure loads. For a step that failed for good, `aws stepfunctions
+    redrive-execution` resumes the execution itself instead (docs/deploy-aws.md).
+    """
+    import boto3
+
+    from chute.deploy.aws.rerun import rerun as start
+
+    started = start(boto3.client("stepfunctions"), boto3.client("s3"), state_machine, batch_id)
+    if as_json:
+        click.echo(json.dumps(started, indent=2))
+    else:
+        out.print(f"Started {started['execution']} ({started['files']} files in {started['items']} items): "
+                  f"{started['execution_arn']}", highlight=False)

@@ -334,6 +334,22 @@ class Watch(_Strict):
     metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics on 127.0.0.1; None = off
 
 
+class Aws(_Strict):
+    """[aws]: how the generated AWS stack (chute deploy aws) spreads a batch (docs/deploy-aws.md)."""
+
+    files_per_child: int = Field(25, ge=1, le=1000)  # landing files per child execution of the Distributed Map
+    child_mb: float = Field(512, gt=0)  # and at most this many megabytes of them
+    map_concurrency: int = Field(10, ge=1, le=10000)  # children at once (the Map's MaxConcurrency)
+    # Load functions at once: their reserved concurrency, so at most 2x this many database sessions.
+    load_concurrency: int = Field(4, ge=1, le=1000)
+    tolerated_failure_percentage: float = Field(5.0, ge=0, le=100)  # children that may fail before the Map does
+    rds_proxy: bool = False  # put an RDS Proxy between the functions and the database
+    database_auth: Literal["password", "iam"] = "password"  # iam: a token from rds generate-db-auth-token
+    load_runner: Literal["lambda", "fargate"] = "lambda"  # fargate: a child runs as one ECS task (no 15 min limit)
+    fargate_cpu: int = Field(2048, ge=256)
+    fargate_memory_mb: int = Field(8192, ge=512)
+
+
 class Schedule(_Strict):
     """A cron schedule that starts runs (croniter syntax; a 6th field is seconds)."""
 
@@ -368,6 +384,7 @@ class Project(_Strict):
     follow: Follow | None = None  # [follow]: a stage of a chain, run by the messages of the one it follows (chute.chain)
     extract: Extracts = {}  # [extract.NAME]: database / API extractions into the landing zone (chute.extract)
     s3: S3 = S3()
+    aws: Aws = Aws()
     run_log: RunLog = RunLog()
     notify: list[Notify] = []
     root: Path = Path(".")

@@ -93,7 +93,7 @@ def render(project: str, file_name: str, table: str, source: dict, schema) -> st
     if renames:
         lines += ["", "[source.rename]                  # the file's column names -> the table's (snake_case)"]
         lines += [f"{_k(o)} = {_s(n)}" for o, n in renames.items()]
-    lines += ["", f"[pipeline]", f"input = {_s(table)}", "", f"[tables.{table}]",
+    lines += ["", "[pipeline]", f"input = {_s(table)}", "", f"[tables.{table}]",
               'mode = "append"                  # or "merge" with primary_key = ["..."], or "replace"', "",
               f"[tables.{table}.columns]" + " " * max(1, 33 - len(f"[tables.{table}.columns]"))
               + f"# as inferred from {'the whole file' if schema.complete else f'its first {schema.rows:,} rows'}"]

@@ -132,10 +132,7 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
                     writing.partial.replace(path)  # readers never see a half-written file
                     return "memory"
                 writing.cancel()
-            order = sql.SQL(", ").join(map(sql.Identifier, key)) if key else sql.SQL("1")
-            query = sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-                qualified(schema, table), order)
-            with conn.cursor().copy(query) as copy:
+            with conn.cursor().copy(_export_query(schema, table, key)) as copy:
                 _write(partial, copy)
             partial.replace(path)
             return "table"
@@ -143,6 +140,21 @@ def write_export(conn: psycopg.Connection, pipeline: str, schema: str, table: st
         if writing is not None:
             writing.cancel()
         partial.unlink(missing_ok=True)
+
+
+def _export_query(schema: str, table: str, key: list[str]) -> sql.Composed:
+    order = sql.SQL(", ").join(map(sql.Identifier, key)) if key else sql.SQL("1")
+    return sql.SQL("COPY (SELECT * FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+        qualified(schema, table), order)
+
+
+def export_to(conn: psycopg.Connection, pipeline: str, schema: str, table: str, key: list[str], out) -> None:
+    """The table's export (the same CSV, in the same order, as write_export's) into `out`, any
+    binary writer (the AWS load writes it to S3 in parts): block by block, never whole in memory."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK, pipeline))
+        with conn.cursor().copy(_export_query(schema, table, key)) as copy:
+            _write_to(out, copy)
 
 
 def _partial(path: Path, writer: int = 0) -> Path:

@@ -21,6 +21,7 @@ from chute.deploy.aws.names import chain_topic_name, resource_prefix
 HANDLERS = "chute.deploy.aws.handlers"
 PROJECT_DIR_IN_IMAGE = "/var/task/project"  # where the Dockerfile copies the project
 STAGING_PREFIX = "staging/"
+EXPORTS_PREFIX = "exports/"  # [tables.*] export files, in the staging bucket (kept: no expiry)
 STAGING_DAYS = 7  # staged Parquet is only needed while an execution runs (and for a look after)
 LOG_RETENTION_DAYS = 365
 MARKER = ".SUCCESS"
@@ -46,17 +47,60 @@ class Function:
     environment: tuple[str, ...]  # symbolic names of the environment variables it gets
     statements: tuple[Statement, ...]
     reserved_concurrency: int
+    # Invoked asynchronously by some path (an EventBridge rule or schedule): only then a
+    # dead-letter queue means anything. Step Functions (sync) sees a failed invocation itself and
+    # an SQS event source returns a failed message to its queue, whose RedrivePolicy is the DLQ.
+    asynchronous: bool = False
 
     @property
     def command(self) -> str:
         return f"{HANDLERS}.{self.key}"
 
+    @property
+    def event_source_concurrency(self) -> int:
+        """ScalingConfig.MaximumConcurrency of its SQS event source: at most its reserved
+        concurrency (more would be throttled, and throttled messages end in the DLQ), at least
+        AWS's minimum of 2."""
+        return max(2, self.reserved_concurrency)
+
 
 _KEY = Statement(("kms:Decrypt", "kms:GenerateDataKey"), ("key",))
+
+# Actions with no resource-level permission: `*` is the only resource AWS accepts for them
+# (the Service Authorization Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/).
+# No other statement may name the resource `*` (tests/test_deploy_aws.py: test_iam_is_least_privilege).
+STAR_ONLY_ACTIONS = frozenset({
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ecr:GetAuthorizationToken",
+})
+# The key policy, with every action named (no kms:*): the account administers the key and uses it
+# through IAM policies; kms:PutKeyPolicy is in, so nobody is locked out.
+KEY_ADMIN_ACTIONS = (
+    "kms:CreateAlias", "kms:CreateGrant", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RetireGrant", "kms:RevokeGrant", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
+    "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo")
+KEY_LOGS_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
+
+
+# A function in the VPC: its network interfaces (what the managed AWSLambdaVPCAccessExecutionRole
+# allows on `*`, written out and scoped). Describe* has no resource-level permission; an ENI's id
+# is not known before Lambda creates it, hence network-interface/*.
+VPC_STATEMENTS = (
+    Statement(("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"), ("*",)),
+    Statement(("ec2:CreateNetworkInterface",), ("vpc_subnets", "vpc_security_groups", "network_interfaces")),
+    Statement(("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
+              ("network_interfaces",)),
+)
 _XRAY = Statement(("xray:PutTraceSegments", "xray:PutTelemetryRecords"), ("*",))
 
 
-def _functions(follows: bool = False) -> list[Function]:
+def _functions(follows: bool = False, load_concurrency: int = 4) -> list[Function]:
     def logs(key: str) -> Statement:
         return Statement(("logs:CreateLogStream", "logs:PutLogEvents"), (f"log_group:{key}",))
 
@@ -65,30 +109,37 @@ def _functions(follows: bool = False) -> list[Function]:
 
     functions = [
         Function("trigger", f"{HANDLERS}.trigger", "S3 event or .SUCCESS marker -> one Step Functions execution",
-                 512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker"), (
+                 512, 60, False, ("project_dir", "state_machine", "landing_prefix", "wait_for_marker",
+                                  "staging_bucket", "staging_prefix"), (
                      Statement(("states:StartExecution",), ("state_machine",)),
+                     # The batch's manifest, which the state machine's Map reads; the batches the
+                     # hourly sweep looks at again (late files).
+                     Statement(("s3:PutObject", "s3:GetObject"), ("staging_objects",)),
+                     Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                                 "sqs:ChangeMessageVisibility"), ("events_queue",)),
                      Statement(("s3:ListBucket",), ("landing_bucket",)),
                      Statement(("s3:GetObject",), ("landing_objects",)),
-                     _KEY, _XRAY, logs("trigger"), dlq()), 5),
+                     _KEY, _XRAY, logs("trigger"), dlq()), 5, asynchronous=True),  # the sweep's schedule
         Function("node", f"{HANDLERS}.node", "Read a landing file or run a pipeline node on staged Parquet",
                  3008, 900, False, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix"), (
                      Statement(("s3:ListBucket",), ("landing_bucket", "staging_bucket")),
                      Statement(("s3:GetObject",), ("landing_objects",)),
                      Statement(("s3:GetObject", "s3:PutObject"), ("staging_objects",)),
-                     _KEY, _XRAY, logs("node"), dlq()), 50),
+                     _KEY, _XRAY, logs("node")), 50),
         Function("load", f"{HANDLERS}.load", "Load staged datasets into PostgreSQL exactly once, with the ledger",
-                 2048, 900, True, ("project_dir", "staging_bucket", "staging_prefix", "db_secret"), (
+                 2048, 900, True, ("project_dir", "staging_bucket", "staging_prefix", "landing_prefix", "db_secret"), (
                      Statement(("s3:ListBucket",), ("staging_bucket",)),
                      Statement(("s3:GetObject",), ("staging_objects",)),
                      Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
-                     _KEY, _XRAY, logs("load"), dlq()), 2),
+                     # The tables' exports (multipart uploads).
+                     Statement(("s3:PutObject", "s3:AbortMultipartUpload"), ("staging_exports",)),
+                     _KEY, _XRAY, logs("load")), load_concurrency),
         Function("notify", f"{HANDLERS}.notify", "Publish a run's outcome to SNS; park a failed batch in its queue",
                  256, 60, False, ("project_dir", "topic", "failed_runs_queue", "chain_topic"), (
                      Statement(("sns:Publish",), ("topic", "chain_topic")),
                      Statement(("sqs:SendMessage",), ("failed_runs_queue",)),
-                     _KEY, _XRAY, logs("notify"), dlq()), 5),
+                     _KEY, _XRAY, logs("notify"), dlq()), 5, asynchronous=True),
     ]
     if follows:
         # A chained stage: `chute run -p STAGE` on Lambda (in the VPC: it reads chute.queue and loads
@@ -103,8 +154,61 @@ def _functions(follows: bool = False) -> list[Function]:
                 Statement(("s3:ListBucket",), ("landing_bucket",)),
                 Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
                 Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
-                _KEY, _XRAY, logs("stage"), dlq()), 2))
+                _KEY, _XRAY, logs("stage"), dlq()), 2, asynchronous=True))
     return functions
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge Scheduler schedule -> the extract function (its extractions into the landing
+    bucket, then a .SUCCESS marker in each folder it wrote: the marker path loads them)."""
+    key: str  # a logical id's stem
+    name: str  # the extraction or [[schedules]] entry
+    cron: str  # chute's expression
+    expression: str  # AWS's cron(...)
+    extract: tuple[str, ...]
+
+    @property
+    def input(self) -> str:
+        import json
+
+        return json.dumps({"action": "extract", "schedule": self.name, "extract": list(self.extract),
+                           "fire": "<aws.scheduler.scheduled-time>"})
+
+
+def schedules_of(project: Project) -> list[ScheduleSpec]:
+    """Every `[extract.NAME] schedule` and every `[[schedules]]` entry that names extractions (one
+    that names none has nothing to do on AWS: landing files start their loads by themselves)."""
+    from chute.deploy.aws.names import aws_cron, logical_id
+
+    out = [ScheduleSpec("Extract" + logical_id(name), name, spec.schedule, aws_cron(spec.schedule), (name,))
+           for name, spec in sorted(project.extract.items()) if spec.schedule]
+    out += [ScheduleSpec("Schedule" + logical_id(s.name), s.name, s.cron, aws_cron(s.cron), tuple(s.extract))
+            for s in project.schedules if s.extract]
+    return out
+
+
+SWEEP_SCHEDULE = "rate(1 hour)"  # late files: the trigger looks at the last 48 hours' batches again
+SWEEP_INPUT = '{"action": "sweep"}'
+
+
+def scheduler_statements(with_extract: bool) -> tuple[Statement, ...]:
+    """EventBridge Scheduler's role: invoke the trigger (the sweep) and the extract function,
+    dead-letter to the functions' DLQ."""
+    functions = ("function:trigger",) + (("function:extract",) if with_extract else ())
+    return (Statement(("lambda:InvokeFunction",), functions), Statement(("sqs:SendMessage",), ("functions_dlq",)),
+            _KEY)
+
+
+def _extract_function() -> Function:
+    return Function(
+        "extract", f"{HANDLERS}.extract", "Scheduled extractions into the landing bucket, then their .SUCCESS markers",
+        2048, 900, True, ("project_dir", "landing_bucket", "landing_prefix", "db_secret"), (
+            Statement(("s3:ListBucket",), ("landing_bucket",)),
+            Statement(("s3:GetObject", "s3:PutObject"), ("landing_objects",)),
+            Statement(("secretsmanager:GetSecretValue",), ("db_secret",)),
+            _KEY, _XRAY, Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:extract",)),
+            Statement(("sqs:SendMessage",), ("functions_dlq",))), 1, asynchronous=True)
 
 
 @dataclass(frozen=True)
@@ -121,7 +225,8 @@ QUEUES = [
     Queue("events_queue", "S3 object events (via EventBridge) waiting for the trigger function",
           consumer="trigger", dead_letter_queue="events_dlq"),
     Queue("events_dlq", "events the trigger failed on after its retries", dead_letter_of="events_queue"),
-    Queue("functions_dlq", "failed asynchronous invocations of the functions"),
+    Queue("functions_dlq", "failed asynchronous invocations: notify (from the execution status rule), "
+                           "stage (from its sweeper schedule)"),
     Queue("failed_runs_queue", "batches whose execution failed, for a look and a redrive"),
 ]
 
@@ -178,6 +283,15 @@ def _alarms(functions: list[Function], queues: list[Queue]) -> list[Alarm]:
 
 STATE_MACHINE_STATEMENTS = (
     Statement(("lambda:InvokeFunction",), ("function:node", "function:load", "function:notify")),
+    # The Distributed Map: it reads the manifest, writes its results, and runs its children as
+    # executions of this state machine (AWS's documented policy for a Distributed Map).
+    Statement(("s3:GetObject",), ("staging_objects",)),
+    Statement(("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"),
+              ("map_results",)),
+    Statement(("s3:ListBucket",), ("staging_bucket",)),
+    Statement(("states:StartExecution",), ("state_machine_self",)),
+    Statement(("states:DescribeExecution", "states:StopExecution"), ("state_machine_executions",)),
+    Statement(("states:RedriveExecution",), ("state_machine_executions", "state_machine_map_runs")),
     # Log delivery and X-Ray cannot be scoped to a resource (AWS's own policy for Step Functions logging).
     Statement(("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
                "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
@@ -219,13 +333,99 @@ class StackModel:
         return next(f for f in self.functions if f.key == key)
 
     def definition(self, arns: dict[str, str]) -> dict[str, Any]:
-        return statemachine.definition(self.plan, arns, f"chute pipeline {self.project.name}")
+        """`arns`: node, load and notify -> function ARNs, staging_bucket -> the bucket's name."""
+        settings = self.project.aws
+        return statemachine.definition(
+            self.plan, arns, f"chute pipeline {self.project.name}",
+            # A table in replace mode is emptied once per run: its children load one at a time.
+            map_concurrency=1 if self.exclusive else settings.map_concurrency,
+            tolerated_failure_percentage=settings.tolerated_failure_percentage, runner=settings.load_runner)
+
+    @property
+    def schedules(self) -> list[ScheduleSpec]:
+        return schedules_of(self.project)
+
+    @property
+    def fargate(self) -> bool:
+        return self.project.aws.load_runner == "fargate"
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        return {**PLACEHOLDERS, **(FARGATE_PLACEHOLDERS if self.fargate else {})}
+
+    def task_statements(self) -> tuple[Statement, ...]:
+        """The Fargate task's role: what the node and load functions may do, its own log group."""
+        out: list[Statement] = []
+        for f in (self.function("node"), self.function("load")):
+            for s in f.statements:
+                if s.actions[0].startswith("logs:") or s.resources == ("functions_dlq",) or s in out:
+                    continue
+                out.append(s)
+        out.append(Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:task",)))
+        return tuple(out)
+
+    def task_environment(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for f in (self.function("node"), self.function("load")):
+            seen += [e for e in f.environment if e not in seen]
+        return tuple(seen)
+
+    def state_machine_statements(self) -> tuple[Statement, ...]:
+        if not self.fargate:
+            return STATE_MACHINE_STATEMENTS
+        return STATE_MACHINE_STATEMENTS + FARGATE_STATE_MACHINE_STATEMENTS
+
+    @property
+    def exclusive(self) -> bool:
+        return any(t.mode == "replace" for t in self.project.tables.values())
+
+
+def _database_access(functions: list[Function], project: Project) -> list[Function]:
+    """The functions that open the database: through the RDS Proxy's endpoint, with IAM tokens."""
+    from dataclasses import replace
+
+    out = []
+    for f in functions:
+        if "db_secret" in f.environment:
+            env = f.environment + ("db_ca",) + (("db_host",) if project.aws.rds_proxy else ()) \
+                + (("db_auth",) if project.aws.database_auth == "iam" else ())
+            user = "db_user_proxy" if project.aws.rds_proxy else "db_user"
+            statements = f.statements + ((Statement(("rds-db:connect",), (user,)),)
+                                         if project.aws.database_auth == "iam" else ())
+            f = replace(f, environment=env, statements=statements)
+        if f.in_vpc:
+            f = replace(f, statements=f.statements + VPC_STATEMENTS)
+        out.append(f)
+    return out
 
 
 def build_model(project: Project) -> StackModel:
+    functions = _functions(project.follow is not None, project.aws.load_concurrency)
+    if schedules_of(project):
+        functions.append(_extract_function())
     return StackModel(project, build_plan(project), resource_prefix(project.name),
-                      functions=_functions(project.follow is not None), queues=_queues(project))
+                      functions=_database_access(functions, project), queues=_queues(project))
 
+
+# What the rendered state machine names by placeholder (SAM DefinitionSubstitutions, Terraform templatefile).
+PLACEHOLDERS = {"node": "${NodeFunctionArn}", "load": "${LoadFunctionArn}", "notify": "${NotifyFunctionArn}",
+                "staging_bucket": "${StagingBucketName}"}
+
+FARGATE_PLACEHOLDERS = {"cluster": "${TaskClusterArn}", "task_definition": "${TaskDefinitionArn}",
+                        "subnets": "${SubnetList}", "security_group": "${TaskSecurityGroup}"}
+# Step Functions running an ECS task and waiting for it (.sync): AWS's documented policy, scoped.
+FARGATE_STATE_MACHINE_STATEMENTS = (
+    Statement(("ecs:RunTask",), ("task_definition",)),
+    Statement(("ecs:StopTask", "ecs:DescribeTasks"), ("cluster_tasks",)),
+    Statement(("iam:PassRole",), ("task_role", "task_execution_role")),
+    Statement(("events:PutTargets", "events:PutRule", "events:DescribeRule"), ("ecs_sync_rule",)),
+)
+TASK_EXECUTION_STATEMENTS = (
+    Statement(("ecr:GetAuthorizationToken",), ("*",)),  # no resource-level permission exists for it
+    Statement(("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+              ("ecr_repositories",)),
+    Statement(("logs:CreateLogStream", "logs:PutLogEvents"), ("log_group:task",)),
+)
 
 # Environment variables the handlers read, by symbolic name.
 ENVIRONMENT = {
@@ -240,4 +440,8 @@ ENVIRONMENT = {
     "failed_runs_queue": "CHUTE_FAILED_RUNS_QUEUE_URL",
     "chain_topic": "CHUTE_CHAIN_TOPIC_ARN",
     "landing_bucket": "CHUTE_LANDING_BUCKET",
+    "db_host": "CHUTE_DB_HOST",  # with an RDS Proxy: its endpoint (the secret names the instance)
+    "db_ca": "CHUTE_DB_CA",  # the RDS CA bundle in the image: TLS with sslmode=verify-full
+    "db_auth": "CHUTE_DB_AUTH",  # iam: a token from rds generate-db-auth-token instead of the password
 }
+RDS_CA_IN_IMAGE = "/opt/chute/rds-ca.pem"

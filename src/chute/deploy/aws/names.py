@@ -40,3 +40,36 @@ def chain_topic_name(project_name: str, environment: str) -> str:
     a follower's stack can name its upstream's topic without looking it up; `environment` is
     the literal or the template's reference to it (${Environment}, ${var.environment})."""
     return f"chute-{resource_prefix(project_name)}-{environment}-chain"
+
+
+_DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+
+def aws_cron(expression: str) -> str:
+    """A cron expression as chute takes it (croniter: minute hour day-of-month month day-of-week,
+    an optional 6th field of seconds) -> EventBridge Scheduler's `cron(minutes hours dom month dow
+    year)`. AWS wants `?` in one of the two day fields, counts days of the week 1-7 from Sunday
+    (names are used here: SUN-SAT) and has no seconds."""
+    from chute.errors import ConfigError
+
+    fields = expression.split()
+    if len(fields) == 6:
+        if fields[5] not in ("0", "*/60"):
+            raise ConfigError(f"schedule {expression!r}: AWS schedules have minute granularity (no seconds)")
+        fields = fields[:5]
+    if len(fields) != 5:
+        raise ConfigError(f"schedule {expression!r}: five fields expected (minute hour day month weekday)")
+    minute, hour, dom, month, dow = fields
+
+    def day_name(part: str) -> str:
+        return _DAYS[int(part) % 7] if part.isdigit() else part.upper()
+
+    if dow != "*":
+        dow = ",".join("-".join(day_name(x) for x in item.split("-")) for item in dow.split(","))
+    if dom != "*" and dow != "*":
+        raise ConfigError(f"schedule {expression!r}: AWS cannot combine a day of the month and a day of the week")
+    if dow == "*":
+        dow = "?"
+    else:
+        dom = "?"
+    return f"cron({minute} {hour} {dom} {month} {dow} *)"

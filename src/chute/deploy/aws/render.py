@@ -22,7 +22,7 @@ import yaml
 from chute.errors import ConfigError
 from chute.config.project import CONFIG_NAME, Project
 from chute.deploy.aws import sam, terraform
-from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, StackModel, build_model
+from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, RDS_CA_IN_IMAGE, StackModel, build_model
 from chute.pipeline.kedro import image_files, image_requirements
 
 PYTHON_VERSION = "3.12"
@@ -34,6 +34,12 @@ FROM public.ecr.aws/lambda/python:{python}
 
 COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/requirements.txt
 RUN pip install --no-cache-dir -r ${{LAMBDA_TASK_ROOT}}/requirements.txt
+
+# TLS to the database is verified (sslmode=verify-full): RDS's CA bundle, and Amazon's root CA for an
+# RDS Proxy (its certificates come from ACM, not from the RDS CA).
+ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /opt/chute/rds-global.pem
+ADD https://www.amazontrust.com/repository/AmazonRootCA1.pem /opt/chute/amazon-root-ca1.pem
+RUN cat /opt/chute/rds-global.pem /opt/chute/amazon-root-ca1.pem > {rds_ca} && chmod 0444 {rds_ca}
 
 COPY chute ${{LAMBDA_TASK_ROOT}}/chute
 COPY project {project_dir}
@@ -70,10 +76,10 @@ def render(project: Project, out: Path) -> dict[str, Any]:
         written.append(name)
 
     write("template.yaml", to_yaml(sam.template(model)))
-    placeholders = {k: "${" + k.capitalize() + "FunctionArn}" for k in ("node", "load", "notify")}
+    placeholders = model.placeholders
     write("statemachine.asl.json", json.dumps(model.definition(placeholders), indent=2) + "\n")
     write("Dockerfile", DOCKERFILE.format(version=_version(), project=project.name, python=PYTHON_VERSION,
-                                          project_dir=PROJECT_DIR_IN_IMAGE))
+                                          project_dir=PROJECT_DIR_IN_IMAGE, rds_ca=RDS_CA_IN_IMAGE))
     write("requirements.txt", "\n".join(_requirements() + image_requirements(project)) + "\n")
     for name, text in terraform.files(model).items():
         write(f"terraform/{name}", text)

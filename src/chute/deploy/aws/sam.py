@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from chute.deploy.aws.model import (ENVIRONMENT, LOG_RETENTION_DAYS, MARKER, PROJECT_DIR_IN_IMAGE, STAGING_DAYS, STAGING_PREFIX,
-                    STATE_MACHINE_STATEMENTS, SWEEP_MINUTES, Statement, StackModel)
+                    EXPORTS_PREFIX, PLACEHOLDERS, RDS_CA_IN_IMAGE, SWEEP_MINUTES, Statement, StackModel)
 from chute.deploy.aws.names import logical_id
+from chute.deploy.aws.model import (KEY_ADMIN_ACTIONS, KEY_LOGS_ACTIONS, SWEEP_INPUT, SWEEP_SCHEDULE,
+                                    TASK_EXECUTION_STATEMENTS, scheduler_statements)
+from chute.deploy.aws.statemachine import RESULTS_PREFIX
 
 Json = dict[str, Any]
 
@@ -41,8 +44,14 @@ QUEUE_IDS = {"events_queue": "EventsQueue", "events_dlq": "EventsDLQ", "function
 
 NO_ACCESS_LOGS = ("CKV_AWS_18", "object-level access is audited with CloudTrail data events for the account; "
                                 "an access-log bucket per stack would need its own log bucket in turn")
+NO_DLQ = ("CKV_AWS_116", "invoked synchronously only (Step Functions, or an SQS event source whose queue has "
+                         "its own dead-letter queue): the caller sees the failure; a function DLQ would never "
+                         "receive anything")
 NO_REPLICATION = ("CKV_AWS_144", "landing files are re-sent by their producers; cross-region replication is a "
                                  "disaster-recovery choice left to the account, not the pipeline")
+
+
+_DB_USER = "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:%s/chute"
 
 
 def resolve(name: str) -> Any:
@@ -63,9 +72,35 @@ def resolve(name: str) -> Any:
         "staging_bucket": att("StagingBucket", "Arn"),
         "staging_objects": sub("${StagingBucket.Arn}/" + STAGING_PREFIX + "*"),
         "state_machine": ref("PipelineStateMachine"),
+        # By name, not Ref: the state machine's own role cannot depend on the state machine.
+        "state_machine_self": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+                                  "${AWS::StackName}-pipeline"),
+        "state_machine_executions": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
+                                        "${AWS::StackName}-pipeline/*"),
+        "state_machine_map_runs": sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:mapRun:"
+                                      "${AWS::StackName}-pipeline/*"),
+        "staging_exports": sub("${StagingBucket.Arn}/" + EXPORTS_PREFIX + "*"),
+        "map_results": sub("${StagingBucket.Arn}/" + RESULTS_PREFIX + "/*"),
+        # IAM database authentication: the database user, on the instance or on the proxy.
+        # (an existing database's resource id is not known here: any instance, the user chute only)
+        "db_user": if_("CreateDb", sub(_DB_USER % "${Database.DbiResourceId}"), sub(_DB_USER % "*")),
+        "db_user_proxy": if_("CreateDb", {"Fn::Sub": [_DB_USER % "${Id}", {"Id": {"Fn::Select": [
+            6, {"Fn::Split": [":", att("DatabaseProxy", "DBProxyArn")]}]}}]}, sub(_DB_USER % "*")),
+        "task_definition": ref("TaskDefinition"),
+        "cluster_tasks": sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${TaskCluster}/*"),
+        "task_role": att("TaskRole", "Arn"),
+        "task_execution_role": att("TaskExecutionRole", "Arn"),
+        "ecs_sync_rule": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+                             "rule/StepFunctionsGetEventsForECSTaskRule"),
+        "vpc_subnets": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*"),
+        "vpc_security_groups": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/"
+                                   "${LoadSecurityGroup}"),
+        "network_interfaces": sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"),
+        "ecr_repositories": sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"),
         "topic": ref("AlertTopic"),
         "chain_topic": ref("ChainTopic"),
         "db_secret": if_("CreateDb", ref("DbSecret"), ref("ExistingDatabaseSecretArn")),
+        "created_db_secret": ref("DbSecret"),
         **{q: att(lid, "Arn") for q, lid in QUEUE_IDS.items()},
     }[name]
 
@@ -83,6 +118,9 @@ def environment(name: str) -> Any:
         "failed_runs_queue": ref("FailedRunsQueue"),
         "chain_topic": ref("ChainTopic"),
         "landing_bucket": ref("LandingBucket"),
+        "db_host": if_("CreateDb", att("DatabaseProxy", "Endpoint"), ""),
+        "db_ca": RDS_CA_IN_IMAGE,
+        "db_auth": "iam",
     }[name]
 
 
@@ -123,6 +161,14 @@ def _parameters() -> Json:
             "Type": "String", "Default": "",
             "Description": "With CreateDatabase=no: the Secrets Manager secret of the database "
                            "(JSON with host, port, username, password, dbname)"},
+        "RouteTableIds": {"Type": "CommaDelimitedList",
+                          "Description": "The route tables of SubnetIds: the S3 gateway endpoint is added to them"},
+        "S3PrefixListId": {"Type": "String", "AllowedPattern": "^pl-[0-9a-f]+$",
+                           "Description": "The S3 prefix list of the region (aws ec2 describe-managed-prefix-lists "
+                                          "--filters Name=prefix-list-name,Values=com.amazonaws.REGION.s3)"},
+        "DatabaseSecurityGroupId": {"Type": "String", "Default": "",
+                                    "Description": "With CreateDatabase=no: the existing database's security group "
+                                                   "(the functions may reach it on 5432 only)"},
         "WaitForMarker": {"Type": "String", "AllowedValues": ["yes", "no"], "Default": "yes",
                           "Description": f"yes: a batch starts when a {MARKER} marker lands in its folder; "
                                          "no: every file starts its own execution"},
@@ -136,9 +182,14 @@ def template(model: StackModel) -> Json:
     resources.update(_queues(model))
     resources.update(_topic(model))
     resources.update(_chain(model))
-    resources.update(_network())
+    resources.update(_network(model))
     resources.update(_database())
+    if model.project.aws.rds_proxy:
+        resources.update(_proxy(model))
     resources.update(_functions(model))
+    if model.fargate:
+        resources.update(_fargate(model))
+    resources.update(_schedules(model))
     resources.update(_state_machine(model))
     resources.update(_alarms(model))
     return {
@@ -153,12 +204,17 @@ def template(model: StackModel) -> Json:
             "cfn-lint": {"config": {"ignore_checks": ["W1030"]}},
             "chute": {"ignored": {"W1030": "ExistingDatabaseSecretArn is required (Rules) whenever it is used"}},
         },
-        "Parameters": _parameters(),
+        "Parameters": {**_parameters(), **({"TaskImageUri": {
+            "Type": "String", "Description": "The image the functions run (the one `sam build` pushed), for the "
+                                             "ECS Fargate tasks that load the batches' items"}} if model.fargate else {})},
         "Rules": {"DatabaseSecretGiven": {
             "RuleCondition": {"Fn::Equals": [ref("CreateDatabase"), "no"]},
             "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [ref("ExistingDatabaseSecretArn"), ""]}]},
-                            "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"}]}},
+                            "AssertDescription": "CreateDatabase=no needs ExistingDatabaseSecretArn"},
+                           {"Assert": {"Fn::Not": [{"Fn::Equals": [ref("DatabaseSecurityGroupId"), ""]}]},
+                            "AssertDescription": "CreateDatabase=no needs DatabaseSecurityGroupId"}]}},
         "Conditions": {"CreateDb": {"Fn::Equals": [ref("CreateDatabase"), "yes"]},
+                       "WaitsForMarker": {"Fn::Equals": [ref("WaitForMarker"), "yes"]},
                        "IsProd": {"Fn::Equals": [ref("Environment"), "prod"]}},
         "Resources": resources,
         "Outputs": _outputs(model),
@@ -167,18 +223,18 @@ def template(model: StackModel) -> Json:
 
 def _key() -> Json:
     service = ["events.amazonaws.com", "sns.amazonaws.com", "cloudwatch.amazonaws.com", "s3.amazonaws.com",
-               "states.amazonaws.com", "lambda.amazonaws.com", "sqs.amazonaws.com"]
+               "states.amazonaws.com", "lambda.amazonaws.com", "sqs.amazonaws.com", "scheduler.amazonaws.com"]
     return {"Key": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
         "Description": sub("chute ${AWS::StackName}: buckets, queues, topic, logs, secret, database"),
         "EnableKeyRotation": True,
         "KeyPolicy": {"Version": "2012-10-17", "Statement": [
             {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
-             "Action": "kms:*", "Resource": "*"},
+             "Action": list(KEY_ADMIN_ACTIONS), "Resource": "*"},
             {"Sid": "ServicesUseTheKey", "Effect": "Allow", "Principal": {"Service": service},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
              "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}},
             {"Sid": "LogsUseTheKey", "Effect": "Allow", "Principal": {"Service": sub("logs.${AWS::Region}.amazonaws.com")},
-             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Action": list(KEY_LOGS_ACTIONS),
              "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
                  "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}},
         ]}}}}
@@ -222,8 +278,11 @@ def _buckets() -> Json:
         "StagingBucketPolicy": _tls_only("StagingBucket"),
         "LandingEventsRule": {"Type": "AWS::Events::Rule", "Properties": {
             "Description": "Objects created in the landing bucket -> the events queue",
+            # With WaitForMarker=yes only the markers are events: a batch of 7,000 files is one message.
             "EventPattern": {"source": ["aws.s3"], "detail-type": ["Object Created"],
-                             "detail": {"bucket": {"name": [ref("LandingBucket")]}}},
+                             "detail": if_("WaitsForMarker", {"bucket": {"name": [ref("LandingBucket")]},
+                                                              "object": {"key": [{"suffix": MARKER}]}},
+                                           {"bucket": {"name": [ref("LandingBucket")]}})},
             "Targets": [{"Id": "events-queue", "Arn": att("EventsQueue", "Arn"),
                          "DeadLetterConfig": {"Arn": att("EventsDLQ", "Arn")},
                          "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 86400}}]}},
@@ -284,17 +343,54 @@ def _chain(model: StackModel) -> Json:
     }
 
 
-def _network() -> Json:
-    return {
+def _network(model: StackModel) -> Json:
+    """The functions' network: out only to the database (its, or its proxy's, security group), the
+    VPC endpoints of Secrets Manager (interface) and S3 (gateway, through its prefix list), and for
+    Fargate tasks those of ECR and CloudWatch Logs. No 0.0.0.0/0, except for a chained stage's
+    extractions (ExtractSecurityGroup: HTTP APIs are on the internet, through a NAT)."""
+    interfaces = ["secretsmanager"] + (["ecr.api", "ecr.dkr", "logs"] if model.fargate else [])
+    database = ref("ProxySecurityGroup") if model.project.aws.rds_proxy else ref("DbSecurityGroup")
+    out: Json = {
         "LoadSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-            "GroupDescription": "chute load function: out to PostgreSQL and AWS APIs only",
+            "GroupDescription": "chute functions in the VPC: out to PostgreSQL and the VPC endpoints only",
             "VpcId": ref("VpcId"),
+            # Inline, so that AWS's default allow-all egress is replaced; the rules that name other
+            # groups are resources of their own (groups naming each other inline would be a cycle).
             "SecurityGroupEgress": [
-                {"Description": "AWS APIs (S3, Secrets Manager) over TLS", "IpProtocol": "tcp", "FromPort": 443,
-                 "ToPort": 443, "CidrIp": "0.0.0.0/0"},
-                {"Description": "PostgreSQL", "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
-                 "CidrIp": "0.0.0.0/0"}]}},
+                {"Description": "S3 (the gateway endpoint's prefix list)", "IpProtocol": "tcp", "FromPort": 443,
+                 "ToPort": 443, "DestinationPrefixListId": ref("S3PrefixListId")}]}},
+        "LoadEgressEndpoints": {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+            "GroupId": ref("LoadSecurityGroup"), "Description": "the interface endpoints (Secrets Manager)",
+            "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "DestinationSecurityGroupId": ref("EndpointSecurityGroup")}},
+        "LoadEgressDatabase": {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+            "GroupId": ref("LoadSecurityGroup"), "Description": "PostgreSQL", "IpProtocol": "tcp",
+            "FromPort": 5432, "ToPort": 5432,
+            "DestinationSecurityGroupId": if_("CreateDb", database, ref("DatabaseSecurityGroupId"))}},
+        "EndpointSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "chute VPC interface endpoints: HTTPS from the functions",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupEgress": [{"Description": "nothing out (endpoints only answer)", "IpProtocol": "icmp",
+                                     "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32"}]}},
+        "EndpointIngress": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+            "GroupId": ref("EndpointSecurityGroup"), "Description": "HTTPS from the functions", "IpProtocol": "tcp",
+            "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": ref("LoadSecurityGroup")}},
+        "S3Endpoint": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+            "VpcId": ref("VpcId"), "VpcEndpointType": "Gateway", "RouteTableIds": ref("RouteTableIds"),
+            "ServiceName": sub("com.amazonaws.${AWS::Region}.s3")}},
     }
+    for service in interfaces:
+        out[logical_id(service) + "Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+            "VpcId": ref("VpcId"), "VpcEndpointType": "Interface", "PrivateDnsEnabled": True,
+            "SubnetIds": ref("SubnetIds"), "SecurityGroupIds": [ref("EndpointSecurityGroup")],
+            "ServiceName": sub("com.amazonaws.${AWS::Region}." + service)}}
+    if model.upstream is not None or model.schedules:
+        out["ExtractSecurityGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "chute stage function: the HTTP APIs it extracts from and the chain topic (HTTPS)",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupEgress": [{"Description": "HTTPS to the extraction's API and SNS (through a NAT)",
+                                     "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"}]}}
+    return out
 
 
 def _database() -> Json:
@@ -340,8 +436,107 @@ def _database() -> Json:
             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]},
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")]}},
+            # AmazonRDSEnhancedMonitoringRole, written out: the RDSOSMetrics log group only.
+            "Policies": [{"PolicyName": "enhanced-monitoring", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
+                 "Resource": sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:RDS*")},
+                {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+                                               "logs:GetLogEvents"],
+                 "Resource": sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+                                 "log-group:RDS*:log-stream:*")}]}}]}},
     }
+
+
+def _proxy(model: StackModel) -> Json:
+    """An RDS Proxy in front of the created database: the children's many short connections are
+    pooled (COPY and advisory locks pin a session: the proxy absorbs connection storms, it does
+    not multiplex loads)."""
+    iam = model.project.aws.database_auth == "iam"
+    return {
+        "ProxyRole": {**role("rds.amazonaws.com", (Statement(("secretsmanager:GetSecretValue",), ("created_db_secret",)),
+                                                   Statement(("kms:Decrypt",), ("key",)))), "Condition": "CreateDb"},
+        "ProxySecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Condition": "CreateDb", "Properties": {
+            "GroupDescription": "chute RDS Proxy: PostgreSQL from the functions, to the database",
+            "VpcId": ref("VpcId"),
+            "SecurityGroupIngress": [{"Description": "PostgreSQL from the functions", "IpProtocol": "tcp",
+                                      "FromPort": 5432, "ToPort": 5432,
+                                      "SourceSecurityGroupId": ref("LoadSecurityGroup")}],
+            "SecurityGroupEgress": [{"Description": "PostgreSQL to the database", "IpProtocol": "tcp",
+                                     "FromPort": 5432, "ToPort": 5432,
+                                     "DestinationSecurityGroupId": ref("DbSecurityGroup")}]}},
+        "DbIngressFromProxy": {"Type": "AWS::EC2::SecurityGroupIngress", "Condition": "CreateDb", "Properties": {
+            "GroupId": ref("DbSecurityGroup"), "Description": "PostgreSQL from the RDS Proxy", "IpProtocol": "tcp",
+            "FromPort": 5432, "ToPort": 5432, "SourceSecurityGroupId": ref("ProxySecurityGroup")}},
+        "DatabaseProxy": {"Type": "AWS::RDS::DBProxy", "Condition": "CreateDb", "Properties": {
+            "DBProxyName": sub("${AWS::StackName}-proxy"), "EngineFamily": "POSTGRESQL", "RequireTLS": True,
+            "Auth": [{"AuthScheme": "SECRETS", "SecretArn": ref("DbSecret"),
+                      "IAMAuth": "REQUIRED" if iam else "DISABLED"}],
+            "RoleArn": att("ProxyRole", "Arn"), "VpcSubnetIds": ref("SubnetIds"),
+            "VpcSecurityGroupIds": [ref("ProxySecurityGroup")]}},
+        "DatabaseProxyTargets": {"Type": "AWS::RDS::DBProxyTargetGroup", "Condition": "CreateDb", "Properties": {
+            "DBProxyName": ref("DatabaseProxy"), "TargetGroupName": "default",
+            "DBInstanceIdentifiers": [ref("Database")]}},
+    }
+
+
+def _fargate(model: StackModel) -> Json:
+    """The batches' items as ECS Fargate tasks of the functions' image ([aws] load_runner = "fargate")."""
+    settings = model.project.aws
+    env = [{"Name": ENVIRONMENT[e], "Value": environment(e)} for e in model.task_environment()]
+    return {
+        "TaskCluster": {"Type": "AWS::ECS::Cluster", "Properties": {
+            "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}},
+        "TaskLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": sub("/aws/ecs/${AWS::StackName}-load"), "RetentionInDays": LOG_RETENTION_DAYS,
+            "KmsKeyId": att("Key", "Arn")}},
+        "TaskRole": role("ecs-tasks.amazonaws.com", model.task_statements()),
+        "TaskExecutionRole": role("ecs-tasks.amazonaws.com", TASK_EXECUTION_STATEMENTS),
+        "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc",
+            "Cpu": str(settings.fargate_cpu), "Memory": str(settings.fargate_memory_mb),
+            "RuntimePlatform": {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"},
+            "ExecutionRoleArn": att("TaskExecutionRole", "Arn"), "TaskRoleArn": att("TaskRole", "Arn"),
+            "Volumes": [{"Name": "tmp"}],
+            "ContainerDefinitions": [{
+                "Name": "chute", "Image": ref("TaskImageUri"), "Essential": True,
+                # The Lambda base image's entry point is /lambda-entrypoint.sh: run the task module instead.
+                "EntryPoint": ["python3", "-m", "chute.deploy.aws.task"],
+                "ReadonlyRootFilesystem": True, "MountPoints": [{"SourceVolume": "tmp", "ContainerPath": "/tmp"}],
+                "Environment": env,
+                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                    "awslogs-group": ref("TaskLogGroup"), "awslogs-region": ref("AWS::Region"),
+                    "awslogs-stream-prefix": "chute"}}}]}},
+    }
+
+
+def _schedules(model: StackModel) -> Json:
+    """Each scheduled extraction: an EventBridge Scheduler schedule -> the extract function, which
+    writes into the landing bucket and puts each folder's .SUCCESS marker (the load path)."""
+    out: Json = {"SchedulerRole": {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}}]},
+        "Policies": [{"PolicyName": "least-privilege",
+                      "PolicyDocument": policy(scheduler_statements(bool(model.schedules)))}]}},
+        # Late files (after their folder's marker): the trigger's hourly sweep (docs/deploy-aws.md).
+        "SweepLateFilesSchedule": {"Type": "AWS::Scheduler::Schedule", "Properties": {
+            "Description": "chute: files that landed after their folder's marker",
+            "ScheduleExpression": SWEEP_SCHEDULE,
+            "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED", "KmsKeyArn": att("Key", "Arn"),
+            "Target": {"Arn": att("TriggerFunction", "Arn"), "RoleArn": att("SchedulerRole", "Arn"),
+                       "Input": SWEEP_INPUT,
+                       "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                       "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")}}}}}
+    for spec in model.schedules:
+        out[spec.key + "Schedule"] = {"Type": "AWS::Scheduler::Schedule", "Properties": {
+            "Description": f"chute: {spec.name} on {spec.cron} (UTC)",
+            "ScheduleExpression": spec.expression, "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED", "KmsKeyArn": att("Key", "Arn"),
+            "Target": {"Arn": att("ExtractFunction", "Arn"), "RoleArn": att("SchedulerRole", "Arn"),
+                       "Input": spec.input,
+                       "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                       "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")}}}}
+    return out
 
 
 def _functions(model: StackModel) -> Json:
@@ -351,9 +546,7 @@ def _functions(model: StackModel) -> Json:
         out[f"{name}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/lambda/${AWS::StackName}-" + f.key),
             "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}}
-        managed = [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")] \
-            if f.in_vpc else None
-        out[f"{name}Role"] = role("lambda.amazonaws.com", f.statements, managed)
+        out[f"{name}Role"] = role("lambda.amazonaws.com", f.statements)
         properties: Json = {
             "FunctionName": sub("${AWS::StackName}-" + f.key),
             "Description": f.description,
@@ -366,21 +559,30 @@ def _functions(model: StackModel) -> Json:
             "ReservedConcurrentExecutions": f.reserved_concurrency,
             "KmsKeyArn": att("Key", "Arn"),
             "LoggingConfig": {"LogGroup": ref(f"{name}LogGroup")},
-            "DeadLetterQueue": {"Type": "SQS", "TargetArn": att("FunctionsDLQ", "Arn")},
             "Environment": {"Variables": {ENVIRONMENT[e]: environment(e) for e in f.environment}},
         }
         metadata: Json = {"DockerTag": "chute", "DockerContext": ".", "Dockerfile": "Dockerfile"}
-        if f.in_vpc:
-            properties["VpcConfig"] = {"SecurityGroupIds": [ref("LoadSecurityGroup")], "SubnetIds": ref("SubnetIds")}
+        skipped: list[tuple[str, str]] = []
+        if f.asynchronous:
+            properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": att("FunctionsDLQ", "Arn")}
         else:
-            metadata.update(skip(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
-                                                 "only the load function needs the VPC, to reach the database")))
+            skipped.append(NO_DLQ)
+        if f.in_vpc:
+            groups = [ref("LoadSecurityGroup")] + ([ref("ExtractSecurityGroup")] if f.key in ("stage", "extract") else [])
+            properties["VpcConfig"] = {"SecurityGroupIds": groups, "SubnetIds": ref("SubnetIds")}
+        else:
+            skipped.append(("CKV_AWS_117", "this function calls only AWS APIs (S3, SQS, SNS, Step Functions); "
+                                           "only the load function needs the VPC, to reach the database"))
+        if skipped:
+            metadata.update(skip(*skipped))
+        from_sqs = {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": f.event_source_concurrency}}
         if f.key == "trigger":
             properties["Events"] = {"LandingEvents": {"Type": "SQS", "Properties": {
-                "Queue": att("EventsQueue", "Arn"), "BatchSize": 10}}}
+                "Queue": att("EventsQueue", "Arn"), **from_sqs}}}
         if f.key == "stage":
             properties["Events"] = {
-                "Wakeups": {"Type": "SQS", "Properties": {"Queue": att("StageQueue", "Arn"), "BatchSize": 10}},
+                "Wakeups": {"Type": "SQS", "Properties": {"Queue": att("StageQueue", "Arn"), **from_sqs}},
                 # The sweeper: messages in backoff, or whose wake-up was lost, are taken within minutes.
                 "Sweep": {"Type": "Schedule", "Properties": {
                     "Schedule": f"rate({SWEEP_MINUTES} minutes)", "Input": '{"sweep": true}',
@@ -391,18 +593,42 @@ def _functions(model: StackModel) -> Json:
 
 
 def _state_machine(model: StackModel) -> Json:
-    placeholders = {k: "${" + k.capitalize() + "FunctionArn}" for k in ("node", "load", "notify")}
+    placeholders = model.placeholders
+    substitutions = {PLACEHOLDERS[k][2:-1]: att(k.capitalize() + "Function", "Arn") for k in ("node", "load", "notify")}
+    substitutions["StagingBucketName"] = ref("StagingBucket")
+    if model.fargate:
+        substitutions.update(TaskClusterArn=att("TaskCluster", "Arn"), TaskDefinitionArn=ref("TaskDefinition"),
+                             SubnetList={"Fn::Join": [",", ref("SubnetIds")]},
+                             TaskSecurityGroup=ref("LoadSecurityGroup"))
     return {
+        # An execution that fails at a step (not with ChuteFilesFailed, which NotifyFailure reported):
+        # its notification, asynchronously, with the function DLQ behind it.
+        "ExecutionStatusRule": {"Type": "AWS::Events::Rule", "Properties": {
+            "Description": "Pipeline executions that failed, timed out or were aborted -> the notify function",
+            "EventPattern": {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+                             "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                                        "stateMachineArn": [ref("PipelineStateMachine")]}},
+            "Targets": [{"Id": "notify", "Arn": att("NotifyFunction", "Arn"),
+                         "DeadLetterConfig": {"Arn": att("FunctionsDLQ", "Arn")},
+                         "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 86400}}]}},
+        "ExecutionStatusPermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "FunctionName": ref("NotifyFunction"), "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com", "SourceArn": att("ExecutionStatusRule", "Arn")}},
+        "FunctionsDLQPolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [ref("FunctionsDLQ")], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "ExecutionStatusRuleDeadLetters", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": att("FunctionsDLQ", "Arn"),
+                "Condition": {"ArnEquals": {"aws:SourceArn": att("ExecutionStatusRule", "Arn")}}}]}}},
         "StateMachineLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": sub("/aws/vendedlogs/states/${AWS::StackName}-pipeline"),
             "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": att("Key", "Arn")}},
-        "StateMachineRole": role("states.amazonaws.com", STATE_MACHINE_STATEMENTS),
+        "StateMachineRole": role("states.amazonaws.com", model.state_machine_statements()),
         "PipelineStateMachine": {"Type": "AWS::Serverless::StateMachine", "Properties": {
             "Name": sub("${AWS::StackName}-pipeline"),
             "Type": "STANDARD",  # exactly-once execution names; Express would allow duplicates
             "Definition": model.definition(placeholders),
-            "DefinitionSubstitutions": {p[2:-1]: att(k.capitalize() + "Function", "Arn")
-                                        for k, p in placeholders.items()},
+            "DefinitionSubstitutions": substitutions,
             "Role": att("StateMachineRole", "Arn"),
             "Tracing": {"Enabled": True},
             "Logging": {"Level": "ERROR", "IncludeExecutionData": True,  # payloads: keys, counts, errors

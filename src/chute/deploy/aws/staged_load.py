@@ -1,23 +1,29 @@
-"""The load step on AWS: the staged table datasets of a batch's files -> PostgreSQL, with
+"""The load steps on AWS: the staged table datasets of a batch's files -> PostgreSQL, with
 the same loader (one transaction for rows + ledger rows + run counters) and the same
-ledger rules as `chute run`:
+ledger rules as `chute run`. A batch is spread over the children of a Distributed Map
+(statemachine.py), so the load is three steps:
 
-- a file whose name and content are already loaded is left alone (a re-delivered event);
-- content already loaded under another name is recorded `skipped`;
-- a file that failed to read or transform is recorded `failed`, with its error;
-- the rest load in one transaction; if it fails, file by file, so one bad file cannot
-  sink the others;
-- the stages that follow this pipeline (chute.chain) get their messages in that same
-  transaction, through the same commit hooks as `chute run` (commit_hooks.py); the summary's
-  `chain.published` counts them, and the notify step then wakes the followers up.
+- `begin` (once per execution): the schema and the tables, and the run's row in chute.runs
+  (found again, not doubled, when Step Functions retries or redrives the step);
+- `load_files` (each child, in parallel): its own files, one transaction per file, as the
+  local workers load (run/runner.py): a file whose name and content are already loaded is
+  left alone (a re-delivered event, a re-run); content already loaded under another name is
+  recorded `skipped` (also when another child commits it first: the ledger's unique index
+  on loaded content refuses the second); a file that failed to read or transform, or
+  whose rows the database refuses, is recorded `failed` with its error, and the others load;
+- `finish` (once): the run's status and counters from the children's results.
+
+The stages that follow this pipeline (chute.chain) get their messages in each file's
+transaction, through the same commit hooks as `chute run` (commit_hooks.py); the results
+count them, and the notify step then wakes the followers up.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -45,76 +51,154 @@ class StagedFile:
     frame: Callable[[str], pl.DataFrame]  # dataset name -> its staged rows for this file
 
 
-def load_staged(project: Project, db_url: str, files: list[StagedFile], *, trigger: str = "s3",
-                excluded: int = 0) -> RunSummary:
-    started = time.perf_counter()
-    pipeline = project.name
-    targets = targets_of(project)
+def exclusive(project: Project) -> bool:
+    """A table in replace mode is emptied once per run: its children must load one at a time."""
+    return any(t.mode == "replace" for t in project.tables.values())
+
+
+def begin(project: Project, db_url: str, execution: str, trigger: str = "s3") -> int:
+    """Tables ready and the run registered; the same run again for the same execution."""
     conn = connect(db_url)
     try:
         schema.ensure_schema(conn)
-        schema.ensure_targets(conn, targets)
-        gate_of = _gates(project)
-        hooks = CommitHooks(publishers(conn, pipeline))
-        if not ledger.try_lock(conn, pipeline):
-            raise RunInProgress(f"another run of {pipeline!r} is in progress")
-        try:
-            run_id = ledger.start_run(conn, pipeline, trigger)
-            summary = RunSummary(run_id, pipeline, "succeeded", excluded=excluded)
-            try:
-                _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summary)
-            except Exception as exc:  # recorded on the run, then reported by the caller
-                summary.error = str(exc) if isinstance(exc, DatabaseError) else f"{type(exc).__name__}: {exc}"
-            if summary.error or summary.count("failed"):
-                summary.status = "failed"
-            if hooks.hooks:  # some stage follows this pipeline: how many messages it was sent
-                summary.chain = {"published": sum(h.published for h in hooks.hooks)}
-            ledger.finish_run(conn, run_id, summary.status, len(files), summary.error, {"trigger": trigger})
-        finally:
-            ledger.unlock(conn, pipeline)
+        schema.ensure_targets(conn, targets_of(project))
+        with conn.transaction():  # one run per execution, even when two attempts of Begin overlap
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('chute.aws.begin'), hashtext(%s))", (execution,))
+            row = conn.execute("SELECT run_id FROM chute.runs WHERE pipeline = %s AND details->>'execution' = %s"
+                               " ORDER BY run_id LIMIT 1", (project.name, execution)).fetchone()
+            if row:
+                return int(row[0])
+            run_id = ledger.start_run(conn, project.name, trigger)
+            conn.execute("UPDATE chute.runs SET details = %s WHERE run_id = %s",
+                         (json.dumps({"trigger": trigger, "execution": execution}), run_id))
+            return run_id
     finally:
         conn.close()
-    summary.seconds = round(time.perf_counter() - started, 3)
-    return summary
 
 
-def _load(conn, db_url, pipeline, run_id, targets, gate_of, hooks, files, summary) -> None:
-    known = ledger.known_files(conn, pipeline)
-    loaded = ledger.loaded_content(conn, pipeline)
-    ready: list[StagedFile] = []
-    for f in files:
-        sha = f.meta.get("sha256") or "unread"
-        if f.meta.get("error"):
-            ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "failed"),
-                                  error=f.meta["error"])
-            summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
-        elif any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
-            summary.unchanged += 1  # this very file is loaded: a repeated event
-        elif sha in loaded:  # (a Lambda step skips by content alone: [source] same_content = "skip")
-            first_id, first_name = loaded[sha][0]
-            ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "skipped"),
-                                  duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
-            summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
-        else:
-            loaded.setdefault(sha, []).append((None, f.entry.name))
-            ready.append(f)
-    if not ready:
-        return
-    load_conn = connect_loader(db_url)
+@dataclass
+class ChildResult:
+    """What one child did with its files (written to S3 for `finish`, never into the state)."""
+    files: list[FileOutcome] = field(default_factory=list)
+    unchanged: int = 0
+    published: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [f.__dict__ for f in self.files], "unchanged": self.unchanged, "published": self.published}
+
+
+def load_files(project: Project, db_url: str, run_id: int, files: list[StagedFile]) -> ChildResult:
+    """One child's files, each in its own transaction."""
+    pipeline = project.name
+    targets = targets_of(project)
+    result = ChildResult()
+    summary = RunSummary(run_id, pipeline, "succeeded")
+    conn = connect(db_url)
     try:
+        if exclusive(project):
+            if not ledger.try_lock(conn, pipeline):
+                raise RunInProgress(f"another load of {pipeline!r} is in progress (a table is in replace mode)")
+            # Emptied once per run: by the first file this run loaded, maybe in an earlier child.
+            if conn.execute("SELECT 1 FROM chute.files WHERE run_id = %s AND status IN ('loaded', "
+                            "'loaded_with_rejects') LIMIT 1", (run_id,)).fetchone():
+                for t in targets.values():
+                    t.truncated = True
+        gate_of = _gates(project)
+        hooks = CommitHooks(publishers(conn, pipeline))
+        known = ledger.known_files(conn, pipeline, [f.entry.name for f in files])
+        load_conn = None
         try:
-            _unit(load_conn, pipeline, run_id, targets, gate_of, hooks, ready, summary)
-        except (FileError, DatabaseError):
-            if len(ready) == 1:
-                _record_failure(conn, pipeline, run_id, ready[0], summary)
-                return
-            for f in ready:  # isolate the bad file(s)
+            for f in files:
+                sha = f.meta.get("sha256") or "unread"
+                if f.meta.get("error"):
+                    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, sha, "failed"),
+                                          error=f.meta["error"])
+                    summary.files.append(FileOutcome(f.entry.name, "failed", error=f.meta["error"]))
+                    continue
+                if any(k.sha256 == sha and k.status in ledger.LOADED_STATES for k in known.get(f.entry.name, ())):
+                    result.unchanged += 1  # this very file is loaded: a repeated event, a re-run
+                    continue
+                if _skipped_as_duplicate(conn, pipeline, run_id, f, summary):
+                    continue
+                load_conn = load_conn or connect_loader(db_url)
                 try:
                     _unit(load_conn, pipeline, run_id, targets, gate_of, hooks, [f], summary)
-                except (FileError, DatabaseError):
+                except (FileError, DatabaseError) as exc:
+                    if "files_content_loaded_once" in str(exc) and \
+                            _skipped_as_duplicate(conn, pipeline, run_id, f, summary):
+                        continue  # another child committed the same content first
                     _record_failure(conn, pipeline, run_id, f, summary)
+        finally:
+            if load_conn is not None:
+                load_conn.close()
+            if exclusive(project):
+                ledger.unlock(conn, pipeline)
+        result.published = sum(getattr(h, "published", 0) for h in hooks.hooks)
     finally:
-        load_conn.close()
+        conn.close()
+    result.files = summary.files
+    return result
+
+
+def _skipped_as_duplicate(conn, pipeline: str, run_id: int, f: StagedFile, summary: RunSummary) -> bool:
+    first = conn.execute("SELECT file_id, name FROM chute.files WHERE pipeline = %s AND sha256 = %s AND status IN "
+                         "('loaded', 'loaded_with_rejects') LIMIT 1", (pipeline, f.meta["sha256"])).fetchone()
+    if first is None:
+        return False
+    first_id, first_name = first
+    if first_name == f.entry.name:
+        return False  # the same name: handled as unchanged by the caller's ledger look-up
+    ledger.record_outcome(conn, ledger.LedgerRow.of(pipeline, run_id, f.entry, f.meta["sha256"], "skipped"),
+                          duplicate_of=first_id, error=f"same content as {first_name}, already loaded")
+    summary.files.append(FileOutcome(f.entry.name, "skipped", error=f"same content as {first_name}"))
+    return True
+
+
+def record_failed(project: Project, db_url: str, run_id: int,
+                  entries: list[tuple[FileEntry, str]]) -> dict[str, tuple[str, str | None]]:
+    """Files whose child never reported (it failed past its retries): `failed`, with why, unless
+    the ledger already has them in this run (the child died after loading them). Returns each
+    file's status in this run and its error."""
+    conn = connect(db_url)
+    try:
+        names = [e.name for e, _ in entries]
+        seen = {n: (st, err) for n, st, err in conn.execute(
+            "SELECT name, status, error FROM chute.files WHERE pipeline = %s AND run_id = %s AND name = ANY(%s)",
+            (project.name, run_id, names))}
+        for entry, error in entries:
+            if entry.name not in seen:
+                ledger.record_outcome(conn, ledger.LedgerRow.of(project.name, run_id, entry, "unread", "failed"),
+                                      error=error)
+                seen[entry.name] = ("failed", error)
+        return seen
+    finally:
+        conn.close()
+
+
+def finish(project: Project, db_url: str, run_id: int, summary: RunSummary, files_seen: int,
+           details: dict[str, Any], export: Callable[[str], Any] | None = None) -> None:
+    """The run closed in chute.runs; then, as `chute run` does when its run loaded rows, each
+    table's export (`[tables.*] export`) rewritten from the table, into export(path)'s writer."""
+    from chute.load.export import export_to
+
+    conn = connect(db_url)
+    try:
+        ledger.finish_run(conn, run_id, summary.status, files_seen, summary.error, details)
+        if export is None or not summary.count("loaded"):
+            return
+        for name, table in project.tables.items():
+            if not table.export:
+                continue
+            out = export(table.export)
+            try:
+                export_to(conn, project.name, table.schema_, name, list(table.primary_key), out)
+            except BaseException:
+                out.abort()
+                raise
+            out.close()
+            summary.exports.append(table.export)
+    finally:
+        conn.close()
 
 
 def _record_failure(conn, pipeline, run_id, f: StagedFile, summary: RunSummary) -> None:

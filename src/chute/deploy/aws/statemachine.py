@@ -1,18 +1,28 @@
-"""The pipeline's DAG as an Amazon States Language definition.
+"""The pipeline as an Amazon States Language definition: a batch of any size in a state
+whose payload and parent history stay the same size.
 
-    Prepare (head the files, apply file filters)
-      -> Files: a Map over the batch's files, each one:
-           Read (landing CSV -> staged Parquet of the input dataset)
-           -> one state per level of the DAG: a Task for a lone node, a Parallel of Tasks
-              for nodes that do not depend on each other
-      -> Load (staged table datasets -> PostgreSQL, exactly once, with the ledger)
-      -> Loaded?  all files loaded -> NotifySuccess
-                  else            -> NotifyFailure -> Failed
-    Any state that fails after its retries is caught into NotifyFailure.
+    Begin     the tables, and the run in chute.runs (once; found again when retried or redriven)
+    Files     a DISTRIBUTED Map over the batch's manifest in S3 (ItemReader): one child
+              execution per item of a few keys (the trigger groups them; moto, which the tests
+              run on, rejects ItemBatcher). Each child:
+                Process   read its files, run every per-batch node, stage the tables' datasets
+                          (a bad file is recorded in its meta, the others go on)
+                  crashed (out of memory, timed out)? -> Isolate: the item's files one at a
+                          time (ProcessOne), a file that crashes again -> Unreadable: recorded
+                          failed with the crash's error. One file cannot sink the others.
+                Load      the item's files into PostgreSQL, one transaction per file, with the
+                          ledger; what it did -> a result object in S3
+              Results: ResultWriter to S3, so the parent holds only the map run's coordinates.
+    Finish    the children's results -> the run's counts (files of a child that never finished
+              -> failed), the run closed in chute.runs; only counts go back into the state
+    Loaded?   every file loaded -> NotifySuccess; else NotifyFailure -> FilesFailed
 
-Every Task passes the batch's coordinates, never data: datasets travel as Parquet under
-the staging prefix at keys derived from the batch and the file (see staging.py), so the
-state payload stays small whatever the file size (Step Functions caps it at 256 KB).
+Begin, Files and Finish only retry: a step that fails for good fails the execution at that
+step, so `aws stepfunctions redrive-execution` resumes there (a Distributed Map redrive re-runs
+only its failed children). Every step is idempotent: the ledger keeps the load exactly once.
+
+Every Task passes coordinates, never data: datasets travel as Parquet under the staging
+prefix (staging.py), so no state comes near Step Functions' 256 KiB payload limit.
 """
 
 from __future__ import annotations
@@ -30,8 +40,10 @@ TRANSIENT_ERRORS = [
     "Lambda.TooManyRequestsException", "RetryStep",
 ]
 RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2.0}]
-CATCH = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
-MAP_CONCURRENCY = 10
+# A Load throttled by its reserved concurrency (the database's bound) waits its turn: more tries.
+LOAD_RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 8, "BackoffRate": 2.0,
+               "MaxDelaySeconds": 60}]
+RESULTS_PREFIX = "map-results"  # ResultWriter's prefix in the staging bucket (AWS adds the map run's id)
 
 
 def levels(plan: Plan) -> list[list[str]]:
@@ -46,53 +58,94 @@ def levels(plan: Plan) -> list[list[str]]:
     return grouped
 
 
-def _task(function: str, parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"Type": "Task", "Resource": function, "Parameters": parameters, "Retry": RETRY, **extra}
+def _task(function: str, parameters: dict[str, Any], retry: list | None = None, **extra: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": function, "Parameters": parameters, "Retry": retry or RETRY, **extra}
 
 
-def _file_params(action: str, **more: Any) -> dict[str, Any]:
-    return {"action": action, **more, "batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "file.$": "$.file"}
+ITEM = {"batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "run_id.$": "$.run_id", "index.$": "$.index"}
 
 
-def definition(plan: Plan, functions: dict[str, str], comment: str = "") -> dict[str, Any]:
-    """The state machine. `functions` maps node, load and notify to a Lambda ARN (or a
-    placeholder that the template substitutes)."""
-    per_file: dict[str, Any] = {}
-    order = ["Read"] + [f"Level{i}" for i in range(len(levels(plan)))]
-    per_file["Read"] = _task(functions["node"], _file_params("read"), ResultPath=None)
-    for i, names in enumerate(levels(plan)):
-        if len(names) == 1:
-            state = _task(functions["node"], _file_params("node", node=names[0]), ResultPath=None)
-            state["Comment"] = f"node {names[0]}"
-        else:
-            state = {"Type": "Parallel", "Comment": "independent nodes: " + ", ".join(names), "ResultPath": None,
-                     "Branches": [{"StartAt": name, "States": {
-                         name: _task(functions["node"], _file_params("node", node=name), End=True)}}
-                         for name in names]}
-        per_file[order[i + 1]] = state
-    for this, after in zip(order, order[1:]):
-        per_file[this]["Next"] = after
-    per_file[order[-1]]["End"] = True
+def child(functions: dict[str, str]) -> dict[str, Any]:
+    """The states of one child: its item's keys processed and loaded."""
+    one = {"StartAt": "ProcessOne", "States": {
+        "ProcessOne": _task(functions["node"], {"action": "process", "skip_done": True, **ITEM, "keys.$": "$.keys"},
+                            ResultPath=None, End=True,
+                            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Unreadable"}]),
+        "Unreadable": _task(functions["node"], {"action": "unreadable", **ITEM, "keys.$": "$.keys",
+                                                "error.$": "$.error"}, ResultPath=None, End=True),
+    }}
+    return {"StartAt": "Process", "States": {
+        "Process": _task(functions["node"], {"action": "process", **ITEM, "keys.$": "$.keys"}, ResultPath=None,
+                         Next="Load", Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.crash",
+                                              "Next": "Isolate"}]),
+        "Isolate": {"Type": "Map", "Comment": "the item's processing crashed: its files one at a time",
+                    "ItemsPath": "$.keys", "MaxConcurrency": 1,
+                    "ItemSelector": {"batch_id.$": "$.batch_id", "bucket.$": "$.bucket", "run_id.$": "$.run_id",
+                                     "index.$": "$.index", "keys.$": "States.Array($$.Map.Item.Value)"},
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **one},
+                    "ResultPath": None, "Next": "Load"},
+        "Load": _task(functions["load"], {"action": "load", **ITEM, "keys.$": "$.keys"}, LOAD_RETRY,
+                      ResultPath=None, End=True),
+    }}
 
+
+def fargate_child(functions: dict[str, str]) -> dict[str, Any]:
+    """One child as one ECS Fargate task (the same image, `python -m chute.deploy.aws.task`): for
+    items too big for Lambda's 15 minutes or 10 GB. The task isolates a crashing file itself."""
+    return {"StartAt": "Task", "States": {"Task": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": {
+            "Cluster": functions["cluster"], "TaskDefinition": functions["task_definition"], "LaunchType": "FARGATE",
+            "NetworkConfiguration": {"AwsvpcConfiguration": {
+                "Subnets.$": "States.StringSplit('" + functions["subnets"] + "', ',')",
+                "SecurityGroups": [functions["security_group"]], "AssignPublicIp": "DISABLED"}},
+            "Overrides": {"ContainerOverrides": [{"Name": "chute", "Environment": [
+                {"Name": "CHUTE_EVENT", "Value.$": "States.JsonToString($)"}]}]}},
+        "Retry": [{"ErrorEquals": ["ECS.AmazonECSException", "States.TaskFailed"], "IntervalSeconds": 10,
+                   "MaxAttempts": 2, "BackoffRate": 2.0}],
+        "ResultPath": None, "End": True}}}
+
+
+def definition(plan: Plan, functions: dict[str, str], comment: str = "", *, map_concurrency: int = 10,
+               tolerated_failure_percentage: float = 5.0, runner: str = "lambda") -> dict[str, Any]:
+    """The state machine. `functions` maps node, load and notify to a Lambda ARN and
+    staging_bucket to the staging bucket's name (or placeholders the template substitutes);
+    with runner="fargate", also cluster, task_definition, subnets (comma-separated) and
+    security_group."""
     batch = {"batch_id.$": "$.batch_id", "bucket.$": "$.bucket"}
+    execution = {**batch, "event_key.$": "$.event_key", "manifest.$": "$.manifest", "summary.$": "$.summary",
+                 "execution.$": "$$.Execution.Name"}
     states: dict[str, Any] = {
-        "Prepare": _task(functions["node"], {"action": "prepare", **batch, "files.$": "$.files"},
-                         ResultPath="$.prepared", Next="Files", Catch=CATCH),
+        "Begin": _task(functions["load"], {"action": "begin", **batch, "execution.$": "$$.Execution.Name"},
+                       ResultSelector={"run_id.$": "$.run_id"}, ResultPath="$.begin", Next="Files"),
         "Files": {
-            "Type": "Map", "ItemsPath": "$.prepared.files", "MaxConcurrency": MAP_CONCURRENCY,
-            "ItemSelector": {**batch, "file.$": "$$.Map.Item.Value"},
-            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Read", "States": per_file},
-            "ResultPath": None, "Next": "Load", "Catch": CATCH,
+            "Type": "Map", "Comment": "one child execution per manifest item (a few files)",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                           "Parameters": {"Bucket.$": "$.manifest.bucket", "Key.$": "$.manifest.key"}},
+            "ItemSelector": {**batch, "run_id.$": "$.begin.run_id", "keys.$": "$$.Map.Item.Value.keys",
+                             "index.$": "$$.Map.Item.Index"},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                              **(fargate_child(functions) if runner == "fargate" else child(functions))},
+            "MaxConcurrency": map_concurrency,
+            "ToleratedFailurePercentage": float(tolerated_failure_percentage),
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                             "Parameters": {"Bucket": functions["staging_bucket"], "Prefix": RESULTS_PREFIX}},
+            "ResultSelector": {"map_run.$": "$.MapRunArn"},
+            "ResultPath": "$.map", "Retry": [{"ErrorEquals": ["States.ItemReaderFailed", "States.ResultWriterFailed"],
+                                              "IntervalSeconds": 5, "MaxAttempts": 3, "BackoffRate": 2.0}],
+            "Next": "Finish",
         },
-        "Load": _task(functions["load"], {"action": "load", **batch, "files.$": "$.prepared.files",
-                                          "excluded.$": "$.prepared.excluded"},
-                      ResultPath="$.summary", Next="Loaded?", Catch=CATCH),
+        "Finish": _task(functions["load"], {"action": "finish", **batch, "run_id.$": "$.begin.run_id",
+                                            "excluded.$": "$.excluded", "map_run.$": "$.map.map_run",
+                                            "execution.$": "$$.Execution.Name"},
+                        ResultPath="$.summary", Next="Loaded?"),
         "Loaded?": {"Type": "Choice", "Default": "NotifyFailure",
                     "Choices": [{"Variable": "$.summary.status", "StringEquals": "succeeded", "Next": "NotifySuccess"}]},
-        "NotifySuccess": _task(functions["notify"], {"action": "notify", "outcome": "succeeded", "execution.$": "$"},
-                               ResultPath=None, End=True),
-        "NotifyFailure": _task(functions["notify"], {"action": "notify", "outcome": "failed", "execution.$": "$"},
-                               ResultPath=None, Next="Failed"),
-        "Failed": {"Type": "Fail", "Error": "ChuteRunFailed", "Cause": "a file or a step failed; see the notification"},
+        "NotifySuccess": _task(functions["notify"], {"action": "notify", "outcome": "succeeded",
+                                                     "execution": execution}, ResultPath=None, End=True),
+        "NotifyFailure": _task(functions["notify"], {"action": "notify", "outcome": "failed",
+                                                     "execution": execution}, ResultPath=None, Next="FilesFailed"),
+        "FilesFailed": {"Type": "Fail", "Error": "ChuteFilesFailed",
+                        "Cause": "some files failed (recorded in chute.files); see the notification"},
     }
-    return {"Comment": comment or "chute pipeline", "StartAt": "Prepare", "States": states}
+    return {"Comment": comment or "chute pipeline", "StartAt": "Begin", "States": states}

@@ -48,6 +48,7 @@ url = "{{api}}/branches"
 records = "data"
 pagination = {{style = "page", page_param = "page", page_size_param = "per_page", page_size = 2}}
 rate_limit = 20            # requests per second at most
+schedule = "0 * * * *"     # hourly (`chute watch`; on AWS an EventBridge schedule)
 """,
     "salespersons": """# Stage 2: follows `branches`. Each branch it loads becomes a message; this stage fetches
 # that branch's salespersons (a cursor in the response body).
