@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -446,3 +447,90 @@ def test_the_image_requirements_resolve_for_its_python_and_platform(rendered, tm
     names = {i["metadata"]["name"].lower().replace("_", "-") for i in installs}
     assert wanted <= names and "psycopg-binary" in names  # the pins, and what they need (psycopg[binary])
     assert all(i["download_info"]["url"].endswith(".whl") for i in installs)
+
+
+def _refs_of(node) -> set[tuple[str, str | None]]:
+    from chute.deploy.aws.nested import references
+
+    return references(node)
+
+
+def test_nested_stacks_are_self_consistent(stocks, cli, tmp_path):
+    """--nested: the root and the child templates hold the flat template's resources, every
+    reference across stacks goes through a child parameter fed from another stack's output, and
+    the child stacks depend on each other one way only."""
+    from graphlib import TopologicalSorter
+
+    flat_out, nested_out = tmp_path / "flat", tmp_path / "nested"
+    cli("deploy", "aws", "--project", stocks, "--out", flat_out)
+    cli("deploy", "aws", "--project", stocks, "--out", nested_out, "--nested")
+    flat, root = _template(flat_out), _template(nested_out)
+    assert not list(flat_out.glob("stack-*.yaml"))
+    stacks = root["Resources"]
+    assert {s["Type"] for s in stacks.values()} == {"AWS::CloudFormation::Stack"}
+    children = {name: yaml.safe_load((nested_out / s["Properties"]["TemplateURL"]).read_text())
+                for name, s in stacks.items()}
+    assert set(children) == {"StorageStack", "IamStack", "FunctionsStack", "AlarmsStack"}
+    # The same resources, each in exactly one child, of the same type.
+    held = [(n, r["Type"]) for c in children.values() for n, r in c["Resources"].items()]
+    assert sorted(held) == sorted((n, r["Type"]) for n, r in flat["Resources"].items())
+    assert children["AlarmsStack"]["Resources"]["NodeErrorsAlarm"]["Type"] == "AWS::CloudWatch::Alarm"
+    assert "LoadFunction" in children["FunctionsStack"]["Resources"]
+    assert "NodeRole" in children["IamStack"]["Resources"]
+    assert "EventsQueue" in children["StorageStack"]["Resources"]
+
+    depends: dict[str, set[str]] = {}
+    for name, child in children.items():
+        params, local = child.get("Parameters", {}), child["Resources"]
+        conditions = child.get("Conditions", {})
+        for ref, attribute in _refs_of(child["Resources"]) | _refs_of(child.get("Outputs", {})):
+            assert ref.startswith("AWS::") and ref != "AWS::StackName" or ref in local or \
+                (ref in params and attribute is None), f"{name}: {ref}.{attribute} is not resolved in the stack"
+        assert not set(_refs_of(conditions)) - {(p, None) for p in params}
+        fed = stacks[name]["Properties"].get("Parameters", {})
+        assert set(fed) == set(params), f"{name}: parameters not fed by the root"
+        depends[name] = set()
+        for param, value in fed.items():
+            if "Fn::GetAtt" in value:
+                producer, output = value["Fn::GetAtt"]
+                assert producer != name and output.startswith("Outputs.")
+                assert output.removeprefix("Outputs.") in children[producer]["Outputs"]
+                depends[name].add(producer)
+            else:
+                (ref,) = [r for r, _ in _refs_of(value)]
+                assert ref in root["Parameters"] or ref == "AWS::StackName"
+        for dep in stacks[name].get("DependsOn", []):
+            depends[name].add(dep)
+    order = list(TopologicalSorter(depends).static_order())  # raises CycleError on a cycle
+    assert order.index("StorageStack") < order.index("FunctionsStack") < order.index("AlarmsStack")
+    # Names built from the stack name are the root's, as in the flat template.
+    trigger = children["FunctionsStack"]["Resources"]["TriggerFunction"]["Properties"]["FunctionName"]
+    assert trigger == {"Fn::Sub": "${ParentStackName}-trigger"}
+    assert set(root["Outputs"]) == set(flat["Outputs"])
+    for output in root["Outputs"].values():
+        assert {r for r, _ in _refs_of(output)} <= set(stacks) | set(root["Parameters"])
+
+
+def test_check_nested_and_flat_have_the_same_findings(stocks, cli, tmp_path):
+    """cfn-lint passes on the root and on each child template; checkov finds the same in the flat
+    template as in the nested ones (all skipped with a reason, none failed). ~60 s."""
+    from chute.deploy.aws.check import cfn_lint, checkov, find_tool, templates
+
+    if not (find_tool("cfn-lint") and find_tool("checkov")):
+        pytest.skip("cfn-lint and checkov are not installed (make iac)")
+    flat_out, nested_out = tmp_path / "flat", tmp_path / "nested"
+    cli("deploy", "aws", "--project", stocks, "--out", flat_out)
+    cli("deploy", "aws", "--project", stocks, "--out", nested_out, "--nested")
+    files = templates(nested_out)
+    assert len(files) == 5
+    for name in files:  # one file at a time, so that a finding names its file
+        done = subprocess.run([find_tool("cfn-lint"), "--format", "parseable", name], cwd=nested_out,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, (name, done.stdout, done.stderr)
+    results = {}
+    for out in (flat_out, nested_out):
+        results[out.name] = checkov(out, "cloudformation", [a for n in templates(out) for a in ("--file", n)])
+    assert results["flat"].status == results["nested"].status == "passed"
+    assert sorted(results["flat"].findings) == sorted(results["nested"].findings)
+    assert results["flat"].findings  # the accepted findings, skipped with their reasons
+    assert results["flat"].summary == results["nested"].summary

@@ -30,8 +30,12 @@ def deploy() -> None:
               help="Also render the CI/CD that validates, plans and deploys the stack per environment: github "
                    "(.github/workflows/chute-PROJECT.yml) or codepipeline (OUT/ci/). With --check, checked too "
                    "(actionlint; cfn-lint, checkov and the buildspecs). See docs/deploy-aws.md.")
+@click.option("--nested", is_flag=True,
+              help="Render template.yaml as a root stack whose resources sit in child templates (stack-*.yaml: "
+                   "storage, iam, functions, alarms) instead of one flat template. See docs/deploy-aws.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of text.")
-def aws(project_dir: Path, out_dir: Path | None, check: bool, ci_kinds: tuple[str, ...], as_json: bool) -> None:
+def aws(project_dir: Path, out_dir: Path | None, check: bool, ci_kinds: tuple[str, ...], nested: bool,
+        as_json: bool) -> None:
     """Render an AWS SAM template, a Dockerfile and Terraform modules from the project.
 
     \b
@@ -48,7 +52,7 @@ def aws(project_dir: Path, out_dir: Path | None, check: bool, ci_kinds: tuple[st
 
     project = load_project(project_dir)
     target = out_dir or project.root / "infra"
-    report = render(project, target)
+    report = render(project, target, nested=nested)
     if ci_kinds:
         from chute.deploy.ci import render_ci
 

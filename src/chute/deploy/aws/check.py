@@ -1,7 +1,7 @@
 """`chute deploy aws --check`: the rendered deployment through the tools AWS users trust,
 all offline:
 
-    cfn-lint        the SAM template (pinned in scripts/iac-requirements.txt)
+    cfn-lint        the SAM template, and the child templates of --nested (pinned in scripts/iac-requirements.txt)
     sam validate    the SAM template (SAM's own transform)
     terraform fmt   -check on the Terraform (python-hcl2 parses it when terraform is absent)
     checkov         the template and the Terraform; accepted findings are skipped in the
@@ -63,11 +63,16 @@ def _unavailable(tool: str, install: str) -> CheckResult:
     return CheckResult(tool, "unavailable", f"{tool} not found ({install})")
 
 
+def templates(out: Path) -> list[str]:
+    """template.yaml, and the child templates of a nested render (stack-*.yaml)."""
+    return ["template.yaml", *sorted(p.name for p in out.glob("stack-*.yaml"))]
+
+
 def cfn_lint(out: Path) -> CheckResult:
     exe = find_tool("cfn-lint")
     if not exe:
         return _unavailable("cfn-lint", "run `make iac`, or pip install cfn-lint")
-    done = _run([exe, "--format", "parseable", "template.yaml"], out)
+    done = _run([exe, "--format", "parseable", *templates(out)], out)
     findings = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode == 0:
         return CheckResult("cfn-lint", "passed", "no errors, no warnings")
@@ -78,11 +83,12 @@ def sam_validate(out: Path) -> CheckResult:
     exe = find_tool("sam")
     if not exe:
         return _unavailable("sam validate", "run `make iac`, or pip install aws-sam-cli")
-    done = _run([exe, "validate", "--template-file", "template.yaml", "--region", "us-east-1", "--lint"], out)
-    text = (done.stdout + done.stderr).strip()
-    if done.returncode == 0:
-        return CheckResult("sam validate", "passed", "valid SAM template (with --lint)")
-    return CheckResult("sam validate", "failed", "invalid", text.splitlines()[-40:])
+    for name in templates(out):
+        done = _run([exe, "validate", "--template-file", name, "--region", "us-east-1", "--lint"], out)
+        text = (done.stdout + done.stderr).strip()
+        if done.returncode != 0:
+            return CheckResult("sam validate", "failed", f"{name} invalid", text.splitlines()[-40:])
+    return CheckResult("sam validate", "passed", "valid SAM template (with --lint)")
 
 
 def terraform_fmt(out: Path) -> list[CheckResult]:
@@ -160,6 +166,6 @@ def run_checks(out: Path) -> list[CheckResult]:
         cfn_lint(out),
         sam_validate(out),
         *terraform_fmt(out),
-        checkov(out, "cloudformation", ["--file", "template.yaml"]),
+        checkov(out, "cloudformation", [arg for name in templates(out) for arg in ("--file", name)]),
         checkov(out, "terraform", ["--directory", "terraform"]),
     ]

@@ -7,6 +7,9 @@
     chute/                   chute's own code, copied for the image
     project/                 the project's config, pipeline code and reference files
     terraform/               the same stack as a Terraform module and a root that uses it
+
+With nested=True (`chute deploy aws --nested`), template.yaml is a root stack and the
+resources are in child templates beside it, stack-*.yaml (deploy/aws/nested.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import yaml
 
 from chute.errors import ConfigError
 from chute.config.project import CONFIG_NAME, Project
-from chute.deploy.aws import sam, terraform
+from chute.deploy.aws import nested as nesting, sam, terraform
 from chute.deploy.aws.model import PROJECT_DIR_IN_IMAGE, RDS_CA_IN_IMAGE, StackModel, build_model
 from chute.pipeline.kedro import image_files, image_requirements
 
@@ -60,7 +63,7 @@ def to_yaml(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
 
 
-def render(project: Project, out: Path) -> dict[str, Any]:
+def render(project: Project, out: Path, nested: bool = False) -> dict[str, Any]:
     """Render everything into `out`; return what was written."""
     model = build_model(project)
     out = out.resolve()
@@ -75,7 +78,15 @@ def render(project: Project, out: Path) -> dict[str, Any]:
         path.write_text(text, encoding="utf-8")
         written.append(name)
 
-    write("template.yaml", to_yaml(sam.template(model)))
+    for old in out.glob("stack-*.yaml"):  # children of an earlier --nested render
+        old.unlink()
+    if nested:
+        root, children = nesting.split(sam.template(model))
+        write("template.yaml", to_yaml(root))
+        for name, child in children.items():
+            write(name, to_yaml(child))
+    else:
+        write("template.yaml", to_yaml(sam.template(model)))
     placeholders = model.placeholders
     write("statemachine.asl.json", json.dumps(model.definition(placeholders), indent=2) + "\n")
     write("Dockerfile", DOCKERFILE.format(version=_version(), project=project.name, python=PYTHON_VERSION,
