@@ -184,17 +184,26 @@ def reject_ids(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any])
                                          .format(_rejects_from(cols), where), params)]
 
 
+FACET_LIMIT = 200
+
+
 def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
     """The values the quarantine filters offer: columns, checks, reasons and replay states present."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, {})
-    out: dict[str, list] = {}
-    for key in ("column_name", "check_name", "reason", "replay_state"):
-        if key in cols:
-            out[key] = [r["v"] for r in _all(conn, sql.SQL(
-                "SELECT DISTINCT r.{} AS v FROM chute.rejects r WHERE {} AND r.{} IS NOT NULL ORDER BY 1 LIMIT 200")
-                .format(sql.Identifier(key), where, sql.Identifier(key)), params)]
-    return out
+    keys = [k for k in ("column_name", "check_name", "reason", "replay_state") if k in cols]
+    if not keys:
+        return {}
+    # One pass over the rejects for the four menus (GROUPING SETS), not a SELECT DISTINCT each;
+    # grouping(...) = 0 marks the rows of a key's set. At most FACET_LIMIT values a menu.
+    found = _all(conn, sql.SQL("SELECT {}, {} FROM chute.rejects r WHERE {} GROUP BY GROUPING SETS ({})").format(
+        sql.SQL(", ").join(sql.SQL("r.{} AS {}").format(sql.Identifier(k), sql.Identifier(k)) for k in keys),
+        sql.SQL(", ").join(sql.SQL("grouping(r.{}) AS {}").format(sql.Identifier(k), sql.Identifier("g_" + k))
+                           for k in keys),
+        where, sql.SQL(", ").join(sql.SQL("(r.{})").format(sql.Identifier(k)) for k in keys))
+        + sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(keys)))), params)
+    # ORDER BY every key: each set's values come in the database's order (its collation).
+    return {k: [r[k] for r in found if r["g_" + k] == 0 and r[k] is not None][:FACET_LIMIT] for k in keys}
 
 
 def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
@@ -207,11 +216,14 @@ def reject_counts(conn: psycopg.Connection, pipeline: str, filters: dict[str, An
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
     if {"file_sha256", "row_number", "reject_id"} <= cols:  # a record without a row number is a row of its own
-        rows = sql.SQL("count(DISTINCT (r.file_sha256, coalesce(r.row_number, -r.reject_id)))")
+        # Grouped, not count(DISTINCT (...)), which sorts every record.
+        found = _one(conn, sql.SQL(
+            "SELECT count(*) AS rows, coalesce(sum(n), 0) AS checks FROM (SELECT count(*) AS n FROM {} WHERE {}"
+            " GROUP BY r.file_sha256, coalesce(r.row_number, -r.reject_id)) per_row").format(
+            _rejects_from(cols), where), params)
     else:
-        rows = sql.SQL("count(*)")
-    found = _one(conn, sql.SQL("SELECT {} AS rows, count(*) AS checks FROM {} WHERE {}").format(
-        rows, _rejects_from(cols), where), params)
+        found = _one(conn, sql.SQL("SELECT count(*) AS rows, count(*) AS checks FROM {} WHERE {}").format(
+            _rejects_from(cols), where), params)
     return int(found["rows"]), int(found["checks"])
 
 
