@@ -313,6 +313,49 @@ def runs_since(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
          ORDER BY run_id""", (pipeline, since, since))
 
 
+# The trends page groups in SQL (a year of runs is too many rows to read into Python per page).
+_RUNS_SINCE = """
+    SELECT status, started_at, extract(epoch FROM coalesce(ended_at, now()) - started_at)::float AS seconds,
+           files_loaded, files_failed, rows_loaded,
+           CASE WHEN jsonb_typeof(details->'tables') = 'object' THEN details->'tables' ELSE '{}'::jsonb END AS tables
+      FROM chute.runs
+     WHERE pipeline = %(p)s AND (%(s)s::timestamptz IS NULL OR started_at >= %(s)s::timestamptz)"""
+# Percentiles: percentile_disc is the nearest rank (the value at ceil(p * n)), as trends.percentile.
+_RUN_SUMS = """
+    count(*)::int AS runs, count(*) FILTER (WHERE status = 'failed')::int AS failed,
+    percentile_disc(0.5) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE status <> 'running') AS p50,
+    percentile_disc(0.95) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE status <> 'running') AS p95,
+    coalesce(sum(files_loaded), 0)::bigint AS files_loaded, coalesce(sum(files_failed), 0)::bigint AS files_failed,
+    coalesce(sum(rows_loaded), 0)::bigint AS rows_loaded"""
+_TABLE_ROWS = "trunc(coalesce(t.value::numeric, 0))::bigint"
+
+
+def trend_summary(conn: psycopg.Connection, pipeline: str, since) -> dict:
+    """The runs started since `since` (None: all) in all: trends.summary's numbers and the first start."""
+    return _one(conn, f"SELECT min(started_at) AS first, {_RUN_SUMS} FROM ({_RUNS_SINCE}) r",
+                {"p": pipeline, "s": since})
+
+
+def trend_buckets(conn: psycopg.Connection, pipeline: str, since, starts: list) -> tuple[list[dict], list[dict]]:
+    """Per bucket (1-based index into `starts`, width_bucket: the last start at or before the run's):
+    the sums and percentiles of its runs; and per bucket and table, the rows written."""
+    params = {"p": pipeline, "s": since, "starts": starts}
+    bucket = "greatest(width_bucket(r.started_at, %(starts)s::timestamptz[]), 1)"
+    sums = _all(conn, f"SELECT {bucket} AS bucket, {_RUN_SUMS} FROM ({_RUNS_SINCE}) r GROUP BY 1", params)
+    tables = _all(conn, f"SELECT {bucket} AS bucket, t.key AS name, sum({_TABLE_ROWS})::bigint AS rows"
+                        f" FROM ({_RUNS_SINCE}) r, jsonb_each_text(r.tables) t GROUP BY 1, 2", params)
+    return sums, tables
+
+
+def trend_tables(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
+    """Per table the runs since `since` wrote: runs, rows, rows per run (median, largest)."""
+    return _all(conn, f"""
+        SELECT name AS table, count(*)::int AS runs, sum(n)::bigint AS rows,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS p50, max(n) AS max
+          FROM (SELECT t.key AS name, {_TABLE_ROWS} AS n FROM ({_RUNS_SINCE}) r, jsonb_each_text(r.tables) t) x
+         GROUP BY name""", {"p": pipeline, "s": since})
+
+
 # -- schedules, triggers, watermarks --------------------------------------------------------
 def schedule_stats(conn: psycopg.Connection, pipeline: str) -> dict[str, dict]:
     """Per schedule in chute.schedule_fires: the last fire, the fires and misses, the last miss."""
