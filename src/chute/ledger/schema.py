@@ -97,13 +97,15 @@ def ensure_targets(conn: psycopg.Connection, targets: dict[str, Target]) -> None
 
 # Indexes for what the dashboard and `chute status` read of a large ledger (docs/benchmarks.md,
 # "Dashboard at scale"): the latest version of each file name, the open failures, the files of a
-# run, the files counted by status, and the pending rejects counted by row and by check.
+# run, the files counted by status, the files page newest first, and the pending rejects counted
+# by row and by check.
 READ_INDEXES_SQL = """
 CREATE INDEX IF NOT EXISTS files_name_latest ON chute.files (pipeline, name, updated_at DESC);
 CREATE INDEX IF NOT EXISTS files_open_failures ON chute.files (pipeline, updated_at DESC)
     WHERE status = 'failed' AND resolved_at IS NULL;
 CREATE INDEX IF NOT EXISTS files_run ON chute.files (run_id);
 CREATE INDEX IF NOT EXISTS files_status ON chute.files (pipeline, status);
+CREATE INDEX IF NOT EXISTS files_newest ON chute.files (pipeline, updated_at DESC, file_id DESC);
 CREATE INDEX IF NOT EXISTS rejects_pending_rows ON chute.rejects (pipeline, file_sha256, row_number)
     WHERE replay_state = 'pending';
 CREATE INDEX IF NOT EXISTS rejects_pending_table ON chute.rejects (pipeline, target_table, check_name)
