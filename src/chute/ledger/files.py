@@ -293,11 +293,15 @@ def file_counts(conn: psycopg.Connection, pipeline: str) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-# The latest version of each file name, when it failed and nobody resolved it.
+# The latest version of each file name, when it failed and nobody resolved it: the open
+# failures (index files_open_failures) that no later version of the same name follows (index
+# files_name_latest), rather than the latest version of every name. Ties on updated_at go to
+# the higher file_id.
 _OPEN_FAILURES = """
-SELECT * FROM (SELECT DISTINCT ON (name) name, status, error, run_id, updated_at, resolved_at FROM chute.files
-                WHERE pipeline = %s ORDER BY name, updated_at DESC) latest
- WHERE status = 'failed' AND resolved_at IS NULL"""
+SELECT f.name, f.status, f.error, f.run_id, f.updated_at, f.resolved_at FROM chute.files f
+ WHERE f.pipeline = %s AND f.status = 'failed' AND f.resolved_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM chute.files g WHERE g.pipeline = f.pipeline AND g.name = f.name
+                      AND g.updated_at >= f.updated_at AND (g.updated_at > f.updated_at OR g.file_id > f.file_id))"""
 
 
 def failed_files(conn: psycopg.Connection, pipeline: str, limit: int | None = 20) -> list[dict]:

@@ -95,6 +95,23 @@ def ensure_targets(conn: psycopg.Connection, targets: dict[str, Target]) -> None
                 (t.schema, t.table)).fetchall())
 
 
+# Indexes for what the dashboard and `chute status` read of a large ledger (docs/benchmarks.md,
+# "Dashboard at scale"): the latest version of each file name, the open failures, the files of a
+# run, the files counted by status, the files page newest first, and the pending rejects counted
+# by row and by check.
+READ_INDEXES_SQL = """
+CREATE INDEX IF NOT EXISTS files_name_latest ON chute.files (pipeline, name, updated_at DESC);
+CREATE INDEX IF NOT EXISTS files_open_failures ON chute.files (pipeline, updated_at DESC)
+    WHERE status = 'failed' AND resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS files_run ON chute.files (run_id);
+CREATE INDEX IF NOT EXISTS files_status ON chute.files (pipeline, status);
+CREATE INDEX IF NOT EXISTS files_newest ON chute.files (pipeline, updated_at DESC, file_id DESC);
+CREATE INDEX IF NOT EXISTS rejects_pending_rows ON chute.rejects (pipeline, file_sha256, row_number)
+    WHERE replay_state = 'pending';
+CREATE INDEX IF NOT EXISTS rejects_pending_table ON chute.rejects (pipeline, target_table, check_name)
+    WHERE replay_state = 'pending';
+"""
+
 DEAD_LETTER_KINDS_SQL = """
 ALTER TABLE chute.dead_letters DROP CONSTRAINT IF EXISTS dead_letters_kind_check;
 ALTER TABLE chute.dead_letters ADD CONSTRAINT dead_letters_kind_check CHECK (kind IN ('file', 'event', 'message'));
@@ -106,7 +123,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         for statement in (files.SCHEMA_SQL, REJECTS_SQL, workers.SCHEMA_SQL, deadletters.SCHEMA_SQL, queue.SCHEMA_SQL,
-                          watermarks.SCHEMA_SQL, SCHEDULES_SQL, FORMATS_SQL):
+                          watermarks.SCHEMA_SQL, SCHEDULES_SQL, FORMATS_SQL, READ_INDEXES_SQL):
             conn.execute(statement)
         # Databases made before chain messages could become dead letters: widen the kinds.
         definition = conn.execute(

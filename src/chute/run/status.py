@@ -76,7 +76,8 @@ def pending_files(project: Project, conn: psycopg.Connection | None,
     entries = listing(project) if entries is None else entries
     if not entries:
         return []
-    known = ledger.known_files(conn, project.name) if conn is not None and ledger.schema_exists(conn) else {}
+    known = (ledger.known_files(conn, project.name, sorted({e.name for e in entries}))
+             if conn is not None and ledger.schema_exists(conn) else {})  # the listed names' versions only
     pending = [e for e in entries
                if not any(k.size == e.size and k.mtime_ns == e.mtime_ns for k in known.get(e.name, ()))]
     if not pending:

@@ -104,13 +104,18 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         if range_ not in trends.RANGES:
             raise HTTPException(422, f"range is one of {', '.join(trends.RANGES)}")
         now = _now()
-        with board.conn() as conn:
-            runs = q.runs_since(conn, project.name, trends.since(range_, now)) if q.has_ledger(conn) else []
-        spans = trends.buckets(runs, now)
-        charts = _trend_charts(spans, trends.table_names(runs)) if spans else None
+        since = trends.since(range_, now)
+        spans, totals, tables = [], trends.summary([]), []
+        with board.conn() as conn:  # grouped in SQL: a year of runs is too many to read per page
+            first = q.trend_summary(conn, project.name, since) if q.has_ledger(conn) else None
+            if first and first["runs"]:
+                axis = trends.axis(first["first"], now)
+                sums, per_bucket = q.trend_buckets(conn, project.name, since, [b.start for b in axis])
+                spans, totals, tables = trends.from_sql(first, sums, per_bucket,
+                                                        q.trend_tables(conn, project.name, since), axis)
+        charts = _trend_charts(spans, [t["table"] for t in tables]) if spans else None
         return render(request, "trends.html", range=range_, ranges=list(trends.RANGES), charts=charts,
-                      totals=trends.summary(runs), tables=trends.per_table(runs),
-                      step=spans[0].step if spans else None)
+                      totals=totals, tables=tables, step=spans[0].step if spans else None)
 
     # -- schedules and triggers ----------------------------------------------------------
     @app.get("/schedules", response_class=HTMLResponse)
@@ -386,8 +391,8 @@ def _trend_charts(spans: list[trends.Bucket], tables: list[str]) -> dict[str, An
     if len(tables) > TABLE_COLOURS:
         series.append(Series("other tables", f"t{TABLE_COLOURS - 1}",
                              [sum(b.table_rows(n) for n in rest) for b in spans]))
-    p50 = [trends.percentile(b.durations(), 50) for b in spans]
-    p95 = [trends.percentile(b.durations(), 95) for b in spans]
+    p50 = [b.duration_percentile(50) for b in spans]
+    p95 = [b.duration_percentile(95) for b in spans]
     activity = _activity_charts(spans, files_height=170)
     return {
         "tables": series,

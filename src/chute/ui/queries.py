@@ -184,17 +184,26 @@ def reject_ids(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any])
                                          .format(_rejects_from(cols), where), params)]
 
 
+FACET_LIMIT = 200
+
+
 def reject_facets(conn: psycopg.Connection, pipeline: str) -> dict[str, list]:
     """The values the quarantine filters offer: columns, checks, reasons and replay states present."""
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, {})
-    out: dict[str, list] = {}
-    for key in ("column_name", "check_name", "reason", "replay_state"):
-        if key in cols:
-            out[key] = [r["v"] for r in _all(conn, sql.SQL(
-                "SELECT DISTINCT r.{} AS v FROM chute.rejects r WHERE {} AND r.{} IS NOT NULL ORDER BY 1 LIMIT 200")
-                .format(sql.Identifier(key), where, sql.Identifier(key)), params)]
-    return out
+    keys = [k for k in ("column_name", "check_name", "reason", "replay_state") if k in cols]
+    if not keys:
+        return {}
+    # One pass over the rejects for the four menus (GROUPING SETS), not a SELECT DISTINCT each;
+    # grouping(...) = 0 marks the rows of a key's set. At most FACET_LIMIT values a menu.
+    found = _all(conn, sql.SQL("SELECT {}, {} FROM chute.rejects r WHERE {} GROUP BY GROUPING SETS ({})").format(
+        sql.SQL(", ").join(sql.SQL("r.{} AS {}").format(sql.Identifier(k), sql.Identifier(k)) for k in keys),
+        sql.SQL(", ").join(sql.SQL("grouping(r.{}) AS {}").format(sql.Identifier(k), sql.Identifier("g_" + k))
+                           for k in keys),
+        where, sql.SQL(", ").join(sql.SQL("(r.{})").format(sql.Identifier(k)) for k in keys))
+        + sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(keys)))), params)
+    # ORDER BY every key: each set's values come in the database's order (its collation).
+    return {k: [r[k] for r in found if r["g_" + k] == 0 and r[k] is not None][:FACET_LIMIT] for k in keys}
 
 
 def reject_count(conn: psycopg.Connection, pipeline: str, filters: dict[str, Any]) -> int:
@@ -207,11 +216,14 @@ def reject_counts(conn: psycopg.Connection, pipeline: str, filters: dict[str, An
     cols = reject_columns(conn)
     where, params = _reject_filter(cols, pipeline, filters)
     if {"file_sha256", "row_number", "reject_id"} <= cols:  # a record without a row number is a row of its own
-        rows = sql.SQL("count(DISTINCT (r.file_sha256, coalesce(r.row_number, -r.reject_id)))")
+        # Grouped, not count(DISTINCT (...)), which sorts every record.
+        found = _one(conn, sql.SQL(
+            "SELECT count(*) AS rows, coalesce(sum(n), 0) AS checks FROM (SELECT count(*) AS n FROM {} WHERE {}"
+            " GROUP BY r.file_sha256, coalesce(r.row_number, -r.reject_id)) per_row").format(
+            _rejects_from(cols), where), params)
     else:
-        rows = sql.SQL("count(*)")
-    found = _one(conn, sql.SQL("SELECT {} AS rows, count(*) AS checks FROM {} WHERE {}").format(
-        rows, _rejects_from(cols), where), params)
+        found = _one(conn, sql.SQL("SELECT count(*) AS rows, count(*) AS checks FROM {} WHERE {}").format(
+            _rejects_from(cols), where), params)
     return int(found["rows"]), int(found["checks"])
 
 
@@ -299,6 +311,49 @@ def runs_since(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
           FROM chute.runs
          WHERE pipeline = %s AND (%s::timestamptz IS NULL OR started_at >= %s::timestamptz)
          ORDER BY run_id""", (pipeline, since, since))
+
+
+# The trends page groups in SQL (a year of runs is too many rows to read into Python per page).
+_RUNS_SINCE = """
+    SELECT status, started_at, extract(epoch FROM coalesce(ended_at, now()) - started_at)::float AS seconds,
+           files_loaded, files_failed, rows_loaded,
+           CASE WHEN jsonb_typeof(details->'tables') = 'object' THEN details->'tables' ELSE '{}'::jsonb END AS tables
+      FROM chute.runs
+     WHERE pipeline = %(p)s AND (%(s)s::timestamptz IS NULL OR started_at >= %(s)s::timestamptz)"""
+# Percentiles: percentile_disc is the nearest rank (the value at ceil(p * n)), as trends.percentile.
+_RUN_SUMS = """
+    count(*)::int AS runs, count(*) FILTER (WHERE status = 'failed')::int AS failed,
+    percentile_disc(0.5) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE status <> 'running') AS p50,
+    percentile_disc(0.95) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE status <> 'running') AS p95,
+    coalesce(sum(files_loaded), 0)::bigint AS files_loaded, coalesce(sum(files_failed), 0)::bigint AS files_failed,
+    coalesce(sum(rows_loaded), 0)::bigint AS rows_loaded"""
+_TABLE_ROWS = "trunc(coalesce(t.value::numeric, 0))::bigint"
+
+
+def trend_summary(conn: psycopg.Connection, pipeline: str, since) -> dict:
+    """The runs started since `since` (None: all) in all: trends.summary's numbers and the first start."""
+    return _one(conn, f"SELECT min(started_at) AS first, {_RUN_SUMS} FROM ({_RUNS_SINCE}) r",
+                {"p": pipeline, "s": since})
+
+
+def trend_buckets(conn: psycopg.Connection, pipeline: str, since, starts: list) -> tuple[list[dict], list[dict]]:
+    """Per bucket (1-based index into `starts`, width_bucket: the last start at or before the run's):
+    the sums and percentiles of its runs; and per bucket and table, the rows written."""
+    params = {"p": pipeline, "s": since, "starts": starts}
+    bucket = "greatest(width_bucket(r.started_at, %(starts)s::timestamptz[]), 1)"
+    sums = _all(conn, f"SELECT {bucket} AS bucket, {_RUN_SUMS} FROM ({_RUNS_SINCE}) r GROUP BY 1", params)
+    tables = _all(conn, f"SELECT {bucket} AS bucket, t.key AS name, sum({_TABLE_ROWS})::bigint AS rows"
+                        f" FROM ({_RUNS_SINCE}) r, jsonb_each_text(r.tables) t GROUP BY 1, 2", params)
+    return sums, tables
+
+
+def trend_tables(conn: psycopg.Connection, pipeline: str, since) -> list[dict]:
+    """Per table the runs since `since` wrote: runs, rows, rows per run (median, largest)."""
+    return _all(conn, f"""
+        SELECT name AS table, count(*)::int AS runs, sum(n)::bigint AS rows,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY n) AS p50, max(n) AS max
+          FROM (SELECT t.key AS name, {_TABLE_ROWS} AS n FROM ({_RUNS_SINCE}) r, jsonb_each_text(r.tables) t) x
+         GROUP BY name""", {"p": pipeline, "s": since})
 
 
 # -- schedules, triggers, watermarks --------------------------------------------------------

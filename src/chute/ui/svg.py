@@ -90,7 +90,7 @@ def bar_chart(buckets: list, series: list[Series], *, label: str, chart_id: str,
     for i, b in enumerate(buckets):
         x = i * slot + (slot - bar) / 2
         tip = b.long_label + ": " + ", ".join(f"{_exact(s.values[i] or 0)} {s.name}" for s in series)
-        tip += f" ({len(b.runs)} run{'s' if len(b.runs) != 1 else ''})"
+        tip += f" ({b.run_count} run{'s' if b.run_count != 1 else ''})"
         parts.append(f'<g class="bucket" data-start="{b.start.isoformat()}" data-total="{totals[i]:g}">'
                      f'<title>{escape(tip)}</title>'
                      f'<rect class="hit" x="{i * slot:.3f}%" y="{plot_top}" width="{slot:.3f}%" '

@@ -29,6 +29,7 @@ class Bucket:
     start: dt.datetime  # local time
     step: int  # seconds
     runs: list[dict] = field(default_factory=list)
+    sums: dict | None = None  # grouped in SQL (from_sql): runs, totals, p50/p95, tables {name: rows}; no runs
 
     @property
     def label(self) -> str:
@@ -43,14 +44,27 @@ class Bucket:
         end = self.start + dt.timedelta(seconds=self.step)
         return f"{self.start:%d %b %H:%M}–{end:%H:%M}"
 
+    @property
+    def run_count(self) -> int:
+        return self.sums["runs"] if self.sums is not None else len(self.runs)
+
     def total(self, key: str) -> int:
+        if self.sums is not None:
+            return self.sums.get(key) or 0
         return sum(r[key] or 0 for r in self.runs)
 
     def table_rows(self, table: str) -> int:
+        if self.sums is not None:
+            return int(self.sums["tables"].get(table) or 0)
         return sum(int((r["tables"] or {}).get(table) or 0) for r in self.runs)
 
     def durations(self) -> list[float]:
         return sorted(r["seconds"] for r in self.runs if r["status"] != "running")
+
+    def duration_percentile(self, p: int) -> float | None:
+        if self.sums is not None:
+            return self.sums[f"p{p}"]
+        return percentile(self.durations(), p)
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -85,7 +99,17 @@ def buckets(runs: list[dict], now: dt.datetime) -> list[Bucket]:
     """Buckets from the first run's to now's, the smallest step that keeps them few enough."""
     if not runs:
         return []
-    first = min(r["started_at"] for r in runs)
+    out = axis(min(r["started_at"] for r in runs), now)
+    starts = [b.start for b in out]
+    for r in runs:
+        key = _floor(r["started_at"], out[0].step)
+        index = _index(starts, key)
+        out[index].runs.append(r)
+    return out
+
+
+def axis(first: dt.datetime, now: dt.datetime) -> list[Bucket]:
+    """The empty buckets from first's to now's."""
     span = max((now - first).total_seconds(), 1)
     step = next((s for s in STEPS if span / s <= MAX_BUCKETS - 1), STEPS[-1])
     out: list[Bucket] = []
@@ -95,12 +119,22 @@ def buckets(runs: list[dict], now: dt.datetime) -> list[Bucket]:
     while t <= end and len(out) < MAX_BUCKETS * 2:
         out.append(Bucket(t, step))
         t = _next(t, step)
-    starts = [b.start for b in out]
-    for r in runs:
-        key = _floor(r["started_at"], step)
-        index = _index(starts, key)
-        out[index].runs.append(r)
     return out
+
+
+def from_sql(summary: dict, bucket_sums: list[dict], bucket_tables: list[dict], tables: list[dict],
+             axis_: list[Bucket]) -> tuple[list[Bucket], dict[str, Any], list[dict[str, Any]]]:
+    """What buckets, summary and per_table make of the runs, from their sums in SQL (queries.trend_*):
+    the buckets of `axis_` filled, the summary, the tables most rows first."""
+    empty = {"runs": 0, "p50": None, "p95": None, "files_loaded": 0, "files_failed": 0, "rows_loaded": 0}
+    for b in axis_:
+        b.sums = dict(empty, tables={})
+    for row in bucket_sums:
+        axis_[row["bucket"] - 1].sums.update({k: v for k, v in row.items() if k != "bucket"})
+    for row in bucket_tables:
+        axis_[row["bucket"] - 1].sums["tables"][row["name"]] = row["rows"]
+    totals = {k: summary[k] for k in ("runs", "failed", "p50", "p95", "files_loaded", "files_failed", "rows_loaded")}
+    return axis_, totals, sorted(tables, key=lambda t: (-t["rows"], t["table"]))
 
 
 def _index(starts: list[dt.datetime], key: dt.datetime) -> int:
