@@ -148,4 +148,8 @@ def definition(plan: Plan, functions: dict[str, str], comment: str = "", *, map_
         "FilesFailed": {"Type": "Fail", "Error": "ChuteFilesFailed",
                         "Cause": "some files failed (recorded in chute.files); see the notification"},
     }
+    process = states["Files"]["ItemProcessor"]["States"].get("Process")
+    if process is not None and (plan.static or plan.batch):  # the graph, readable in the console
+        process["Comment"] = "runs the pipeline's nodes in order: " + " -> ".join(
+            n.name for n in [*plan.static, *plan.batch])
     return {"Comment": comment or "chute pipeline", "StartAt": "Begin", "States": states}
