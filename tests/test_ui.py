@@ -602,8 +602,10 @@ def test_replay_from_the_quarantine_page_loads_the_fixed_rows_exactly_once(rejec
     before = query("SELECT count(*) FROM historical_stocks_data")[0][0]
     total = query("SELECT count(*) FROM chute.rejects")[0][0]
     fix_contract(rejects_project)
-    page = rejects_client.get("/quarantine", params={"file": name}).text
-    assert 'id="replay-form"' in page
+    assert 'id="replay-form"' in rejects_client.get("/quarantine", params={"file": name}).text
+    # The button asks first: the confirmation says how many rows, from which files, then posts.
+    page = rejects_client.get("/quarantine/replay", params={"file": name}).text
+    assert f"Replay {count:,} rejected row(s)?" in text_of(page) and name in page
     form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
                            re.search(r'<form method="post" action="/quarantine/replay".*?</form>', page, re.S)[0]))
     assert form["file"] == name and form["csrf_token"] == csrf_of(page)

@@ -412,6 +412,8 @@ def test_replay_from_the_quarantine_page_loads_the_fixed_rows(page, served_rejec
     config = rejects_project.root / "chute.toml"  # the fix: the limit was too strict
     config.write_text(config.read_text().replace("max = 1000000", "max = 1000000000"))
     page.locator("#replay").click()
+    expect(page.locator("h1")).to_contain_text(f"Replay {count:,} rejected row(s)?")  # it asks first
+    page.locator("#confirm").click()
     expect(page.locator("#replay-result")).to_contain_text(f"{count:,} record(s) replayed, {count:,} row(s) loaded")
     assert query("SELECT count(*) FROM historical_stocks_data")[0][0] == before + count
     assert query("SELECT count(*) FROM chute.rejects WHERE replay_state = 'replayed'")[0][0] == count

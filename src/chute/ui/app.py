@@ -242,6 +242,20 @@ def create_app(project: Project, db_url: str, *, token: str | None = None, secur
         return StreamingResponse(rows(), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{project.name}-rejects.csv"'})
 
+    @app.get("/quarantine/replay", response_class=HTMLResponse)
+    def confirm_replay(request: Request):
+        """What a replay of the page's rows will do, said before it is done (the POST does it)."""
+        if _replay_function() is None:
+            raise HTTPException(501, "this chute has no quarantine replay")
+        filters = reject_filters(request.query_params)
+        with board.conn() as conn:
+            ids = q.reject_ids(conn, project.name, {**filters, "replay_state": "pending"})
+            rows = q.rejects(conn, project.name, {**filters, "replay_state": "pending"}, limit=1000) if ids else []
+        files = sorted({r["file_name"] for r in rows})
+        kept = {k: v for k, v in request.query_params.items() if k in REJECT_FILTERS and v}
+        return render(request, "confirm_replay.html", count=len(ids), files=files, kept=kept,
+                      back=f"/quarantine?{urlencode(kept)}", nav="quarantine")
+
     @app.post("/quarantine/replay")
     async def quarantine_replay(request: Request):
         form = await request.form()
