@@ -17,7 +17,7 @@ COMMANDS = [["init"], ["run"], ["status"], ["forget"], ["load"], ["db"], ["db", 
             ["rejects"], ["rejects", "list"], ["rejects", "show"], ["rejects", "export"], ["replay"]]
 COMMANDS += [["s3"], ["s3", "setup"], ["s3", "drain"], ["s3", "dead-letters"], ["s3", "redrive"]]
 COMMANDS += [["ui"]]
-COMMANDS += [["deploy"], ["deploy", "aws"]]
+COMMANDS += [["deploy"], ["deploy", "aws"], ["deploy", "rerun"]]
 COMMANDS += [["extract"]]
 
 
