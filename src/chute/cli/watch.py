@@ -139,6 +139,14 @@ def _ids(ids: tuple[int, ...], everything: bool, verb: str) -> list[int] | None:
     return None if everything else list(ids)
 
 
+def _refuse_unknown(conn, pipeline: str, wanted: list[int] | None) -> None:
+    """Dead letter ids the command was given that this pipeline does not have: refused, nothing done."""
+    from chute.ledger import deadletters
+
+    if wanted and (unknown := sorted(set(wanted) - deadletters.existing_ids(conn, pipeline, wanted))):
+        raise ConfigError(f"no dead letter with id {', '.join(map(str, unknown))} in {pipeline}")
+
+
 @dlq.command("retry")
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Re-queue every dead letter.")
@@ -152,8 +160,7 @@ def dlq_retry(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
     wanted = _ids(ids, everything, "retry")
     project, conn = _open(project_dir, db_url)
     with conn:
-        if wanted and (unknown := sorted(set(wanted) - deadletters.existing_ids(conn, project.name, wanted))):
-            raise ConfigError(f"no dead letter with id {', '.join(map(str, unknown))} in {project.name}")
+        _refuse_unknown(conn, project.name, wanted)
         done = deadletters.requeue(conn, project.name, wanted)
     if as_json:
         emit_json({"pipeline": project.name, "requeued": done})
@@ -176,8 +183,7 @@ def dlq_purge(ids: tuple[int, ...], everything: bool, project_dir: Path, db_url:
     wanted = _ids(ids, everything, "purge")
     project, conn = _open(project_dir, db_url)
     with conn:
-        if wanted and (unknown := sorted(set(wanted) - deadletters.existing_ids(conn, project.name, wanted))):
-            raise ConfigError(f"no dead letter with id {', '.join(map(str, unknown))} in {project.name}")
+        _refuse_unknown(conn, project.name, wanted)
         done = deadletters.purge(conn, project.name, wanted)
     if as_json:
         emit_json({"pipeline": project.name, "purged": done})

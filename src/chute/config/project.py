@@ -22,6 +22,7 @@ from chute.errors import ConfigError
 from chute.config.extract import Extracts
 from chute.config.follow import Follow
 from chute.config.steps import Step
+from chute.config.checks import check_types
 from chute.config.contracts import Contract
 
 # The fields a [[notify]] subject or body may name (chute.notify.message fills them in).
@@ -46,15 +47,6 @@ CONFIG_NAME = "chute.toml"
 # is always text. pandas' default list without 'None' (a real answer: a town, "Allergies: None")
 # and without the spellings only old C runtimes wrote (-1.#IND, 1.#QNAN, #N/A N/A, #NA, -NaN).
 DEFAULT_NULLS: tuple[str, ...] = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "NaN", "nan", "<NA>")
-
-
-def _check_types(columns: dict[str, str]) -> dict[str, str]:
-    for name, text in columns.items():
-        try:
-            parse_type(text)
-        except ConfigError as exc:
-            raise ValueError(f"column {name!r}: {exc}") from None
-    return columns
 
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -134,7 +126,7 @@ class Source(_Strict):
     @field_validator("columns")
     @classmethod
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_types(value)
+        return check_types(value)
 
     @field_validator("encoding")
     @classmethod
@@ -198,7 +190,7 @@ class Table(_Strict):
     @field_validator("columns")
     @classmethod
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_types(value)
+        return check_types(value)
 
     @model_validator(mode="after")
     def _key_is_declared(self) -> "Table":

@@ -10,8 +10,7 @@ from typing import Annotated, Literal, Union
 import polars as pl
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, field_validator
 
-from chute.coltypes import parse_type
-from chute.errors import ConfigError
+from chute.config.checks import check_types
 
 DEFAULT_KEY_ENV = "CHUTE_PII_KEY"  # the variable holding the key of `hash` (transforms/pii.py)
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -90,12 +89,7 @@ class CastStep(StepBase):
     @field_validator("columns")
     @classmethod
     def _types_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            try:
-                parse_type(text)
-            except ConfigError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        return value
+        return check_types(value)
 
 
 class DeriveStep(StepBase):
