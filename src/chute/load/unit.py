@@ -222,7 +222,7 @@ class LoadUnit:
                 self._merge(target)
             self._build_primary_keys()
             self._exec(sql.SQL("DROP TABLE IF EXISTS chute_stage_files"))
-            self._stage("chute_stage_files", pa.Table.from_pylist([vars(f) for f in files], schema=_FILES_SCHEMA))
+            self._stage("chute_stage_files", _ledger_rows(files))
             self.cur.execute(ledger.COMMIT_FILES_SQL)
             if self.rejects:
                 self.cur.execute(quarantine.COMMIT_REJECTS_SQL, (self.pipeline,))
@@ -374,11 +374,17 @@ def merge_statements(into: sql.Composable, stage: sql.Composable, columns: list[
     return [*statements, insert_new]
 
 
-_FILES_SCHEMA = pa.schema([  # a LedgerRow (ledger/files.py), as Arrow
-    ("pipeline", pa.string()), ("name", pa.string()), ("uri", pa.string()), ("size", pa.int64()),
-    ("mtime_ns", pa.int64()), ("sha256", pa.string()), ("status", pa.string()), ("run_id", pa.int64()),
-    ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()), ("by_name", pa.bool_()),
-])
+_FILES_COLUMNS = {  # a LedgerRow (ledger/files.py), as a frame
+    "pipeline": pl.String, "name": pl.String, "uri": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64,
+    "sha256": pl.String, "status": pl.String, "run_id": pl.Int64, "rows_read": pl.Int64, "rows_loaded": pl.Int64,
+    "rows_rejected": pl.Int64, "by_name": pl.Boolean,
+}
+
+
+def _ledger_rows(files: list[ledger.LedgerRow]) -> pa.Table:
+    """The files' ledger rows as Arrow, built by polars: pyarrow's own conversion of Python
+    values imports pandas when it is installed, ~0.5 s on every load."""
+    return pl.DataFrame([vars(f) for f in files], schema=_FILES_COLUMNS, orient="row").to_arrow()
 
 
 def _list(names) -> sql.Composed:
