@@ -1,0 +1,109 @@
+"""bench_peers: `chute load` against every peer that loads the same CSV into PostgreSQL.
+
+One 2,000,000-row, 9-column CSV (the file of bench_load.py), loaded into a new table by
+whole processes, interleaved, --repeat times each (best and median printed):
+
+* psql:    psql "$URL" -c "\\copy t_psql FROM 'FILE' CSV HEADER" into a table made beforehand
+           (its CREATE TABLE is not timed);
+* adbc:    python -c: pyarrow.csv.read_csv(FILE) then ADBC's adbc_ingest (creates the table);
+* duckdb:  python -c: DuckDB with its postgres extension as the pip wheels ship it,
+           ATTACH 'URL' AS pg (TYPE postgres); CREATE TABLE pg.public.t_duck AS
+           SELECT * FROM read_csv('FILE');
+* chute:   chute load FILE --into t_chute --db URL --json.
+
+Every table must hold every row; the column types of each are printed. Target (issue 27):
+chute's time at most 0.9x DuckDB's.
+
+    .venv/bin/python benchmarks/bench_peers.py [--rows 2000000] [--repeat 3] [--keep-data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import (CHUTE, COLUMNS_SQL, chute_json, cluster, count, fresh_database, hide, median,
+                     print_machine, prices_csv, psql, psql_cmd, show, table, timed)
+
+TARGET = 0.9  # chute / DuckDB, best of each
+
+ADBC = """
+import sys, pyarrow.csv as pc, adbc_driver_postgresql.dbapi as pg
+data = pc.read_csv(sys.argv[1])
+with pg.connect(sys.argv[2]) as conn, conn.cursor() as cur:
+    cur.adbc_ingest("t_adbc", data, mode="create")
+    conn.commit()
+"""
+
+DUCKDB = """
+import sys, duckdb
+from duckdb_extensions import import_extension
+import_extension("postgres")
+con = duckdb.connect()
+con.execute("LOAD postgres")
+con.execute(f"ATTACH '{sys.argv[2]}' AS pg (TYPE postgres)")
+con.execute(f"CREATE TABLE pg.public.t_duck AS SELECT * FROM read_csv('{sys.argv[1]}')")
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep-data", action="store_true", help="keep the generated CSV in bench-data/")
+    args = ap.parse_args()
+
+    url = fresh_database(cluster(), "bench_peers")
+    print_machine(url)
+    csv = prices_csv(args.rows)
+    open(csv, "rb").read()  # warm the page cache so no variant pays for the first disk read
+
+    variants = {
+        "psql \\copy": ("t_psql", psql_cmd(url, f"\\copy t_psql FROM '{csv}' CSV HEADER")),
+        "pyarrow + ADBC": ("t_adbc", [sys.executable, "-c", ADBC, str(csv), url]),
+        "DuckDB + postgres": ("t_duck", [sys.executable, "-c", DUCKDB, str(csv), url]),
+        "chute load": ("t_chute", [CHUTE, "load", str(csv), "--into", "t_chute", "--db", url, "--json"]),
+    }
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    inner: list[dict] = []
+    for r in range(args.repeat):
+        for label, (name, cmd) in variants.items():
+            psql(url, f"DROP TABLE IF EXISTS {name}")
+            if psql(url, "SELECT to_regclass('chute.files') IS NOT NULL") == "t":
+                psql(url, f"DELETE FROM chute.files WHERE pipeline = 'load:public.{name}'")
+            if name == "t_psql":
+                psql(url, f"CREATE TABLE t_psql ({COLUMNS_SQL})")
+            psql(url, "CHECKPOINT")  # no dirty buffers left by the previous variant
+            seconds, done = timed(cmd)
+            rows = count(url, name)
+            if rows != args.rows:
+                raise SystemExit(f"{label}: {rows:,} rows in {name}, expected {args.rows:,}")
+            if name == "t_chute":
+                info = chute_json(done)
+                inner.append({"seconds": info["seconds"], **info["timings"]})
+            times[label].append(seconds)
+            print(f"run {r + 1}: {label:20} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s", flush=True)
+
+    print(f"\ncommands (URL={hide(url)}):")
+    for label, (_, cmd) in variants.items():
+        print(f"  {label}: {show(cmd)}")
+    print("\ncolumn types:")
+    for label, (name, _) in variants.items():
+        types = psql(url, "SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) "
+                          f"FROM pg_attribute WHERE attrelid = '{name}'::regclass AND attnum > 0")
+        print(f"  {label:20} {types}")
+    best_run = min(inner, key=lambda x: x["seconds"])
+    print("chute's own timings, best run:", {k: round(v, 3) for k, v in best_run.items()})
+
+    duck = min(times["DuckDB + postgres"])
+    print()
+    table(["tool", "best s", "median s", "rows/s (best)", "/ DuckDB (best)"],
+          [[label, min(ts), median(ts), args.rows / min(ts), f"{min(ts) / duck:.2f}x"] for label, ts in times.items()])
+    ratio = min(times["chute load"]) / duck
+    print(f"\nchute / DuckDB = {ratio:.2f}x (target <= {TARGET}x): {'met' if ratio <= TARGET else 'NOT met'}")
+    if not args.keep_data:
+        csv.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
