@@ -420,3 +420,20 @@ def test_type_boolean_reads_yes_and_no_and_quarantines_the_rest(tmp_path, cli, q
     summary = json.loads(cli("load", path, "--into", "flags", "--type", "flag=boolean", "--json").output)
     assert summary["rows_loaded"] == 3 and summary["rows_rejected"] == 1
     assert query("SELECT flag FROM flags ORDER BY n") == [(True,), (False,), (True,)]
+
+
+@pytest.mark.parametrize("cell", ["007", '"007"', "-01.5", "+0012"])
+def test_numbers_with_a_leading_zero_stay_text_in_a_column_with_no_null(cell):
+    """The second, all-text reading of the head is skipped when no column holds a NULL and no
+    field starts with a 0 followed by a digit; a leading zero, quoted or signed, still brings it."""
+    import pyarrow as pa
+
+    from chute.config.project import Source
+    from chute.formats.infer import infer_schema
+
+    head = pa.py_buffer(f"id,code,v\n1,{cell},0.5\n2,12,10.05\n".encode())
+    schema, _ = infer_schema(head, Source(format="csv"), {}, {}, True)
+    assert [(c.name, c.type) for c in schema.columns] == [("id", "bigint"), ("code", "text"), ("v", "double")]
+    assert schema.columns[1].note.startswith("leading zeros")
+    plain, _ = infer_schema(pa.py_buffer(b"id,code,v\n1,7,0.5\n2,12,10.05\n"), Source(format="csv"), {}, {}, True)
+    assert [c.type for c in plain.columns] == ["bigint", "bigint", "double"]

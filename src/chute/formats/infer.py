@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -69,14 +70,21 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
     needs a format the values or the user give (or ISO, which pyarrow reads); else ConfigError."""
     plain = source.model_copy(update={"columns": {}, "formats": {}})
     typed = read_records(head, plain, 1 << 30)[0].drop(ROW_COLUMN)
-    as_text = source.model_copy(update={"null_values": [""], "formats": {},
-                                        "columns": {c: "text" for c in typed.columns}})
-    text = read_records(head, as_text, 1 << 30)[0].drop(ROW_COLUMN)
+    kinds = {name: from_polars(typed.schema[name]).name for name in typed.columns}
+    text = None  # the columns as text: only needed for markers read as NULL, or numbers with leading zeros
+    if any(typed.null_count().row(0)) or (
+            any(k in ("bigint", "double") for k in kinds.values()) and _may_lead_with_zero(head, source)):
+        as_text = source.model_copy(update={"null_values": [""], "formats": {},
+                                            "columns": {c: "text" for c in typed.columns}})
+        text = read_records(head, as_text, 1 << 30)[0].drop(ROW_COLUMN)
     markers = source.nulls()
     columns = []
     for name in typed.columns:
-        kind = from_polars(typed.schema[name]).name
-        raw = text.get_column(name) if name in text.columns else pl.Series(name, [], pl.String)
+        kind = kinds[name]
+        if text is not None:
+            raw = text.get_column(name) if name in text.columns else pl.Series(name, [], pl.String)
+        else:  # no NULL in the column: its text, where it is text, is what the typed reading holds
+            raw = typed.get_column(name) if kind == "text" else pl.Series(name, [], pl.String)
         if raw.dtype != pl.String:  # a column pyarrow would not read as text (named "" in the header)
             raw = raw.cast(pl.String)
         info = ColumnInfo(name, kind, typed.get_column(name).null_count(), marker_counts(raw, markers))
@@ -89,6 +97,25 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
             info.note = f"{shown} read as NULL among codes: if data, quote it or give --null without it"
         columns.append(info)
     return Schema(columns, typed.height, complete, markers), typed
+
+
+def _may_lead_with_zero(head: pa.Buffer, source: Source) -> bool:
+    """Whether any field of `head` may be a number written with a leading zero (007, -01.5):
+    a 0 that starts a field (after the delimiter, a line break, a quote or a sign) and is
+    followed by a digit. A cheap scan of the bytes that spares the all-text second parse of
+    most files; any doubt (an encoding that is not ASCII-compatible) answers yes."""
+    if source.encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        return True
+    b = np.frombuffer(head, np.uint8)
+    zero = np.flatnonzero(b[:-1] == ord("0"))
+    zero = zero[(b[zero + 1] >= ord("0")) & (b[zero + 1] <= ord("9"))]
+    if not zero.size:
+        return False
+    starts = np.frombuffer(f"{source.delimiter}{source.quote}\n\r".encode(), np.uint8)
+    before = np.where(zero >= 1, b[np.maximum(zero - 1, 0)], ord("\n"))
+    signed = (before == ord("+")) | (before == ord("-"))
+    before = np.where(signed & (zero >= 2), b[np.maximum(zero - 2, 0)], before)
+    return bool(np.isin(before, starts).any())
 
 
 def infer_frame(typed: pl.DataFrame, overrides: dict[str, str], date_formats: dict[str, str],
