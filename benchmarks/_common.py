@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import shutil
@@ -36,6 +37,20 @@ def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
     done = sh(cmd, **kw)
     return time.perf_counter() - t0, done
+
+
+TIME = "/usr/bin/time"  # GNU time: -v reports the command's peak memory
+
+
+def timed_rss(cmd: list[str], **kw) -> tuple[float, float | None, subprocess.CompletedProcess]:
+    """Wall time and peak RSS in MB (`/usr/bin/time -v`'s "Maximum resident set size") of the whole
+    command; RSS None when /usr/bin/time is missing (apt-get install time)."""
+    if not os.path.exists(TIME):
+        seconds, done = timed(cmd, **kw)
+        return seconds, None, done
+    seconds, done = timed([TIME, "-v", *cmd], **kw)
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
+    return seconds, kb / 1024, done
 
 
 def show(cmd: list[str]) -> str:

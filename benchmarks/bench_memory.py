@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 import sys
 from pathlib import Path
 
 from _common import (CHUTE, COLUMNS_SQL, DATA, cluster, count, fresh_database, hide, print_machine, psql, psql_cmd,
-                     show, table, timed, prices_csv)
+                     show, table, timed_rss, prices_csv)
 
 TARGET_MB = 600
 
@@ -34,9 +33,10 @@ READER_ONLY = ("import sys, pyarrow.csv as c; n = sum(b.num_rows for b in c.open
 def measure(url: str, cmd: list[str]) -> tuple[float, float, str]:
     """(wall seconds, max RSS in MB, stdout) of cmd under /usr/bin/time -v."""
     psql(url, "CHECKPOINT")
-    seconds, done = timed(["/usr/bin/time", "-v", *cmd])
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
-    return seconds, rss_kb / 1024, done.stdout
+    seconds, rss, done = timed_rss(cmd)
+    if rss is None:
+        raise SystemExit("bench_memory needs /usr/bin/time (apt-get install time)")
+    return seconds, rss, done.stdout
 
 
 def write_head(src: Path, dst: Path, rows: int) -> int:

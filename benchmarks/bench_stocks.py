@@ -1,18 +1,30 @@
-"""bench_stocks: the stocks example at full size, a first `chute run` against one `psql \\copy`.
+"""bench_stocks: the stocks example at full size, a first `chute run` against `psql \\copy` and DuckDB.
 
     chute init DIR --example stocks --files 7192 --seed 1   (~15 M rows in 7,192 files; the
                                                              1,000 "top companies" hold ~2.1 M)
-    chute run -p DIR --db URL --json                         (first load, into a fresh database)
+    /usr/bin/time -v chute run -p DIR --db URL --json        (first load, into a fresh database)
 
 Baselines, same run, same server: psql \\copy of the run's own output file
 DIR/processed/historical_stock_data.csv into an empty table
 - like the run's target (`LIKE historical_stocks_data INCLUDING ALL`: the same columns and
   primary key). This is the \\copy the issue timed at ~7 s on these machines;
 - with the same columns and no index: stricter, as the run builds the key and this does not.
-Target (from the issue): the whole chute run (list, filter, read, transform, merge-load,
-ledger, export) takes less time than that one \\copy; both verdicts are printed. Also
-reported: the run without its export stage, a second run with nothing new (0 files loaded),
-and the ledger commit per file.
+Peer, same run, same server: DuckDB doing the whole job in SQL in one process
+(`/usr/bin/time -v python benchmarks/_stocks_duckdb.py DIR OUT URL t_duck`, this interpreter, so
+start-up and imports count; its docstring has the steps): select the listed companies' files,
+read them, compute the two columns, `COPY ... TO` bench-data/<project>-duckdb/historical_stock_data.csv,
+and INSERT through the postgres extension into t_duck, created empty beforehand (not timed)
+`LIKE historical_stocks_data INCLUDING ALL` (the target's column types and primary key). The
+script stops (exit 1) unless t_duck and the target agree: row count, NULL count of
+daily_percent_change, sum(volume_traded), no row of t_duck missing from the target, and both
+exports hold as many rows.
+Targets: the whole chute run (list, filter, read, transform, merge-load, ledger, export) takes
+less time than one \\copy (both verdicts printed); from the DuckDB issue: chute run <= 0.9x
+DuckDB's time (medians; best/best printed too) and the chute run's peak RSS (/usr/bin/time -v,
+as bench_memory; the highest of the runs) < 500 MB. Also reported: DuckDB's peak RSS and step
+times, the run without its export stage, a second run with nothing new (0 files loaded), and
+the ledger commit per file. Without duckdb and its postgres extension in this interpreter the
+DuckDB peer is skipped with a note.
 
     .venv/bin/python benchmarks/bench_stocks.py [--files 7192] [--seed 1] [--repeat 2] [--keep-data]
 """
@@ -20,14 +32,67 @@ and the ledger commit per file.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import sys
+from pathlib import Path
 
-from _common import (CHUTE, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
-                     psql_cmd, show, stocks_project, table, timed)
+from _common import (CHUTE, DATA, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
+                     psql_cmd, sh, show, stocks_project, table, timed, timed_rss)
 
 COLUMNS = ("stock_date date, open_value double precision, high_value double precision, low_value double precision, "
            "close_value double precision, volume_traded bigint, daily_percent_change double precision, "
            "value_change double precision, company_name varchar(56)")
+DUCKDB = Path(__file__).with_name("_stocks_duckdb.py")
+TARGET_RATIO = 0.9  # chute run <= 0.9x DuckDB's time
+TARGET_RSS_MB = 500  # peak RSS of the chute run process
+# What must agree between chute's table and DuckDB's.
+FIGURES = ("SELECT count(*), count(*) FILTER (WHERE daily_percent_change IS NULL), sum(volume_traded) FROM {}")
+FIGURE_NAMES = ("rows", "NULL daily_percent_change", "sum(volume_traded)")
+
+
+def duckdb_missing() -> str | None:
+    """None when this interpreter has duckdb and its postgres extension (installed here from the
+    duckdb-extension-postgres package when present, outside the timings), else why not."""
+    code = ("import duckdb\ntry:\n    from duckdb_extensions import import_extension\n"
+            "    import_extension('postgres')\nexcept ImportError:\n    pass\nduckdb.sql('LOAD postgres')")
+    done = sh([sys.executable, "-c", code], check=False)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def data_rows(csv: Path) -> int:
+    with open(csv, "rb") as f:
+        return sum(1 for _ in f) - 1  # the header
+
+
+def run_duckdb(url: str, duck: list[str], output: Path, duck_output: Path,
+               rows: int) -> tuple[float, float | None, str]:
+    """DuckDB's whole job into t_duck, a table like the target; check it holds chute's rows.
+    Return its wall time, its peak RSS and what to print."""
+    psql(url, "CREATE TABLE t_duck (LIKE historical_stocks_data INCLUDING ALL)")
+    psql(url, "CHECKPOINT")
+    wall, rss, done = timed_rss([url if arg == "URL" else arg for arg in duck])
+    info = json.loads(done.stdout)
+    ours = psql(url, FIGURES.format("historical_stocks_data")).split("|")
+    theirs = psql(url, FIGURES.format("t_duck")).split("|")
+    # The key makes rows unique: with equal counts, no row of t_duck missing from the target = the same rows.
+    differ = int(psql(url, "SELECT count(*) FROM (SELECT * FROM t_duck EXCEPT ALL "
+                           "SELECT * FROM historical_stocks_data) d"))
+    exports = (data_rows(output), data_rows(duck_output))
+    if ours != theirs or differ or exports != (rows, rows):
+        raise SystemExit("chute's historical_stocks_data and DuckDB's t_duck differ: "
+                         + ", ".join(f"{n} {a} vs {b}" for n, a, b in zip(FIGURE_NAMES, ours, theirs))
+                         + f"; {differ:,} rows of t_duck not in the target; exports {exports[0]:,} rows "
+                         f"vs {exports[1]:,}")
+    note = (f"       DuckDB {wall:.2f} s wall, peak RSS {mb(rss)} ({info['files']:,} files, {info['rows']:,} rows, "
+            f"{info['threads']} threads), steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in info["seconds"].items())
+            + "\n       same rows in both tables: " + ", ".join(f"{n} {int(a):,}" for n, a in zip(FIGURE_NAMES, ours))
+            + f"; rows of t_duck not in the target: 0; both exports {rows:,} rows")
+    return wall, rss, note
+
+
+def mb(rss: float | None) -> str:
+    return "n/a (no /usr/bin/time)" if rss is None else f"{rss:.0f} MB"
 
 
 def main() -> None:
@@ -43,16 +108,22 @@ def main() -> None:
     project = stocks_project(f"stocks-{args.files}-s{args.seed}", args.files, args.seed)
     output = project / "processed" / "historical_stock_data.csv"
     run = [CHUTE, "run", "-p", str(project), "--db", "URL", "--json"]
+    missing = duckdb_missing()
+    if missing:
+        print(f"DuckDB peer skipped: {missing} (pip install duckdb duckdb-extension-postgres duckdb-extensions)")
+    duck_output = DATA / f"{project.name}-duckdb" / "historical_stock_data.csv"
+    duck_output.parent.mkdir(exist_ok=True)
+    duck = [sys.executable, str(DUCKDB), str(project), str(duck_output), "URL", "t_duck"]  # same interpreter
     copy_sql = f"\\copy t FROM '{output}' CSV HEADER"
     keyed_sql = f"\\copy t_keyed FROM '{output}' CSV HEADER"
 
     rec: dict[str, list[float]] = {k: [] for k in ("wall", "seconds", "no_export", "copy", "keyed", "noop_wall",
-                                                   "noop_seconds", "commit_per_file_ms")}
+                                                   "noop_seconds", "commit_per_file_ms", "duck", "rss", "duck_rss")}
     for r in range(args.repeat):
         url = fresh_database(base, "bench_stocks")  # empty ledger, no table: a first load
         psql(url, "CHECKPOINT")
         run[run.index("--db") + 1] = url
-        wall, done = timed(run)
+        wall, rss, done = timed_rss(run)
         first = chute_json(done)
         rows = count(url, "historical_stocks_data")
         if first["status"] != "succeeded" or rows != first["rows_loaded"]:
@@ -63,6 +134,11 @@ def main() -> None:
         noop = chute_json(done)
         if noop["files_loaded"] != 0:
             raise SystemExit(f"second run loaded {noop['files_loaded']} files, expected 0")
+
+        if not missing:
+            duck_wall, duck_rss, duck_note = run_duckdb(url, duck, output, duck_output, rows)
+            rec["duck"].append(duck_wall)
+            rec["duck_rss"].append(duck_rss)
 
         psql(url, f"CREATE TABLE t ({COLUMNS})")
         psql(url, "CREATE TABLE t_keyed (LIKE historical_stocks_data INCLUDING ALL)")
@@ -75,6 +151,7 @@ def main() -> None:
                 raise SystemExit(f"\\copy loaded {count(url, name):,} rows into {name}, the chute run {rows:,}")
 
         rec["wall"].append(wall)
+        rec["rss"].append(rss)
         rec["seconds"].append(first["seconds"])
         # A first load writes the export from the rows in memory ("export from memory").
         rec["no_export"].append(first["seconds"] - timings.get("export", 0.0) - timings.get("export from memory", 0.0))
@@ -83,18 +160,23 @@ def main() -> None:
         rec["noop_wall"].append(noop_wall)
         rec["noop_seconds"].append(noop["seconds"])
         rec["commit_per_file_ms"].append(1000 * timings.get("commit", 0.0) / first["files_loaded"])
-        print(f"run {r + 1}: chute run {wall:.2f} s wall ({first['seconds']:.2f} s reported; "
+        print(f"run {r + 1}: chute run {wall:.2f} s wall, peak RSS {mb(rss)} ({first['seconds']:.2f} s reported; "
               f"{first['files_loaded']:,} files loaded, {first['excluded']:,} filtered out, {rows:,} rows), "
               f"timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         print(f"       second run {noop_wall:.2f} s wall ({noop['seconds']:.3f} s reported, "
               f"{noop['unchanged']:,} unchanged); psql \\copy {copy:.2f} s, "
               f"into a table like the target {keyed:.2f} s")
+        if not missing:
+            print(duck_note)
 
     print(f"\ncommands (URL={hide(url)}):")
-    print(f"  chute: {show(run)}   (twice: first load, then nothing new)")
+    print(f"  chute: {show(run)}   (twice: first load under /usr/bin/time -v, then nothing new)")
     print(f"  baseline: {show(psql_cmd(url, keyed_sql))}   into CREATE TABLE t_keyed "
           "(LIKE historical_stocks_data INCLUDING ALL)")
     print(f"  stricter baseline: {show(psql_cmd(url, copy_sql))}   into CREATE TABLE t ({COLUMNS})")
+    if not missing:
+        print(f"  DuckDB: {show([url if arg == 'URL' else arg for arg in duck])}   into CREATE TABLE t_duck "
+              "(LIKE historical_stocks_data INCLUDING ALL); under /usr/bin/time -v")
     print(f"  output file: {output.stat().st_size / 1e6:.0f} MB, {rows:,} rows\n")
 
     lines = []
@@ -102,7 +184,8 @@ def main() -> None:
                        ("copy", "psql \\copy into a table with no key (stricter)"), ("wall", "chute run, wall"),
                        ("seconds", "chute run, reported seconds"), ("no_export", "chute run without export"),
                        ("noop_wall", "second run (nothing new), wall"),
-                       ("noop_seconds", "second run, reported seconds")]:
+                       ("noop_seconds", "second run, reported seconds"),
+                       *([("duck", "DuckDB, whole job in one process, wall")] if not missing else [])]:
         xs = rec[key]
         ratios = [f"{median(rec[b]) / median(xs):.2f}x" for b in ("keyed", "copy")] if "noop" not in key else ["", ""]
         lines.append([label, min(xs), median(xs), *ratios])
@@ -114,9 +197,22 @@ def main() -> None:
         print(f"target whole chute run < one psql \\copy {label}: {'met' if met else 'NOT met'} "
               f"(median {median(rec['wall']):.2f} s vs {median(rec[key]):.2f} s; without export "
               f"{median(rec['no_export']):.2f} s)")
+    peak = max(rec["rss"]) if None not in rec["rss"] else None
+    if missing:
+        print(f"target chute run <= {TARGET_RATIO}x DuckDB's time: not measured (DuckDB peer skipped: {missing})")
+    else:
+        ratio, best = median(rec["wall"]) / median(rec["duck"]), min(rec["wall"]) / min(rec["duck"])
+        print(f"target chute run <= {TARGET_RATIO}x DuckDB's time: {'met' if ratio <= TARGET_RATIO else 'NOT met'} "
+              f"(chute/DuckDB {ratio:.2f}x: median {median(rec['wall']):.2f} s vs {median(rec['duck']):.2f} s; "
+              f"best {best:.2f}x: {min(rec['wall']):.2f} s vs {min(rec['duck']):.2f} s)")
+    duck_peak = (f"; DuckDB {mb(max(rec['duck_rss']))}" if not missing and None not in rec["duck_rss"] else "")
+    print(f"target peak RSS of the chute run < {TARGET_RSS_MB} MB: "
+          + ("not measured (no /usr/bin/time)" if peak is None else
+             f"{'met' if peak < TARGET_RSS_MB else 'NOT met'} (highest of {args.repeat}: {peak:.0f} MB{duck_peak})"))
     psql(base, 'DROP DATABASE IF EXISTS "bench_stocks" WITH (FORCE)')
     if not args.keep_data:
         shutil.rmtree(project)
+        shutil.rmtree(duck_output.parent)
 
 
 if __name__ == "__main__":
