@@ -22,8 +22,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import (CHUTE, COLUMNS_SQL, chute_json, cluster, count, fresh_database, hide, median,
-                     print_machine, prices_csv, psql, psql_cmd, show, table, timed)
+from _common import (
+    CHUTE,
+    COLUMNS_SQL,
+    chute_json,
+    cluster,
+    count,
+    fresh_database,
+    hide,
+    median,
+    prices_csv,
+    print_machine,
+    psql,
+    psql_cmd,
+    show,
+    table,
+    timed,
+)
 
 TARGET = 0.9  # chute / DuckDB, best of each
 

@@ -10,14 +10,15 @@ DIR/processed/historical_stock_data.csv into an empty table
   primary key). This is the \\copy the issue timed at ~7 s on these machines;
 - with the same columns and no index: stricter, as the run builds the key and this does not.
 Peer, same run, same server: DuckDB doing the whole job in SQL in one process
-(`/usr/bin/time -v python benchmarks/_stocks_duckdb.py DIR OUT URL t_duck`, this interpreter, so
+(`/usr/bin/time -v python benchmarks/_stocks_duckdb.py DIR OUT URL TABLE`, this interpreter, so
 start-up and imports count; its docstring has the steps): select the listed companies' files,
 read them, compute the two columns, `COPY ... TO` bench-data/<project>-duckdb/historical_stock_data.csv,
-and INSERT through the postgres extension into t_duck, created empty beforehand (not timed)
-`LIKE historical_stocks_data INCLUDING ALL` (the target's column types and primary key). The
-script stops (exit 1) unless t_duck and the target agree: row count, NULL count of
-daily_percent_change, sum(volume_traded), no row of t_duck missing from the target, and both
-exports hold as many rows.
+and load through the postgres extension, two ways: INSERT into t_duck, created empty beforehand
+(not timed) `LIKE historical_stocks_data INCLUDING ALL` (the target's column types and primary
+key), and `CREATE TABLE t_duck_new AS` (`--create`: a new table, no key, DuckDB's fastest). The
+script stops (exit 1) unless each and the target agree: row count, NULL count of
+daily_percent_change, sum(volume_traded), no row of DuckDB's missing from the target, and both
+exports hold as many rows. The target ratio is taken against the faster of the two.
 Targets: the whole chute run (list, filter, read, transform, merge-load, ledger, export) takes
 less time than one \\copy (both verdicts printed); from the DuckDB issue: chute run <= 0.9x
 DuckDB's time (medians; best/best printed too) and the chute run's peak RSS (/usr/bin/time -v,
@@ -37,8 +38,25 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import (CHUTE, DATA, chute_json, cluster, count, fresh_database, hide, median, print_machine, psql,
-                     psql_cmd, sh, show, stocks_project, table, timed, timed_rss)
+from _common import (
+    CHUTE,
+    DATA,
+    chute_json,
+    cluster,
+    count,
+    fresh_database,
+    hide,
+    median,
+    print_machine,
+    psql,
+    psql_cmd,
+    sh,
+    show,
+    stocks_project,
+    table,
+    timed,
+    timed_rss,
+)
 
 COLUMNS = ("stock_date date, open_value double precision, high_value double precision, low_value double precision, "
            "close_value double precision, volume_traded bigint, daily_percent_change double precision, "
@@ -65,29 +83,37 @@ def data_rows(csv: Path) -> int:
         return sum(1 for _ in f) - 1  # the header
 
 
-def run_duckdb(url: str, duck: list[str], output: Path, duck_output: Path,
-               rows: int) -> tuple[float, float | None, str]:
-    """DuckDB's whole job into t_duck, a table like the target; check it holds chute's rows.
+def run_duckdb(url: str, duck: list[str], output: Path, duck_output: Path, rows: int,
+               table: str) -> tuple[float, float | None, str]:
+    """DuckDB's whole job into `table`: t_duck, made beforehand like the target (INSERT), or
+    t_duck_new, which DuckDB creates (CREATE TABLE AS, no key); check it holds chute's rows.
     Return its wall time, its peak RSS and what to print."""
-    psql(url, "CREATE TABLE t_duck (LIKE historical_stocks_data INCLUDING ALL)")
+    create = table == "t_duck_new"
+    if not create:
+        psql(url, f"CREATE TABLE {table} (LIKE historical_stocks_data INCLUDING ALL)")
     psql(url, "CHECKPOINT")
-    wall, rss, done = timed_rss([url if arg == "URL" else arg for arg in duck])
+    cmd = [url if arg == "URL" else table if arg == "TABLE" else arg for arg in duck] + (["--create"] if create else [])
+    wall, rss, done = timed_rss(cmd)
     info = json.loads(done.stdout)
     ours = psql(url, FIGURES.format("historical_stocks_data")).split("|")
-    theirs = psql(url, FIGURES.format("t_duck")).split("|")
-    # The key makes rows unique: with equal counts, no row of t_duck missing from the target = the same rows.
-    differ = int(psql(url, "SELECT count(*) FROM (SELECT * FROM t_duck EXCEPT ALL "
-                           "SELECT * FROM historical_stocks_data) d"))
+    theirs = psql(url, FIGURES.format(table)).split("|")
+    # The target's key makes its rows unique: with equal counts, no row of DuckDB's table missing
+    # from the target = the same rows.
+    columns = psql(url, "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                        "WHERE attrelid = 'historical_stocks_data'::regclass AND attnum > 0 AND NOT attisdropped")
+    differ = int(psql(url, f"SELECT count(*) FROM (SELECT {columns} FROM {table} EXCEPT ALL "
+                           f"SELECT {columns} FROM historical_stocks_data) d"))
     exports = (data_rows(output), data_rows(duck_output))
     if ours != theirs or differ or exports != (rows, rows):
-        raise SystemExit("chute's historical_stocks_data and DuckDB's t_duck differ: "
+        raise SystemExit(f"chute's historical_stocks_data and DuckDB's {table} differ: "
                          + ", ".join(f"{n} {a} vs {b}" for n, a, b in zip(FIGURE_NAMES, ours, theirs))
-                         + f"; {differ:,} rows of t_duck not in the target; exports {exports[0]:,} rows "
+                         + f"; {differ:,} rows of {table} not in the target; exports {exports[0]:,} rows "
                          f"vs {exports[1]:,}")
-    note = (f"       DuckDB {wall:.2f} s wall, peak RSS {mb(rss)} ({info['files']:,} files, {info['rows']:,} rows, "
-            f"{info['threads']} threads), steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in info["seconds"].items())
+    note = (f"       DuckDB into {table} {wall:.2f} s wall, peak RSS {mb(rss)} ({info['files']:,} files, "
+            f"{info['rows']:,} rows, {info['threads']} threads), steps: "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in info["seconds"].items())
             + "\n       same rows in both tables: " + ", ".join(f"{n} {int(a):,}" for n, a in zip(FIGURE_NAMES, ours))
-            + f"; rows of t_duck not in the target: 0; both exports {rows:,} rows")
+            + f"; rows of {table} not in the target: 0; both exports {rows:,} rows")
     return wall, rss, note
 
 
@@ -113,12 +139,12 @@ def main() -> None:
         print(f"DuckDB peer skipped: {missing} (pip install duckdb duckdb-extension-postgres duckdb-extensions)")
     duck_output = DATA / f"{project.name}-duckdb" / "historical_stock_data.csv"
     duck_output.parent.mkdir(exist_ok=True)
-    duck = [sys.executable, str(DUCKDB), str(project), str(duck_output), "URL", "t_duck"]  # same interpreter
+    duck = [sys.executable, str(DUCKDB), str(project), str(duck_output), "URL", "TABLE"]  # same interpreter
     copy_sql = f"\\copy t FROM '{output}' CSV HEADER"
     keyed_sql = f"\\copy t_keyed FROM '{output}' CSV HEADER"
 
     rec: dict[str, list[float]] = {k: [] for k in ("wall", "seconds", "no_export", "copy", "keyed", "noop_wall",
-                                                   "noop_seconds", "commit_per_file_ms", "duck", "rss", "duck_rss")}
+                                                   "noop_seconds", "commit_per_file_ms", "duck", "duck_new", "rss", "duck_rss")}
     for r in range(args.repeat):
         url = fresh_database(base, "bench_stocks")  # empty ledger, no table: a first load
         psql(url, "CHECKPOINT")
@@ -136,9 +162,12 @@ def main() -> None:
             raise SystemExit(f"second run loaded {noop['files_loaded']} files, expected 0")
 
         if not missing:
-            duck_wall, duck_rss, duck_note = run_duckdb(url, duck, output, duck_output, rows)
-            rec["duck"].append(duck_wall)
-            rec["duck_rss"].append(duck_rss)
+            duck_notes = []
+            for key, table_name in (("duck", "t_duck"), ("duck_new", "t_duck_new")):
+                duck_wall, duck_rss, note = run_duckdb(url, duck, output, duck_output, rows, table_name)
+                rec[key].append(duck_wall)
+                rec["duck_rss"].append(duck_rss)
+                duck_notes.append(note)
 
         psql(url, f"CREATE TABLE t ({COLUMNS})")
         psql(url, "CREATE TABLE t_keyed (LIKE historical_stocks_data INCLUDING ALL)")
@@ -167,7 +196,7 @@ def main() -> None:
               f"{noop['unchanged']:,} unchanged); psql \\copy {copy:.2f} s, "
               f"into a table like the target {keyed:.2f} s")
         if not missing:
-            print(duck_note)
+            print("\n".join(duck_notes))
 
     print(f"\ncommands (URL={hide(url)}):")
     print(f"  chute: {show(run)}   (twice: first load under /usr/bin/time -v, then nothing new)")
@@ -175,8 +204,10 @@ def main() -> None:
           "(LIKE historical_stocks_data INCLUDING ALL)")
     print(f"  stricter baseline: {show(psql_cmd(url, copy_sql))}   into CREATE TABLE t ({COLUMNS})")
     if not missing:
-        print(f"  DuckDB: {show([url if arg == 'URL' else arg for arg in duck])}   into CREATE TABLE t_duck "
+        shown = [url if arg == "URL" else arg for arg in duck]
+        print(f"  DuckDB: {show([*shown[:-1], 't_duck'])}   into CREATE TABLE t_duck "
               "(LIKE historical_stocks_data INCLUDING ALL); under /usr/bin/time -v")
+        print(f"  DuckDB: {show([*shown[:-1], 't_duck_new', '--create'])}   (CREATE TABLE t_duck_new AS ...)")
     print(f"  output file: {output.stat().st_size / 1e6:.0f} MB, {rows:,} rows\n")
 
     lines = []
@@ -185,7 +216,8 @@ def main() -> None:
                        ("seconds", "chute run, reported seconds"), ("no_export", "chute run without export"),
                        ("noop_wall", "second run (nothing new), wall"),
                        ("noop_seconds", "second run, reported seconds"),
-                       *([("duck", "DuckDB, whole job in one process, wall")] if not missing else [])]:
+                       *([("duck", "DuckDB, whole job, INSERT into a table like the target, wall"),
+                          ("duck_new", "DuckDB, whole job, CREATE TABLE AS (no key), wall")] if not missing else [])]:
         xs = rec[key]
         ratios = [f"{median(rec[b]) / median(xs):.2f}x" for b in ("keyed", "copy")] if "noop" not in key else ["", ""]
         lines.append([label, min(xs), median(xs), *ratios])
@@ -201,8 +233,12 @@ def main() -> None:
     if missing:
         print(f"target chute run <= {TARGET_RATIO}x DuckDB's time: not measured (DuckDB peer skipped: {missing})")
     else:
+        # Against DuckDB's faster way (the stricter reading): usually CREATE TABLE AS, with no key to build.
+        fast = min(("duck", "duck_new"), key=lambda k: median(rec[k]))
+        rec["duck"] = rec[fast]
         ratio, best = median(rec["wall"]) / median(rec["duck"]), min(rec["wall"]) / min(rec["duck"])
-        print(f"target chute run <= {TARGET_RATIO}x DuckDB's time: {'met' if ratio <= TARGET_RATIO else 'NOT met'} "
+        print(f"target chute run <= {TARGET_RATIO}x DuckDB's time (its faster way, {fast}): "
+              f"{'met' if ratio <= TARGET_RATIO else 'NOT met'} "
               f"(chute/DuckDB {ratio:.2f}x: median {median(rec['wall']):.2f} s vs {median(rec['duck']):.2f} s; "
               f"best {best:.2f}x: {min(rec['wall']):.2f} s vs {min(rec['duck']):.2f} s)")
     duck_peak = (f"; DuckDB {mb(max(rec['duck_rss']))}" if not missing and None not in rec["duck_rss"] else "")
