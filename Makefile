@@ -51,7 +51,9 @@ screenshots: install postgres chromium
 	$(BIN)/python scripts/screenshots.py
 
 bench: install postgres
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_peers.py
 	$(BIN)/python benchmarks/bench_stocks.py
 
 clean:

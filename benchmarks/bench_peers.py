@@ -11,8 +11,10 @@ whole processes, interleaved, --repeat times each (best and median printed):
            SELECT * FROM read_csv('FILE');
 * chute:   chute load FILE --into t_chute --db URL --json.
 
-Every table must hold every row; the column types of each are printed. Target (issue 27):
-chute's time at most 0.9x DuckDB's.
+Every table must hold every row; the column types of each are printed, and the CPU seconds
+each used, in the client (the command) and in the server (every PostgreSQL process, from
+/proc: the server must run on this machine). Target (issue 27): chute's time at most 0.9x
+DuckDB's.
 
     .venv/bin/python benchmarks/bench_peers.py [--rows 2000000] [--repeat 3] [--keep-data]
 """
@@ -20,6 +22,8 @@ chute's time at most 0.9x DuckDB's.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 
 from _common import (
@@ -61,6 +65,34 @@ con.execute(f"CREATE TABLE pg.public.t_duck AS SELECT * FROM read_csv('{sys.argv
 """
 
 
+def server_cpu(url: str) -> float:
+    """CPU seconds the server's processes have used so far: the postmaster's own and its ended
+    children's (each connection's backend is reaped when it closes) and the live ones'."""
+    data = psql(url, "SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        pid = int(f.readline())
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int) -> list[str]:
+        return open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+
+    total = sum(int(x) for x in stat(pid)[11:15])  # utime, stime, cutime, cstime
+    for child in os.listdir("/proc"):
+        if child.isdigit():
+            try:
+                f = stat(int(child))
+                if int(f[1]) == pid:  # a live child: the checkpointer, walwriter, ...
+                    total += int(f[11]) + int(f[12])
+            except (OSError, IndexError):
+                pass
+    return total / tick
+
+
+def client_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -80,6 +112,7 @@ def main() -> None:
         "chute load": ("t_chute", [CHUTE, "load", str(csv), "--into", "t_chute", "--db", url, "--json"]),
     }
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}  # (client, server) CPU seconds
     inner: list[dict] = []
     for r in range(args.repeat):
         for label, (name, cmd) in variants.items():
@@ -89,7 +122,9 @@ def main() -> None:
             if name == "t_psql":
                 psql(url, f"CREATE TABLE t_psql ({COLUMNS_SQL})")
             psql(url, "CHECKPOINT")  # no dirty buffers left by the previous variant
+            client, server = client_cpu(), server_cpu(url)
             seconds, done = timed(cmd)
+            cpu[label].append((client_cpu() - client, server_cpu(url) - server))
             rows = count(url, name)
             if rows != args.rows:
                 raise SystemExit(f"{label}: {rows:,} rows in {name}, expected {args.rows:,}")
@@ -97,7 +132,8 @@ def main() -> None:
                 info = chute_json(done)
                 inner.append({"seconds": info["seconds"], **info["timings"]})
             times[label].append(seconds)
-            print(f"run {r + 1}: {label:20} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s", flush=True)
+            print(f"run {r + 1}: {label:20} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s  "
+                  f"CPU s: client {cpu[label][-1][0]:.2f}, server {cpu[label][-1][1]:.2f}", flush=True)
 
     print(f"\ncommands (URL={hide(url)}):")
     for label, (_, cmd) in variants.items():
@@ -112,8 +148,10 @@ def main() -> None:
 
     duck = min(times["DuckDB + postgres"])
     print()
-    table(["tool", "best s", "median s", "rows/s (best)", "/ DuckDB (best)"],
-          [[label, min(ts), median(ts), args.rows / min(ts), f"{min(ts) / duck:.2f}x"] for label, ts in times.items()])
+    table(["tool", "best s", "median s", "rows/s (best)", "/ DuckDB (best)", "client CPU s", "server CPU s"],
+          [[label, min(ts), median(ts), args.rows / min(ts), f"{min(ts) / duck:.2f}x",
+            median([c for c, _ in cpu[label]]), median([s for _, s in cpu[label]])] for label, ts in times.items()])
+    print("(CPU: medians; client = the command's process and its children, server = every PostgreSQL process, autovacuum's included)")
     ratio = min(times["chute load"]) / duck
     print(f"\nchute / DuckDB = {ratio:.2f}x (target <= {TARGET}x): {'met' if ratio <= TARGET else 'NOT met'}")
     if not args.keep_data:
