@@ -235,7 +235,7 @@ def test_rows_of_a_unit_that_rolled_back_are_not_kept(tmp_path):
     kept.reset()
     kept.rows("t", pl.DataFrame({"k": [2]}))
     kept.committed(10)
-    assert [f["k"].to_list() for f in kept.frames["t"]] == [[2]]
+    assert [k.frame["k"].to_list() for k in kept.frames["t"]] == [[2]]
     kept.close()
 
 
@@ -250,3 +250,28 @@ def test_only_tables_a_run_may_fill_alone_keep_their_rows(db_url):
         conn.execute("CREATE TABLE empty (k int); CREATE TABLE loaded (k int); INSERT INTO loaded VALUES (1);"
                      "CREATE TABLE replaced (k int); INSERT INTO replaced VALUES (1); CREATE TABLE plain (k int)")
         assert first_loads(conn, tables) == {"empty", "replaced"}
+
+
+def test_rows_appended_in_key_order_are_let_go_past_a_limit_and_a_later_break_goes_to_the_table(db_url, tmp_path):
+    """Units in key order are formatted into the file as they come; past `appended_limit` bytes
+    their frames are not kept (the stocks run's 2 M rows cost ~200 MB of peak memory). The file
+    still comes from memory; if a later unit breaks the order, it comes from the table."""
+    path = tmp_path / "t.csv"
+    units = [pl.DataFrame({"k": [i * 10 + j for j in range(10)], "v": [0.5] * 10}) for i in range(4)]
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
+        kept = ExportRows({"t": (["k"], path)}, appended_limit=units[0].estimated_size())
+        for rows in units:
+            load_unit(conn, kept, rows)
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "memory"
+        assert sum(k.frame is None for k in kept.frames["t"]) >= 2  # let go once in the file
+        assert path.read_bytes() == server_csv(conn, "SELECT * FROM t ORDER BY k")
+
+        conn.execute("DROP TABLE t")
+        conn.execute("CREATE TABLE t (k bigint PRIMARY KEY, v float8)")
+        kept = ExportRows({"t": (["k"], path)}, appended_limit=units[0].estimated_size())
+        for rows in [*units, pl.DataFrame({"k": [-1, 105], "v": [1.0, 2.0]})]:  # keys go back to -1
+            load_unit(conn, kept, rows)
+        assert write_export(conn, "p", "public", "t", ["k"], path, kept) == "table"
+        assert path.read_bytes() == server_csv(conn, "SELECT * FROM t ORDER BY k")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]

@@ -29,6 +29,11 @@ from chute.db.postgres import qualified
 from chute.ledger.files import LedgerRow
 
 KEPT_BYTES = 512 << 20  # rows kept in memory per run for exports; past this they are let go
+# Rows already appended to the file, in key order, still kept in case a later unit breaks the
+# order (then the file is written again, sorted, from memory). Past this they are let go, and
+# a later break sends the export to the table: the stocks example's 2 M rows (~200 MB) are
+# written in order, and keeping them all raised the run's peak memory by that much.
+KEPT_APPENDED_BYTES = 64 << 20
 _LOCK = 0x63687565  # advisory lock: one export per pipeline at a time
 # Collations (and database locales) that order text by code point, as polars sorts it.
 _CODE_POINT_ORDER = ["C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"]
@@ -41,28 +46,31 @@ class ExportRows:
     an export, with the unit's transaction id, so `write_export` can tell whether the table
     holds exactly these rows. A thread (`_Writing`) formats them into the file as they come."""
 
-    def __init__(self, exports: dict[str, tuple[list[str], Path]], limit: int = KEPT_BYTES):
+    def __init__(self, exports: dict[str, tuple[list[str], Path]], limit: int = KEPT_BYTES,
+                 appended_limit: int = KEPT_APPENDED_BYTES):
         self.exports = exports  # {table: (primary key, export path)}
-        self.frames: dict[str, list[pl.DataFrame] | None] = {t: [] for t in exports}
-        self.pending: dict[str, list[pl.DataFrame]] = {t: [] for t in exports}
+        self.frames: dict[str, list[_Kept] | None] = {t: [] for t in exports}
+        self.pending: dict[str, list[_Kept]] = {t: [] for t in exports}
         self.xids: list[int] = []
         self.limit = limit
+        self.appended_limit = appended_limit
         self.bytes = 0
         self.writers: dict[str, _Writing] = {}
 
     def rows(self, table: str, frame: pl.DataFrame) -> None:
         if self.frames.get(table) is None:
             return
-        self.pending[table].append(frame)
-        self.bytes += frame.estimated_size()
+        kept = _Kept(frame)
+        self.pending[table].append(kept)
+        self.bytes += kept.size
         if self.bytes > self.limit:  # too big to keep: the export is read from the table
             self.close()
             self.frames = dict.fromkeys(self.frames)
             self.reset()
             return
         if table not in self.writers:
-            self.writers[table] = _Writing(*self.exports[table])
-        self.writers[table].add(frame)
+            self.writers[table] = _Writing(*self.exports[table], self.appended_limit)
+        self.writers[table].add(kept)
 
     def statements(self, files: list[LedgerRow]) -> list[tuple[str, tuple]]:
         return []
@@ -75,7 +83,7 @@ class ExportRows:
         self.reset()
 
     def reset(self) -> None:
-        self.bytes = sum(f.estimated_size() for frames in self.frames.values() if frames for f in frames)
+        self.bytes = sum(k.size for kept in self.frames.values() if kept for k in kept)
         self.pending = {t: [] for t in self.pending}
 
     def writing(self, table: str, key: list[str], path: Path) -> _Writing | None:
@@ -83,14 +91,14 @@ class ExportRows:
         it holds exactly these). None when there are none, or polars cannot order them as
         PostgreSQL does."""
         frames = self.frames.get(table) if self.xids else None
-        usable = bool(frames) and _sortable(frames, key)
+        usable = bool(frames) and _sortable([k.schema for k in frames], key)
         writer = self.writers.pop(table, None)
         if writer and not (usable and (writer.key, writer.path) == (key, path)):
             writer.cancel()
             writer = None
         if not usable:
             return None
-        writer = writer or _Writing(key, path)
+        writer = writer or _Writing(key, path, self.appended_limit)
         writer.finish(frames)
         return writer
 
@@ -175,10 +183,21 @@ def _write_to(out, chunks, stop: threading.Event | None = None) -> bool:
     return True
 
 
-def _sortable(frames: list[pl.DataFrame], key: list[str]) -> bool:
-    """Whether polars orders these frames' rows by `key` as PostgreSQL does, and they agree on columns."""
-    types = frames[0].schema
-    return bool(key) and all(f.schema == types for f in frames) and all(types.get(k) in _SORTABLE for k in key)
+def _sortable(schemas: list[pl.Schema], key: list[str]) -> bool:
+    """Whether polars orders rows of these schemas by `key` as PostgreSQL does, and they agree on columns."""
+    types = schemas[0]
+    return bool(key) and all(s == types for s in schemas) and all(types.get(k) in _SORTABLE for k in key)
+
+
+class _Kept:
+    """A unit's rows for an export. The writer lets the frame go (None) once it is in the file,
+    in key order, past `KEPT_APPENDED_BYTES`; its schema, height and size stay."""
+
+    __slots__ = ("frame", "schema", "height", "size")
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame: pl.DataFrame | None = frame
+        self.schema, self.height, self.size = frame.schema, frame.height, frame.estimated_size()
 
 
 _WRITERS = itertools.count(1)  # each writer its own .partial file
@@ -192,11 +211,13 @@ class _Writing:
     per ticker), it is appended at once: most of the file is written while the server is still
     loading. `finish` names the rows the file must hold; unless they are exactly the frames
     appended (a unit rolled back, or the keys went back), the file is written again from them,
-    sorted as a whole. `done` tells whether the file holds them all (False: postgres_csv cannot
-    write these values, or cancelled)."""
+    sorted as a whole. Appended frames past `appended_limit` bytes are let go; if the file must
+    then be written again, it is not. `done` tells whether the file holds them all (False:
+    postgres_csv cannot write these values, rows were let go, or cancelled)."""
 
-    def __init__(self, key: list[str], path: Path):
+    def __init__(self, key: list[str], path: Path, appended_limit: int = KEPT_APPENDED_BYTES):
         self.key, self.path, self.partial = key, path, _partial(path, next(_WRITERS))
+        self.appended_limit = appended_limit
         self.columns: list[str] = []
         self.height = 0
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -204,11 +225,11 @@ class _Writing:
         self.done: Future[bool] = Future()
         threading.Thread(target=self._run, name="chute-export", daemon=True).start()
 
-    def add(self, frame: pl.DataFrame) -> None:
-        self.queue.put(frame)
+    def add(self, kept: _Kept) -> None:
+        self.queue.put(kept)
 
-    def finish(self, frames: list[pl.DataFrame]) -> None:
-        self.columns, self.height = frames[0].columns, sum(f.height for f in frames)
+    def finish(self, frames: list[_Kept]) -> None:
+        self.columns, self.height = list(frames[0].schema), sum(k.height for k in frames)
         self.queue.put(list(frames))
 
     def cancel(self) -> None:
@@ -228,8 +249,8 @@ class _Writing:
             self.done.set_exception(exc)
 
     def _write(self) -> bool:
-        appended: list[pl.DataFrame] = []
-        ordered, last = True, ()  # () sorts before every key
+        appended: list[_Kept] = []
+        ordered, last, held = True, (), 0  # () sorts before every key
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         with self.partial.open("wb") as out:
             while (item := self.queue.get()) is not None and not self.stop.is_set():
@@ -237,13 +258,20 @@ class _Writing:
                     if ordered and len(item) == len(appended) and all(a is b for a, b in zip(item, appended)):
                         return True
                     break
-                if ordered:
-                    last = self._append(out, item, last)
+                if ordered and item.frame is not None:
+                    last = self._append(out, item.frame, last)
                     ordered = last is not None
                     appended.append(item)
+                    held += item.size
+                    if ordered and held > self.appended_limit:  # in the file already: let them go
+                        for kept in appended:
+                            kept.frame = None
+                        held = 0
             else:
                 return False
-        rows = pl.concat(item, rechunk=False)
+        if any(k.frame is None for k in item):  # let go: the export is read from the table
+            return False
+        rows = pl.concat([k.frame for k in item], rechunk=False)
         if postgres_csv_unsupported(rows):
             return False
         return _write(self.partial, postgres_csv(rows.sort(self.key, maintain_order=True)), self.stop)
@@ -251,7 +279,7 @@ class _Writing:
     def _append(self, out, frame: pl.DataFrame, last: tuple) -> tuple | None:
         """Append the frame's rows, sorted, if they start at or after `last`. Returns the key the
         file now ends at; None when they were not appended (nor will any more be)."""
-        if not _sortable([frame], self.key) or postgres_csv_unsupported(frame):
+        if not _sortable([frame.schema], self.key) or postgres_csv_unsupported(frame):
             return None
         if frame.height:
             frame = frame.sort(self.key, maintain_order=True)
