@@ -9,6 +9,7 @@ format and why a column that looks like dates stays text.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -69,11 +70,13 @@ def infer_schema(head: pa.Buffer, source: Source, overrides: dict[str, str], dat
     `overrides`: --type COL=TYPE; `date_formats`: --date-format COL=FMT. A temporal override
     needs a format the values or the user give (or ISO, which pyarrow reads); else ConfigError."""
     plain = source.model_copy(update={"columns": {}, "formats": {}})
-    typed = read_records(head, plain, 1 << 30)[0].drop(ROW_COLUMN)
-    kinds = {name: from_polars(typed.schema[name]).name for name in typed.columns}
+    with ThreadPoolExecutor(1) as scan:  # the byte scan (numpy) runs while pyarrow parses
+        zeros = scan.submit(_may_lead_with_zero, head, source)
+        typed = read_records(head, plain, 1 << 30)[0].drop(ROW_COLUMN)
+        kinds = {name: from_polars(typed.schema[name]).name for name in typed.columns}
+        numbers_with_zeros = any(k in ("bigint", "double") for k in kinds.values()) and zeros.result()
     text = None  # the columns as text: only needed for markers read as NULL, or numbers with leading zeros
-    if any(typed.null_count().row(0)) or (
-            any(k in ("bigint", "double") for k in kinds.values()) and _may_lead_with_zero(head, source)):
+    if any(typed.null_count().row(0)) or numbers_with_zeros:
         as_text = source.model_copy(update={"null_values": [""], "formats": {},
                                             "columns": {c: "text" for c in typed.columns}})
         text = read_records(head, as_text, 1 << 30)[0].drop(ROW_COLUMN)

@@ -347,9 +347,9 @@ def _prefix(file: Path, size: int = 16 << 20) -> tuple[pa.Buffer, bool]:
         complete = len(head) <= size
     elif kind:
         head = decompress_head(head, size)
-    if not complete:
-        head = head[: head.rfind(b"\n") + 1]
-    return pa.py_buffer(head[:size] if complete else head), complete
+    if not complete:  # whole lines only (a slice of the buffer, not a copy)
+        return pa.py_buffer(head).slice(0, head.rfind(b"\n") + 1), complete
+    return pa.py_buffer(head[:size]), complete
 
 
 def _known_type(column: str, sql_type: str, table: str) -> str:
