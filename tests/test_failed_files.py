@@ -62,6 +62,7 @@ def test_forget_gone_resolves_them_in_the_ledger_and_keeps_their_history(stocks,
     assert done["forgotten"] == [BROKEN]
     after = status(cli, project)
     assert (after["overview"]["failed"], after["overview"]["gone"], after["failed_files"]) == (0, 0, [])
+    assert "failed" not in after["files"] and after["files"]["resolved"] == 1  # the files: line agrees
     [(state, error, resolved, how)] = query("SELECT status, error, resolved_at IS NOT NULL, resolution"
                                             " FROM chute.files WHERE name = %s", (BROKEN,))
     assert state == "failed" and error and resolved and "chute forget" in how  # history kept, resolution noted
@@ -83,6 +84,19 @@ def test_forget_by_name_stops_a_waiting_failure_from_failing_runs(stocks, cli, d
     write(project / "landing" / BROKEN, "Date,Open,High,Low,Close,Volume\n2017-01-02,1,2,0.5,1.5,100\n")
     cli("run", "-p", project, expect=EXIT_OK)
     assert query("SELECT count(*) FROM historical_stocks_data WHERE company_name = 'broken'") == [(1,)]
+
+
+def test_a_failed_file_landed_again_fixed_is_superseded_not_failed_in_status(stocks, cli, db_url):
+    project = broken(stocks)
+    cli("run", "-p", project, expect=EXIT_FAILED)
+    assert status(cli, project)["files"]["failed"] == 1
+    write(project / "landing" / BROKEN, "Date,Open,High,Low,Close,Volume\n2017-01-02,1,2,0.5,1.5,100\n")
+    cli("run", "-p", project, expect=EXIT_OK)
+    after = status(cli, project)
+    assert "failed" not in after["files"] and after["files"]["superseded"] == 1
+    assert after["overview"]["failed"] == 0 and after["failed_files"] == []
+    line = cli("status", "-p", project).output.splitlines()[0]
+    assert "1 superseded" in line and "failed" not in line
 
 
 def test_purging_a_files_dead_letter_resolves_it(stocks, cli, db_url, query):

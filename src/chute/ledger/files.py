@@ -288,8 +288,17 @@ def recent_runs(conn: psycopg.Connection, pipeline: str, limit: int = 10) -> lis
 
 
 def file_counts(conn: psycopg.Connection, pipeline: str) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) FROM chute.files WHERE pipeline = %s GROUP BY status",
-                        (pipeline,)).fetchall()
+    """Ledger rows (file versions) by state. A failure counts as `failed` only while it is open
+    (as failed_files lists them): `resolved` once someone resolved it, `superseded` once a later
+    version of the same name was recorded (the file was fixed and landed again)."""
+    rows = conn.execute("""
+        SELECT CASE WHEN f.status <> 'failed' THEN f.status
+                    WHEN f.resolved_at IS NOT NULL THEN 'resolved'
+                    WHEN EXISTS (SELECT 1 FROM chute.files g WHERE g.pipeline = f.pipeline AND g.name = f.name
+                                    AND g.updated_at >= f.updated_at
+                                    AND (g.updated_at > f.updated_at OR g.file_id > f.file_id)) THEN 'superseded'
+                    ELSE 'failed' END, count(*)
+          FROM chute.files f WHERE f.pipeline = %s GROUP BY 1""", (pipeline,)).fetchall()
     return {status: n for status, n in rows}
 
 
