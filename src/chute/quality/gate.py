@@ -337,7 +337,8 @@ class Gate:
                 "value", pl.coalesce("source_record", "raw_record").alias("raw_record"))
             parts.append(rows)
         if not parts:
-            return pl.DataFrame(schema={**_SCHEMA, "file_sha256": pl.String}).select(STAGE_SCHEMA.names).to_arrow().cast(STAGE_SCHEMA)
+            empty = pl.DataFrame(schema={**_SCHEMA, "file_sha256": pl.String})  # polars: pyarrow's imports pandas
+            return empty.select(STAGE_SCHEMA.names).to_arrow().cast(STAGE_SCHEMA)
         out = pl.concat([p.cast(_SCHEMA) for p in parts], how="vertical")
         out = out.with_columns(file_sha256=pl.col("file_name").replace_strict(sha, default=None, return_dtype=pl.String))
         return out.select(STAGE_SCHEMA.names).to_arrow().cast(STAGE_SCHEMA)
