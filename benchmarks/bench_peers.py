@@ -6,6 +6,9 @@ whole processes, interleaved, --repeat times each (best and median printed):
 * psql:    psql "$URL" -c "\\copy t_psql FROM 'FILE' CSV HEADER" into a table made beforehand
            (its CREATE TABLE is not timed);
 * adbc:    python -c: pyarrow.csv.read_csv(FILE) then ADBC's adbc_ingest (creates the table);
+* pgpq:    python -c: the least a Python client can do, by hand: pyarrow's streaming CSV reader
+           (types from its first block), each batch encoded by pgpq and sent by psycopg as
+           binary COPY FREEZE into a table created in the same transaction (no ledger);
 * duckdb:  python -c: DuckDB with its postgres extension as the pip wheels ship it,
            ATTACH 'URL' AS pg (TYPE postgres); CREATE TABLE pg.public.t_duck AS
            SELECT * FROM read_csv('FILE');
@@ -52,6 +55,22 @@ data = pc.read_csv(sys.argv[1])
 with pg.connect(sys.argv[2]) as conn, conn.cursor() as cur:
     cur.adbc_ingest("t_adbc", data, mode="create")
     conn.commit()
+"""
+
+PGPQ = """
+import sys, pyarrow as pa, pyarrow.csv as pc, psycopg
+from pgpq import ArrowToPostgresBinaryEncoder
+reader = pc.open_csv(sys.argv[1], read_options=pc.ReadOptions(block_size=8 << 20))
+types = {pa.float64(): "float8", pa.int64(): "bigint", pa.date32(): "date", pa.string(): "text"}
+columns = ", ".join(f'"{f.name}" {types[f.type]}' for f in reader.schema)
+encoder = ArrowToPostgresBinaryEncoder(reader.schema)
+with psycopg.connect(sys.argv[2]) as conn, conn.cursor() as cur:
+    cur.execute(f"CREATE TABLE t_pgpq ({columns})")
+    with cur.copy("COPY t_pgpq FROM STDIN (FORMAT binary, FREEZE)") as copy:
+        copy.write(encoder.write_header())
+        for batch in reader:
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
 """
 
 DUCKDB = """
@@ -108,6 +127,7 @@ def main() -> None:
     variants = {
         "psql \\copy": ("t_psql", psql_cmd(url, f"\\copy t_psql FROM '{csv}' CSV HEADER")),
         "pyarrow + ADBC": ("t_adbc", [sys.executable, "-c", ADBC, str(csv), url]),
+        "pyarrow + pgpq by hand": ("t_pgpq", [sys.executable, "-c", PGPQ, str(csv), url]),
         "DuckDB + postgres": ("t_duck", [sys.executable, "-c", DUCKDB, str(csv), url]),
         "chute load": ("t_chute", [CHUTE, "load", str(csv), "--into", "t_chute", "--db", url, "--json"]),
     }
