@@ -1,4 +1,4 @@
-"""read_ahead: the same items in order, errors passed on, bounded, and stopped early cleanly."""
+"""read_ahead: the same items in order, errors passed on, bounded, and stopped early cleanly; and the groups of small files a run reads ahead."""
 
 from __future__ import annotations
 
@@ -53,3 +53,20 @@ def test_stopping_early_closes_the_producer():
     assert next(stream) == 0
     stream.close()
     assert closed.is_set()
+
+
+def test_small_files_are_read_in_groups_of_at_most_8_mb_after_a_first_of_4():
+    """One group loads while the next is read, each ~5x its size in memory: the stocks run
+    peaked at ~720 MB with groups growing to batch_mb (64 MB), ~470 MB with 8 MB ones."""
+    from types import SimpleNamespace
+
+    from chute.run.runner import Runner
+    from chute.sources.base import FileEntry
+
+    files = [FileEntry(f"f{i}.csv", "", 100_000, 0, "") for i in range(2_000)]  # 200 MB of 100 KB files
+    groups = list(Runner._groups(SimpleNamespace(batch_bytes=64 << 20), files))
+    sizes = [sum(e.size for e in g) for g in groups]
+    assert sum(len(g) for g in groups) == len(files)
+    assert sizes[0] <= 4 << 20 and max(sizes) <= 8 << 20 and len(groups) >= 200_000_000 // (8 << 20)
+    small = list(Runner._groups(SimpleNamespace(batch_bytes=2 << 20), files))  # a smaller batch_mb caps them
+    assert max(sum(e.size for e in g) for g in small) <= 2 << 20
