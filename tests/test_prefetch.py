@@ -1,4 +1,5 @@
-"""read_ahead: the same items in order, errors passed on, bounded, and stopped early cleanly; and the groups of small files a run reads ahead."""
+"""read_ahead: the same items in order, errors passed on, bounded, and stopped early cleanly;
+and the groups of small files a run reads ahead."""
 
 from __future__ import annotations
 
