@@ -28,3 +28,13 @@ def test_a_run_with_nothing_new_imports_nothing_heavy(stocks, db_url, cli):
             f"try:\n    main(['run', '-p', {str(stocks)!r}, '--db', {db_url!r}, '--json'])\n"
             f"except SystemExit as exc:\n    assert exc.code == 0, exc.code")
     assert _imported_after(code) == []
+
+
+def test_the_cli_alone_imports_no_dataframes_database_driver_or_models():
+    """`chute --version`, `--help` and a mistyped command answer in ~0.1 s: polars, psycopg and
+    pydantic (~0.45 s together) come in with the command that needs them."""
+    probe = ("import chute.cli.main, sys\n"
+             "print('imported:', *(m for m in ('polars', 'psycopg', 'pydantic') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[1:] == []

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from chute.ledger import schema
 from chute.cli._common import (emit_json, ledger_of, report_replay, data_table, db_option, escape, json_option, out,
                   pipeline_option, project_option)
 
@@ -30,6 +29,7 @@ def filter_options(func):
 def _open(project_dir: Path, db_url: str | None, pipeline: str | None):
     """The pipeline's name and a connection to its database."""
     from chute.db.postgres import connect
+    from chute.ledger import schema
 
     _, name, url = ledger_of(project_dir, db_url, pipeline)
     conn = connect(url)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from chute.ledger import schema
 from chute.errors import ConfigError
 
 from chute.cli._common import data_table, emit_json, db_option, json_option, out, project_option  # noqa: E402
@@ -101,6 +100,7 @@ def _open(project_dir: Path, db_url: str | None):
     from chute.db.postgres import connect
     from chute.config.project import load_project
     from chute.db.resolve import resolve_database
+    from chute.ledger import schema
 
     project = load_project(project_dir)
     conn = connect(resolve_database(project, db_url, project_dir))
