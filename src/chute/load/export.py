@@ -1,6 +1,7 @@
 """A table's export file (`[tables.NAME] export = "processed/x.csv"`), rewritten after a run
-that loaded rows: every row of the table, ordered by its primary key, as PostgreSQL's
-`COPY (SELECT * FROM t ORDER BY key) TO STDOUT (FORMAT csv, HEADER)` writes it.
+that loaded rows: every row of the table, ordered by its primary key (a table with none: by
+its first column), as PostgreSQL's `COPY (SELECT * FROM t ORDER BY key) TO STDOUT (FORMAT csv,
+HEADER)` writes it.
 
 The server needs ~2 s to format 2 M rows as CSV. When the run itself wrote every row the table
 holds (a first load), the rows are still in memory: `ExportRows` holds them and `postgres_csv` writes
@@ -186,7 +187,15 @@ def _write_to(out, chunks, stop: threading.Event | None = None) -> bool:
 def _sortable(schemas: list[pl.Schema], key: list[str]) -> bool:
     """Whether polars orders rows of these schemas by `key` as PostgreSQL does, and they agree on columns."""
     types = schemas[0]
+    key = _order(key, types)
     return bool(key) and all(s == types for s in schemas) and all(types.get(k) in _SORTABLE for k in key)
+
+
+def _order(key: list[str], schema: pl.Schema) -> list[str]:
+    """The columns the export is sorted by: the primary key, or with none the first column
+    (`ORDER BY 1`, _export_query). Rows with the same first value: in the order they were
+    loaded here, in an order PostgreSQL chooses from the table; either is `ORDER BY 1`."""
+    return key or list(schema)[:1]
 
 
 class _Kept:
@@ -274,7 +283,7 @@ class _Writing:
         rows = pl.concat([k.frame for k in item], rechunk=False)
         if postgres_csv_unsupported(rows):
             return False
-        return _write(self.partial, postgres_csv(rows.sort(self.key, maintain_order=True)), self.stop)
+        return _write(self.partial, _sorted_csv(rows, _order(self.key, rows.schema)), self.stop)
 
     def _append(self, out, frame: pl.DataFrame, last: tuple) -> tuple | None:
         """Append the frame's rows, sorted, if they start at or after `last`. Returns the key the
@@ -282,8 +291,9 @@ class _Writing:
         if not _sortable([frame.schema], self.key) or postgres_csv_unsupported(frame):
             return None
         if frame.height:
-            frame = frame.sort(self.key, maintain_order=True)
-            ends = frame.select(self.key)
+            order = _order(self.key, frame.schema)
+            frame = frame.sort(order, maintain_order=True)
+            ends = frame.select(order)
             first = ends.row(0)
             if any(ends.null_count().row(0)) or first < last:
                 return None
@@ -292,6 +302,21 @@ class _Writing:
         if out.tell():
             next(chunks)  # the header is written once
         return last if _write_to(out, chunks, self.stop) else None
+
+
+def _sorted_csv(rows: pl.DataFrame, order: list[str]) -> Iterator[bytes | memoryview]:
+    """postgres_csv of `rows` sorted by `order`, NULLs last as PostgreSQL's ascending ORDER BY
+    puts them (a key column has none; a first column may). A slice is gathered at a time: a
+    sorted copy of all the rows would hold as much memory again as the rows themselves."""
+    index = rows.select(pl.arg_sort_by(order, maintain_order=True, nulls_last=True)).to_series()
+    if not rows.height:
+        yield from postgres_csv(rows)
+    for start in range(0, rows.height, SLICE_ROWS):
+        chunks = postgres_csv(rows.select(pl.all().gather(index.slice(start, SLICE_ROWS))))
+        header = next(chunks)
+        if not start:
+            yield header
+        yield from chunks
 
 
 def _table_holds(conn: psycopg.Connection, schema: str, table: str, columns: list[str], height: int,
