@@ -67,3 +67,100 @@ def test_rows_land_by_column_name_whatever_the_table_order(db_url):
 def test_a_type_with_no_column_type_is_refused_by_name():
     with pytest.raises(TypeError, match="duration"):
         sql_type(pa.duration("s"))
+
+
+# -- a load unit's COPY, left open across frames (load/unit.py, db/copy.py: CopyStream) -------------
+def _unit_and_target(db_url, table: str = "t", mode: str = "append", ddl: str = "k bigint NOT NULL, v text"):
+    import psycopg
+
+    from chute.coltypes import parse_type
+    from chute.db.target import Target
+    from chute.load.unit import LoadUnit
+
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({ddl})")
+    conn = connect_loader(db_url)
+    target = Target("public", table, mode, {"k": parse_type("bigint"), "v": parse_type("text")}, [])
+    return conn, LoadUnit(conn, "p", 0), target
+
+
+def _copies(monkeypatch) -> list[str]:
+    """The tables each COPY statement opened from now on went into."""
+    import chute.db.copy
+
+    opened: list[str] = []
+    original = chute.db.copy.CopyStream.__init__
+
+    def counting(self, cur, into, schema, freeze=False):
+        opened.append(into.as_string(cur.connection))
+        original(self, cur, into, schema, freeze)
+
+    monkeypatch.setattr(chute.db.copy.CopyStream, "__init__", counting)
+    return opened
+
+
+def test_the_frames_a_unit_writes_to_one_table_go_in_one_copy(db_url, monkeypatch):
+    import polars as pl
+    import psycopg
+
+    opened = _copies(monkeypatch)
+    conn, unit, target = _unit_and_target(db_url)
+    try:
+        for start in range(0, 300, 100):  # three blocks of one big file
+            unit.write(target, pl.DataFrame({"k": range(start, start + 100), "v": ["x"] * 100}))
+        assert len(opened) == 1  # the server never waits for one COPY to end and the next to start
+        unit.reject(pa.table({"x": [1]}))  # any other statement ends the COPY first...
+        unit.write(target, pl.DataFrame({"k": [300], "v": ["y"]}))
+        assert len(opened) == 3  # ...the stage's own COPY, then a new one for the next rows
+        unit.end_copy()
+        unit.rollback()
+    finally:
+        conn.close()
+    with psycopg.connect(db_url) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # rolled back: nothing
+
+
+def test_rows_a_kept_copy_could_not_take_fail_the_unit_with_the_tables_name(db_url):
+    import polars as pl
+    import psycopg
+
+    from chute.errors import DatabaseError
+    from chute.ledger.files import LedgerRow
+
+    conn, unit, target = _unit_and_target(db_url)
+    try:
+        unit.write(target, pl.DataFrame({"k": [1, 2], "v": ["a", "b"]}))
+        unit.write(target, pl.DataFrame({"k": [None, 4], "v": ["c", "d"]}, schema={"k": pl.Int64, "v": pl.String}))
+        with pytest.raises(DatabaseError, match=r"loading into public\.t failed: .*not-null constraint"):
+            unit.commit(list[LedgerRow]())  # the server's error comes when the COPY ends
+        unit.rollback()
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # the connection works on
+    finally:
+        conn.close()
+    with psycopg.connect(db_url) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+def test_frames_of_another_type_or_table_open_a_new_copy(db_url, monkeypatch):
+    import polars as pl
+
+    import dataclasses
+
+    import psycopg
+
+    opened = _copies(monkeypatch)
+    conn, unit, target = _unit_and_target(db_url)
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE IF EXISTS u; CREATE TABLE u (k bigint, v text)")
+    other = dataclasses.replace(target, table="u")
+    try:
+        unit.write(target, pl.DataFrame({"k": [1], "v": ["a"]}))
+        unit.write(other, pl.DataFrame({"k": [2], "v": ["b"]}))
+        unit.write(target, pl.DataFrame({"k": [3]}))  # no v: another Arrow schema, another statement
+        unit.write(target, pl.DataFrame({"k": [4]}))
+        unit.end_copy()
+        assert [o.split(".")[-1].strip('"') for o in opened] == ["t", "u", "t"]
+        assert conn.execute("SELECT array_agg(k ORDER BY k) FROM t").fetchone()[0] == [1, 3, 4]
+        unit.rollback()
+    finally:
+        conn.close()

@@ -22,15 +22,52 @@ COPY_BATCH_ROWS = 65_536
 def copy_arrow(cur: Cursor, into: sql.Composable, data: pa.Table, freeze: bool = False) -> None:
     """COPY the rows of `data` into table `into`, by column name. `freeze`: the rows are
     written frozen (the table must be new or truncated in this transaction, see LoadUnit)."""
-    data = _encodable(data)
-    encoder = ArrowToPostgresBinaryEncoder(data.schema)
-    columns = sql.SQL(", ").join(map(sql.Identifier, data.column_names))
-    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN ({})").format(into, columns, options)) as copy:
-        copy.write(encoder.write_header())
-        for batch in data.to_batches(max_chunksize=COPY_BATCH_ROWS):
-            copy.write(encoder.write_batch(batch))
-        copy.write(encoder.finish())
+    stream = CopyStream(cur, into, encodable(data).schema, freeze)
+    try:
+        stream.write(data)
+    except BaseException as exc:
+        stream.abort(exc)
+        raise
+    stream.close()
+
+
+class CopyStream:
+    """One COPY ... FROM STDIN (FORMAT binary) left open while tables of the same schema come:
+    a load unit sends every block of a big file into one statement. With a COPY per block the
+    server sat idle at each block's end, while the client waited for the COPY to finish and
+    then cast and encoded the next block's first rows (issue 27's profile).
+
+    While it is open the connection takes no other command (psycopg holds its lock): the
+    owner closes it first (LoadUnit does so before any statement)."""
+
+    def __init__(self, cur: Cursor, into: sql.Composable, schema: pa.Schema, freeze: bool = False):
+        self.into, self.schema, self.freeze = into, schema, freeze
+        self.encoder = ArrowToPostgresBinaryEncoder(schema)
+        columns = sql.SQL(", ").join(map(sql.Identifier, schema.names))
+        options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+        self._context = cur.copy(sql.SQL("COPY {} ({}) FROM STDIN ({})").format(into, columns, options))
+        self._copy = self._context.__enter__()
+        self._copy.write(self.encoder.write_header())
+
+    def takes(self, into: sql.Composable, schema: pa.Schema, freeze: bool) -> bool:
+        """Whether rows of `schema` for `into` can go into this COPY."""
+        return into == self.into and freeze == self.freeze and schema.equals(self.schema)
+
+    def write(self, data: pa.Table) -> None:
+        for batch in encodable(data).to_batches(max_chunksize=COPY_BATCH_ROWS):
+            self._copy.write(self.encoder.write_batch(batch))
+
+    def close(self) -> None:
+        """End the COPY: the server's error, if the rows broke a constraint, is raised here."""
+        self._copy.write(self.encoder.finish())
+        self._context.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """End the COPY with CopyFail (the transaction is then aborted; the caller rolls back)."""
+        try:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException:  # psycopg raises the failure it was given, or the server's error
+            pass
 
 
 def create_temporary(cur: Cursor, name: str, schema: pa.Schema) -> None:
@@ -58,7 +95,7 @@ def sql_type(t: pa.DataType) -> str:
     raise TypeError(f"no PostgreSQL column type for Arrow type {t}")
 
 
-def _encodable(data: pa.Table) -> pa.Table:
+def encodable(data: pa.Table) -> pa.Table:
     """pgpq has no encoder for Arrow's null type (a column with no value at all): send text NULLs;
     nor for nanosecond times (polars' pl.Time): PostgreSQL's time holds microseconds."""
     for i, field in enumerate(data.schema):

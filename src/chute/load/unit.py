@@ -1,7 +1,8 @@
 """One load unit: the rows of some files into their target tables, with the files' ledger
 rows and the run's counters, in ONE transaction on the load connection (postgres.connect_loader).
 
-Rows reach PostgreSQL by binary COPY from Arrow (db/copy.py). `append` and `replace` copy straight into
+Rows reach PostgreSQL by binary COPY from Arrow (db/copy.py), one statement per table left open
+while the unit's frames for it come (CopyStream). `append` and `replace` copy straight into
 the target; `merge` copies into an index-free temporary table, then upserts by primary key.
 A merge or append into an EMPTY table is a plain COPY: the table is locked and truncated (on a
 cluster with wal_level=minimal the COPY then skips the WAL), its primary key index is dropped
@@ -24,7 +25,7 @@ from chute.coltypes import ColumnType
 from chute.errors import DatabaseError
 from chute.formats.text import row_numbers
 from chute.quality import quarantine
-from chute.db.copy import copy_arrow, create_temporary
+from chute.db.copy import CopyStream, copy_arrow, create_temporary, encodable
 from chute.db.postgres import create_statements, qualified, redact
 from chute.db.target import Target
 
@@ -44,8 +45,12 @@ TRACKED_KEYS = 20_000_000  # staged rows per merge target whose keys LoadUnit._t
 
 class LoadUnit:
     def __init__(self, conn: psycopg.Connection, pipeline: str, run_id: int, allow_direct: bool = True):
-        self.conn = conn  # from connect_loader: not autocommit, $n placeholders
-        self.cur = conn.cursor()
+        self._conn = conn  # from connect_loader: not autocommit, $n placeholders
+        self._cur = conn.cursor()
+        # The COPY into a target left open for its next rows (db/copy.py: CopyStream); ended
+        # before any other statement: `conn` and `cur` end it before they are handed out.
+        self._stream: CopyStream | None = None
+        self._streaming: Target | None = None  # the target it writes to (for messages)
         self.pipeline = pipeline
         self.run_id = run_id
         self.staged: dict[str, Target] = {}
@@ -61,6 +66,26 @@ class LoadUnit:
         self.written: dict[str, int] = {}  # table -> rows written in this unit (whatever the nodes did to source_file)
         self.rejects = 0  # reject records staged for chute.rejects
         self.xid = 0  # the transaction's id, once committed (export.py tells its rows by it)
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        self.end_copy()
+        return self._conn
+
+    @property
+    def cur(self) -> psycopg.Cursor:
+        self.end_copy()
+        return self._cur
+
+    def end_copy(self) -> None:
+        """End the COPY left open (raising the server's error for its rows as write would)."""
+        if self._stream is None:
+            return
+        stream, target, self._stream, self._streaming = self._stream, self._streaming, None, None
+        try:
+            stream.close()
+        except Exception as exc:
+            raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
 
     def write(self, target: Target, frame: pl.DataFrame) -> None:
         """Send rows (already cast to the target's types) into the open transaction."""
@@ -85,6 +110,8 @@ class LoadUnit:
                 elif target.mode == "append" and target.table not in self.direct:
                     self.direct[target.table] = self.allow_direct and self._take_if_empty(target)
                 self._copy(target, frame)
+        except DatabaseError:  # the COPY of earlier rows, ended here (end_copy): its own message
+            raise
         except Exception as exc:
             raise DatabaseError(f"loading into {target.schema}.{target.table} failed: {_db_message(exc)}") from exc
         self.rows_written += frame.height
@@ -92,6 +119,7 @@ class LoadUnit:
 
     def add_column(self, target: Target, name: str, type_: ColumnType) -> None:
         """Additive schema evolution inside the load transaction: a new nullable column."""
+        self.end_copy()
         try:
             self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                 qualified(target.schema, target.table), sql.Identifier(name), sql.SQL(type_.sql)))
@@ -104,6 +132,7 @@ class LoadUnit:
         data's name for it. Two workers creating it at once take turns (an advisory lock on its
         name): the second finds the first's table and gets its columns (name -> SQL type) back
         instead; None when this unit created it."""
+        self.end_copy()
         try:
             self.cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"chute.create:{target.schema}.{target.table}",))
             self.cur.execute(
@@ -194,8 +223,14 @@ class LoadUnit:
             self.frozen.add(target.table)
 
     def _copy(self, target: Target, frame: pl.DataFrame) -> None:
-        copy_arrow(self.cur, qualified(target.schema, target.table), frame.to_arrow(),
-                   freeze=target.table in self.frozen)
+        """Rows into the target's COPY, left open for the next frame of the same table and types."""
+        into, data, freeze = qualified(target.schema, target.table), frame.to_arrow(), target.table in self.frozen
+        schema = encodable(data.slice(0, 0)).schema
+        if self._stream is not None and not self._stream.takes(into, schema, freeze):
+            self.end_copy()
+        if self._stream is None:
+            self._stream, self._streaming = CopyStream(self._cur, into, schema, freeze), target
+        self._stream.write(data)
 
     def _drop_primary_key(self, target: Target, primary_key: list[str]) -> None:
         """Drop the key ([name, definition]) until commit, where _build_primary_keys builds it
@@ -217,6 +252,7 @@ class LoadUnit:
     def commit(self, files: list[ledger.LedgerRow], extra: list[tuple[str, tuple]] = ()) -> None:
         """Merge staged rows, write the files' ledger rows, rejects, the run counters and any
         `extra` statements ($n parameters), commit."""
+        self.end_copy()
         try:
             for target in self.staged.values():
                 self._merge(target)
@@ -243,8 +279,11 @@ class LoadUnit:
         self._drop_stages()
 
     def rollback(self) -> None:
+        stream, self._stream, self._streaming = self._stream, None, None
+        if stream is not None:  # CopyFail first: the connection takes no ROLLBACK during a COPY
+            stream.abort(RuntimeError("the load unit rolled back"))
         try:
-            self.conn.rollback()
+            self._conn.rollback()
         except Exception:  # the connection may be gone; the server rolls back on its own
             pass
 
