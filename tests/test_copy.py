@@ -164,3 +164,27 @@ def test_frames_of_another_type_or_table_open_a_new_copy(db_url, monkeypatch):
         unit.rollback()
     finally:
         conn.close()
+
+
+def test_merge_frames_are_staged_in_one_copy_and_merged_at_commit(db_url, monkeypatch):
+    import dataclasses
+
+    import polars as pl
+    import psycopg
+
+    opened = _copies(monkeypatch)
+    conn, unit, target = _unit_and_target(db_url, mode="merge", ddl="k bigint PRIMARY KEY, v text")
+    target = dataclasses.replace(target, primary_key=["k"])
+    conn.execute("INSERT INTO t VALUES (0, 'old'), (1, 'old')")
+    conn.commit()
+    try:
+        for start in range(0, 300, 100):  # a table that holds rows: merged through a stage
+            unit.write(target, pl.DataFrame({"k": range(start, start + 100), "v": ["new"] * 100}))
+        assert [o.split(".")[-1].strip('"') for o in opened] == ["chute_stage_public_t"]
+        unit._merge(target)  # what commit() does first (the ledger rows after it are tested with the runner)
+        assert unit.cur.execute("SELECT count(*), count(*) FILTER (WHERE v = 'new') FROM t").fetchone() == (300, 300)
+        unit.rollback()
+    finally:
+        conn.close()
+    with psycopg.connect(db_url) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 2  # rolled back: as it was

@@ -60,6 +60,7 @@ class LoadUnit:
         self.direct: dict[str, bool] = {}  # merge and append targets that were empty: COPY straight in
         self.rebuild: dict[str, tuple[Target, list[str]]] = {}  # primary keys (name, definition) to build at commit
         self.frozen: set[str] = set()  # tables this transaction truncated: their rows are COPYed FREEZE (_truncate)
+        self.stages: set[str] = set()  # merge stages (temporary tables) this unit created
         self.seq = 0
         self.staged_rows: dict[str, int] = {}  # rows staged per merge target
         self.rows_written = 0
@@ -100,7 +101,11 @@ class LoadUnit:
                 self._track_keys(target, frame)
                 frame = frame.with_columns(row_numbers(SEQ, self.seq, frame.height))
                 self.seq += frame.height
-                self._stage(self._stage_name(target), frame.to_arrow())
+                name, data = self._stage_name(target), frame.to_arrow()
+                if name not in self.stages:  # created once: a statement per frame would end the COPY
+                    create_temporary(self.cur, name, data.schema)
+                    self.stages.add(name)
+                self._send(sql.Identifier(name), data, False, target)
                 self.staged[target.table] = target
                 self.staged_rows[target.table] = self.staged_rows.get(target.table, 0) + frame.height
             else:
@@ -223,8 +228,11 @@ class LoadUnit:
             self.frozen.add(target.table)
 
     def _copy(self, target: Target, frame: pl.DataFrame) -> None:
-        """Rows into the target's COPY, left open for the next frame of the same table and types."""
-        into, data, freeze = qualified(target.schema, target.table), frame.to_arrow(), target.table in self.frozen
+        self._send(qualified(target.schema, target.table), frame.to_arrow(), target.table in self.frozen, target)
+
+    def _send(self, into: sql.Composable, data: pa.Table, freeze: bool, target: Target) -> None:
+        """Rows into table `into` (the target, or its merge stage) by the COPY left open for the
+        next frame of the same table and types."""
         schema = encodable(data.slice(0, 0)).schema
         if self._stream is not None and not self._stream.takes(into, schema, freeze):
             self.end_copy()
@@ -282,6 +290,7 @@ class LoadUnit:
         stream, self._stream, self._streaming = self._stream, None, None
         if stream is not None:  # CopyFail first: the connection takes no ROLLBACK during a COPY
             stream.abort(RuntimeError("the load unit rolled back"))
+        self.stages.clear()  # temporary tables created in the transaction are gone with it
         try:
             self._conn.rollback()
         except Exception:  # the connection may be gone; the server rolls back on its own
@@ -364,6 +373,7 @@ class LoadUnit:
             self.rejects = 0
         self.conn.commit()
         self.staged.clear()
+        self.stages.clear()
 
     @staticmethod
     def _stage_name(target: Target) -> str:
