@@ -359,8 +359,12 @@ class LoadUnit:
         match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in target.primary_key)
         self._exec(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(into))
         # The subquery reads the stage as it was before this statement: only staged keys count.
+        # A hash anti-join: the planner's merge join sorts the stage and reads the table by its
+        # key index, fetching every row from the heap (2 M rows: 3.1-3.4 s against 1.4-1.7 s).
+        self._exec(sql.SQL("SET LOCAL enable_mergejoin = off"))
         self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} s WHERE {})")
                    .format(stage, cols, cols, into, stage, match))
+        self._exec(sql.SQL("RESET enable_mergejoin"))
         self._exec(sql.SQL("TRUNCATE {}").format(into))
         self._drop_primary_key(target, primary_key)
         self._exec(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, cols, cols, stage))
