@@ -95,3 +95,49 @@ def test_a_consumer_waits_for_a_peer_holding_the_extraction_without_spending_an_
         assert result["chain"]["claimed"] == 1 and result["chain"]["acknowledged"] == 1 and result["chain"]["failed"] == 0
     assert query("SELECT status, attempts FROM chute.queue ORDER BY message_id") == [("done", 1), ("done", 1)]
     assert query("SELECT order_id, shop_id FROM orders ORDER BY 1") == [(10, 1), (11, 1), (20, 2)]
+
+
+def test_a_consumer_whose_files_a_peer_claimed_first_waits_for_the_peers_load(
+        tmp_path, api_server, db_url, cli, query, monkeypatch):
+    """Every run of a stage loads all of its new files, so a peer consumer that lists the landing
+    zone first claims the files this consumer just extracted (CI met this race). The consumer
+    then waits for the peer's load to commit instead of failing the message."""
+    import time
+
+    import psycopg
+
+    from chute.config.project import load_project
+    from chute.ledger.summary import RunSummary
+    from chute.run.runner import Runner
+    from chute.sources.selection import Selection
+
+    up, down, gate = setup(tmp_path, api_server, per_run=1)
+    gate.set()
+    run(cli, down)  # subscribes
+    cli("extract", "-p", up)
+    run(cli, up)
+    peers: list[threading.Thread] = []
+
+    def a_peer_took_them(self, *, selection, details, commit_hooks):
+        """This consumer's own load: a peer claimed its new files a moment before, and loads
+        them (its claims held, as a run holds them, until its transaction commits)."""
+        names = sorted(str(p.relative_to(down / "landing")) for p in (down / "landing").rglob("*") if p.is_file())
+        peer = Runner(load_project(down), db_url, pipeline_name=self.pipeline, consume=False,
+                      selection=Selection(only=names))
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO chute.claims (pipeline, name, worker, expires_at)"
+                         " SELECT %s, n, %s, now() + interval '1 minute' FROM unnest(%s::text[]) n",
+                         (self.pipeline, peer.worker.id, names))
+        thread = threading.Thread(target=lambda: (time.sleep(1.0), peer.run()))
+        thread.start()
+        peers.append(thread)
+        return RunSummary(None, self.pipeline, "succeeded")  # nothing left for this run to load
+
+    monkeypatch.setattr(Runner, "following", a_peer_took_them)
+    result = run(cli, down)
+    for thread in peers:
+        thread.join(30)
+    assert result["status"] == "succeeded", (result.get("error"), result.get("chain"))
+    assert result["chain"]["acknowledged"] == 1 and result["chain"]["failed"] == 0, result
+    assert query("SELECT status, attempts FROM chute.queue ORDER BY message_id") == [("done", 1), ("ready", 0)]
+    assert query("SELECT order_id FROM orders ORDER BY 1") == [(10,), (11,)]

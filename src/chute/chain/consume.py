@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chute.ledger import schema
@@ -125,7 +126,11 @@ def consume(outer: Stage) -> "RunSummary":
             only = sorted({n for names in files_of.values() for n in names}) if follow.on == "files" else None
             summary = outer.following(selection=Selection(only=only), details=details, commit_hooks=[acker])
         # Work that had nothing new to load (no files, or files already loaded): acknowledged here.
-        settled = _settled(conn, stage, {mid: acker.remaining.get(mid, set()) for mid in working})
+        remaining = {mid: acker.remaining.get(mid, set()) for mid in working if mid not in acker.acked}
+        settled = _settled(conn, stage, remaining)
+        unsettled = {n for left in remaining.values() for n in left} - settled
+        if unsettled and _wait_for_peers(conn, stage, unsettled, outer.stop, limit=PEER_WAIT_LEASES * lease):
+            settled = _settled(conn, stage, remaining)
         for mid in working:
             if mid in acker.acked:
                 continue
@@ -152,6 +157,25 @@ def consume(outer: Stage) -> "RunSummary":
         if heartbeat is not None:
             heartbeat.stop()
         conn.close()
+
+
+# How long, in leases, a consumer waits for a peer's run that claimed its files (a live peer
+# renews its claims; a dead one's lapse within a lease, which ends the wait sooner).
+PEER_WAIT_LEASES = 30
+
+
+def _wait_for_peers(conn, stage: str, names: set[str], stop: threading.Event, limit: float) -> bool:
+    """Whether peers held claims on any of these files: then wait until they hold none (or
+    `limit` seconds pass, or we are stopped). Every run of a stage loads all of its new files,
+    so a peer consumer that listed the landing zone first may be loading the files this
+    consumer extracted; its transaction commits them, then it lets the claims go."""
+    query = ("SELECT count(*) FROM chute.claims WHERE pipeline = %s AND name = ANY(%s) AND expires_at > now()")
+    held = conn.execute(query, (stage, sorted(names))).fetchone()[0]
+    deadline = time.monotonic() + limit
+    waited = bool(held)
+    while held and time.monotonic() < deadline and not stop.wait(0.1):
+        held = conn.execute(query, (stage, sorted(names))).fetchone()[0]
+    return waited
 
 
 def _settled(conn, stage: str, remaining: dict[int, set[str]]) -> set[str]:
