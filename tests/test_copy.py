@@ -188,3 +188,31 @@ def test_merge_frames_are_staged_in_one_copy_and_merged_at_commit(db_url, monkey
         conn.close()
     with psycopg.connect(db_url) as check:
         assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 2  # rolled back: as it was
+
+
+def test_a_unit_whose_connection_breaks_mid_copy_rolls_back_without_hanging(db_url):
+    """psycopg holds the connection's lock while a COPY is open: a unit must end the COPY
+    (CopyFail, or closing it on a broken connection) before anything else, or it would wait
+    on that lock for ever."""
+    import threading
+
+    import polars as pl
+    import psycopg
+
+    from chute.errors import DatabaseError
+
+    conn, unit, target = _unit_and_target(db_url)
+    try:
+        unit.write(target, pl.DataFrame({"k": [1], "v": ["a"]}))  # the COPY is open
+        pid = conn.info.backend_pid
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(DatabaseError, match="loading into public.t failed"):
+            for _ in range(200):  # until the client notices the server is gone
+                unit.write(target, pl.DataFrame({"k": range(10_000), "v": ["x" * 100] * 10_000}))
+        done = threading.Thread(target=unit.rollback, daemon=True)
+        done.start()
+        done.join(10)
+        assert not done.is_alive(), "rollback hung on the connection's lock"
+    finally:
+        conn.close()

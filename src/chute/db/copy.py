@@ -47,7 +47,11 @@ class CopyStream:
         options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
         self._context = cur.copy(sql.SQL("COPY {} ({}) FROM STDIN ({})").format(into, columns, options))
         self._copy = self._context.__enter__()
-        self._copy.write(self.encoder.write_header())
+        try:
+            self._copy.write(self.encoder.write_header())
+        except BaseException as exc:  # nobody holds this stream yet: end the COPY (and its lock) here
+            self.abort(exc)
+            raise
 
     def takes(self, into: sql.Composable, schema: pa.Schema, freeze: bool) -> bool:
         """Whether rows of `schema` for `into` can go into this COPY."""
@@ -59,7 +63,11 @@ class CopyStream:
 
     def close(self) -> None:
         """End the COPY: the server's error, if the rows broke a constraint, is raised here."""
-        self._copy.write(self.encoder.finish())
+        try:
+            self._copy.write(self.encoder.finish())
+        except BaseException as exc:  # the connection broke: end the COPY (and its lock) all the same
+            self.abort(exc)
+            raise
         self._context.__exit__(None, None, None)
 
     def abort(self, exc: BaseException) -> None:
