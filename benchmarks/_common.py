@@ -96,6 +96,39 @@ def psql_cmd(url: str, command: str) -> list[str]:
     return ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command]
 
 
+def reset(url: str, name: str) -> None:
+    """Drop the table and forget chute's ledger rows for it, so the next load is a first load."""
+    psql(url, f"DROP TABLE IF EXISTS {name}")
+    if psql(url, "SELECT to_regclass('chute.files') IS NOT NULL") == "t":
+        psql(url, f"DELETE FROM chute.files WHERE pipeline = 'load:public.{name}'")
+    psql(url, "CHECKPOINT")  # start each run with no dirty buffers left by the previous one
+
+
+def server_cpu(url: str) -> float:
+    """CPU seconds the server's processes have used so far: the postmaster's own and its ended
+    children's (each connection's backend is reaped when it closes) and the live ones'. The
+    server must run on this machine."""
+    data = psql(url, "SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        pid = int(f.readline())
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int) -> list[str]:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    total = sum(int(x) for x in stat(pid)[11:15])  # utime, stime, cutime, cstime
+    for child in os.listdir("/proc"):
+        if child.isdigit():
+            try:
+                f = stat(int(child))
+                if int(f[1]) == pid:  # a live child: the checkpointer, walwriter, ...
+                    total += int(f[11]) + int(f[12])
+            except (OSError, IndexError):
+                pass
+    return total / tick
+
+
 def chute_json(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout)
 

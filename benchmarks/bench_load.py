@@ -18,18 +18,10 @@ from __future__ import annotations
 
 import argparse
 
-from _common import (CHUTE, COLUMNS_SQL, chute_json, cluster, count, fresh_database, hide, median,
+from _common import (CHUTE, COLUMNS_SQL, chute_json, cluster, count, fresh_database, hide, median, reset,
                      print_machine, psql, psql_cmd, show, table, timed, prices_csv)
 
 TARGET = 1.5
-
-
-def reset(url: str, name: str) -> None:
-    """Drop the table and forget chute's ledger rows for it, so the next load is a first load."""
-    psql(url, f"DROP TABLE IF EXISTS {name}")
-    if psql(url, "SELECT to_regclass('chute.files') IS NOT NULL") == "t":
-        psql(url, f"DELETE FROM chute.files WHERE pipeline = 'load:public.{name}'")
-    psql(url, "CHECKPOINT")  # start each run with no dirty buffers left by the previous one
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ DuckDB's.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 
@@ -42,6 +41,8 @@ from _common import (
     print_machine,
     psql,
     psql_cmd,
+    reset,
+    server_cpu,
     show,
     table,
     timed,
@@ -84,29 +85,6 @@ con.execute(f"CREATE TABLE pg.public.t_duck AS SELECT * FROM read_csv('{sys.argv
 """
 
 
-def server_cpu(url: str) -> float:
-    """CPU seconds the server's processes have used so far: the postmaster's own and its ended
-    children's (each connection's backend is reaped when it closes) and the live ones'."""
-    data = psql(url, "SELECT setting FROM pg_settings WHERE name = 'data_directory'")
-    with open(os.path.join(data, "postmaster.pid")) as f:
-        pid = int(f.readline())
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def stat(p: int) -> list[str]:
-        return open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-
-    total = sum(int(x) for x in stat(pid)[11:15])  # utime, stime, cutime, cstime
-    for child in os.listdir("/proc"):
-        if child.isdigit():
-            try:
-                f = stat(int(child))
-                if int(f[1]) == pid:  # a live child: the checkpointer, walwriter, ...
-                    total += int(f[11]) + int(f[12])
-            except (OSError, IndexError):
-                pass
-    return total / tick
-
-
 def client_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -136,12 +114,9 @@ def main() -> None:
     inner: list[dict] = []
     for r in range(args.repeat):
         for label, (name, cmd) in variants.items():
-            psql(url, f"DROP TABLE IF EXISTS {name}")
-            if psql(url, "SELECT to_regclass('chute.files') IS NOT NULL") == "t":
-                psql(url, f"DELETE FROM chute.files WHERE pipeline = 'load:public.{name}'")
+            reset(url, name)
             if name == "t_psql":
                 psql(url, f"CREATE TABLE t_psql ({COLUMNS_SQL})")
-            psql(url, "CHECKPOINT")  # no dirty buffers left by the previous variant
             client, server = client_cpu(), server_cpu(url)
             seconds, done = timed(cmd)
             cpu[label].append((client_cpu() - client, server_cpu(url) - server))

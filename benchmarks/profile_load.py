@@ -33,8 +33,9 @@ import subprocess
 import sys
 import time
 
-from _common import chute_json, cluster, fresh_database, median, prices_csv, print_machine, psql, table
-from bench_peers import DUCKDB, server_cpu
+from _common import (chute_json, cluster, fresh_database, median, prices_csv, print_machine, psql, reset,
+                     server_cpu, table)
+from bench_peers import DUCKDB
 
 DRIVER = r"""
 import os, sys, time
@@ -161,10 +162,7 @@ def main() -> None:
     timelines: dict[str, list] = {}
     for r in range(args.repeat):
         for tool in ("chute", "duckdb") if have_duckdb else ("chute",):
-            psql(url, "DROP TABLE IF EXISTS t_profile; DROP TABLE IF EXISTS t_duck")
-            if psql(url, "SELECT to_regclass('chute.files') IS NOT NULL") == "t":
-                psql(url, "DELETE FROM chute.files")
-            psql(url, "CHECKPOINT")
+            reset(url, "t_profile" if tool == "chute" else "t_duck")
             samples: list | None = None
             if args.timeline:
                 samples = timelines[tool] = []

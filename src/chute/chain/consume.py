@@ -25,7 +25,7 @@ from chute.db.postgres import connect
 from chute.errors import ChuteError, ConfigError, RunInProgress
 from chute.ledger.heartbeat import Heartbeat
 from chute.ledger import files as ledger
-from chute.ledger import queue
+from chute.ledger import queue, workers
 from chute.chain.publish import Acker
 from chute.sources.selection import Selection
 
@@ -169,12 +169,12 @@ def _wait_for_peers(conn, stage: str, names: set[str], stop: threading.Event, li
     `limit` seconds pass, or we are stopped). Every run of a stage loads all of its new files,
     so a peer consumer that listed the landing zone first may be loading the files this
     consumer extracted; its transaction commits them, then it lets the claims go."""
-    query = ("SELECT count(*) FROM chute.claims WHERE pipeline = %s AND name = ANY(%s) AND expires_at > now()")
-    held = conn.execute(query, (stage, sorted(names))).fetchone()[0]
+    listed = sorted(names)
+    held = workers.live_claims(conn, stage, listed)
     deadline = time.monotonic() + limit
     waited = bool(held)
     while held and time.monotonic() < deadline and not stop.wait(0.1):
-        held = conn.execute(query, (stage, sorted(names))).fetchone()[0]
+        held = workers.live_claims(conn, stage, listed)
     return waited
 
 

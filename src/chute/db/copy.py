@@ -22,7 +22,8 @@ COPY_BATCH_ROWS = 65_536
 def copy_arrow(cur: Cursor, into: sql.Composable, data: pa.Table, freeze: bool = False) -> None:
     """COPY the rows of `data` into table `into`, by column name. `freeze`: the rows are
     written frozen (the table must be new or truncated in this transaction, see LoadUnit)."""
-    stream = CopyStream(cur, into, encodable(data).schema, freeze)
+    data = encodable(data)
+    stream = CopyStream(cur, into, data.schema, freeze)
     try:
         stream.write(data)
     except BaseException as exc:
@@ -58,7 +59,8 @@ class CopyStream:
         return into == self.into and freeze == self.freeze and schema.equals(self.schema)
 
     def write(self, data: pa.Table) -> None:
-        for batch in encodable(data).to_batches(max_chunksize=COPY_BATCH_ROWS):
+        """Rows of this stream's schema (`encodable` already applied)."""
+        for batch in data.to_batches(max_chunksize=COPY_BATCH_ROWS):
             self._copy.write(self.encoder.write_batch(batch))
 
     def close(self) -> None:

@@ -122,6 +122,12 @@ class Worker:
                      (self.pipeline, self.id, list(names)))
 
 
+def live_claims(conn: psycopg.Connection, pipeline: str, names: list[str]) -> int:
+    """How many of these files some worker (any, this one included) holds a live claim on."""
+    return conn.execute("SELECT count(*) FROM chute.claims WHERE pipeline = %s AND name = ANY(%s)"
+                        " AND expires_at > now()", (pipeline, names)).fetchone()[0]
+
+
 def reap(conn: psycopg.Connection, pipeline: str) -> int:
     """Expire workers of this host whose process is gone, and mark runs no live worker holds
     as abandoned. Returns how many runs were abandoned."""

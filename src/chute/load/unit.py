@@ -233,11 +233,11 @@ class LoadUnit:
     def _send(self, into: sql.Composable, data: pa.Table, freeze: bool, target: Target) -> None:
         """Rows into table `into` (the target, or its merge stage) by the COPY left open for the
         next frame of the same table and types."""
-        schema = encodable(data.slice(0, 0)).schema
-        if self._stream is not None and not self._stream.takes(into, schema, freeze):
+        data = encodable(data)
+        if self._stream is not None and not self._stream.takes(into, data.schema, freeze):
             self.end_copy()
         if self._stream is None:
-            self._stream, self._streaming = CopyStream(self._cur, into, schema, freeze), target
+            self._stream, self._streaming = CopyStream(self._cur, into, data.schema, freeze), target
         self._stream.write(data)
 
     def _drop_primary_key(self, target: Target, primary_key: list[str]) -> None:
